@@ -1,0 +1,265 @@
+//! The error of every operation in this crate: which operation, on which
+//! interface, and the errno the kernel returned.
+
+use core::fmt;
+use std::io;
+
+use crate::InterfaceName;
+
+/// The operation that failed: one per ioctl or syscall this crate issues.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+#[allow(missing_docs)] // each variant is named after the kernel's request
+pub enum Op {
+    /// `open("/dev/net/tun")`.
+    OpenTun,
+    /// `socket()` for the interface-configuration control socket.
+    ControlSocket,
+    /// `unshare(CLONE_NEWNET)`.
+    UnshareNetns,
+    /// `setns(fd, CLONE_NEWNET)`.
+    SetNetns,
+    TunSetIff,
+    TunGetIff,
+    TunSetPersist,
+    TunSetOwner,
+    TunSetGroup,
+    TunSetLink,
+    TunGetFeatures,
+    TunSetOffload,
+    TunSetTxFilter,
+    TunGetSndBuf,
+    TunSetSndBuf,
+    TunGetVnetHdrSz,
+    TunSetVnetHdrSz,
+    TunSetQueue,
+    TunSetIfIndex,
+    TunSetVnetLe,
+    TunGetVnetLe,
+    TunSetVnetBe,
+    TunGetVnetBe,
+    TunSetSteeringEbpf,
+    TunSetFilterEbpf,
+    TunSetCarrier,
+    TunGetDevNetns,
+    SiocGIfFlags,
+    SiocSIfFlags,
+    SiocGIfMtu,
+    SiocSIfMtu,
+    SiocGIfHwAddr,
+    SiocSIfHwAddr,
+    SiocGIfTxQLen,
+    SiocSIfTxQLen,
+    SiocSIfName,
+    SiocGIfIndex,
+}
+
+impl Op {
+    /// The kernel's name for the operation, as in `if_tun.h` or `sockios.h`.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Op::OpenTun => "open /dev/net/tun",
+            Op::ControlSocket => "socket(AF_INET, SOCK_DGRAM)",
+            Op::UnshareNetns => "unshare(CLONE_NEWNET)",
+            Op::SetNetns => "setns(CLONE_NEWNET)",
+            Op::TunSetIff => "TUNSETIFF",
+            Op::TunGetIff => "TUNGETIFF",
+            Op::TunSetPersist => "TUNSETPERSIST",
+            Op::TunSetOwner => "TUNSETOWNER",
+            Op::TunSetGroup => "TUNSETGROUP",
+            Op::TunSetLink => "TUNSETLINK",
+            Op::TunGetFeatures => "TUNGETFEATURES",
+            Op::TunSetOffload => "TUNSETOFFLOAD",
+            Op::TunSetTxFilter => "TUNSETTXFILTER",
+            Op::TunGetSndBuf => "TUNGETSNDBUF",
+            Op::TunSetSndBuf => "TUNSETSNDBUF",
+            Op::TunGetVnetHdrSz => "TUNGETVNETHDRSZ",
+            Op::TunSetVnetHdrSz => "TUNSETVNETHDRSZ",
+            Op::TunSetQueue => "TUNSETQUEUE",
+            Op::TunSetIfIndex => "TUNSETIFINDEX",
+            Op::TunSetVnetLe => "TUNSETVNETLE",
+            Op::TunGetVnetLe => "TUNGETVNETLE",
+            Op::TunSetVnetBe => "TUNSETVNETBE",
+            Op::TunGetVnetBe => "TUNGETVNETBE",
+            Op::TunSetSteeringEbpf => "TUNSETSTEERINGEBPF",
+            Op::TunSetFilterEbpf => "TUNSETFILTEREBPF",
+            Op::TunSetCarrier => "TUNSETCARRIER",
+            Op::TunGetDevNetns => "TUNGETDEVNETNS",
+            Op::SiocGIfFlags => "SIOCGIFFLAGS",
+            Op::SiocSIfFlags => "SIOCSIFFLAGS",
+            Op::SiocGIfMtu => "SIOCGIFMTU",
+            Op::SiocSIfMtu => "SIOCSIFMTU",
+            Op::SiocGIfHwAddr => "SIOCGIFHWADDR",
+            Op::SiocSIfHwAddr => "SIOCSIFHWADDR",
+            Op::SiocGIfTxQLen => "SIOCGIFTXQLEN",
+            Op::SiocSIfTxQLen => "SIOCSIFTXQLEN",
+            Op::SiocSIfName => "SIOCSIFNAME",
+            Op::SiocGIfIndex => "SIOCGIFINDEX",
+        }
+    }
+}
+
+impl fmt::Display for Op {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A failed operation: what was tried, on which interface, and the errno.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Error {
+    op: Op,
+    interface: Option<InterfaceName>,
+    errno: i32,
+}
+
+impl Error {
+    /// An error of `op` with `errno`.
+    pub const fn new(op: Op, errno: i32) -> Self {
+        Self {
+            op,
+            interface: None,
+            errno,
+        }
+    }
+
+    /// The error of `op` from the calling thread's `errno`.
+    pub(crate) fn last(op: Op) -> Self {
+        let errno = io::Error::last_os_error()
+            .raw_os_error()
+            .unwrap_or(libc::EIO);
+        Self::new(op, errno)
+    }
+
+    /// The same error, naming the interface it concerned.
+    #[must_use]
+    pub const fn with_interface(mut self, name: InterfaceName) -> Self {
+        self.interface = Some(name);
+        self
+    }
+
+    /// The operation that failed.
+    pub const fn op(&self) -> Op {
+        self.op
+    }
+
+    /// The interface concerned, when known.
+    pub const fn interface(&self) -> Option<InterfaceName> {
+        self.interface
+    }
+
+    /// The raw errno.
+    pub const fn errno(&self) -> i32 {
+        self.errno
+    }
+
+    /// EBUSY: the name is held by another fd (or the device is not multi-queue).
+    pub const fn is_busy(&self) -> bool {
+        self.errno == libc::EBUSY
+    }
+
+    /// EPERM/EACCES: CAP_NET_ADMIN (or ownership of the device) is missing.
+    pub const fn is_permission_denied(&self) -> bool {
+        self.errno == libc::EPERM || self.errno == libc::EACCES
+    }
+
+    /// The operation is not known to this kernel (ENOTTY/EINVAL on an ioctl,
+    /// ENOENT/ENODEV when opening /dev/net/tun).
+    pub const fn is_unsupported(&self) -> bool {
+        matches!(self.errno, libc::ENOTTY | libc::EOPNOTSUPP)
+            || (matches!(self.op, Op::OpenTun) && matches!(self.errno, libc::ENOENT | libc::ENODEV))
+    }
+
+    /// The symbolic name of the errno, for the common ones.
+    pub fn errno_name(&self) -> Option<&'static str> {
+        Some(match self.errno {
+            libc::EPERM => "EPERM",
+            libc::ENOENT => "ENOENT",
+            libc::EIO => "EIO",
+            libc::EBADF => "EBADF",
+            libc::EAGAIN => "EAGAIN",
+            libc::ENOMEM => "ENOMEM",
+            libc::EACCES => "EACCES",
+            libc::EFAULT => "EFAULT",
+            libc::EBUSY => "EBUSY",
+            libc::EEXIST => "EEXIST",
+            libc::ENODEV => "ENODEV",
+            libc::EINVAL => "EINVAL",
+            libc::ENFILE => "ENFILE",
+            libc::EMFILE => "EMFILE",
+            libc::ENOTTY => "ENOTTY",
+            libc::ERANGE => "ERANGE",
+            libc::EOPNOTSUPP => "EOPNOTSUPP",
+            libc::EADDRNOTAVAIL => "EADDRNOTAVAIL",
+            libc::EUNATCH => "EUNATCH",
+            libc::EBADFD => "EBADFD",
+            _ => return None,
+        })
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.op.name())?;
+        if let Some(name) = &self.interface {
+            write!(f, " on {name}")?;
+        }
+        f.write_str(" failed: ")?;
+        if let Some(sym) = self.errno_name() {
+            write!(f, "{sym}: ")?;
+        }
+        write!(f, "{}", io::Error::from_raw_os_error(self.errno))?;
+        if self.is_permission_denied() {
+            f.write_str(" (needs root or CAP_NET_ADMIN)")?;
+        } else if self.is_busy() && matches!(self.op, Op::TunSetIff) {
+            f.write_str(" (the name is in use by another fd or a device without IFF_MULTI_QUEUE)")?;
+        } else if matches!(self.op, Op::OpenTun) && self.errno == libc::ENOENT {
+            f.write_str(" (/dev/net/tun is missing: load the tun module or create the node)")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for Error {}
+
+impl From<Error> for io::Error {
+    fn from(e: Error) -> Self {
+        io::Error::new(io::Error::from_raw_os_error(e.errno).kind(), e)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn display_names_op_interface_and_errno() {
+        let name = InterfaceName::new("tun0").unwrap();
+        let e = Error::new(Op::TunSetIff, libc::EBUSY).with_interface(name);
+        let text = e.to_string();
+        assert!(
+            text.starts_with("TUNSETIFF on tun0 failed: EBUSY: "),
+            "{text}"
+        );
+        assert!(text.contains("os error 16"), "{text}");
+        assert!(text.contains("name is in use"), "{text}");
+        assert!(e.is_busy());
+
+        let e = Error::new(Op::TunSetOffload, libc::EPERM);
+        assert!(e.to_string().starts_with("TUNSETOFFLOAD failed: EPERM: "));
+        assert!(e.to_string().ends_with("(needs root or CAP_NET_ADMIN)"));
+        assert!(e.is_permission_denied());
+
+        let e = Error::new(Op::OpenTun, libc::ENOENT);
+        assert!(e.is_unsupported());
+        assert!(e.to_string().contains("/dev/net/tun is missing"));
+    }
+
+    #[test]
+    fn converts_to_io_error_with_the_right_kind() {
+        let e: io::Error = Error::new(Op::TunSetIff, libc::EPERM).into();
+        assert_eq!(e.kind(), io::ErrorKind::PermissionDenied);
+        let inner = e.get_ref().and_then(|i| i.downcast_ref::<Error>()).unwrap();
+        assert_eq!(inner.op(), Op::TunSetIff);
+    }
+}

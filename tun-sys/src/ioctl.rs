@@ -1,0 +1,202 @@
+//! TUN ioctl request numbers, computed from direction, type, number and size.
+//!
+//! The kernel's `_IOC` encoding is generic on most architectures; mips,
+//! powerpc and sparc use a different layout (three direction bits, a 13-bit
+//! size). Numbers are computed here by `const fn` so that each architecture
+//! gets its own, and unit-tested against the kernel's x86-64 values.
+
+use core::ffi::{c_int, c_uint};
+use core::mem::size_of;
+
+/// The `ioctl(2)` request type of the C library in use: `c_ulong` on glibc,
+/// `c_int` on musl.
+pub type Request = libc::Ioctl;
+
+#[cfg(not(any(
+    target_arch = "mips",
+    target_arch = "mips32r6",
+    target_arch = "mips64",
+    target_arch = "mips64r6",
+    target_arch = "powerpc",
+    target_arch = "powerpc64",
+    target_arch = "sparc",
+    target_arch = "sparc64"
+)))]
+mod layout {
+    pub const NONE: u32 = 0;
+    pub const WRITE: u32 = 1;
+    pub const READ: u32 = 2;
+    pub const SIZE_BITS: u32 = 14;
+}
+
+#[cfg(any(
+    target_arch = "mips",
+    target_arch = "mips32r6",
+    target_arch = "mips64",
+    target_arch = "mips64r6",
+    target_arch = "powerpc",
+    target_arch = "powerpc64",
+    target_arch = "sparc",
+    target_arch = "sparc64"
+))]
+mod layout {
+    pub const NONE: u32 = 1;
+    pub const WRITE: u32 = 4;
+    pub const READ: u32 = 2;
+    pub const SIZE_BITS: u32 = 13;
+}
+
+const NR_SHIFT: u32 = 0;
+const TYPE_SHIFT: u32 = 8;
+const SIZE_SHIFT: u32 = 16;
+const DIR_SHIFT: u32 = SIZE_SHIFT + layout::SIZE_BITS;
+
+/// The kernel's `_IOC(dir, type, nr, size)`.
+///
+/// A size that does not fit the architecture's size field is a compile-time
+/// error when used in a `const`.
+pub const fn ioc(dir: u32, ty: u8, nr: u8, size: usize) -> u32 {
+    assert!(size < (1 << layout::SIZE_BITS), "ioctl argument too large");
+    (dir << DIR_SHIFT)
+        | ((size as u32) << SIZE_SHIFT)
+        | ((ty as u32) << TYPE_SHIFT)
+        | ((nr as u32) << NR_SHIFT)
+}
+
+/// `_IO(type, nr)`: no argument.
+pub const fn io(ty: u8, nr: u8) -> u32 {
+    ioc(layout::NONE, ty, nr, 0)
+}
+
+/// `_IOW(type, nr, T)`: userspace writes a `T` to the kernel.
+pub const fn iow<T>(ty: u8, nr: u8) -> u32 {
+    ioc(layout::WRITE, ty, nr, size_of::<T>())
+}
+
+/// `_IOR(type, nr, T)`: the kernel writes a `T` back to userspace.
+pub const fn ior<T>(ty: u8, nr: u8) -> u32 {
+    ioc(layout::READ, ty, nr, size_of::<T>())
+}
+
+const T: u8 = b'T';
+
+/// Attach the fd to an interface (create it if needed): `struct ifreq *`.
+pub const TUNSETIFF: u32 = iow::<c_int>(T, 202);
+/// Keep the interface when the last fd closes: `int` by value.
+pub const TUNSETPERSIST: u32 = iow::<c_int>(T, 203);
+/// Let a uid open the interface without CAP_NET_ADMIN: `uid_t` by value.
+pub const TUNSETOWNER: u32 = iow::<c_int>(T, 204);
+/// Set the link type (ARPHRD_*) of a detached device: `int` by value.
+pub const TUNSETLINK: u32 = iow::<c_int>(T, 205);
+/// Let a gid open the interface without CAP_NET_ADMIN: `gid_t` by value.
+pub const TUNSETGROUP: u32 = iow::<c_int>(T, 206);
+/// The IFF_* flags this kernel supports: `unsigned int *`.
+pub const TUNGETFEATURES: u32 = ior::<c_uint>(T, 207);
+/// Which offloads (TUN_F_*) userspace can receive: `unsigned int` by value.
+pub const TUNSETOFFLOAD: u32 = iow::<c_uint>(T, 208);
+/// TAP multicast/unicast MAC filter: `struct tun_filter *`.
+pub const TUNSETTXFILTER: u32 = iow::<c_uint>(T, 209);
+/// Name and flags of the attached interface: `struct ifreq *`.
+pub const TUNGETIFF: u32 = ior::<c_uint>(T, 210);
+/// Socket send buffer size: `int *`.
+pub const TUNGETSNDBUF: u32 = ior::<c_int>(T, 211);
+/// Socket send buffer size: `int *`.
+pub const TUNSETSNDBUF: u32 = iow::<c_int>(T, 212);
+/// Attach a classic BPF socket filter to every queue: `struct sock_fprog *`.
+pub const TUNATTACHFILTER: u32 = iow::<libc::sock_fprog>(T, 213);
+/// Detach the classic BPF filter: `struct sock_fprog *`.
+pub const TUNDETACHFILTER: u32 = iow::<libc::sock_fprog>(T, 214);
+/// Size of the virtio-net header in front of each packet: `int *`.
+pub const TUNGETVNETHDRSZ: u32 = ior::<c_int>(T, 215);
+/// Size of the virtio-net header in front of each packet: `int *`.
+pub const TUNSETVNETHDRSZ: u32 = iow::<c_int>(T, 216);
+/// Attach or detach a multi-queue fd (IFF_ATTACH_QUEUE/IFF_DETACH_QUEUE): `struct ifreq *`.
+pub const TUNSETQUEUE: u32 = iow::<c_int>(T, 217);
+/// Choose the ifindex of the interface about to be created: `unsigned int *`.
+pub const TUNSETIFINDEX: u32 = iow::<c_uint>(T, 218);
+/// Read the classic BPF filter back: `struct sock_fprog *`.
+pub const TUNGETFILTER: u32 = ior::<libc::sock_fprog>(T, 219);
+/// Virtio header fields little-endian regardless of host order: `int *`.
+pub const TUNSETVNETLE: u32 = iow::<c_int>(T, 220);
+/// Whether virtio header fields are forced little-endian: `int *`.
+pub const TUNGETVNETLE: u32 = ior::<c_int>(T, 221);
+/// Virtio header fields big-endian (legacy, needs CONFIG_TUN_VNET_CROSS_LE): `int *`.
+pub const TUNSETVNETBE: u32 = iow::<c_int>(T, 222);
+/// Whether virtio header fields are big-endian: `int *`.
+pub const TUNGETVNETBE: u32 = ior::<c_int>(T, 223);
+/// eBPF program that picks the queue of each packet (fd, -1 detaches): `int *`.
+pub const TUNSETSTEERINGEBPF: u32 = ior::<c_int>(T, 224);
+/// eBPF socket filter on the device (fd, -1 detaches): `int *`.
+pub const TUNSETFILTEREBPF: u32 = ior::<c_int>(T, 225);
+/// Carrier on or off: `int *`.
+pub const TUNSETCARRIER: u32 = iow::<c_int>(T, 226);
+/// Open the network namespace of the device: no argument, returns an fd.
+pub const TUNGETDEVNETNS: u32 = io(T, 227);
+
+/// Convert a computed request number to the C library's request type.
+///
+/// On glibc the type is `c_ulong` (a plain widening); on musl it is `c_int`
+/// and the kernel reads the same 32 bits, so the bit pattern is kept.
+#[inline]
+pub(crate) const fn req(n: u32) -> Request {
+    n as Request
+}
+
+#[cfg(test)]
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64", target_arch = "x86"))]
+mod tests {
+    use super::*;
+
+    /// The kernel's values from include/uapi/linux/if_tun.h on the generic layout.
+    #[test]
+    fn request_numbers_match_the_kernel() {
+        let cases: &[(&str, u32, u32)] = &[
+            ("TUNSETIFF", TUNSETIFF, 0x400454ca),
+            ("TUNSETPERSIST", TUNSETPERSIST, 0x400454cb),
+            ("TUNSETOWNER", TUNSETOWNER, 0x400454cc),
+            ("TUNSETLINK", TUNSETLINK, 0x400454cd),
+            ("TUNSETGROUP", TUNSETGROUP, 0x400454ce),
+            ("TUNGETFEATURES", TUNGETFEATURES, 0x800454cf),
+            ("TUNSETOFFLOAD", TUNSETOFFLOAD, 0x400454d0),
+            ("TUNSETTXFILTER", TUNSETTXFILTER, 0x400454d1),
+            ("TUNGETIFF", TUNGETIFF, 0x800454d2),
+            ("TUNGETSNDBUF", TUNGETSNDBUF, 0x800454d3),
+            ("TUNSETSNDBUF", TUNSETSNDBUF, 0x400454d4),
+            ("TUNGETVNETHDRSZ", TUNGETVNETHDRSZ, 0x800454d7),
+            ("TUNSETVNETHDRSZ", TUNSETVNETHDRSZ, 0x400454d8),
+            ("TUNSETQUEUE", TUNSETQUEUE, 0x400454d9),
+            ("TUNSETIFINDEX", TUNSETIFINDEX, 0x400454da),
+            ("TUNSETVNETLE", TUNSETVNETLE, 0x400454dc),
+            ("TUNGETVNETLE", TUNGETVNETLE, 0x800454dd),
+            ("TUNSETVNETBE", TUNSETVNETBE, 0x400454de),
+            ("TUNGETVNETBE", TUNGETVNETBE, 0x800454df),
+            ("TUNSETSTEERINGEBPF", TUNSETSTEERINGEBPF, 0x800454e0),
+            ("TUNSETFILTEREBPF", TUNSETFILTEREBPF, 0x800454e1),
+            ("TUNSETCARRIER", TUNSETCARRIER, 0x400454e2),
+            ("TUNGETDEVNETNS", TUNGETDEVNETNS, 0x54e3),
+        ];
+        for &(name, ours, kernel) in cases {
+            assert_eq!(
+                ours, kernel,
+                "{name}: computed {ours:#x}, kernel {kernel:#x}"
+            );
+        }
+    }
+
+    /// The classic-BPF ioctls carry `struct sock_fprog` (16 bytes on 64-bit).
+    #[cfg(target_pointer_width = "64")]
+    #[test]
+    fn sock_fprog_ioctls_match_the_kernel() {
+        assert_eq!(TUNATTACHFILTER, 0x401054d5);
+        assert_eq!(TUNDETACHFILTER, 0x401054d6);
+        assert_eq!(TUNGETFILTER, 0x801054db);
+    }
+
+    #[test]
+    fn libc_agrees_where_it_has_the_constant() {
+        assert_eq!(req(TUNSETIFF), libc::TUNSETIFF);
+        assert_eq!(req(TUNGETFEATURES), libc::TUNGETFEATURES);
+        assert_eq!(req(TUNSETOFFLOAD), libc::TUNSETOFFLOAD);
+        assert_eq!(req(TUNSETSTEERINGEBPF), libc::TUNSETSTEERINGEBPF);
+    }
+}

@@ -1,0 +1,230 @@
+//! Device tests against the real kernel. Each runs on a fresh thread in its
+//! own network namespace, so it never sees or touches the host's interfaces.
+//! Without privileges they skip, unless `TUN_REQUIRE_PRIVILEGED=1`.
+
+use std::os::fd::{AsFd, AsRawFd};
+
+use tun_sys::{ControlSocket, InterfaceFlags, InterfaceName, OffloadFlags, Op, TunFlags};
+
+/// Run `body` on a new thread inside a new network namespace.
+fn in_netns(test: &str, body: impl FnOnce() + Send + 'static) {
+    let required = std::env::var_os("TUN_REQUIRE_PRIVILEGED").is_some_and(|v| v == "1");
+    let handle = std::thread::spawn(move || {
+        tun_sys::unshare_network()?;
+        body();
+        Ok::<(), tun_sys::Error>(())
+    });
+    match handle.join() {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) if !required && e.is_permission_denied() => {
+            eprintln!(
+                "skipping {test}: {e}; run as root (set TUN_REQUIRE_PRIVILEGED=1 to fail instead)"
+            );
+        }
+        Ok(Err(e)) => panic!("{test}: cannot make a network namespace: {e}"),
+        Err(panic) => std::panic::resume_unwind(panic),
+    }
+}
+
+fn name(s: &str) -> InterfaceName {
+    InterfaceName::new(s).unwrap()
+}
+
+fn has_cloexec(fd: std::os::fd::BorrowedFd<'_>) -> bool {
+    // SAFETY: F_GETFD reads the descriptor flags of a valid borrowed fd.
+    let flags = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_GETFD) };
+    assert!(flags >= 0);
+    flags & libc::FD_CLOEXEC != 0
+}
+
+#[test]
+fn tun_lifecycle() {
+    in_netns("tun_lifecycle", || {
+        let fd = tun_sys::open_tun(false).expect("open /dev/net/tun");
+        assert!(has_cloexec(fd.as_fd()), "the fd must be O_CLOEXEC");
+
+        let features = tun_sys::get_features(fd.as_fd()).expect("TUNGETFEATURES");
+        let wanted = TunFlags::TUN
+            | TunFlags::TAP
+            | TunFlags::NO_PI
+            | TunFlags::VNET_HDR
+            | TunFlags::MULTI_QUEUE;
+        assert!(
+            features.contains(wanted),
+            "features {features:?} lack some of {wanted:?}"
+        );
+
+        let flags = TunFlags::TUN | TunFlags::NO_PI | TunFlags::VNET_HDR;
+        let got = tun_sys::set_iff(fd.as_fd(), Some(&name("tsys0")), flags).expect("TUNSETIFF");
+        assert_eq!(got, name("tsys0"));
+
+        tun_sys::set_offload(fd.as_fd(), OffloadFlags::TCP).expect("TUNSETOFFLOAD csum|tso4|tso6");
+        tun_sys::set_offload(fd.as_fd(), OffloadFlags::TCP_UDP)
+            .expect("TUNSETOFFLOAD with uso4|uso6");
+        tun_sys::set_offload(fd.as_fd(), OffloadFlags::empty()).expect("TUNSETOFFLOAD 0");
+        let bogus = tun_sys::set_offload(fd.as_fd(), OffloadFlags::from_bits_retain(0x8000_0000))
+            .unwrap_err();
+        assert_eq!(
+            (bogus.op(), bogus.errno()),
+            (Op::TunSetOffload, libc::EINVAL)
+        );
+
+        let (n, f) = tun_sys::get_iff(fd.as_fd()).expect("TUNGETIFF");
+        assert_eq!(n, name("tsys0"));
+        assert!(f.contains(flags), "{f:?}");
+        assert!(!f.contains(TunFlags::PERSIST));
+
+        tun_sys::set_persist(fd.as_fd(), true).expect("persist on");
+        assert!(
+            tun_sys::get_iff(fd.as_fd())
+                .unwrap()
+                .1
+                .contains(TunFlags::PERSIST)
+        );
+        tun_sys::set_persist(fd.as_fd(), false).expect("persist off");
+        assert!(
+            !tun_sys::get_iff(fd.as_fd())
+                .unwrap()
+                .1
+                .contains(TunFlags::PERSIST)
+        );
+
+        tun_sys::set_owner(fd.as_fd(), 1000).expect("TUNSETOWNER");
+        tun_sys::set_group(fd.as_fd(), 1000).expect("TUNSETGROUP");
+        // An id that does not map into the user namespace is refused.
+        let bad = tun_sys::set_owner(fd.as_fd(), u32::MAX).unwrap_err();
+        assert_eq!((bad.op(), bad.errno()), (Op::TunSetOwner, libc::EINVAL));
+        tun_sys::set_owner(fd.as_fd(), 0).expect("TUNSETOWNER root");
+        tun_sys::set_group(fd.as_fd(), 0).expect("TUNSETGROUP root");
+
+        assert_eq!(tun_sys::get_vnet_hdr_size(fd.as_fd()).unwrap(), 10);
+        tun_sys::set_vnet_hdr_size(fd.as_fd(), 12).expect("TUNSETVNETHDRSZ");
+        assert_eq!(tun_sys::get_vnet_hdr_size(fd.as_fd()).unwrap(), 12);
+        let small = tun_sys::set_vnet_hdr_size(fd.as_fd(), 4).unwrap_err();
+        assert_eq!(small.errno(), libc::EINVAL);
+
+        tun_sys::set_vnet_le(fd.as_fd(), true).expect("TUNSETVNETLE");
+        assert!(tun_sys::get_vnet_le(fd.as_fd()).unwrap());
+        tun_sys::set_vnet_le(fd.as_fd(), false).unwrap();
+        assert!(!tun_sys::get_vnet_le(fd.as_fd()).unwrap());
+        // TUNGETVNETBE answers EINVAL on kernels without CONFIG_TUN_VNET_CROSS_LE.
+        match tun_sys::get_vnet_be(fd.as_fd()) {
+            Ok(be) => assert!(!be),
+            Err(e) => assert_eq!((e.op(), e.errno()), (Op::TunGetVnetBe, libc::EINVAL)),
+        }
+
+        tun_sys::set_sndbuf(fd.as_fd(), 1 << 20).expect("TUNSETSNDBUF");
+        assert_eq!(tun_sys::get_sndbuf(fd.as_fd()).unwrap(), 1 << 20);
+
+        tun_sys::set_carrier(fd.as_fd(), false).expect("TUNSETCARRIER off");
+        tun_sys::set_carrier(fd.as_fd(), true).expect("TUNSETCARRIER on");
+
+        // Detaching a non-existent eBPF program is accepted.
+        tun_sys::set_steering_ebpf(fd.as_fd(), None).expect("TUNSETSTEERINGEBPF -1");
+        tun_sys::set_filter_ebpf(fd.as_fd(), None).expect("TUNSETFILTEREBPF -1");
+
+        let ns = tun_sys::get_dev_netns(fd.as_fd()).expect("TUNGETDEVNETNS");
+        assert!(has_cloexec(ns.as_fd()));
+
+        // A second fd for the same name without IFF_MULTI_QUEUE is refused.
+        let other = tun_sys::open_tun(false).unwrap();
+        let busy = tun_sys::set_iff(other.as_fd(), Some(&name("tsys0")), flags).unwrap_err();
+        assert!(busy.is_busy(), "{busy}");
+        assert_eq!(busy.op(), Op::TunSetIff);
+        assert_eq!(busy.interface(), Some(name("tsys0")));
+        assert!(
+            busy.to_string()
+                .contains("TUNSETIFF on tsys0 failed: EBUSY"),
+            "{busy}"
+        );
+    });
+}
+
+#[test]
+fn template_names_and_interface_config() {
+    in_netns("template_names_and_interface_config", || {
+        let fd = tun_sys::open_tun(true).unwrap();
+        let got = tun_sys::set_iff(
+            fd.as_fd(),
+            Some(&name("tsys%d")),
+            TunFlags::TUN | TunFlags::NO_PI,
+        )
+        .unwrap();
+        assert_eq!(got, name("tsys0"));
+
+        let ctl = ControlSocket::new().unwrap();
+        assert!(ctl.index(&got).unwrap() > 0);
+        let before = ctl.flags(&got).unwrap();
+        assert!(
+            before.contains(InterfaceFlags::POINTOPOINT) && !before.contains(InterfaceFlags::UP)
+        );
+
+        ctl.set_mtu(&got, 1280).unwrap();
+        assert_eq!(ctl.mtu(&got).unwrap(), 1280);
+        ctl.set_tx_queue_len(&got, 1234).unwrap();
+        assert_eq!(ctl.tx_queue_len(&got).unwrap(), 1234);
+
+        let renamed = name("tsys-renamed");
+        ctl.rename(&got, &renamed).unwrap();
+        assert_eq!(tun_sys::get_iff(fd.as_fd()).unwrap().0, renamed);
+
+        ctl.set_up(&renamed, true).unwrap();
+        assert!(ctl.flags(&renamed).unwrap().contains(InterfaceFlags::UP));
+        ctl.set_up(&renamed, false).unwrap();
+        assert!(!ctl.flags(&renamed).unwrap().contains(InterfaceFlags::UP));
+
+        let gone = ctl.mtu(&name("nosuchif")).unwrap_err();
+        assert_eq!((gone.op(), gone.errno()), (Op::SiocGIfMtu, libc::ENODEV));
+        assert!(
+            gone.to_string()
+                .starts_with("SIOCGIFMTU on nosuchif failed: ENODEV"),
+            "{gone}"
+        );
+    });
+}
+
+#[test]
+fn tap_mac_and_tx_filter() {
+    in_netns("tap_mac_and_tx_filter", || {
+        let fd = tun_sys::open_tun(false).unwrap();
+        let tap = tun_sys::set_iff(
+            fd.as_fd(),
+            Some(&name("tsystap")),
+            TunFlags::TAP | TunFlags::NO_PI,
+        )
+        .unwrap();
+        let ctl = ControlSocket::new().unwrap();
+        let mac = [0x02, 0x11, 0x22, 0x33, 0x44, 0x55];
+        ctl.set_mac(&tap, mac).unwrap();
+        assert_eq!(ctl.hw_addr(&tap).unwrap(), (tun_sys::ARPHRD_ETHER, mac));
+
+        tun_sys::set_tx_filter(fd.as_fd(), false, &[mac, [0x33, 0x33, 0, 0, 0, 1]])
+            .expect("TUNSETTXFILTER");
+        tun_sys::set_tx_filter(fd.as_fd(), true, &[]).expect("TUNSETTXFILTER allmulti");
+        tun_sys::set_tx_filter(fd.as_fd(), false, &[]).expect("TUNSETTXFILTER off");
+    });
+}
+
+#[test]
+fn multi_queue_attach_detach() {
+    in_netns("multi_queue_attach_detach", || {
+        let flags = TunFlags::TUN | TunFlags::NO_PI | TunFlags::MULTI_QUEUE | TunFlags::VNET_HDR;
+        let q0 = tun_sys::open_tun(false).unwrap();
+        let q1 = tun_sys::open_tun(false).unwrap();
+        tun_sys::set_iff(q0.as_fd(), Some(&name("tsysmq")), flags).unwrap();
+        tun_sys::set_iff(q1.as_fd(), Some(&name("tsysmq")), flags).expect("second queue attaches");
+
+        tun_sys::set_queue(q1.as_fd(), false).expect("detach queue");
+        tun_sys::set_queue(q1.as_fd(), true).expect("attach queue");
+
+        // A single-queue open of a multi-queue name is refused.
+        let single = tun_sys::open_tun(false).unwrap();
+        let err = tun_sys::set_iff(
+            single.as_fd(),
+            Some(&name("tsysmq")),
+            TunFlags::TUN | TunFlags::NO_PI,
+        )
+        .unwrap_err();
+        assert_eq!(err.errno(), libc::EINVAL, "{err}");
+    });
+}
