@@ -1,0 +1,262 @@
+//! Typed errors: each says what was wrong and carries the lengths and
+//! values involved.
+
+use core::fmt;
+
+use crate::virtio::GsoType;
+
+/// A buffer too short for a virtio-net header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HeaderError {
+    /// Bytes available.
+    pub len: usize,
+    /// Bytes the header needs.
+    pub required: usize,
+}
+
+impl fmt::Display for HeaderError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "virtio-net header needs {} bytes, buffer has {}",
+            self.required, self.len
+        )
+    }
+}
+
+impl core::error::Error for HeaderError {}
+
+/// The protocol layer an error is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Layer {
+    /// The IPv4 header.
+    Ipv4,
+    /// The IPv6 header.
+    Ipv6,
+    /// The TCP header.
+    Tcp,
+    /// The UDP header.
+    Udp,
+    /// Whatever lies at `csum_start` (GSO_NONE packets of any protocol).
+    L4,
+}
+
+impl fmt::Display for Layer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Layer::Ipv4 => "IPv4",
+            Layer::Ipv6 => "IPv6",
+            Layer::Tcp => "TCP",
+            Layer::Udp => "UDP",
+            Layer::L4 => "L4",
+        })
+    }
+}
+
+/// A virtio-net header and packet that do not describe a valid packet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum PacketError {
+    /// `gso_type` is not TCPV4, TCPV6 or UDP_L4 (the ECN bit is not supported).
+    UnsupportedGsoType {
+        /// The header's `gso_type`.
+        gso_type: GsoType,
+    },
+    /// The first nibble of the packet is neither 4 nor 6.
+    UnknownIpVersion {
+        /// The version nibble.
+        version: u8,
+    },
+    /// The IP version does not fit the GSO type (IPv6 with TCPV4, IPv4 with TCPV6).
+    IpVersionMismatch {
+        /// The header's `gso_type`.
+        gso_type: GsoType,
+        /// The packet's IP version.
+        version: u8,
+    },
+    /// `gso_size` is zero on a super-packet.
+    ZeroGsoSize,
+    /// The packet is shorter than a header it must contain.
+    Truncated {
+        /// Which header.
+        layer: Layer,
+        /// Bytes that header needs from the start of the packet.
+        required: usize,
+        /// Bytes the packet has.
+        len: usize,
+    },
+    /// The IPv4 IHL field gives a header shorter than 20 bytes.
+    BadIpv4HeaderLen {
+        /// IHL * 4.
+        header_len: usize,
+    },
+    /// A length field of the IP header disagrees with the buffer.
+    IpLengthMismatch {
+        /// Which header.
+        layer: Layer,
+        /// Total packet length the header claims.
+        claimed: usize,
+        /// Bytes the buffer has.
+        len: usize,
+    },
+    /// The IP header's protocol is not the one the GSO type needs.
+    ProtocolMismatch {
+        /// The header's `gso_type`.
+        gso_type: GsoType,
+        /// The IPv4 protocol or IPv6 next header.
+        protocol: u8,
+    },
+    /// `csum_start` is not where the transport header starts.
+    CsumStartMismatch {
+        /// The header's `csum_start`.
+        csum_start: u16,
+        /// Length of the IP header (with any IPv6 extension headers up to `csum_start`).
+        ip_header_len: usize,
+    },
+    /// `csum_start + csum_offset + 2` lies beyond the packet.
+    CsumOutOfRange {
+        /// The header's `csum_start`.
+        csum_start: u16,
+        /// The header's `csum_offset`.
+        csum_offset: u16,
+        /// Bytes the packet has.
+        len: usize,
+    },
+    /// The checksum field is not inside the transport header.
+    CsumOffsetOutsideHeader {
+        /// The header's `csum_offset`.
+        csum_offset: u16,
+        /// Length of the transport header.
+        l4_header_len: usize,
+    },
+    /// The TCP data offset gives a header outside 20..=60 bytes.
+    BadTcpDataOffset {
+        /// Data offset * 4.
+        header_len: usize,
+    },
+    /// A segment (headers + `gso_size`) would not fit an IP length field.
+    SegmentTooLong {
+        /// Headers plus `gso_size`.
+        len: usize,
+    },
+}
+
+impl fmt::Display for PacketError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            PacketError::UnsupportedGsoType { gso_type } => {
+                write!(f, "unsupported GSO type {gso_type}")
+            }
+            PacketError::UnknownIpVersion { version } => write!(f, "unknown IP version {version}"),
+            PacketError::IpVersionMismatch { gso_type, version } => {
+                write!(f, "GSO type {gso_type} does not fit an IPv{version} packet")
+            }
+            PacketError::ZeroGsoSize => f.write_str("gso_size is zero on a GSO packet"),
+            PacketError::Truncated {
+                layer,
+                required,
+                len,
+            } => {
+                write!(
+                    f,
+                    "packet of {len} bytes is too short for its {layer} header (needs {required})"
+                )
+            }
+            PacketError::BadIpv4HeaderLen { header_len } => {
+                write!(
+                    f,
+                    "IPv4 header length {header_len} is below the minimum of 20"
+                )
+            }
+            PacketError::IpLengthMismatch {
+                layer,
+                claimed,
+                len,
+            } => {
+                write!(
+                    f,
+                    "{layer} length field claims {claimed} bytes, buffer has {len}"
+                )
+            }
+            PacketError::ProtocolMismatch { gso_type, protocol } => {
+                write!(f, "GSO type {gso_type} does not fit IP protocol {protocol}")
+            }
+            PacketError::CsumStartMismatch {
+                csum_start,
+                ip_header_len,
+            } => {
+                write!(
+                    f,
+                    "csum_start {csum_start} is not the end of the {ip_header_len}-byte IP header"
+                )
+            }
+            PacketError::CsumOutOfRange {
+                csum_start,
+                csum_offset,
+                len,
+            } => write!(
+                f,
+                "checksum field at csum_start {csum_start} + csum_offset {csum_offset} lies outside the {len}-byte packet"
+            ),
+            PacketError::CsumOffsetOutsideHeader {
+                csum_offset,
+                l4_header_len,
+            } => write!(
+                f,
+                "csum_offset {csum_offset} is outside the {l4_header_len}-byte transport header"
+            ),
+            PacketError::BadTcpDataOffset { header_len } => {
+                write!(f, "TCP header length {header_len} is outside 20..=60")
+            }
+            PacketError::SegmentTooLong { len } => {
+                write!(f, "segment of {len} bytes exceeds the 65535-byte IP limit")
+            }
+        }
+    }
+}
+
+impl core::error::Error for PacketError {}
+
+/// Why a GSO split stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SplitError {
+    /// The header or packet is invalid; nothing was produced.
+    Invalid(PacketError),
+    /// The caller's buffers ran out. The first `produced` segments are
+    /// complete and valid in the first `produced` buffers; `dropped` more
+    /// would have followed. Not a device error: retry with more or larger
+    /// buffers, or count the drop.
+    OutOfSpace {
+        /// Segments written.
+        produced: usize,
+        /// Segments that did not fit.
+        dropped: usize,
+    },
+}
+
+impl From<PacketError> for SplitError {
+    fn from(e: PacketError) -> Self {
+        SplitError::Invalid(e)
+    }
+}
+
+impl fmt::Display for SplitError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SplitError::Invalid(e) => write!(f, "invalid GSO packet: {e}"),
+            SplitError::OutOfSpace { produced, dropped } => write!(
+                f,
+                "out of output space: {produced} segments produced, {dropped} dropped"
+            ),
+        }
+    }
+}
+
+impl core::error::Error for SplitError {
+    fn source(&self) -> Option<&(dyn core::error::Error + 'static)> {
+        match self {
+            SplitError::Invalid(e) => Some(e),
+            SplitError::OutOfSpace { .. } => None,
+        }
+    }
+}

@@ -1,0 +1,85 @@
+//! The small reverse helper a sender needs: ask the kernel to finish the
+//! transport checksum of a plain packet instead of computing it here.
+
+use crate::checksum::protocol;
+use crate::virtio::{GsoType, HdrFlags, VirtioNetHdr};
+use crate::wire::{Ipv4Packet, Ipv6Packet, TcpPacket, UdpPacket};
+
+/// Prepare `packet` (one complete IPv4 or IPv6 packet) for a write with a
+/// NEEDS_CSUM header, and return that header.
+///
+/// For TCP or UDP directly behind the IP header (IPv4 options are fine;
+/// no IPv6 extension headers; not a fragment; IP length fields equal to
+/// the buffer), the transport checksum field is
+/// overwritten with the folded pseudo-header sum and the header says
+/// `NEEDS_CSUM` with `csum_start` at the transport header and `csum_offset`
+/// 16 (TCP) or 6 (UDP): the kernel completes the checksum, or hands the
+/// packet up its stack as already verified. Anything else is left untouched
+/// and gets [`VirtioNetHdr::ZERO`], so its own checksum must be complete.
+///
+/// ```
+/// use tun_offload::{partial::prepare_partial_checksum, HdrFlags};
+/// let mut pkt = [0u8; 28];
+/// pkt[..12].copy_from_slice(&[0x45, 0, 0, 28, 0, 0, 0, 0, 64, 17, 0, 0]);
+/// pkt[12..20].copy_from_slice(&[192, 0, 2, 1, 192, 0, 2, 2]);
+/// pkt[24..26].copy_from_slice(&8u16.to_be_bytes()); // UDP length
+/// let hdr = prepare_partial_checksum(&mut pkt);
+/// assert_eq!(hdr.flags(), HdrFlags::NEEDS_CSUM);
+/// assert_eq!((hdr.csum_start(), hdr.csum_offset()), (20, 6));
+/// ```
+pub fn prepare_partial_checksum(packet: &mut [u8]) -> VirtioNetHdr {
+    let Some((ip_hl, proto, pseudo)) = locate(packet) else {
+        return VirtioNetHdr::ZERO;
+    };
+    let l4 = &packet[ip_hl..];
+    let (l4_hl, field) = match proto {
+        protocol::TCP => match TcpPacket::new_checked(l4) {
+            Ok(t) => (t.header_len(), TcpPacket::<&[u8]>::CHECKSUM_OFFSET),
+            Err(_) => return VirtioNetHdr::ZERO,
+        },
+        protocol::UDP => match UdpPacket::new_checked(l4) {
+            Ok(u) if usize::from(u.len()) == l4.len() => (8, UdpPacket::<&[u8]>::CHECKSUM_OFFSET),
+            _ => return VirtioNetHdr::ZERO,
+        },
+        _ => return VirtioNetHdr::ZERO,
+    };
+    let at = ip_hl + field;
+    packet[at..at + 2].copy_from_slice(&pseudo.to_be_bytes());
+    VirtioNetHdr::new(
+        HdrFlags::NEEDS_CSUM,
+        GsoType::NONE,
+        (ip_hl + l4_hl) as u16,
+        0,
+        ip_hl as u16,
+        field as u16,
+    )
+}
+
+/// IP header length, transport protocol and folded pseudo-header sum of a
+/// packet whose IP layer allows checksum offload.
+fn locate(packet: &[u8]) -> Option<(usize, u8, u16)> {
+    match packet.first()? >> 4 {
+        4 => {
+            let ip = Ipv4Packet::new_checked(packet).ok()?;
+            if usize::from(ip.total_len()) != packet.len()
+                || ip.more_frags()
+                || ip.frag_offset() != 0
+            {
+                return None;
+            }
+            let hl = ip.header_len();
+            let l4_len = u16::try_from(packet.len() - hl).ok()?;
+            Some((hl, ip.protocol(), ip.pseudo_header(l4_len).fold()))
+        }
+        6 => {
+            let ip = Ipv6Packet::new_checked(packet).ok()?;
+            let l4_len = packet.len() - 40;
+            if usize::from(ip.payload_len()) != l4_len {
+                return None;
+            }
+            let nh = ip.next_header();
+            Some((40, nh, ip.pseudo_header(nh, l4_len as u32).fold()))
+        }
+        _ => None,
+    }
+}

@@ -1,0 +1,461 @@
+//! `struct virtio_net_hdr`: the offload metadata in front of every packet on
+//! a TUN/TAP fd opened with `IFF_VNET_HDR` (include/uapi/linux/virtio_net.h).
+//!
+//! The 16-bit fields are little-endian: the kernel uses host order unless
+//! `TUNSETVNETLE`/`TUNSETVNETBE` says otherwise, and every machine this
+//! targets is little-endian (a big-endian host sets `TUNSETVNETLE`).
+
+use core::fmt;
+
+use zerocopy::byteorder::little_endian::U16;
+use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout, Unaligned};
+
+use crate::error::HeaderError;
+
+/// Flags of `virtio_net_hdr.flags`.
+#[derive(
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    Default,
+    FromBytes,
+    IntoBytes,
+    KnownLayout,
+    Immutable,
+    Unaligned,
+)]
+#[repr(transparent)]
+pub struct HdrFlags(pub u8);
+
+impl HdrFlags {
+    /// No flags.
+    pub const NONE: Self = Self(0);
+    /// The L4 checksum is partial: complete it over `csum_start..` into
+    /// `csum_start + csum_offset` (`VIRTIO_NET_HDR_F_NEEDS_CSUM`).
+    pub const NEEDS_CSUM: Self = Self(1);
+    /// The checksum was already validated (`VIRTIO_NET_HDR_F_DATA_VALID`).
+    pub const DATA_VALID: Self = Self(2);
+    /// `csum_start`/`csum_offset` carry coalescing info (`VIRTIO_NET_HDR_F_RSC_INFO`).
+    pub const RSC_INFO: Self = Self(4);
+
+    /// Whether every bit of `other` is set.
+    pub const fn contains(self, other: Self) -> bool {
+        self.0 & other.0 == other.0
+    }
+
+    /// The union of two flag sets.
+    #[must_use]
+    pub const fn union(self, other: Self) -> Self {
+        Self(self.0 | other.0)
+    }
+}
+
+impl fmt::Debug for HdrFlags {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut first = true;
+        f.write_str("HdrFlags(")?;
+        for (bit, name) in [(1, "NEEDS_CSUM"), (2, "DATA_VALID"), (4, "RSC_INFO")] {
+            if self.0 & bit != 0 {
+                if !first {
+                    f.write_str(" | ")?;
+                }
+                f.write_str(name)?;
+                first = false;
+            }
+        }
+        let rest = self.0 & !7;
+        if rest != 0 {
+            if !first {
+                f.write_str(" | ")?;
+            }
+            write!(f, "{rest:#04x}")?;
+        } else if first {
+            f.write_str("NONE")?;
+        }
+        f.write_str(")")
+    }
+}
+
+/// `virtio_net_hdr.gso_type`: which segmentation the packet still needs.
+///
+/// Any byte is representable, so decoding never fails on an unknown type;
+/// the operations that need a known type say so with an error.
+#[derive(
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    Default,
+    FromBytes,
+    IntoBytes,
+    KnownLayout,
+    Immutable,
+    Unaligned,
+)]
+#[repr(transparent)]
+pub struct GsoType(pub u8);
+
+impl GsoType {
+    /// Not a super-packet (`VIRTIO_NET_HDR_GSO_NONE`).
+    pub const NONE: Self = Self(0);
+    /// TCP over IPv4 (`VIRTIO_NET_HDR_GSO_TCPV4`).
+    pub const TCPV4: Self = Self(1);
+    /// Legacy UDP fragmentation offload (`VIRTIO_NET_HDR_GSO_UDP`).
+    pub const UDP: Self = Self(3);
+    /// TCP over IPv6 (`VIRTIO_NET_HDR_GSO_TCPV6`).
+    pub const TCPV6: Self = Self(4);
+    /// UDP segmentation over either IP version (`VIRTIO_NET_HDR_GSO_UDP_L4`).
+    pub const UDP_L4: Self = Self(5);
+    /// Bit set with TCP types when the super-packet carries ECN CWR (`VIRTIO_NET_HDR_GSO_ECN`).
+    pub const ECN: u8 = 0x80;
+
+    /// The kernel's name of the type, if it is one this crate knows.
+    pub const fn name(self) -> Option<&'static str> {
+        Some(match self.0 {
+            0 => "NONE",
+            1 => "TCPV4",
+            3 => "UDP",
+            4 => "TCPV6",
+            5 => "UDP_L4",
+            _ => return None,
+        })
+    }
+}
+
+impl fmt::Debug for GsoType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.name() {
+            Some(n) => write!(f, "GsoType::{n}"),
+            None => write!(f, "GsoType({:#04x})", self.0),
+        }
+    }
+}
+
+impl fmt::Display for GsoType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.name() {
+            Some(n) => f.write_str(n),
+            None => write!(f, "{:#04x}", self.0),
+        }
+    }
+}
+
+/// The 10-byte `struct virtio_net_hdr`.
+///
+/// ```
+/// use tun_offload::{GsoType, HdrFlags, VirtioNetHdr};
+/// let hdr = VirtioNetHdr::new(HdrFlags::NEEDS_CSUM, GsoType::TCPV4, 52, 1448, 20, 16);
+/// let mut buf = [0u8; VirtioNetHdr::LEN];
+/// hdr.encode(&mut buf).unwrap();
+/// assert_eq!(VirtioNetHdr::decode(&buf).unwrap(), hdr);
+/// ```
+#[derive(
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    Default,
+    FromBytes,
+    IntoBytes,
+    KnownLayout,
+    Immutable,
+    Unaligned,
+)]
+#[repr(C)]
+pub struct VirtioNetHdr {
+    flags: HdrFlags,
+    gso_type: GsoType,
+    hdr_len: U16,
+    gso_size: U16,
+    csum_start: U16,
+    csum_offset: U16,
+}
+
+impl VirtioNetHdr {
+    /// Size of the header on the wire: 10 bytes.
+    pub const LEN: usize = 10;
+
+    /// The all-zero header: a complete packet, nothing left to do.
+    pub const ZERO: Self = Self::new(HdrFlags::NONE, GsoType::NONE, 0, 0, 0, 0);
+
+    /// A header from its fields.
+    pub const fn new(
+        flags: HdrFlags,
+        gso_type: GsoType,
+        hdr_len: u16,
+        gso_size: u16,
+        csum_start: u16,
+        csum_offset: u16,
+    ) -> Self {
+        Self {
+            flags,
+            gso_type,
+            hdr_len: U16::new(hdr_len),
+            gso_size: U16::new(gso_size),
+            csum_start: U16::new(csum_start),
+            csum_offset: U16::new(csum_offset),
+        }
+    }
+
+    /// Decode the header from the first [`Self::LEN`] bytes of `bytes`.
+    pub fn decode(bytes: &[u8]) -> Result<Self, HeaderError> {
+        match Self::read_from_prefix(bytes) {
+            Ok((hdr, _)) => Ok(hdr),
+            Err(_) => Err(HeaderError {
+                len: bytes.len(),
+                required: Self::LEN,
+            }),
+        }
+    }
+
+    /// Split `bytes` into the decoded header and the packet behind it.
+    pub fn split_prefix(bytes: &[u8]) -> Result<(Self, &[u8]), HeaderError> {
+        match Self::read_from_prefix(bytes) {
+            Ok((hdr, rest)) => Ok((hdr, rest)),
+            Err(_) => Err(HeaderError {
+                len: bytes.len(),
+                required: Self::LEN,
+            }),
+        }
+    }
+
+    /// Encode the header into the first [`Self::LEN`] bytes of `out`.
+    pub fn encode(&self, out: &mut [u8]) -> Result<(), HeaderError> {
+        match out.get_mut(..Self::LEN) {
+            Some(dst) => {
+                dst.copy_from_slice(self.as_bytes());
+                Ok(())
+            }
+            None => Err(HeaderError {
+                len: out.len(),
+                required: Self::LEN,
+            }),
+        }
+    }
+
+    /// The header's bytes.
+    pub fn to_bytes(&self) -> [u8; Self::LEN] {
+        let mut out = [0; Self::LEN];
+        out.copy_from_slice(self.as_bytes());
+        out
+    }
+
+    /// `flags`.
+    pub const fn flags(&self) -> HdrFlags {
+        self.flags
+    }
+    /// `gso_type`, ECN bit included.
+    pub const fn gso_type(&self) -> GsoType {
+        self.gso_type
+    }
+    /// `hdr_len`: the kernel's idea of the headers' length (not to be trusted on receive).
+    pub const fn hdr_len(&self) -> u16 {
+        self.hdr_len.get()
+    }
+    /// `gso_size`: payload bytes per segment.
+    pub const fn gso_size(&self) -> u16 {
+        self.gso_size.get()
+    }
+    /// `csum_start`: where the L4 checksum coverage starts.
+    pub const fn csum_start(&self) -> u16 {
+        self.csum_start.get()
+    }
+    /// `csum_offset`: where the checksum field is, from `csum_start`.
+    pub const fn csum_offset(&self) -> u16 {
+        self.csum_offset.get()
+    }
+
+    /// Set `flags`.
+    pub fn set_flags(&mut self, v: HdrFlags) {
+        self.flags = v;
+    }
+    /// Set `gso_type`.
+    pub fn set_gso_type(&mut self, v: GsoType) {
+        self.gso_type = v;
+    }
+    /// Set `hdr_len`.
+    pub fn set_hdr_len(&mut self, v: u16) {
+        self.hdr_len = U16::new(v);
+    }
+    /// Set `gso_size`.
+    pub fn set_gso_size(&mut self, v: u16) {
+        self.gso_size = U16::new(v);
+    }
+    /// Set `csum_start`.
+    pub fn set_csum_start(&mut self, v: u16) {
+        self.csum_start = U16::new(v);
+    }
+    /// Set `csum_offset`.
+    pub fn set_csum_offset(&mut self, v: u16) {
+        self.csum_offset = U16::new(v);
+    }
+}
+
+impl fmt::Debug for VirtioNetHdr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("VirtioNetHdr")
+            .field("flags", &self.flags)
+            .field("gso_type", &self.gso_type)
+            .field("hdr_len", &self.hdr_len())
+            .field("gso_size", &self.gso_size())
+            .field("csum_start", &self.csum_start())
+            .field("csum_offset", &self.csum_offset())
+            .finish()
+    }
+}
+
+/// The 12-byte `struct virtio_net_hdr_mrg_rxbuf`: the header plus
+/// `num_buffers`, used by devices configured with `TUNSETVNETHDRSZ` 12.
+#[derive(
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    Default,
+    Debug,
+    FromBytes,
+    IntoBytes,
+    KnownLayout,
+    Immutable,
+    Unaligned,
+)]
+#[repr(C)]
+pub struct VirtioNetHdrMrgRxbuf {
+    /// The 10-byte header.
+    pub hdr: VirtioNetHdr,
+    num_buffers: U16,
+}
+
+impl VirtioNetHdrMrgRxbuf {
+    /// Size of the header on the wire: 12 bytes.
+    pub const LEN: usize = 12;
+
+    /// The header with `num_buffers`.
+    pub const fn new(hdr: VirtioNetHdr, num_buffers: u16) -> Self {
+        Self {
+            hdr,
+            num_buffers: U16::new(num_buffers),
+        }
+    }
+
+    /// `num_buffers` (TUN always writes 1 or leaves it 0).
+    pub const fn num_buffers(&self) -> u16 {
+        self.num_buffers.get()
+    }
+
+    /// Decode from the first [`Self::LEN`] bytes of `bytes`.
+    pub fn decode(bytes: &[u8]) -> Result<Self, HeaderError> {
+        match Self::read_from_prefix(bytes) {
+            Ok((hdr, _)) => Ok(hdr),
+            Err(_) => Err(HeaderError {
+                len: bytes.len(),
+                required: Self::LEN,
+            }),
+        }
+    }
+
+    /// Encode into the first [`Self::LEN`] bytes of `out`.
+    pub fn encode(&self, out: &mut [u8]) -> Result<(), HeaderError> {
+        match out.get_mut(..Self::LEN) {
+            Some(dst) => {
+                dst.copy_from_slice(self.as_bytes());
+                Ok(())
+            }
+            None => Err(HeaderError {
+                len: out.len(),
+                required: Self::LEN,
+            }),
+        }
+    }
+}
+
+const _: () = assert!(core::mem::size_of::<VirtioNetHdr>() == VirtioNetHdr::LEN);
+const _: () = assert!(core::mem::size_of::<VirtioNetHdrMrgRxbuf>() == VirtioNetHdrMrgRxbuf::LEN);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloc::format;
+
+    #[test]
+    fn decodes_a_kernel_header() {
+        // The first bytes of a real TSO read (tcp4-gso-00.bin).
+        let raw = [
+            0x01, 0x01, 0x34, 0x00, 0xa8, 0x05, 0x14, 0x00, 0x10, 0x00, 0x45,
+        ];
+        let (hdr, rest) = VirtioNetHdr::split_prefix(&raw).unwrap();
+        assert_eq!(hdr.flags(), HdrFlags::NEEDS_CSUM);
+        assert_eq!(hdr.gso_type(), GsoType::TCPV4);
+        assert_eq!(
+            (
+                hdr.hdr_len(),
+                hdr.gso_size(),
+                hdr.csum_start(),
+                hdr.csum_offset()
+            ),
+            (52, 1448, 20, 16)
+        );
+        assert_eq!(rest, &[0x45]);
+        assert_eq!(hdr.to_bytes(), raw[..10]);
+    }
+
+    #[test]
+    fn short_input_is_an_error_with_lengths() {
+        let e = VirtioNetHdr::decode(&[0; 9]).unwrap_err();
+        assert_eq!(
+            e,
+            HeaderError {
+                len: 9,
+                required: 10
+            }
+        );
+        assert_eq!(
+            VirtioNetHdr::ZERO.encode(&mut [0; 3]).unwrap_err(),
+            HeaderError {
+                len: 3,
+                required: 10
+            }
+        );
+        assert_eq!(
+            VirtioNetHdrMrgRxbuf::decode(&[0; 11]).unwrap_err(),
+            HeaderError {
+                len: 11,
+                required: 12
+            }
+        );
+    }
+
+    #[test]
+    fn mrg_rxbuf_round_trip() {
+        let h = VirtioNetHdrMrgRxbuf::new(
+            VirtioNetHdr::new(HdrFlags::DATA_VALID, GsoType::UDP_L4, 28, 1200, 20, 6),
+            1,
+        );
+        let mut buf = [0u8; 12];
+        h.encode(&mut buf).unwrap();
+        assert_eq!(&buf[10..], &[1, 0]);
+        assert_eq!(VirtioNetHdrMrgRxbuf::decode(&buf).unwrap(), h);
+        assert_eq!(h.num_buffers(), 1);
+    }
+
+    #[test]
+    fn debug_texts() {
+        assert_eq!(
+            format!("{:?}", HdrFlags(3)),
+            "HdrFlags(NEEDS_CSUM | DATA_VALID)"
+        );
+        assert_eq!(format!("{:?}", HdrFlags(0)), "HdrFlags(NONE)");
+        assert_eq!(
+            format!("{:?}", HdrFlags(0x41)),
+            "HdrFlags(NEEDS_CSUM | 0x40)"
+        );
+        assert_eq!(format!("{:?}", GsoType::TCPV6), "GsoType::TCPV6");
+        assert_eq!(format!("{:?}", GsoType(0x81)), "GsoType(0x81)");
+        assert_eq!(format!("{}", GsoType(0x81)), "0x81");
+    }
+}

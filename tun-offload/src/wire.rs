@@ -1,0 +1,658 @@
+//! Typed views of IPv4, IPv6, TCP and UDP headers over any byte buffer, in
+//! the smoltcp style: `new_checked` validates the lengths once, after which
+//! no accessor can panic. Getters need `T: AsRef<[u8]>`, setters
+//! `T: AsMut<[u8]>`. Multi-byte fields are big-endian on the wire.
+
+use core::net::{Ipv4Addr, Ipv6Addr};
+
+use crate::checksum::{self, Checksum};
+use crate::error::{Layer, PacketError};
+
+#[inline]
+fn be16(b: &[u8], at: usize) -> u16 {
+    u16::from_be_bytes([b[at], b[at + 1]])
+}
+
+#[inline]
+fn be32(b: &[u8], at: usize) -> u32 {
+    u32::from_be_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
+}
+
+#[inline]
+fn put16(b: &mut [u8], at: usize, v: u16) {
+    b[at..at + 2].copy_from_slice(&v.to_be_bytes());
+}
+
+#[inline]
+fn put32(b: &mut [u8], at: usize, v: u32) {
+    b[at..at + 4].copy_from_slice(&v.to_be_bytes());
+}
+
+/// The IP version nibble of a packet, if it has a first byte.
+#[inline]
+pub fn ip_version(packet: &[u8]) -> Option<u8> {
+    packet.first().map(|b| b >> 4)
+}
+
+mod ipv4_field {
+    pub const VER_IHL: usize = 0;
+    pub const TOS: usize = 1;
+    pub const LENGTH: usize = 2;
+    pub const IDENT: usize = 4;
+    pub const FLG_OFF: usize = 6;
+    pub const TTL: usize = 8;
+    pub const PROTOCOL: usize = 9;
+    pub const CHECKSUM: usize = 10;
+    pub const SRC: usize = 12;
+    pub const DST: usize = 16;
+    pub const MIN_LEN: usize = 20;
+}
+
+/// A view of an IPv4 header at the start of a buffer.
+#[derive(Debug, Clone, Copy)]
+pub struct Ipv4Packet<T> {
+    buffer: T,
+}
+
+impl<T: AsRef<[u8]>> Ipv4Packet<T> {
+    /// IPv4 "don't fragment" flag bit of the flags/offset word.
+    pub const DF: u16 = 0x4000;
+    /// IPv4 "more fragments" flag bit of the flags/offset word.
+    pub const MF: u16 = 0x2000;
+
+    /// Wrap without checking; accessors may panic until [`Self::check_len`] passes.
+    pub const fn new_unchecked(buffer: T) -> Self {
+        Self { buffer }
+    }
+
+    /// Wrap and check: version 4, at least 20 bytes, IHL >= 5, the whole
+    /// header (options included) present.
+    pub fn new_checked(buffer: T) -> Result<Self, PacketError> {
+        let p = Self::new_unchecked(buffer);
+        p.check_len()?;
+        Ok(p)
+    }
+
+    /// The checks of [`Self::new_checked`].
+    pub fn check_len(&self) -> Result<(), PacketError> {
+        let b = self.buffer.as_ref();
+        let len = b.len();
+        if len < ipv4_field::MIN_LEN {
+            return Err(PacketError::Truncated {
+                layer: Layer::Ipv4,
+                required: ipv4_field::MIN_LEN,
+                len,
+            });
+        }
+        if b[0] >> 4 != 4 {
+            return Err(PacketError::UnknownIpVersion { version: b[0] >> 4 });
+        }
+        let hl = usize::from(b[0] & 0x0f) * 4;
+        if hl < ipv4_field::MIN_LEN {
+            return Err(PacketError::BadIpv4HeaderLen { header_len: hl });
+        }
+        if len < hl {
+            return Err(PacketError::Truncated {
+                layer: Layer::Ipv4,
+                required: hl,
+                len,
+            });
+        }
+        Ok(())
+    }
+
+    /// The buffer.
+    pub fn into_inner(self) -> T {
+        self.buffer
+    }
+
+    /// Header length in bytes (IHL * 4), 20..=60.
+    pub fn header_len(&self) -> usize {
+        usize::from(self.buffer.as_ref()[ipv4_field::VER_IHL] & 0x0f) * 4
+    }
+    /// Type of service / DSCP + ECN byte.
+    pub fn tos(&self) -> u8 {
+        self.buffer.as_ref()[ipv4_field::TOS]
+    }
+    /// Total length field.
+    pub fn total_len(&self) -> u16 {
+        be16(self.buffer.as_ref(), ipv4_field::LENGTH)
+    }
+    /// Identification field.
+    pub fn ident(&self) -> u16 {
+        be16(self.buffer.as_ref(), ipv4_field::IDENT)
+    }
+    /// Flags and fragment offset word.
+    pub fn flags_frag(&self) -> u16 {
+        be16(self.buffer.as_ref(), ipv4_field::FLG_OFF)
+    }
+    /// Don't-fragment flag.
+    pub fn dont_frag(&self) -> bool {
+        self.flags_frag() & Self::DF != 0
+    }
+    /// More-fragments flag.
+    pub fn more_frags(&self) -> bool {
+        self.flags_frag() & Self::MF != 0
+    }
+    /// Fragment offset in 8-byte units.
+    pub fn frag_offset(&self) -> u16 {
+        self.flags_frag() & 0x1fff
+    }
+    /// Time to live.
+    pub fn ttl(&self) -> u8 {
+        self.buffer.as_ref()[ipv4_field::TTL]
+    }
+    /// Protocol of the payload.
+    pub fn protocol(&self) -> u8 {
+        self.buffer.as_ref()[ipv4_field::PROTOCOL]
+    }
+    /// Header checksum field.
+    pub fn checksum(&self) -> u16 {
+        be16(self.buffer.as_ref(), ipv4_field::CHECKSUM)
+    }
+    /// Source address.
+    pub fn src_addr(&self) -> Ipv4Addr {
+        Ipv4Addr::from(be32(self.buffer.as_ref(), ipv4_field::SRC))
+    }
+    /// Destination address.
+    pub fn dst_addr(&self) -> Ipv4Addr {
+        Ipv4Addr::from(be32(self.buffer.as_ref(), ipv4_field::DST))
+    }
+    /// Whether the header checksum verifies.
+    pub fn verify_checksum(&self) -> bool {
+        Checksum::of(&self.buffer.as_ref()[..self.header_len()]).fold() == 0xffff
+    }
+    /// The pseudo-header sum for an L4 segment of `l4_len` bytes.
+    pub fn pseudo_header(&self, l4_len: u16) -> Checksum {
+        checksum::pseudo_header_v4(self.src_addr(), self.dst_addr(), self.protocol(), l4_len)
+    }
+}
+
+impl<T: AsRef<[u8]> + AsMut<[u8]>> Ipv4Packet<T> {
+    /// Set the total length field.
+    pub fn set_total_len(&mut self, v: u16) {
+        put16(self.buffer.as_mut(), ipv4_field::LENGTH, v);
+    }
+    /// Set the identification field.
+    pub fn set_ident(&mut self, v: u16) {
+        put16(self.buffer.as_mut(), ipv4_field::IDENT, v);
+    }
+    /// Set the header checksum field.
+    pub fn set_checksum(&mut self, v: u16) {
+        put16(self.buffer.as_mut(), ipv4_field::CHECKSUM, v);
+    }
+    /// Recompute the header checksum.
+    pub fn fill_checksum(&mut self) {
+        self.set_checksum(0);
+        let hl = self.header_len();
+        let c = checksum::ipv4_header(&self.buffer.as_ref()[..hl]);
+        self.set_checksum(c);
+    }
+}
+
+mod ipv6_field {
+    pub const PAYLOAD_LEN: usize = 4;
+    pub const NEXT_HEADER: usize = 6;
+    pub const HOP_LIMIT: usize = 7;
+    pub const SRC: usize = 8;
+    pub const DST: usize = 24;
+    pub const LEN: usize = 40;
+}
+
+/// A view of an IPv6 fixed header at the start of a buffer.
+#[derive(Debug, Clone, Copy)]
+pub struct Ipv6Packet<T> {
+    buffer: T,
+}
+
+impl<T: AsRef<[u8]>> Ipv6Packet<T> {
+    /// Length of the fixed header.
+    pub const HEADER_LEN: usize = ipv6_field::LEN;
+
+    /// Wrap without checking.
+    pub const fn new_unchecked(buffer: T) -> Self {
+        Self { buffer }
+    }
+
+    /// Wrap and check: version 6 and the 40-byte fixed header present.
+    pub fn new_checked(buffer: T) -> Result<Self, PacketError> {
+        let p = Self::new_unchecked(buffer);
+        p.check_len()?;
+        Ok(p)
+    }
+
+    /// The checks of [`Self::new_checked`].
+    pub fn check_len(&self) -> Result<(), PacketError> {
+        let b = self.buffer.as_ref();
+        if b.len() < ipv6_field::LEN {
+            return Err(PacketError::Truncated {
+                layer: Layer::Ipv6,
+                required: ipv6_field::LEN,
+                len: b.len(),
+            });
+        }
+        if b[0] >> 4 != 6 {
+            return Err(PacketError::UnknownIpVersion { version: b[0] >> 4 });
+        }
+        Ok(())
+    }
+
+    /// The buffer.
+    pub fn into_inner(self) -> T {
+        self.buffer
+    }
+
+    /// Traffic class.
+    pub fn traffic_class(&self) -> u8 {
+        let b = self.buffer.as_ref();
+        (b[0] << 4) | (b[1] >> 4)
+    }
+    /// Flow label (20 bits).
+    pub fn flow_label(&self) -> u32 {
+        be32(self.buffer.as_ref(), 0) & 0x000f_ffff
+    }
+    /// Payload length field.
+    pub fn payload_len(&self) -> u16 {
+        be16(self.buffer.as_ref(), ipv6_field::PAYLOAD_LEN)
+    }
+    /// Next header.
+    pub fn next_header(&self) -> u8 {
+        self.buffer.as_ref()[ipv6_field::NEXT_HEADER]
+    }
+    /// Hop limit.
+    pub fn hop_limit(&self) -> u8 {
+        self.buffer.as_ref()[ipv6_field::HOP_LIMIT]
+    }
+    /// Source address.
+    pub fn src_addr(&self) -> Ipv6Addr {
+        let mut a = [0u8; 16];
+        a.copy_from_slice(&self.buffer.as_ref()[ipv6_field::SRC..ipv6_field::SRC + 16]);
+        Ipv6Addr::from(a)
+    }
+    /// Destination address.
+    pub fn dst_addr(&self) -> Ipv6Addr {
+        let mut a = [0u8; 16];
+        a.copy_from_slice(&self.buffer.as_ref()[ipv6_field::DST..ipv6_field::DST + 16]);
+        Ipv6Addr::from(a)
+    }
+    /// The pseudo-header sum for an upper-layer packet of `l4_len` bytes with `next_header`.
+    pub fn pseudo_header(&self, next_header: u8, l4_len: u32) -> Checksum {
+        checksum::pseudo_header_v6(self.src_addr(), self.dst_addr(), next_header, l4_len)
+    }
+}
+
+impl<T: AsRef<[u8]> + AsMut<[u8]>> Ipv6Packet<T> {
+    /// Set the payload length field.
+    pub fn set_payload_len(&mut self, v: u16) {
+        put16(self.buffer.as_mut(), ipv6_field::PAYLOAD_LEN, v);
+    }
+}
+
+mod tcp_field {
+    pub const SRC_PORT: usize = 0;
+    pub const DST_PORT: usize = 2;
+    pub const SEQ: usize = 4;
+    pub const ACK: usize = 8;
+    pub const DATA_OFF: usize = 12;
+    pub const FLAGS: usize = 13;
+    pub const WINDOW: usize = 14;
+    pub const CHECKSUM: usize = 16;
+    pub const URGENT: usize = 18;
+    pub const MIN_LEN: usize = 20;
+    pub const MAX_LEN: usize = 60;
+}
+
+/// A view of a TCP header at the start of a buffer.
+#[derive(Debug, Clone, Copy)]
+pub struct TcpPacket<T> {
+    buffer: T,
+}
+
+/// TCP flag bits (the byte at offset 13).
+pub mod tcp_flags {
+    /// No more data from sender.
+    pub const FIN: u8 = 0x01;
+    /// Synchronize sequence numbers.
+    pub const SYN: u8 = 0x02;
+    /// Reset the connection.
+    pub const RST: u8 = 0x04;
+    /// Push.
+    pub const PSH: u8 = 0x08;
+    /// Acknowledgment field significant.
+    pub const ACK: u8 = 0x10;
+    /// Urgent pointer significant.
+    pub const URG: u8 = 0x20;
+    /// ECN echo.
+    pub const ECE: u8 = 0x40;
+    /// Congestion window reduced.
+    pub const CWR: u8 = 0x80;
+}
+
+impl<T: AsRef<[u8]>> TcpPacket<T> {
+    /// Offset of the checksum field in the header.
+    pub const CHECKSUM_OFFSET: usize = tcp_field::CHECKSUM;
+
+    /// Wrap without checking.
+    pub const fn new_unchecked(buffer: T) -> Self {
+        Self { buffer }
+    }
+
+    /// Wrap and check: 20 bytes, a data offset of 20..=60 bytes, and the
+    /// whole header present.
+    pub fn new_checked(buffer: T) -> Result<Self, PacketError> {
+        let p = Self::new_unchecked(buffer);
+        p.check_len()?;
+        Ok(p)
+    }
+
+    /// The checks of [`Self::new_checked`].
+    pub fn check_len(&self) -> Result<(), PacketError> {
+        let b = self.buffer.as_ref();
+        let len = b.len();
+        if len < tcp_field::MIN_LEN {
+            return Err(PacketError::Truncated {
+                layer: Layer::Tcp,
+                required: tcp_field::MIN_LEN,
+                len,
+            });
+        }
+        let hl = usize::from(b[tcp_field::DATA_OFF] >> 4) * 4;
+        if !(tcp_field::MIN_LEN..=tcp_field::MAX_LEN).contains(&hl) {
+            return Err(PacketError::BadTcpDataOffset { header_len: hl });
+        }
+        if len < hl {
+            return Err(PacketError::Truncated {
+                layer: Layer::Tcp,
+                required: hl,
+                len,
+            });
+        }
+        Ok(())
+    }
+
+    /// The buffer.
+    pub fn into_inner(self) -> T {
+        self.buffer
+    }
+
+    /// Source port.
+    pub fn src_port(&self) -> u16 {
+        be16(self.buffer.as_ref(), tcp_field::SRC_PORT)
+    }
+    /// Destination port.
+    pub fn dst_port(&self) -> u16 {
+        be16(self.buffer.as_ref(), tcp_field::DST_PORT)
+    }
+    /// Sequence number.
+    pub fn seq_number(&self) -> u32 {
+        be32(self.buffer.as_ref(), tcp_field::SEQ)
+    }
+    /// Acknowledgment number.
+    pub fn ack_number(&self) -> u32 {
+        be32(self.buffer.as_ref(), tcp_field::ACK)
+    }
+    /// Header length in bytes (data offset * 4).
+    pub fn header_len(&self) -> usize {
+        usize::from(self.buffer.as_ref()[tcp_field::DATA_OFF] >> 4) * 4
+    }
+    /// Flag byte (see [`tcp_flags`]).
+    pub fn flags(&self) -> u8 {
+        self.buffer.as_ref()[tcp_field::FLAGS]
+    }
+    /// Window size.
+    pub fn window(&self) -> u16 {
+        be16(self.buffer.as_ref(), tcp_field::WINDOW)
+    }
+    /// Checksum field.
+    pub fn checksum(&self) -> u16 {
+        be16(self.buffer.as_ref(), tcp_field::CHECKSUM)
+    }
+    /// Urgent pointer.
+    pub fn urgent(&self) -> u16 {
+        be16(self.buffer.as_ref(), tcp_field::URGENT)
+    }
+    /// Option bytes.
+    pub fn options(&self) -> &[u8] {
+        &self.buffer.as_ref()[tcp_field::MIN_LEN..self.header_len()]
+    }
+    /// Payload behind the header.
+    pub fn payload(&self) -> &[u8] {
+        &self.buffer.as_ref()[self.header_len()..]
+    }
+}
+
+impl<T: AsRef<[u8]> + AsMut<[u8]>> TcpPacket<T> {
+    /// Set the sequence number.
+    pub fn set_seq_number(&mut self, v: u32) {
+        put32(self.buffer.as_mut(), tcp_field::SEQ, v);
+    }
+    /// Set the flag byte.
+    pub fn set_flags(&mut self, v: u8) {
+        self.buffer.as_mut()[tcp_field::FLAGS] = v;
+    }
+    /// Set the checksum field.
+    pub fn set_checksum(&mut self, v: u16) {
+        put16(self.buffer.as_mut(), tcp_field::CHECKSUM, v);
+    }
+}
+
+mod udp_field {
+    pub const SRC_PORT: usize = 0;
+    pub const DST_PORT: usize = 2;
+    pub const LENGTH: usize = 4;
+    pub const CHECKSUM: usize = 6;
+    pub const LEN: usize = 8;
+}
+
+/// A view of a UDP header at the start of a buffer.
+#[derive(Debug, Clone, Copy)]
+pub struct UdpPacket<T> {
+    buffer: T,
+}
+
+impl<T: AsRef<[u8]>> UdpPacket<T> {
+    /// Length of the UDP header.
+    pub const HEADER_LEN: usize = udp_field::LEN;
+    /// Offset of the checksum field in the header.
+    pub const CHECKSUM_OFFSET: usize = udp_field::CHECKSUM;
+
+    /// Wrap without checking.
+    pub const fn new_unchecked(buffer: T) -> Self {
+        Self { buffer }
+    }
+
+    /// Wrap and check that the 8-byte header is present.
+    pub fn new_checked(buffer: T) -> Result<Self, PacketError> {
+        let p = Self::new_unchecked(buffer);
+        p.check_len()?;
+        Ok(p)
+    }
+
+    /// The checks of [`Self::new_checked`].
+    pub fn check_len(&self) -> Result<(), PacketError> {
+        let len = self.buffer.as_ref().len();
+        if len < udp_field::LEN {
+            return Err(PacketError::Truncated {
+                layer: Layer::Udp,
+                required: udp_field::LEN,
+                len,
+            });
+        }
+        Ok(())
+    }
+
+    /// The buffer.
+    pub fn into_inner(self) -> T {
+        self.buffer
+    }
+
+    /// Source port.
+    pub fn src_port(&self) -> u16 {
+        be16(self.buffer.as_ref(), udp_field::SRC_PORT)
+    }
+    /// Destination port.
+    pub fn dst_port(&self) -> u16 {
+        be16(self.buffer.as_ref(), udp_field::DST_PORT)
+    }
+    /// Length field (header + payload).
+    pub fn len(&self) -> u16 {
+        be16(self.buffer.as_ref(), udp_field::LENGTH)
+    }
+    /// Whether the length field says there is no payload.
+    pub fn is_empty(&self) -> bool {
+        usize::from(self.len()) <= udp_field::LEN
+    }
+    /// Checksum field.
+    pub fn checksum(&self) -> u16 {
+        be16(self.buffer.as_ref(), udp_field::CHECKSUM)
+    }
+    /// Payload behind the header (to the end of the buffer).
+    pub fn payload(&self) -> &[u8] {
+        &self.buffer.as_ref()[udp_field::LEN..]
+    }
+}
+
+impl<T: AsRef<[u8]> + AsMut<[u8]>> UdpPacket<T> {
+    /// Set the length field.
+    pub fn set_len(&mut self, v: u16) {
+        put16(self.buffer.as_mut(), udp_field::LENGTH, v);
+    }
+    /// Set the checksum field.
+    pub fn set_checksum(&mut self, v: u16) {
+        put16(self.buffer.as_mut(), udp_field::CHECKSUM, v);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const V4_TCP: [u8; 40] = [
+        0x45, 0x00, 0x00, 0x28, 0x12, 0x34, 0x40, 0x00, 0x40, 0x06, 0x00, 0x00, 192, 0, 2, 1, 192,
+        0, 2, 2, //
+        0x00, 0x50, 0x1f, 0x90, 0, 0, 0, 1, 0, 0, 0, 2, 0x50, 0x18, 0x0b, 0xb8, 0, 0, 0, 0,
+    ];
+
+    #[test]
+    fn ipv4_and_tcp_fields() {
+        let mut buf = V4_TCP;
+        let mut ip = Ipv4Packet::new_checked(&mut buf[..]).unwrap();
+        assert_eq!(
+            (
+                ip.header_len(),
+                ip.total_len(),
+                ip.ident(),
+                ip.ttl(),
+                ip.protocol()
+            ),
+            (20, 40, 0x1234, 64, 6)
+        );
+        assert!(ip.dont_frag() && !ip.more_frags() && ip.frag_offset() == 0);
+        assert_eq!(ip.src_addr(), Ipv4Addr::new(192, 0, 2, 1));
+        ip.fill_checksum();
+        assert!(ip.verify_checksum());
+        let tcp = TcpPacket::new_checked(&buf[20..]).unwrap();
+        assert_eq!(
+            (
+                tcp.src_port(),
+                tcp.dst_port(),
+                tcp.seq_number(),
+                tcp.ack_number()
+            ),
+            (80, 8080, 1, 2)
+        );
+        assert_eq!(
+            (tcp.header_len(), tcp.flags(), tcp.window()),
+            (20, tcp_flags::ACK | tcp_flags::PSH, 3000)
+        );
+        assert!(tcp.options().is_empty() && tcp.payload().is_empty());
+    }
+
+    #[test]
+    fn checked_constructors_reject_bad_lengths() {
+        assert_eq!(
+            Ipv4Packet::new_checked(&V4_TCP[..19]).unwrap_err(),
+            PacketError::Truncated {
+                layer: Layer::Ipv4,
+                required: 20,
+                len: 19
+            }
+        );
+        let mut b = V4_TCP;
+        b[0] = 0x44;
+        assert_eq!(
+            Ipv4Packet::new_checked(&b[..]).unwrap_err(),
+            PacketError::BadIpv4HeaderLen { header_len: 16 }
+        );
+        b[0] = 0x4f;
+        assert_eq!(
+            Ipv4Packet::new_checked(&b[..]).unwrap_err(),
+            PacketError::Truncated {
+                layer: Layer::Ipv4,
+                required: 60,
+                len: 40
+            }
+        );
+        b[0] = 0x65;
+        assert_eq!(
+            Ipv4Packet::new_checked(&b[..]).unwrap_err(),
+            PacketError::UnknownIpVersion { version: 6 }
+        );
+        let mut t = [0u8; 24];
+        t[12] = 0x40;
+        assert_eq!(
+            TcpPacket::new_checked(&t[..]).unwrap_err(),
+            PacketError::BadTcpDataOffset { header_len: 16 }
+        );
+        t[12] = 0x60;
+        assert_eq!(TcpPacket::new_checked(&t[..]).unwrap().header_len(), 24);
+        t[12] = 0x70;
+        assert_eq!(
+            TcpPacket::new_checked(&t[..]).unwrap_err(),
+            PacketError::Truncated {
+                layer: Layer::Tcp,
+                required: 28,
+                len: 24
+            }
+        );
+        assert_eq!(
+            UdpPacket::new_checked(&t[..7]).unwrap_err(),
+            PacketError::Truncated {
+                layer: Layer::Udp,
+                required: 8,
+                len: 7
+            }
+        );
+        assert_eq!(
+            Ipv6Packet::new_checked(&[0x60; 39][..]).unwrap_err(),
+            PacketError::Truncated {
+                layer: Layer::Ipv6,
+                required: 40,
+                len: 39
+            }
+        );
+    }
+
+    #[test]
+    fn ipv6_fields() {
+        let mut b = [0u8; 40];
+        b[0] = 0x6a;
+        b[1] = 0xbc;
+        b[2] = 0xde;
+        b[3] = 0xf0;
+        b[4..6].copy_from_slice(&100u16.to_be_bytes());
+        b[6] = 17;
+        b[7] = 64;
+        b[8] = 0x20;
+        b[9] = 0x01;
+        let mut p = Ipv6Packet::new_checked(&mut b[..]).unwrap();
+        assert_eq!(
+            (p.traffic_class(), p.flow_label(), p.payload_len()),
+            (0xab, 0xcdef0, 100)
+        );
+        assert_eq!((p.next_header(), p.hop_limit()), (17, 64));
+        assert_eq!(p.src_addr().segments()[0], 0x2001);
+        p.set_payload_len(7);
+        assert_eq!(p.payload_len(), 7);
+    }
+}
