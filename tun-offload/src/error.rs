@@ -260,3 +260,128 @@ impl core::error::Error for SplitError {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloc::string::ToString;
+
+    #[test]
+    fn display_of_every_error() {
+        let cases: [(PacketError, &str); 14] = [
+            (
+                PacketError::UnsupportedGsoType {
+                    gso_type: GsoType(0x81),
+                },
+                "unsupported GSO type 0x81",
+            ),
+            (
+                PacketError::UnknownIpVersion { version: 5 },
+                "unknown IP version 5",
+            ),
+            (
+                PacketError::IpVersionMismatch {
+                    gso_type: GsoType::TCPV6,
+                    version: 4,
+                },
+                "GSO type TCPV6 does not fit an IPv4 packet",
+            ),
+            (PacketError::ZeroGsoSize, "gso_size is zero on a GSO packet"),
+            (
+                PacketError::Truncated {
+                    layer: Layer::Tcp,
+                    required: 40,
+                    len: 30,
+                },
+                "packet of 30 bytes is too short for its TCP header (needs 40)",
+            ),
+            (
+                PacketError::BadIpv4HeaderLen { header_len: 16 },
+                "IPv4 header length 16 is below the minimum of 20",
+            ),
+            (
+                PacketError::IpLengthMismatch {
+                    layer: Layer::Ipv6,
+                    claimed: 100,
+                    len: 90,
+                },
+                "IPv6 length field claims 100 bytes, buffer has 90",
+            ),
+            (
+                PacketError::ProtocolMismatch {
+                    gso_type: GsoType::UDP_L4,
+                    protocol: 6,
+                },
+                "GSO type UDP_L4 does not fit IP protocol 6",
+            ),
+            (
+                PacketError::CsumStartMismatch {
+                    csum_start: 24,
+                    ip_header_len: 20,
+                },
+                "csum_start 24 is not the end of the 20-byte IP header",
+            ),
+            (
+                PacketError::CsumOutOfRange {
+                    csum_start: 40,
+                    csum_offset: 16,
+                    len: 50,
+                },
+                "checksum field at csum_start 40 + csum_offset 16 lies outside the 50-byte packet",
+            ),
+            (
+                PacketError::CsumOffsetOutsideHeader {
+                    csum_offset: 19,
+                    l4_header_len: 20,
+                },
+                "csum_offset 19 is outside the 20-byte transport header",
+            ),
+            (
+                PacketError::BadTcpDataOffset { header_len: 16 },
+                "TCP header length 16 is outside 20..=60",
+            ),
+            (
+                PacketError::SegmentTooLong { len: 65540 },
+                "segment of 65540 bytes exceeds the 65535-byte IP limit",
+            ),
+            (
+                PacketError::Truncated {
+                    layer: Layer::L4,
+                    required: 8,
+                    len: 2,
+                },
+                "packet of 2 bytes is too short for its L4 header (needs 8)",
+            ),
+        ];
+        for (e, text) in cases {
+            assert_eq!(e.to_string(), text);
+        }
+        assert_eq!(
+            SplitError::Invalid(PacketError::ZeroGsoSize).to_string(),
+            "invalid GSO packet: gso_size is zero on a GSO packet"
+        );
+        assert_eq!(
+            SplitError::OutOfSpace {
+                produced: 4,
+                dropped: 6
+            }
+            .to_string(),
+            "out of output space: 4 segments produced, 6 dropped"
+        );
+        assert_eq!(
+            HeaderError {
+                len: 9,
+                required: 10
+            }
+            .to_string(),
+            "virtio-net header needs 10 bytes, buffer has 9"
+        );
+        for (l, t) in [
+            (Layer::Ipv4, "IPv4"),
+            (Layer::Ipv6, "IPv6"),
+            (Layer::Udp, "UDP"),
+        ] {
+            assert_eq!(l.to_string(), t);
+        }
+    }
+}
