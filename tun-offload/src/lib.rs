@@ -27,18 +27,19 @@
 #![no_std]
 #![forbid(unsafe_code)]
 
-#[cfg(test)]
 extern crate alloc;
 #[cfg(test)]
 extern crate std;
 
 pub mod checksum;
 mod error;
+pub mod gro;
 pub mod partial;
 mod split;
 mod virtio;
 pub mod wire;
 
 pub use error::{HeaderError, Layer, PacketError, SplitError};
+pub use gro::{GroError, GroStats, GroTable};
 pub use split::{GsoPacket, Transport, complete_checksum, split};
 pub use virtio::{GsoType, HdrFlags, VirtioNetHdr, VirtioNetHdrMrgRxbuf};

@@ -1,0 +1,946 @@
+//! Transmit path: coalesce a batch of outgoing IP packets into the fewest,
+//! largest packets the kernel accepts through a TUN with `IFF_VNET_HDR`
+//! (GRO in userspace), each with its virtio header filled in.
+//!
+//! # How a batch is handed over
+//!
+//! Packet `i` lives in `bufs[i][offset..offset + lens[i]]`; the
+//! `VirtioNetHdr::LEN` bytes before `offset` are where its header goes, and
+//! the bytes after the packet are spare capacity a merge may grow into.
+//! [`GroTable::coalesce`] then:
+//!
+//! - appends (or, for TCP segments that arrive out of order, prepends) the
+//!   payloads of later packets into the buffer of the first packet of their
+//!   run, so **data moves between buffers, but buffers never change places**:
+//!   a run always lives in the buffer of its earliest packet, and a packet
+//!   merged into another is simply not written;
+//! - updates `lens[i]` of merged packets and writes every written packet's
+//!   header (all-zero for a packet written as it is);
+//! - returns the indices to write, ascending.
+//!
+//! # Rules (the kernel's, as wireguard-go applies them, with its flaws fixed)
+//!
+//! Candidates are IPv4 without options and not a fragment, or IPv6 with TCP
+//! or UDP directly behind the fixed header, whose length fields equal the
+//! buffer; TCP with flags exactly ACK or ACK|PSH and a payload; UDP only when
+//! the device negotiated USO. Flows are keyed by addresses, ports, family
+//! (and the ACK number for TCP). Two packets merge only if their IP headers
+//! agree (IPv4 TOS, TTL, DF/MF; IPv6 traffic class, hop limit and flow
+//! label) and, for TCP, their headers have the same length and options.
+//! Checksums of both packets are verified before merging; a packet with a bad
+//! checksum is written as it is. No merged packet exceeds 65535 bytes,
+//! whatever the buffers' capacity.
+//!
+//! # Cost
+//!
+//! A table is reused across batches: its flow slots and run records grow to
+//! the largest batch seen and are then only reset, so a steady stream of
+//! batches allocates nothing. Each packet is classified once, hashed once
+//! (a multiply-xor hash, not SipHash), checksummed once and its payload
+//! copied at most once.
+
+use core::fmt;
+
+use alloc::vec::Vec;
+
+use crate::checksum::{Checksum, protocol};
+use crate::virtio::{GsoType, HdrFlags, VirtioNetHdr};
+use crate::wire::{Ipv4Packet, Ipv6Packet, TcpPacket, UdpPacket, tcp_flags};
+
+/// The largest packet a merge may produce (the IPv4 total-length limit,
+/// applied to both families).
+pub const MAX_MERGED_LEN: usize = 65535;
+
+/// Transport and family of a candidate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Kind {
+    /// TCP over IPv4.
+    Tcp4,
+    /// TCP over IPv6.
+    Tcp6,
+    /// UDP over IPv4.
+    Udp4,
+    /// UDP over IPv6.
+    Udp6,
+}
+
+impl Kind {
+    /// TCP of either family.
+    pub fn is_tcp(self) -> bool {
+        matches!(self, Kind::Tcp4 | Kind::Tcp6)
+    }
+    /// IPv6 of either transport.
+    pub fn is_v6(self) -> bool {
+        matches!(self, Kind::Tcp6 | Kind::Udp6)
+    }
+    fn gso_type(self) -> GsoType {
+        match self {
+            Kind::Tcp4 => GsoType::TCPV4,
+            Kind::Tcp6 => GsoType::TCPV6,
+            Kind::Udp4 | Kind::Udp6 => GsoType::UDP_L4,
+        }
+    }
+    fn csum_offset(self) -> usize {
+        if self.is_tcp() {
+            TcpPacket::<&[u8]>::CHECKSUM_OFFSET
+        } else {
+            UdpPacket::<&[u8]>::CHECKSUM_OFFSET
+        }
+    }
+    fn protocol(self) -> u8 {
+        if self.is_tcp() {
+            protocol::TCP
+        } else {
+            protocol::UDP
+        }
+    }
+}
+
+/// A packet that may be coalesced, as [`classify`] found it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Candidate {
+    /// Transport and family.
+    pub kind: Kind,
+    /// IP header length (20 or 40).
+    pub ip_header_len: usize,
+    /// Transport header length (20..=60 for TCP, 8 for UDP).
+    pub l4_header_len: usize,
+    /// Payload bytes behind the headers (never zero).
+    pub payload_len: usize,
+    /// TCP sequence number (0 for UDP).
+    pub seq: u32,
+    /// TCP PSH flag.
+    pub psh: bool,
+}
+
+impl Candidate {
+    /// Both headers.
+    pub fn header_len(&self) -> usize {
+        self.ip_header_len + self.l4_header_len
+    }
+    /// The whole packet.
+    pub fn len(&self) -> usize {
+        self.header_len() + self.payload_len
+    }
+    /// Always false: candidates carry payload. Present for `len`'s sake.
+    pub fn is_empty(&self) -> bool {
+        false
+    }
+}
+
+/// Why a packet is not a coalescing candidate (it is written as it is).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Refusal {
+    /// Too short for its IP or transport header.
+    TooShort,
+    /// The version nibble is neither 4 nor 6.
+    BadIpVersion,
+    /// IPv4 header with options (IHL other than 5).
+    Ipv4Options,
+    /// IPv6 next header is not TCP or UDP (extension headers or another protocol).
+    Ipv6ExtensionHeaders,
+    /// IPv4 fragment (MF set or a fragment offset).
+    Fragment,
+    /// An IP or UDP length field disagrees with the buffer.
+    LengthMismatch,
+    /// Longer than 65535 bytes.
+    TooLong,
+    /// Neither TCP nor UDP.
+    NotTcpOrUdp,
+    /// TCP data offset outside 20..=60 bytes.
+    BadTcpHeader,
+    /// TCP flags other than ACK or ACK|PSH.
+    TcpFlags,
+    /// No payload.
+    EmptyPayload,
+    /// UDP, but the device did not negotiate USO.
+    UdpDisabled,
+}
+
+impl Refusal {
+    const ALL: [Refusal; 12] = [
+        Refusal::TooShort,
+        Refusal::BadIpVersion,
+        Refusal::Ipv4Options,
+        Refusal::Ipv6ExtensionHeaders,
+        Refusal::Fragment,
+        Refusal::LengthMismatch,
+        Refusal::TooLong,
+        Refusal::NotTcpOrUdp,
+        Refusal::BadTcpHeader,
+        Refusal::TcpFlags,
+        Refusal::EmptyPayload,
+        Refusal::UdpDisabled,
+    ];
+
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
+impl fmt::Display for Refusal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Refusal::TooShort => "too short for its headers",
+            Refusal::BadIpVersion => "not IPv4 or IPv6",
+            Refusal::Ipv4Options => "IPv4 header has options",
+            Refusal::Ipv6ExtensionHeaders => {
+                "IPv6 extension headers or a protocol other than TCP/UDP"
+            }
+            Refusal::Fragment => "IPv4 fragment",
+            Refusal::LengthMismatch => "length field disagrees with the buffer",
+            Refusal::TooLong => "longer than 65535 bytes",
+            Refusal::NotTcpOrUdp => "neither TCP nor UDP",
+            Refusal::BadTcpHeader => "TCP data offset out of range",
+            Refusal::TcpFlags => "TCP flags other than ACK or ACK|PSH",
+            Refusal::EmptyPayload => "no payload",
+            Refusal::UdpDisabled => "UDP coalescing not enabled",
+        })
+    }
+}
+
+/// Decide whether `packet` (a whole IP packet) can be coalesced at all.
+pub fn classify(packet: &[u8], udp_gro: bool) -> Result<Candidate, Refusal> {
+    let Some(&first) = packet.first() else {
+        return Err(Refusal::TooShort);
+    };
+    if packet.len() > MAX_MERGED_LEN {
+        return Err(Refusal::TooLong);
+    }
+    let (v6, ip_hl, proto) = match first >> 4 {
+        4 => {
+            let ip = Ipv4Packet::new_checked(packet).map_err(|_| Refusal::TooShort)?;
+            if ip.header_len() != 20 {
+                return Err(Refusal::Ipv4Options);
+            }
+            if ip.more_frags() || ip.frag_offset() != 0 {
+                return Err(Refusal::Fragment);
+            }
+            if usize::from(ip.total_len()) != packet.len() {
+                return Err(Refusal::LengthMismatch);
+            }
+            (false, 20, ip.protocol())
+        }
+        6 => {
+            let ip = Ipv6Packet::new_checked(packet).map_err(|_| Refusal::TooShort)?;
+            if usize::from(ip.payload_len()) + 40 != packet.len() {
+                return Err(Refusal::LengthMismatch);
+            }
+            match ip.next_header() {
+                protocol::TCP | protocol::UDP => {}
+                _ => return Err(Refusal::Ipv6ExtensionHeaders),
+            }
+            (true, 40, ip.next_header())
+        }
+        _ => return Err(Refusal::BadIpVersion),
+    };
+    let l4 = &packet[ip_hl..];
+    match proto {
+        protocol::TCP => {
+            if l4.len() < 20 {
+                return Err(Refusal::TooShort);
+            }
+            let tcp = TcpPacket::new_checked(l4).map_err(|e| match e {
+                crate::PacketError::BadTcpDataOffset { .. } => Refusal::BadTcpHeader,
+                _ => Refusal::TooShort,
+            })?;
+            let flags = tcp.flags();
+            if flags != tcp_flags::ACK && flags != tcp_flags::ACK | tcp_flags::PSH {
+                return Err(Refusal::TcpFlags);
+            }
+            let payload_len = l4.len() - tcp.header_len();
+            if payload_len == 0 {
+                return Err(Refusal::EmptyPayload);
+            }
+            Ok(Candidate {
+                kind: if v6 { Kind::Tcp6 } else { Kind::Tcp4 },
+                ip_header_len: ip_hl,
+                l4_header_len: tcp.header_len(),
+                payload_len,
+                seq: tcp.seq_number(),
+                psh: flags & tcp_flags::PSH != 0,
+            })
+        }
+        protocol::UDP => {
+            if !udp_gro {
+                return Err(Refusal::UdpDisabled);
+            }
+            let udp = UdpPacket::new_checked(l4).map_err(|_| Refusal::TooShort)?;
+            if usize::from(udp.len()) != l4.len() {
+                return Err(Refusal::LengthMismatch);
+            }
+            let payload_len = l4.len() - 8;
+            if payload_len == 0 {
+                return Err(Refusal::EmptyPayload);
+            }
+            Ok(Candidate {
+                kind: if v6 { Kind::Udp6 } else { Kind::Udp4 },
+                ip_header_len: ip_hl,
+                l4_header_len: 8,
+                payload_len,
+                seq: 0,
+                psh: false,
+            })
+        }
+        _ => Err(Refusal::NotTcpOrUdp),
+    }
+}
+
+/// Whether the IP headers of two candidates of the same flow agree on
+/// everything a merge must keep: IPv4 TOS, TTL and DF/MF bits; IPv6
+/// traffic class, flow label and hop limit.
+pub fn ip_headers_match(a: &[u8], b: &[u8], v6: bool) -> bool {
+    if v6 {
+        // Version, traffic class and flow label are the first four bytes.
+        a.get(..4) == b.get(..4) && a.get(7) == b.get(7)
+    } else {
+        let flags = |p: &[u8]| p.get(6).map(|x| x & 0x60);
+        a.get(1) == b.get(1) && a.get(8) == b.get(8) && flags(a) == flags(b)
+    }
+}
+
+/// Whether two TCP headers (at the start of `a` and `b`) have the same
+/// length and byte-equal options.
+pub fn tcp_headers_match(a: &[u8], b: &[u8]) -> bool {
+    let (Ok(a), Ok(b)) = (TcpPacket::new_checked(a), TcpPacket::new_checked(b)) else {
+        return false;
+    };
+    a.header_len() == b.header_len() && a.options() == b.options()
+}
+
+/// A run of coalesced segments, as far as the merge rules care.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Run {
+    /// Sequence number of the first byte (TCP).
+    pub seq: u32,
+    /// Payload bytes merged so far.
+    pub payload_len: usize,
+    /// Segment size: payload bytes of the first segment.
+    pub gso_size: usize,
+    /// Segments merged into the first one.
+    pub merged: usize,
+    /// The last segment has PSH (TCP): nothing may follow.
+    pub psh: bool,
+    /// The last segment is shorter than `gso_size`: nothing may follow.
+    pub closed: bool,
+}
+
+/// Where a new segment goes relative to a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Merge {
+    /// Behind the run's last segment.
+    Append,
+    /// In front of the run's first segment.
+    Prepend,
+}
+
+/// The TCP rule: may a segment (`seq`, `payload_len`, `psh`) join `run`?
+pub fn tcp_merge(run: &Run, seq: u32, payload_len: usize, psh: bool) -> Option<Merge> {
+    if seq == run.seq.wrapping_add(run.payload_len as u32) {
+        if run.psh || run.closed || payload_len > run.gso_size {
+            return None;
+        }
+        return Some(Merge::Append);
+    }
+    if seq.wrapping_add(payload_len as u32) == run.seq {
+        if psh || payload_len < run.gso_size || (payload_len > run.gso_size && run.merged > 0) {
+            return None;
+        }
+        return Some(Merge::Prepend);
+    }
+    None
+}
+
+/// The UDP rule: may a datagram of `payload_len` bytes be appended to `run`
+/// (the newest run of its flow)?
+pub fn udp_merge(run: &Run, payload_len: usize) -> bool {
+    !run.closed && payload_len <= run.gso_size
+}
+
+/// Per-batch counters of a [`GroTable`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct GroStats {
+    /// Packets handed in.
+    pub packets_in: usize,
+    /// Packets to write.
+    pub packets_out: usize,
+    /// Packets merged into another.
+    pub segments_merged: usize,
+    /// Packets (or runs) written as they are because a checksum did not verify.
+    pub bad_checksum: usize,
+    /// Merges not done because the run's buffer had no spare capacity.
+    pub no_room: usize,
+    /// Merges not done because the result would exceed 65535 bytes.
+    pub too_large: usize,
+    refused: [usize; 12],
+}
+
+impl GroStats {
+    /// Packets that were not candidates for `reason`.
+    pub fn refused(&self, reason: Refusal) -> usize {
+        self.refused[reason.index()]
+    }
+    /// Packets that were not candidates, for any reason.
+    pub fn refused_total(&self) -> usize {
+        self.refused.iter().sum()
+    }
+    /// Every refusal reason with its count.
+    pub fn refusals(&self) -> impl Iterator<Item = (Refusal, usize)> + '_ {
+        Refusal::ALL.iter().map(|&r| (r, self.refused[r.index()]))
+    }
+}
+
+/// A batch the table cannot work on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GroError {
+    /// `offset` leaves no room for the virtio header in front of the packets.
+    NoHeaderRoom {
+        /// The offset given.
+        offset: usize,
+        /// The header's size.
+        required: usize,
+    },
+    /// `bufs` and `lens` differ in length.
+    LengthsMismatch {
+        /// Buffers given.
+        bufs: usize,
+        /// Lengths given.
+        lens: usize,
+    },
+    /// Packet `index` claims more bytes than its buffer holds behind `offset`.
+    PacketOutsideBuffer {
+        /// Index in the batch.
+        index: usize,
+        /// `offset + lens[index]`.
+        end: usize,
+        /// The buffer's length.
+        buf_len: usize,
+    },
+}
+
+impl fmt::Display for GroError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            GroError::NoHeaderRoom { offset, required } => {
+                write!(
+                    f,
+                    "offset {offset} leaves no room for the {required}-byte virtio header"
+                )
+            }
+            GroError::LengthsMismatch { bufs, lens } => {
+                write!(f, "{bufs} buffers but {lens} lengths")
+            }
+            GroError::PacketOutsideBuffer {
+                index,
+                end,
+                buf_len,
+            } => {
+                write!(
+                    f,
+                    "packet {index} ends at byte {end} of a {buf_len}-byte buffer"
+                )
+            }
+        }
+    }
+}
+
+impl core::error::Error for GroError {}
+
+const NONE: u32 = u32::MAX;
+
+/// What identifies a flow: family and transport, addresses, ports, and for
+/// TCP the acknowledgment number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct FlowKey {
+    kind: Kind,
+    addrs: [u8; 32],
+    ports: u32,
+    ack: u32,
+}
+
+impl FlowKey {
+    fn of(packet: &[u8], c: &Candidate) -> Self {
+        let mut addrs = [0u8; 32];
+        if c.kind.is_v6() {
+            addrs.copy_from_slice(&packet[8..40]);
+        } else {
+            addrs[..8].copy_from_slice(&packet[12..20]);
+        }
+        let l4 = &packet[c.ip_header_len..];
+        let ports = u32::from_be_bytes([l4[0], l4[1], l4[2], l4[3]]);
+        let ack = if c.kind.is_tcp() {
+            u32::from_be_bytes([l4[8], l4[9], l4[10], l4[11]])
+        } else {
+            0
+        };
+        Self {
+            kind: c.kind,
+            addrs,
+            ports,
+            ack,
+        }
+    }
+
+    fn hash(&self) -> u64 {
+        const K: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut h = (self.kind as u64) ^ (u64::from(self.ports) << 8) ^ (u64::from(self.ack) << 32);
+        for c in self.addrs.chunks_exact(8) {
+            let w = u64::from_ne_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]);
+            h = (h ^ w).wrapping_mul(K).rotate_left(29);
+        }
+        (h ^ (h >> 32)).wrapping_mul(K)
+    }
+}
+
+/// One run in the table: where it lives and what the merge rules need.
+#[derive(Debug, Clone, Copy)]
+struct Item {
+    key: FlowKey,
+    cand: Candidate,
+    buf: u32,
+    /// The next older run of the same flow.
+    older: u32,
+    run: Run,
+    /// None: not checked yet.
+    csum_ok: Option<bool>,
+    /// Removed from merging (bad checksum); written as it is.
+    dead: bool,
+    /// IPv4 identification of the first segment (changes on prepend).
+    ip_id: u16,
+}
+
+/// A reusable GRO table: one per sending thread, used batch after batch.
+///
+/// ```
+/// use tun_offload::gro::GroTable;
+/// let mut table = GroTable::new(true);
+/// // Packets at offset 10 of their buffers, with room to grow.
+/// let mut bufs: Vec<Vec<u8>> = Vec::new();
+/// let mut lens: Vec<usize> = Vec::new();
+/// let written = table.coalesce(&mut bufs, &mut lens, 10).unwrap();
+/// assert!(written.is_empty());
+/// ```
+#[derive(Debug, Clone)]
+pub struct GroTable {
+    udp_gro: bool,
+    items: Vec<Item>,
+    slots: Vec<u32>,
+    role: Vec<Role>,
+    out: Vec<usize>,
+    stats: GroStats,
+}
+
+impl GroTable {
+    /// A table; `udp_gro` when the device negotiated USO (TUN_F_USO4|USO6).
+    pub fn new(udp_gro: bool) -> Self {
+        Self::with_capacity(udp_gro, 0)
+    }
+
+    /// A table sized for batches of `batch` packets up front.
+    pub fn with_capacity(udp_gro: bool, batch: usize) -> Self {
+        let mut t = Self {
+            udp_gro,
+            items: Vec::new(),
+            slots: Vec::new(),
+            role: Vec::new(),
+            out: Vec::new(),
+            stats: GroStats::default(),
+        };
+        t.reserve(batch);
+        t
+    }
+
+    /// Whether UDP datagrams are coalesced.
+    pub fn udp_gro(&self) -> bool {
+        self.udp_gro
+    }
+
+    /// Turn UDP coalescing on or off (after a USO renegotiation).
+    pub fn set_udp_gro(&mut self, on: bool) {
+        self.udp_gro = on;
+    }
+
+    /// Counters of the last batch.
+    pub fn stats(&self) -> &GroStats {
+        &self.stats
+    }
+
+    fn reserve(&mut self, batch: usize) {
+        self.items.reserve(batch.saturating_sub(self.items.len()));
+        self.role.reserve(batch.saturating_sub(self.role.len()));
+        self.out.reserve(batch.saturating_sub(self.out.len()));
+        let want = (batch * 2).next_power_of_two().max(16);
+        if self.slots.len() < want {
+            self.slots.resize(want, NONE);
+        }
+    }
+
+    /// Coalesce the batch (see the module docs for the buffer layout) and
+    /// return the indices of the packets to write, ascending. Each written
+    /// packet has its virtio header at `bufs[i][offset - 10..offset]` and its
+    /// length (header excluded) in `lens[i]`.
+    pub fn coalesce<B: AsMut<[u8]>>(
+        &mut self,
+        bufs: &mut [B],
+        lens: &mut [usize],
+        offset: usize,
+    ) -> Result<&[usize], GroError> {
+        if offset < VirtioNetHdr::LEN {
+            return Err(GroError::NoHeaderRoom {
+                offset,
+                required: VirtioNetHdr::LEN,
+            });
+        }
+        if bufs.len() != lens.len() {
+            return Err(GroError::LengthsMismatch {
+                bufs: bufs.len(),
+                lens: lens.len(),
+            });
+        }
+        for (index, (b, &len)) in bufs.iter_mut().zip(lens.iter()).enumerate() {
+            let buf_len = b.as_mut().len();
+            match offset.checked_add(len) {
+                Some(end) if end <= buf_len => {}
+                end => {
+                    return Err(GroError::PacketOutsideBuffer {
+                        index,
+                        end: end.unwrap_or(usize::MAX),
+                        buf_len,
+                    });
+                }
+            }
+        }
+        let n = bufs.len();
+        self.reserve(n);
+        self.items.clear();
+        self.slots.fill(NONE);
+        self.role.clear();
+        self.role.resize(n, Role::Alone);
+        self.out.clear();
+        self.stats = GroStats {
+            packets_in: n,
+            ..GroStats::default()
+        };
+
+        for i in 0..n {
+            self.insert(bufs, lens, offset, i);
+        }
+        for it in 0..self.items.len() {
+            let item = self.items[it];
+            let buf = bufs[item.buf as usize].as_mut();
+            let (hdr, pkt) = buf[offset - VirtioNetHdr::LEN..].split_at_mut(VirtioNetHdr::LEN);
+            if item.run.merged == 0 || item.dead {
+                hdr.copy_from_slice(&VirtioNetHdr::ZERO.to_bytes());
+                continue;
+            }
+            let len = item.cand.header_len() + item.run.payload_len;
+            lens[item.buf as usize] = len;
+            let v = finish_run(&item, &mut pkt[..len]);
+            hdr.copy_from_slice(&v.to_bytes());
+        }
+        for (i, role) in self.role.iter().enumerate() {
+            match role {
+                Role::Absorbed => continue,
+                Role::Run => {}
+                // Refused or bad packets are written as they are.
+                Role::Alone => bufs[i].as_mut()[offset - VirtioNetHdr::LEN..offset]
+                    .copy_from_slice(&VirtioNetHdr::ZERO.to_bytes()),
+            }
+            self.out.push(i);
+        }
+        self.stats.packets_out = self.out.len();
+        Ok(&self.out)
+    }
+
+    fn insert<B: AsMut<[u8]>>(&mut self, bufs: &mut [B], lens: &[usize], offset: usize, i: usize) {
+        let pkt_len = lens[i];
+        let cand = {
+            let pkt = &bufs[i].as_mut()[offset..offset + pkt_len];
+            match classify(pkt, self.udp_gro) {
+                Ok(c) => c,
+                Err(r) => {
+                    self.stats.refused[r.index()] += 1;
+                    // A refused datagram of a UDP flow ends that flow's run:
+                    // later datagrams must not overtake it.
+                    if let Some(key) = udp_key_of_refused(pkt, r) {
+                        self.close_newest(&key);
+                    }
+                    return;
+                }
+            }
+        };
+        let key = FlowKey::of(&bufs[i].as_mut()[offset..offset + pkt_len], &cand);
+        let slot = self.slot_of(&key);
+        let mut cur = self.slots[slot];
+        let mut pkt_csum: Option<bool> = None;
+        while cur != NONE {
+            let idx = cur as usize;
+            cur = self.items[idx].older;
+            if self.items[idx].dead {
+                if cand.kind.is_tcp() {
+                    continue;
+                }
+                break; // UDP: the newest run is the only one that may grow.
+            }
+            match self.try_merge(bufs, offset, idx, i, pkt_len, &cand, &mut pkt_csum) {
+                Attempt::Merged => {
+                    self.role[i] = Role::Absorbed;
+                    self.stats.segments_merged += 1;
+                    return;
+                }
+                Attempt::PacketBad => {
+                    self.stats.bad_checksum += 1;
+                    if !cand.kind.is_tcp() {
+                        self.items[idx].run.closed = true;
+                    }
+                    return;
+                }
+                Attempt::ItemBad => {
+                    self.stats.bad_checksum += 1;
+                    self.items[idx].dead = true;
+                    break;
+                }
+                Attempt::No => {
+                    if !cand.kind.is_tcp() {
+                        break; // UDP: only the newest run of a flow, never reordered.
+                    }
+                }
+            }
+        }
+        let ip_id = if cand.kind.is_v6() {
+            0
+        } else {
+            let p = &bufs[i].as_mut()[offset..];
+            u16::from_be_bytes([p[4], p[5]])
+        };
+        let older = self.slots[slot];
+        self.slots[slot] = self.items.len() as u32;
+        self.role[i] = Role::Run;
+        self.items.push(Item {
+            key,
+            cand,
+            buf: i as u32,
+            older,
+            run: Run {
+                seq: cand.seq,
+                payload_len: cand.payload_len,
+                gso_size: cand.payload_len,
+                merged: 0,
+                psh: cand.psh,
+                closed: false,
+            },
+            csum_ok: pkt_csum,
+            dead: false,
+            ip_id,
+        });
+    }
+
+    /// The slot of `key`'s flow: where its newest run is, or the empty slot
+    /// where it will be.
+    fn slot_of(&self, key: &FlowKey) -> usize {
+        let mask = self.slots.len() - 1;
+        let mut slot = (key.hash() as usize) & mask;
+        loop {
+            let head = self.slots[slot];
+            if head == NONE || self.items[head as usize].key == *key {
+                return slot;
+            }
+            slot = (slot + 1) & mask;
+        }
+    }
+
+    /// Stop the newest run of `key`'s flow from growing.
+    fn close_newest(&mut self, key: &FlowKey) {
+        let head = self.slots[self.slot_of(key)];
+        if head != NONE {
+            self.items[head as usize].run.closed = true;
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn try_merge<B: AsMut<[u8]>>(
+        &mut self,
+        bufs: &mut [B],
+        offset: usize,
+        idx: usize,
+        i: usize,
+        pkt_len: usize,
+        cand: &Candidate,
+        pkt_csum: &mut Option<bool>,
+    ) -> Attempt {
+        let item = self.items[idx];
+        let ib = item.buf as usize;
+        if item.cand.header_len() != cand.header_len() {
+            return Attempt::No;
+        }
+        let hl = cand.header_len();
+        let ip_hl = cand.ip_header_len;
+        // Borrow the item's and the packet's buffers at once (ib < i).
+        let (left, right) = bufs.split_at_mut(i);
+        let item_buf = left[ib].as_mut();
+        let pkt = &right[0].as_mut()[offset..offset + pkt_len];
+        let item_len = hl + item.run.payload_len;
+        {
+            let item_pkt = &item_buf[offset..offset + item_len];
+            if !ip_headers_match(item_pkt, pkt, cand.kind.is_v6()) {
+                return Attempt::No;
+            }
+            if cand.kind.is_tcp() && !tcp_headers_match(&item_pkt[ip_hl..], &pkt[ip_hl..]) {
+                return Attempt::No;
+            }
+        }
+        let how = if cand.kind.is_tcp() {
+            match tcp_merge(&item.run, cand.seq, cand.payload_len, cand.psh) {
+                Some(m) => m,
+                None => return Attempt::No,
+            }
+        } else if udp_merge(&item.run, cand.payload_len) {
+            Merge::Append
+        } else {
+            return Attempt::No;
+        };
+        let new_len = item_len + cand.payload_len;
+        if new_len > MAX_MERGED_LEN {
+            self.stats.too_large += 1;
+            return Attempt::No;
+        }
+        if offset + new_len > item_buf.len() {
+            self.stats.no_room += 1;
+            return Attempt::No;
+        }
+        // Verify both checksums, each at most once.
+        if item.csum_ok.is_none() {
+            let ok = l4_checksum_ok(&item_buf[offset..offset + item_len], &item.cand);
+            self.items[idx].csum_ok = Some(ok);
+        }
+        if self.items[idx].csum_ok == Some(false) {
+            return Attempt::ItemBad;
+        }
+        let ok = *pkt_csum.get_or_insert_with(|| l4_checksum_ok(pkt, cand));
+        if !ok {
+            return Attempt::PacketBad;
+        }
+        let payload = &pkt[hl..];
+        let data = &mut item_buf[offset..offset + new_len];
+        let it = &mut self.items[idx];
+        match how {
+            Merge::Append => {
+                data[item_len..].copy_from_slice(payload);
+                if cand.payload_len < it.run.gso_size {
+                    it.run.closed = true;
+                }
+                it.run.psh |= cand.psh;
+            }
+            Merge::Prepend => {
+                data.copy_within(hl..item_len, hl + cand.payload_len);
+                data[hl..hl + cand.payload_len].copy_from_slice(payload);
+                if it.run.merged == 0 && cand.payload_len > it.run.gso_size {
+                    // The old first segment is now a shorter last one.
+                    it.run.closed = true;
+                }
+                it.run.gso_size = it.run.gso_size.max(cand.payload_len);
+                it.run.seq = cand.seq;
+                if !cand.kind.is_v6() {
+                    it.ip_id = u16::from_be_bytes([pkt[4], pkt[5]]);
+                }
+            }
+        }
+        it.run.payload_len += cand.payload_len;
+        it.run.merged += 1;
+        Attempt::Merged
+    }
+}
+
+/// What became of a packet of the batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Role {
+    /// Written as it is, with a zero header.
+    Alone,
+    /// The first packet of a run (merged or not).
+    Run,
+    /// Merged into an earlier packet's buffer; not written.
+    Absorbed,
+}
+
+enum Attempt {
+    Merged,
+    No,
+    PacketBad,
+    ItemBad,
+}
+
+/// The UDP flow of a packet refused for a reason that still leaves its IP
+/// and UDP headers readable (an empty or mis-sized datagram).
+fn udp_key_of_refused(pkt: &[u8], why: Refusal) -> Option<FlowKey> {
+    if !matches!(why, Refusal::EmptyPayload | Refusal::LengthMismatch) {
+        return None;
+    }
+    let (kind, ip_hl) = match pkt.first()? >> 4 {
+        4 if pkt.len() >= 28 && pkt[0] & 0x0f == 5 && pkt[9] == protocol::UDP => (Kind::Udp4, 20),
+        6 if pkt.len() >= 48 && pkt[6] == protocol::UDP => (Kind::Udp6, 40),
+        _ => return None,
+    };
+    let c = Candidate {
+        kind,
+        ip_header_len: ip_hl,
+        l4_header_len: 8,
+        payload_len: 0,
+        seq: 0,
+        psh: false,
+    };
+    Some(FlowKey::of(pkt, &c))
+}
+
+/// Whether the transport checksum of a candidate verifies.
+fn l4_checksum_ok(pkt: &[u8], c: &Candidate) -> bool {
+    let l4 = &pkt[c.ip_header_len..];
+    let pseudo = pseudo_header(pkt, c, l4.len());
+    pseudo.combine(Checksum::of(l4)).fold() == 0xffff
+}
+
+fn pseudo_header(pkt: &[u8], c: &Candidate, l4_len: usize) -> Checksum {
+    if c.kind.is_v6() {
+        Ipv6Packet::new_unchecked(pkt).pseudo_header(c.kind.protocol(), l4_len as u32)
+    } else {
+        Ipv4Packet::new_unchecked(pkt).pseudo_header(l4_len as u16)
+    }
+}
+
+/// Rewrite the headers of a merged run in `pkt` (exactly its bytes) and
+/// return its virtio header.
+fn finish_run(item: &Item, pkt: &mut [u8]) -> VirtioNetHdr {
+    let c = &item.cand;
+    let len = pkt.len();
+    let ip_hl = c.ip_header_len;
+    let l4_len = len - ip_hl;
+    if c.kind.is_v6() {
+        Ipv6Packet::new_unchecked(&mut *pkt).set_payload_len(l4_len as u16);
+    } else {
+        let mut ip = Ipv4Packet::new_unchecked(&mut pkt[..ip_hl]);
+        ip.set_total_len(len as u16);
+        ip.set_ident(item.ip_id);
+        ip.fill_checksum();
+    }
+    let pseudo = pseudo_header(pkt, c, l4_len).fold();
+    let l4 = &mut pkt[ip_hl..];
+    if c.kind.is_tcp() {
+        let mut tcp = TcpPacket::new_unchecked(&mut *l4);
+        tcp.set_seq_number(item.run.seq);
+        if item.run.psh {
+            tcp.set_flags(tcp_flags::ACK | tcp_flags::PSH);
+        }
+        tcp.set_checksum(pseudo);
+    } else {
+        let mut udp = UdpPacket::new_unchecked(&mut *l4);
+        udp.set_len(l4_len as u16);
+        udp.set_checksum(pseudo);
+    }
+    VirtioNetHdr::new(
+        HdrFlags::NEEDS_CSUM,
+        c.kind.gso_type(),
+        c.header_len() as u16,
+        item.run.gso_size as u16,
+        ip_hl as u16,
+        c.kind.csum_offset() as u16,
+    )
+}
