@@ -1,0 +1,303 @@
+//! Criterion micro-benchmarks of the offload engine against tun-rs 2.8.16,
+//! on the same inputs in the same run. Before timing, each pair is checked
+//! to produce the same output; allocations per operation are counted with
+//! an instrumented global allocator and printed beside the times.
+//!
+//! `cargo bench -p tun-benches --bench offload` runs them; `cargo test`
+//! runs each once in test mode (including the equality checks).
+
+// criterion_group! generates an undocumented pub fn.
+#![allow(missing_docs)]
+
+use std::alloc::System;
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use stats_alloc::{INSTRUMENTED_SYSTEM, Region, StatsAlloc};
+use tun_benches::{
+    Addrs, payload, super_packet, tcp4_one_flow, tcp4_sixteen_flows, udp4_four_flows,
+};
+use tun_offload::checksum::Checksum;
+use tun_offload::{GroTable, VirtioNetHdr, split};
+
+#[global_allocator]
+static GLOBAL: &StatsAlloc<System> = &INSTRUMENTED_SYSTEM;
+
+const HDR: usize = VirtioNetHdr::LEN;
+
+/// Allocations per call of `op`, after one warm-up call.
+fn allocs_per_op(mut op: impl FnMut()) -> f64 {
+    op();
+    let region = Region::new(GLOBAL);
+    const N: usize = 16;
+    for _ in 0..N {
+        op();
+    }
+    let s = region.change();
+    (s.allocations + s.reallocations) as f64 / N as f64
+}
+
+fn report_allocs(what: &str, ours: f64, theirs: f64) {
+    eprintln!("allocations per op  {what:<28} tun-offload {ours:>6.1}   tun-rs {theirs:>6.1}");
+}
+
+fn bench_checksum(c: &mut Criterion) {
+    let mut g = c.benchmark_group("checksum");
+    for size in [64usize, 1500, 65536] {
+        let data = payload(size, 3);
+        assert_eq!(
+            Checksum::of(&data).fold(),
+            tun_rs::checksum(&data, 0),
+            "both compute the same folded sum of {size} bytes"
+        );
+        g.throughput(Throughput::Bytes(size as u64));
+        g.bench_with_input(BenchmarkId::new("tun-offload", size), &data, |b, d| {
+            b.iter(|| Checksum::of(black_box(d)).fold())
+        });
+        g.bench_with_input(BenchmarkId::new("tun-rs", size), &data, |b, d| {
+            b.iter(|| tun_rs::checksum(black_box(d), 0))
+        });
+    }
+    g.finish();
+}
+
+fn tun_rs_hdr(h: &VirtioNetHdr) -> tun_rs::VirtioNetHdr {
+    tun_rs::VirtioNetHdr {
+        flags: h.flags().0,
+        gso_type: h.gso_type().0,
+        hdr_len: h.hdr_len(),
+        gso_size: h.gso_size(),
+        csum_start: h.csum_start(),
+        csum_offset: h.csum_offset(),
+    }
+}
+
+fn bench_split(c: &mut Criterion) {
+    let mut g = c.benchmark_group("split");
+    let cases = [
+        (
+            "tcp4-64k-mss1448",
+            Addrs::V4_DEFAULT,
+            true,
+            65535 - 52,
+            1448u16,
+        ),
+        (
+            "tcp6-64k-mss1428",
+            Addrs::V6_DEFAULT,
+            true,
+            65535 - 72,
+            1428,
+        ),
+        (
+            "udp4-uso-64k-1200",
+            Addrs::V4_DEFAULT,
+            false,
+            65535 - 28,
+            1200,
+        ),
+    ];
+    for (name, addrs, tcp, total, gso) in cases {
+        let (hdr, pkt) = super_packet(addrs, tcp, total, gso);
+        let is_v6 = matches!(addrs, Addrs::V6(..));
+        let n = 64;
+        let mut ours_bufs = vec![vec![0u8; 2048]; n];
+        let mut ours_sizes = vec![0usize; n];
+        let mut theirs_bufs = vec![vec![0u8; 2048]; n];
+        let mut theirs_sizes = vec![0usize; n];
+        let mut theirs_in = pkt.clone();
+        let th = tun_rs_hdr(&hdr);
+
+        let segs = split(&hdr, &pkt, &mut ours_bufs, &mut ours_sizes, 0).unwrap();
+        let theirs = tun_rs::gso_split(
+            &mut theirs_in,
+            th,
+            &mut theirs_bufs,
+            &mut theirs_sizes,
+            0,
+            is_v6,
+        )
+        .unwrap();
+        assert_eq!(segs, theirs, "{name}: segment count");
+        for i in 0..segs {
+            assert_eq!(
+                ours_bufs[i][..ours_sizes[i]],
+                theirs_bufs[i][..theirs_sizes[i]],
+                "{name}: segment {i} differs"
+            );
+        }
+        report_allocs(
+            &format!("split {name}"),
+            allocs_per_op(|| {
+                split(&hdr, &pkt, &mut ours_bufs, &mut ours_sizes, 0).unwrap();
+            }),
+            allocs_per_op(|| {
+                theirs_in.copy_from_slice(&pkt);
+                tun_rs::gso_split(
+                    &mut theirs_in,
+                    th,
+                    &mut theirs_bufs,
+                    &mut theirs_sizes,
+                    0,
+                    is_v6,
+                )
+                .unwrap();
+            }),
+        );
+
+        g.throughput(Throughput::Bytes(pkt.len() as u64));
+        g.bench_function(BenchmarkId::new("tun-offload", name), |b| {
+            b.iter(|| {
+                split(
+                    black_box(&hdr),
+                    black_box(&pkt),
+                    &mut ours_bufs,
+                    &mut ours_sizes,
+                    0,
+                )
+                .unwrap()
+            })
+        });
+        g.bench_function(BenchmarkId::new("tun-rs", name), |b| {
+            // gso_split takes the input mutably: restore it, untimed, each time.
+            b.iter_custom(|iters| {
+                let mut t = Duration::ZERO;
+                for _ in 0..iters {
+                    theirs_in.copy_from_slice(&pkt);
+                    let start = Instant::now();
+                    black_box(
+                        tun_rs::gso_split(
+                            &mut theirs_in,
+                            th,
+                            &mut theirs_bufs,
+                            &mut theirs_sizes,
+                            0,
+                            is_v6,
+                        )
+                        .unwrap(),
+                    );
+                    t += start.elapsed();
+                }
+                t
+            })
+        });
+    }
+    g.finish();
+}
+
+/// Our batch: fixed-size buffers with the packet at HDR and room to grow.
+struct OursBatch {
+    bufs: Vec<Vec<u8>>,
+    lens: Vec<usize>,
+}
+
+impl OursBatch {
+    fn new(n: usize) -> Self {
+        Self {
+            bufs: vec![vec![0u8; HDR + 65535]; n],
+            lens: vec![0; n],
+        }
+    }
+    fn fill(&mut self, pkts: &[Vec<u8>]) {
+        for (i, p) in pkts.iter().enumerate() {
+            self.bufs[i][HDR..HDR + p.len()].copy_from_slice(p);
+            self.lens[i] = p.len();
+        }
+    }
+}
+
+/// tun-rs's batch: Vecs whose length is header + packet, with spare
+/// capacity for coalescing (without it tun-rs never merges).
+fn fill_theirs(bufs: &mut [Vec<u8>], pkts: &[Vec<u8>]) {
+    for (b, p) in bufs.iter_mut().zip(pkts) {
+        b.clear();
+        b.resize(HDR, 0);
+        b.extend_from_slice(p);
+    }
+}
+
+fn bench_coalesce(c: &mut Criterion) {
+    let mut g = c.benchmark_group("coalesce");
+    let cases = [
+        ("tcp4-1flow-128", tcp4_one_flow(), false),
+        ("tcp4-16flows-128", tcp4_sixteen_flows(), false),
+        ("udp4-4flows-128", udp4_four_flows(), true),
+    ];
+    for (name, pkts, udp) in cases {
+        let n = pkts.len();
+        let mut ours = OursBatch::new(n);
+        let mut table = GroTable::with_capacity(udp, n);
+        let mut theirs: Vec<Vec<u8>> = (0..n).map(|_| Vec::with_capacity(HDR + 65535)).collect();
+        let mut theirs_table = tun_rs::GROTable::new();
+
+        // Both must write the same packets with the same headers.
+        ours.fill(&pkts);
+        let written = table
+            .coalesce(&mut ours.bufs, &mut ours.lens, HDR)
+            .unwrap()
+            .to_vec();
+        fill_theirs(&mut theirs, &pkts);
+        let mut to_write = Vec::new();
+        tun_rs::handle_gro(
+            &mut theirs,
+            HDR,
+            &mut Default::default(),
+            &mut Default::default(),
+            udp,
+            &mut to_write,
+        )
+        .unwrap();
+        assert_eq!(written, to_write, "{name}: written indices");
+        assert!(written.len() < n, "{name}: something coalesced");
+        for &i in &written {
+            assert_eq!(
+                ours.bufs[i][..HDR + ours.lens[i]],
+                theirs[i][..],
+                "{name}: packet {i} differs"
+            );
+        }
+
+        report_allocs(
+            &format!("coalesce {name}"),
+            allocs_per_op(|| {
+                ours.fill(&pkts);
+                table.coalesce(&mut ours.bufs, &mut ours.lens, HDR).unwrap();
+            }),
+            allocs_per_op(|| {
+                fill_theirs(&mut theirs, &pkts);
+                theirs_table.apply_gro(&mut theirs, HDR, udp).unwrap();
+            }),
+        );
+
+        g.throughput(Throughput::Elements(n as u64));
+        g.bench_function(BenchmarkId::new("tun-offload", name), |b| {
+            b.iter_custom(|iters| {
+                let mut t = Duration::ZERO;
+                for _ in 0..iters {
+                    ours.fill(&pkts);
+                    let start = Instant::now();
+                    black_box(table.coalesce(&mut ours.bufs, &mut ours.lens, HDR).unwrap());
+                    t += start.elapsed();
+                }
+                t
+            })
+        });
+        g.bench_function(BenchmarkId::new("tun-rs", name), |b| {
+            b.iter_custom(|iters| {
+                let mut t = Duration::ZERO;
+                for _ in 0..iters {
+                    fill_theirs(&mut theirs, &pkts);
+                    let start = Instant::now();
+                    theirs_table.apply_gro(&mut theirs, HDR, udp).unwrap();
+                    t += start.elapsed();
+                }
+                t
+            })
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, bench_checksum, bench_split, bench_coalesce);
+criterion_main!(benches);
