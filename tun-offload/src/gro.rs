@@ -481,14 +481,22 @@ impl FlowKey {
         }
     }
 
+    /// A multiply-xor hash: the words are folded with rotations (so source
+    /// and destination do not cancel), then mixed by one multiplication whose
+    /// high bits pick the slot.
     fn hash(&self) -> u64 {
         const K: u64 = 0x9e37_79b9_7f4a_7c15;
-        let mut h = (self.kind as u64) ^ (u64::from(self.ports) << 8) ^ (u64::from(self.ack) << 32);
-        for c in self.addrs.chunks_exact(8) {
-            let w = u64::from_ne_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]);
-            h = (h ^ w).wrapping_mul(K).rotate_left(29);
-        }
-        (h ^ (h >> 32)).wrapping_mul(K)
+        let w = |i: usize| {
+            let c = &self.addrs[i * 8..i * 8 + 8];
+            u64::from_ne_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]])
+        };
+        let h = w(0)
+            ^ w(1).rotate_left(16)
+            ^ w(2).rotate_left(32)
+            ^ w(3).rotate_left(48)
+            ^ ((u64::from(self.ports) << 32) | u64::from(self.ack)).rotate_left(8)
+            ^ self.kind as u64;
+        h.wrapping_mul(K)
     }
 }
 
@@ -739,7 +747,9 @@ impl GroTable {
     /// where it will be.
     fn slot_of(&self, key: &FlowKey) -> usize {
         let mask = self.slots.len() - 1;
-        let mut slot = (key.hash() as usize) & mask;
+        // The slot count is a power of two: take the hash's top bits.
+        let bits = self.slots.len().trailing_zeros();
+        let mut slot = (key.hash() >> (64 - bits)) as usize & mask;
         loop {
             let head = self.slots[slot];
             if head == NONE || self.items[head as usize].key == *key {
@@ -785,7 +795,8 @@ impl GroTable {
             if !ip_headers_match(item_pkt, pkt, cand.kind.is_v6()) {
                 return Attempt::No;
             }
-            if cand.kind.is_tcp() && !tcp_headers_match(&item_pkt[ip_hl..], &pkt[ip_hl..]) {
+            // Same header length (checked above): the options must be byte-equal.
+            if cand.kind.is_tcp() && item_pkt[ip_hl + 20..hl] != pkt[ip_hl + 20..hl] {
                 return Attempt::No;
             }
         }
@@ -816,24 +827,38 @@ impl GroTable {
         if self.items[idx].csum_ok == Some(false) {
             return Attempt::ItemBad;
         }
-        let ok = *pkt_csum.get_or_insert_with(|| l4_checksum_ok(pkt, cand));
-        if !ok {
-            return Attempt::PacketBad;
-        }
         let payload = &pkt[hl..];
         let data = &mut item_buf[offset..offset + new_len];
-        let it = &mut self.items[idx];
         match how {
             Merge::Append => {
-                data[item_len..].copy_from_slice(payload);
+                // Copy first and verify from the same pass: the bytes land
+                // behind the run's end, which stays where it is if the
+                // checksum turns out bad.
+                let payload_sum = Checksum::copy_from(&mut data[item_len..], payload);
+                let ok = *pkt_csum.get_or_insert_with(|| {
+                    let l4_len = pkt.len() - cand.ip_header_len;
+                    pseudo_header(pkt, cand, l4_len)
+                        .combine(Checksum::of(&pkt[cand.ip_header_len..hl]))
+                        .combine(payload_sum)
+                        .fold()
+                        == 0xffff
+                });
+                if !ok {
+                    return Attempt::PacketBad;
+                }
+                let it = &mut self.items[idx];
                 if cand.payload_len < it.run.gso_size {
                     it.run.closed = true;
                 }
                 it.run.psh |= cand.psh;
             }
             Merge::Prepend => {
+                if !*pkt_csum.get_or_insert_with(|| l4_checksum_ok(pkt, cand)) {
+                    return Attempt::PacketBad;
+                }
                 data.copy_within(hl..item_len, hl + cand.payload_len);
                 data[hl..hl + cand.payload_len].copy_from_slice(payload);
+                let it = &mut self.items[idx];
                 if it.run.merged == 0 && cand.payload_len > it.run.gso_size {
                     // The old first segment is now a shorter last one.
                     it.run.closed = true;
@@ -845,6 +870,7 @@ impl GroTable {
                 }
             }
         }
+        let it = &mut self.items[idx];
         it.run.payload_len += cand.payload_len;
         it.run.merged += 1;
         Attempt::Merged

@@ -272,21 +272,43 @@ impl GsoPacket {
         let headers = &packet[..hl];
         let payload = &packet[hl..];
 
-        // Per-flow constants, read once.
-        let (first_id, pseudo_base) = if self.version == 4 {
+        // Everything that is the same in every segment is summed once: the
+        // pseudo header without its length, the IPv4 header without length,
+        // ID and checksum, the transport header without sequence number,
+        // flags, length and checksum. Per segment only those words are added.
+        let tcp = self.transport == Transport::Tcp;
+        let l4_hl = hl - csum_start;
+        let (first_id, pseudo_base, ip_base) = if self.version == 4 {
             let ip = Ipv4Packet::new_unchecked(headers);
-            (ip.ident(), ip.pseudo_header(0))
+            // Bytes 2..4 (length), 4..6 (ID) and 10..12 (checksum) excluded.
+            let base = Checksum::of(&headers[..2])
+                .combine(Checksum::ZERO.combine(Checksum::of(&headers[6..10])))
+                .combine(Checksum::of(&headers[12..csum_start]));
+            (ip.ident(), ip.pseudo_header(0), base)
         } else {
             let ip = Ipv6Packet::new_unchecked(headers);
-            (0, ip.pseudo_header(self.transport.number(), 0))
+            (
+                0,
+                ip.pseudo_header(self.transport.number(), 0),
+                Checksum::ZERO,
+            )
         };
-        let (first_seq, orig_flags) = match self.transport {
-            Transport::Tcp => {
-                let tcp = TcpPacket::new_unchecked(&headers[csum_start..]);
-                (tcp.seq_number(), tcp.flags())
-            }
-            Transport::Udp => (0, 0),
+        let l4_headers = &headers[csum_start..];
+        let (first_seq, orig_flags, l4_base) = if tcp {
+            let t = TcpPacket::new_unchecked(l4_headers);
+            // Bytes 4..8 (sequence), 12..14 (offset and flags) and 16..18
+            // (checksum) excluded.
+            let base = Checksum::of(&l4_headers[..4])
+                .combine(Checksum::of(&l4_headers[8..12]))
+                .combine(Checksum::of(&l4_headers[14..16]))
+                .combine(Checksum::of(&l4_headers[18..l4_hl]));
+            (t.seq_number(), t.flags(), base)
+        } else {
+            // Ports only: length and checksum are per segment.
+            (0, 0, Checksum::of(&l4_headers[..4]))
         };
+        let fixed = pseudo_base.combine(l4_base);
+        let data_offset = l4_headers.get(12).copied().unwrap_or(0);
 
         for i in 0..n {
             let start = i * self.gso_size;
@@ -317,50 +339,50 @@ impl GsoPacket {
                     });
                 }
             };
-            out[..hl].copy_from_slice(headers);
-            out[hl..].copy_from_slice(seg_payload);
+            let (out_headers, out_payload) = out.split_at_mut(hl);
+            out_headers.copy_from_slice(headers);
+            let payload_sum = Checksum::copy_from(out_payload, seg_payload);
 
             if self.version == 4 {
-                let mut ip = Ipv4Packet::new_unchecked(&mut out[..csum_start]);
+                let id = first_id.wrapping_add(i as u16);
+                let mut c = ip_base;
+                c.add_u16(seg_len as u16);
+                c.add_u16(id);
+                let mut ip = Ipv4Packet::new_unchecked(&mut out_headers[..csum_start]);
                 ip.set_total_len(seg_len as u16);
-                ip.set_ident(first_id.wrapping_add(i as u16));
-                ip.fill_checksum();
+                ip.set_ident(id);
+                ip.set_checksum(c.finish());
             } else {
-                Ipv6Packet::new_unchecked(&mut out[..]).set_payload_len((seg_len - 40) as u16);
+                Ipv6Packet::new_unchecked(&mut out_headers[..])
+                    .set_payload_len((seg_len - 40) as u16);
             }
-            let l4_len = seg_len - csum_start;
-            let l4 = &mut out[csum_start..];
-            let csum_field = match self.transport {
-                Transport::Tcp => {
-                    let mut tcp = TcpPacket::new_unchecked(&mut *l4);
-                    // sequence = first + i * gso_size, in 32-bit wrapping arithmetic.
-                    tcp.set_seq_number(
-                        first_seq.wrapping_add((i as u32).wrapping_mul(self.gso_size as u32)),
-                    );
-                    let mut flags = orig_flags;
-                    if i + 1 != n {
-                        flags &= !(tcp_flags::FIN | tcp_flags::PSH);
-                    }
-                    if i != 0 {
-                        flags &= !tcp_flags::CWR;
-                    }
-                    tcp.set_flags(flags);
-                    TcpPacket::<&[u8]>::CHECKSUM_OFFSET
+            let l4_len = (seg_len - csum_start) as u16;
+            let mut sum = fixed;
+            sum.add_u16(l4_len);
+            let l4 = &mut out_headers[csum_start..];
+            if tcp {
+                // sequence = first + i * gso_size, in 32-bit wrapping arithmetic.
+                let seq = first_seq.wrapping_add((i as u32).wrapping_mul(self.gso_size as u32));
+                let mut flags = orig_flags;
+                if i + 1 != n {
+                    flags &= !(tcp_flags::FIN | tcp_flags::PSH);
                 }
-                Transport::Udp => {
-                    UdpPacket::new_unchecked(&mut *l4).set_len(l4_len as u16);
-                    UdpPacket::<&[u8]>::CHECKSUM_OFFSET
+                if i != 0 {
+                    flags &= !tcp_flags::CWR;
                 }
-            };
-            l4[csum_field..csum_field + 2].fill(0);
-            let mut sum = pseudo_base;
-            sum.add_u16(l4_len as u16);
-            let sum = sum.combine(Checksum::of(l4));
-            let c = match self.transport {
-                Transport::Tcp => sum.finish(),
-                Transport::Udp => sum.finish_udp(),
-            };
-            l4[csum_field..csum_field + 2].copy_from_slice(&c.to_be_bytes());
+                let mut t = TcpPacket::new_unchecked(&mut *l4);
+                t.set_seq_number(seq);
+                t.set_flags(flags);
+                sum.add_u16((seq >> 16) as u16);
+                sum.add_u16(seq as u16);
+                sum.add_u16(u16::from_be_bytes([data_offset, flags]));
+                t.set_checksum(sum.combine(payload_sum).finish());
+            } else {
+                let mut u = UdpPacket::new_unchecked(&mut *l4);
+                u.set_len(l4_len);
+                sum.add_u16(l4_len);
+                u.set_checksum(sum.combine(payload_sum).finish_udp());
+            }
         }
         Ok(n)
     }
@@ -371,8 +393,9 @@ impl GsoPacket {
 /// `csum_start` to the end and store the complement. A header without
 /// NEEDS_CSUM leaves the packet as it is.
 ///
-/// A result of zero is stored as `0xffff`, as the kernel does: both verify,
-/// and zero would mean "no checksum" to UDP.
+/// When the field is at UDP's checksum offset (6), a result of zero is
+/// stored as `0xffff`, since zero means "no checksum" to UDP; elsewhere
+/// (TCP, ICMPv6) zero is stored as it is. Both encodings verify.
 pub fn complete_checksum(hdr: &VirtioNetHdr, packet: &mut [u8]) -> Result<(), PacketError> {
     if !hdr.flags().contains(HdrFlags::NEEDS_CSUM) {
         return Ok(());
@@ -386,7 +409,12 @@ pub fn complete_checksum(hdr: &VirtioNetHdr, packet: &mut [u8]) -> Result<(), Pa
             len: packet.len(),
         });
     }
-    let c = Checksum::of(&packet[start..]).finish_udp();
+    let sum = Checksum::of(&packet[start..]);
+    let c = if usize::from(hdr.csum_offset()) == UdpPacket::<&[u8]>::CHECKSUM_OFFSET {
+        sum.finish_udp()
+    } else {
+        sum.finish()
+    };
     packet[field..field + 2].copy_from_slice(&c.to_be_bytes());
     Ok(())
 }
