@@ -200,6 +200,7 @@ impl fmt::Display for Refusal {
 }
 
 /// Decide whether `packet` (a whole IP packet) can be coalesced at all.
+#[inline]
 pub fn classify(packet: &[u8], udp_gro: bool) -> Result<Candidate, Refusal> {
     let Some(&first) = packet.first() else {
         return Err(Refusal::TooShort);
@@ -450,22 +451,54 @@ const NONE: u32 = u32::MAX;
 
 /// What identifies a flow: family and transport, addresses, ports, and for
 /// TCP the acknowledgment number.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+///
+/// Addresses are held as words read straight from the packet, so the key
+/// lives in registers: built as a byte array on the stack, its wide compare
+/// loads stalled on store forwarding.
+#[derive(Debug, Clone, Copy, Eq)]
 struct FlowKey {
     kind: Kind,
-    addrs: [u8; 32],
+    addrs: [u64; 4],
     ports: u32,
     ack: u32,
 }
 
+impl PartialEq for FlowKey {
+    /// Word by word: a derived compare of the address array uses 16-byte
+    /// loads, which stall on the 8-byte stores that spilled the key.
+    #[inline]
+    fn eq(&self, o: &Self) -> bool {
+        self.ports == o.ports
+            && self.ack == o.ack
+            && self.kind == o.kind
+            && self.addrs[0] == o.addrs[0]
+            && self.addrs[1] == o.addrs[1]
+            && self.addrs[2] == o.addrs[2]
+            && self.addrs[3] == o.addrs[3]
+    }
+}
+
+#[inline]
+fn word(p: &[u8], at: usize) -> u64 {
+    match p.get(at..at + 8) {
+        Some(c) => u64::from_ne_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]),
+        None => 0,
+    }
+}
+
 impl FlowKey {
+    #[inline]
     fn of(packet: &[u8], c: &Candidate) -> Self {
-        let mut addrs = [0u8; 32];
-        if c.kind.is_v6() {
-            addrs.copy_from_slice(&packet[8..40]);
+        let addrs = if c.kind.is_v6() {
+            [
+                word(packet, 8),
+                word(packet, 16),
+                word(packet, 24),
+                word(packet, 32),
+            ]
         } else {
-            addrs[..8].copy_from_slice(&packet[12..20]);
-        }
+            [word(packet, 12), 0, 0, 0]
+        };
         let l4 = &packet[c.ip_header_len..];
         let ports = u32::from_be_bytes([l4[0], l4[1], l4[2], l4[3]]);
         let ack = if c.kind.is_tcp() {
@@ -484,16 +517,13 @@ impl FlowKey {
     /// A multiply-xor hash: the words are folded with rotations (so source
     /// and destination do not cancel), then mixed by one multiplication whose
     /// high bits pick the slot.
+    #[inline]
     fn hash(&self) -> u64 {
         const K: u64 = 0x9e37_79b9_7f4a_7c15;
-        let w = |i: usize| {
-            let c = &self.addrs[i * 8..i * 8 + 8];
-            u64::from_ne_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]])
-        };
-        let h = w(0)
-            ^ w(1).rotate_left(16)
-            ^ w(2).rotate_left(32)
-            ^ w(3).rotate_left(48)
+        let h = self.addrs[0]
+            ^ self.addrs[1].rotate_left(16)
+            ^ self.addrs[2].rotate_left(32)
+            ^ self.addrs[3].rotate_left(48)
             ^ ((u64::from(self.ports) << 32) | u64::from(self.ack)).rotate_left(8)
             ^ self.kind as u64;
         h.wrapping_mul(K)
@@ -515,6 +545,9 @@ struct Item {
     dead: bool,
     /// IPv4 identification of the first segment (changes on prepend).
     ip_id: u16,
+    /// The flow's pseudo-header sum without the length (the same for every
+    /// packet of the flow: addresses and protocol are part of the key).
+    pseudo: Checksum,
 }
 
 /// A reusable GRO table: one per sending thread, used batch after batch.
@@ -740,11 +773,13 @@ impl GroTable {
             csum_ok: pkt_csum,
             dead: false,
             ip_id,
+            pseudo: pseudo_header(&bufs[i].as_mut()[offset..offset + pkt_len], &cand, 0),
         });
     }
 
     /// The slot of `key`'s flow: where its newest run is, or the empty slot
     /// where it will be.
+    #[inline]
     fn slot_of(&self, key: &FlowKey) -> usize {
         let mask = self.slots.len() - 1;
         // The slot count is a power of two: take the hash's top bits.
@@ -821,7 +856,11 @@ impl GroTable {
         }
         // Verify both checksums, each at most once.
         if item.csum_ok.is_none() {
-            let ok = l4_checksum_ok(&item_buf[offset..offset + item_len], &item.cand);
+            let ok = l4_checksum_ok(
+                &item_buf[offset..offset + item_len],
+                &item.cand,
+                item.pseudo,
+            );
             self.items[idx].csum_ok = Some(ok);
         }
         if self.items[idx].csum_ok == Some(false) {
@@ -835,14 +874,20 @@ impl GroTable {
                 // behind the run's end, which stays where it is if the
                 // checksum turns out bad.
                 let payload_sum = Checksum::copy_from(&mut data[item_len..], payload);
-                let ok = *pkt_csum.get_or_insert_with(|| {
-                    let l4_len = pkt.len() - cand.ip_header_len;
-                    pseudo_header(pkt, cand, l4_len)
-                        .combine(Checksum::of(&pkt[cand.ip_header_len..hl]))
-                        .combine(payload_sum)
-                        .fold()
-                        == 0xffff
-                });
+                let ok = match *pkt_csum {
+                    Some(ok) => ok,
+                    None => {
+                        let mut sum = item.pseudo;
+                        sum.add_u16((pkt.len() - ip_hl) as u16);
+                        let ok = sum
+                            .combine(Checksum::of(&pkt[ip_hl..hl]))
+                            .combine(payload_sum)
+                            .fold()
+                            == 0xffff;
+                        *pkt_csum = Some(ok);
+                        ok
+                    }
+                };
                 if !ok {
                     return Attempt::PacketBad;
                 }
@@ -853,7 +898,7 @@ impl GroTable {
                 it.run.psh |= cand.psh;
             }
             Merge::Prepend => {
-                if !*pkt_csum.get_or_insert_with(|| l4_checksum_ok(pkt, cand)) {
+                if !*pkt_csum.get_or_insert_with(|| l4_checksum_ok(pkt, cand, item.pseudo)) {
                     return Attempt::PacketBad;
                 }
                 data.copy_within(hl..item_len, hl + cand.payload_len);
@@ -918,9 +963,10 @@ fn udp_key_of_refused(pkt: &[u8], why: Refusal) -> Option<FlowKey> {
 }
 
 /// Whether the transport checksum of a candidate verifies.
-fn l4_checksum_ok(pkt: &[u8], c: &Candidate) -> bool {
+/// `pseudo` is the flow's pseudo-header sum without the length.
+fn l4_checksum_ok(pkt: &[u8], c: &Candidate, mut pseudo: Checksum) -> bool {
     let l4 = &pkt[c.ip_header_len..];
-    let pseudo = pseudo_header(pkt, c, l4.len());
+    pseudo.add_u16(l4.len() as u16);
     pseudo.combine(Checksum::of(l4)).fold() == 0xffff
 }
 
@@ -947,7 +993,9 @@ fn finish_run(item: &Item, pkt: &mut [u8]) -> VirtioNetHdr {
         ip.set_ident(item.ip_id);
         ip.fill_checksum();
     }
-    let pseudo = pseudo_header(pkt, c, l4_len).fold();
+    let mut pseudo = item.pseudo;
+    pseudo.add_u16(l4_len as u16);
+    let pseudo = pseudo.fold();
     let l4 = &mut pkt[ip_hl..];
     if c.kind.is_tcp() {
         let mut tcp = TcpPacket::new_unchecked(&mut *l4);
