@@ -129,6 +129,12 @@ pub enum PacketError {
         /// Length of the transport header.
         l4_header_len: usize,
     },
+    /// `csum_offset` is odd: an internet checksum field sits at an even
+    /// offset from where its coverage starts (TCP 16, UDP 6, ICMPv6 2).
+    CsumOffsetOdd {
+        /// The header's `csum_offset`.
+        csum_offset: u16,
+    },
     /// The TCP data offset gives a header outside 20..=60 bytes.
     BadTcpDataOffset {
         /// Data offset * 4.
@@ -205,6 +211,12 @@ impl fmt::Display for PacketError {
                 f,
                 "csum_offset {csum_offset} is outside the {l4_header_len}-byte transport header"
             ),
+            PacketError::CsumOffsetOdd { csum_offset } => {
+                write!(
+                    f,
+                    "csum_offset {csum_offset} is odd; a checksum field sits at an even offset"
+                )
+            }
             PacketError::BadTcpDataOffset { header_len } => {
                 write!(f, "TCP header length {header_len} is outside 20..=60")
             }
@@ -268,7 +280,11 @@ mod tests {
 
     #[test]
     fn display_of_every_error() {
-        let cases: [(PacketError, &str); 14] = [
+        let cases: [(PacketError, &str); 15] = [
+            (
+                PacketError::CsumOffsetOdd { csum_offset: 17 },
+                "csum_offset 17 is odd; a checksum field sits at an even offset",
+            ),
             (
                 PacketError::UnsupportedGsoType {
                     gso_type: GsoType(0x81),

@@ -409,6 +409,11 @@ pub fn complete_checksum(hdr: &VirtioNetHdr, packet: &mut [u8]) -> Result<(), Pa
             len: packet.len(),
         });
     }
+    if hdr.csum_offset() % 2 == 1 {
+        return Err(PacketError::CsumOffsetOdd {
+            csum_offset: hdr.csum_offset(),
+        });
+    }
     let sum = Checksum::of(&packet[start..]);
     let c = if usize::from(hdr.csum_offset()) == UdpPacket::<&[u8]>::CHECKSUM_OFFSET {
         sum.finish_udp()

@@ -403,6 +403,7 @@ fn gso_none_checksum_completion_is_bounds_checked() {
         (20u16, 16u16),
         (41, 0),
         (40, 1),
+        (20, 17),
         (u16::MAX, u16::MAX),
         (0, u16::MAX),
     ];
@@ -418,6 +419,8 @@ fn gso_none_checksum_completion_is_bounds_checked() {
                     len: pkt.len()
                 })
             );
+        } else if off % 2 == 1 {
+            assert_eq!(r, Err(PacketError::CsumOffsetOdd { csum_offset: off }));
         } else {
             assert_eq!(r, Ok(()));
         }

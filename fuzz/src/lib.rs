@@ -1,0 +1,358 @@
+//! Bodies of the fuzz targets, shared by the cargo-fuzz binaries
+//! (`fuzz_targets/`) and by the stable regression test in
+//! `tun-offload/tests/fuzz_corpus.rs`, which replays every committed corpus
+//! file and every crash ever found. Each body panics when a property fails.
+//!
+//! Only `std`, `tun_offload` and `arbitrary` are used, so the regression
+//! test can include this file by path.
+
+use arbitrary::{Arbitrary, Unstructured};
+use tun_offload::{
+    GroTable, GsoPacket, GsoType, HdrFlags, SplitError, VirtioNetHdr, VirtioNetHdrMrgRxbuf,
+    complete_checksum, split,
+};
+
+const HDR: usize = VirtioNetHdr::LEN;
+
+/// Output buffer sizes the receive target picks from, tiny to ample.
+const BUF_SIZES: [usize; 10] = [0, 1, 20, 64, 128, 576, 1280, 1500, 2048, 65_600];
+
+/// RFC 1071 the slow way, independent of the crate's checksum code.
+pub fn naive_sum(data: &[u8]) -> u16 {
+    let mut s: u32 = 0;
+    for pair in data.chunks(2) {
+        s += (u32::from(pair[0]) << 8) | u32::from(*pair.get(1).unwrap_or(&0));
+        s = (s & 0xffff) + (s >> 16);
+    }
+    s as u16
+}
+
+fn add16(a: u16, b: u16) -> u16 {
+    let s = u32::from(a) + u32::from(b);
+    ((s & 0xffff) + (s >> 16)) as u16
+}
+
+/// The pseudo-header sum of an IPv4 or IPv6 packet for its L4 part.
+fn pseudo(packet: &[u8], ip_hl: usize, proto: u8) -> u16 {
+    let l4_len = packet.len() - ip_hl;
+    let mut img = Vec::with_capacity(40);
+    if packet[0] >> 4 == 4 {
+        img.extend_from_slice(&packet[12..20]);
+        img.extend_from_slice(&[0, proto]);
+        img.extend_from_slice(&(l4_len as u16).to_be_bytes());
+    } else {
+        img.extend_from_slice(&packet[8..40]);
+        img.extend_from_slice(&(l4_len as u32).to_be_bytes());
+        img.extend_from_slice(&[0, 0, 0, proto]);
+    }
+    naive_sum(&img)
+}
+
+/// Check a segment produced by a split: IP length fields equal its length,
+/// the IPv4 header checksum and the transport checksum verify.
+fn check_segment(seg: &[u8], plan: &GsoPacket) {
+    let ip_hl = plan.ip_header_len();
+    if seg[0] >> 4 == 4 {
+        assert_eq!(
+            usize::from(u16::from_be_bytes([seg[2], seg[3]])),
+            seg.len(),
+            "IPv4 total length"
+        );
+        assert_eq!(
+            naive_sum(&seg[..usize::from(seg[0] & 15) * 4]),
+            0xffff,
+            "IPv4 header checksum"
+        );
+    } else {
+        assert_eq!(
+            usize::from(u16::from_be_bytes([seg[4], seg[5]])) + 40,
+            seg.len(),
+            "IPv6 payload length"
+        );
+    }
+    let proto = match plan.transport() {
+        tun_offload::Transport::Tcp => 6,
+        tun_offload::Transport::Udp => 17,
+    };
+    if proto == 17 {
+        assert_eq!(
+            usize::from(u16::from_be_bytes([seg[ip_hl + 4], seg[ip_hl + 5]])),
+            seg.len() - ip_hl
+        );
+    }
+    assert_eq!(
+        add16(pseudo(seg, ip_hl, proto), naive_sum(&seg[ip_hl..])),
+        0xffff,
+        "transport checksum"
+    );
+    assert!(seg.len() <= plan.max_segment_len());
+}
+
+/// virtio header: decode, encode, decode again gives the same header.
+pub fn virtio_header(data: &[u8]) {
+    match VirtioNetHdr::decode(data) {
+        Ok(h) => {
+            let bytes = h.to_bytes();
+            assert_eq!(&bytes[..], &data[..HDR]);
+            assert_eq!(VirtioNetHdr::decode(&bytes), Ok(h));
+            let mut out = [0u8; HDR];
+            h.encode(&mut out).unwrap();
+            assert_eq!(out, bytes);
+        }
+        Err(e) => assert!(data.len() < HDR && e.len == data.len()),
+    }
+    if let Ok(h) = VirtioNetHdrMrgRxbuf::decode(data) {
+        let mut out = [0u8; VirtioNetHdrMrgRxbuf::LEN];
+        h.encode(&mut out).unwrap();
+        assert_eq!(&out[..], &data[..VirtioNetHdrMrgRxbuf::LEN]);
+        assert_eq!(VirtioNetHdrMrgRxbuf::decode(&out), Ok(h));
+    }
+}
+
+/// receive: `[size selector][offset][buffer count]` + virtio header + packet
+/// into the split (and the GSO_NONE completion), with every output shape.
+pub fn receive(data: &[u8]) {
+    let [sel, offset, nbufs, rest @ ..] = data else {
+        return;
+    };
+    let Ok((hdr, packet)) = VirtioNetHdr::split_prefix(rest) else {
+        return;
+    };
+    let size = BUF_SIZES[usize::from(*sel) % BUF_SIZES.len()];
+    let offset = usize::from(*offset % 64);
+    let nbufs = usize::from(*nbufs % 70);
+    let mut bufs = vec![vec![0u8; size]; nbufs];
+    let mut sizes = vec![0usize; nbufs];
+    let plan = GsoPacket::parse(&hdr, packet);
+    match split(&hdr, packet, &mut bufs, &mut sizes, offset) {
+        Ok(n) => {
+            assert!(n <= nbufs && n >= 1);
+            for i in 0..n {
+                assert!(offset + sizes[i] <= size);
+            }
+            if let Ok(plan) = &plan {
+                assert_eq!(n, plan.segment_count());
+                for i in 0..n {
+                    check_segment(&bufs[i][offset..offset + sizes[i]], plan);
+                }
+            }
+        }
+        Err(SplitError::OutOfSpace { produced, dropped }) => {
+            assert!(produced <= nbufs && dropped >= 1);
+            if let Ok(plan) = &plan {
+                assert_eq!(produced + dropped, plan.segment_count());
+            }
+        }
+        Err(SplitError::Invalid(e)) => {
+            if hdr.gso_type() != GsoType::NONE {
+                assert_eq!(plan, Err(e));
+            }
+        }
+    }
+    if hdr.gso_type() == GsoType::NONE {
+        let mut p = packet.to_vec();
+        if complete_checksum(&hdr, &mut p).is_ok() && hdr.flags().contains(HdrFlags::NEEDS_CSUM) {
+            // The field held the pseudo-header sum (the seed); completed, the
+            // covered bytes plus that seed sum to ones'-complement zero.
+            let start = usize::from(hdr.csum_start());
+            let at = start + usize::from(hdr.csum_offset());
+            let seed = u16::from_be_bytes([packet[at], packet[at + 1]]);
+            assert_eq!(
+                add16(naive_sum(&p[start..]), seed),
+                0xffff,
+                "completed checksum verifies"
+            );
+            let mut untouched = p.clone();
+            untouched[at..at + 2].copy_from_slice(&packet[at..at + 2]);
+            assert_eq!(untouched, packet, "only the checksum field changes");
+        }
+    }
+}
+
+/// Split `packet` with ample buffers and check every segment.
+fn split_and_check(hdr: &VirtioNetHdr, packet: &[u8]) -> Vec<Vec<u8>> {
+    let plan = GsoPacket::parse(hdr, packet).expect("a merged packet is a valid super-packet");
+    let n = plan.segment_count();
+    let mut bufs = vec![vec![0u8; plan.max_segment_len()]; n];
+    let mut sizes = vec![0usize; n];
+    assert_eq!(split(hdr, packet, &mut bufs, &mut sizes, 0), Ok(n));
+    (0..n)
+        .map(|i| {
+            let seg = bufs[i][..sizes[i]].to_vec();
+            check_segment(&seg, &plan);
+            seg
+        })
+        .collect()
+}
+
+/// transmit: `[flags]` then packets as `[len lo][len hi][bytes]`, coalesced
+/// by one table in two rounds. Checks the written list (ascending, unique,
+/// in range), the 65535 cap, and that every merged packet is a valid
+/// super-packet whose segments verify.
+pub fn transmit(data: &[u8]) {
+    let Some((&flags, mut rest)) = data.split_first() else {
+        return;
+    };
+    let mut pkts: Vec<&[u8]> = Vec::new();
+    while let [lo, hi, tail @ ..] = rest {
+        let len = usize::from(u16::from_le_bytes([*lo, *hi])).min(tail.len());
+        pkts.push(&tail[..len]);
+        rest = &tail[len..];
+        if pkts.len() == 256 {
+            break;
+        }
+    }
+    let cap = HDR + pkts.iter().map(|p| p.len()).sum::<usize>().min(65_535) + 64;
+    let mut table = GroTable::new(flags & 1 != 0);
+    for _ in 0..2 {
+        let mut bufs: Vec<Vec<u8>> = pkts
+            .iter()
+            .map(|p| {
+                let mut b = vec![0u8; cap.max(HDR + p.len())];
+                b[HDR..HDR + p.len()].copy_from_slice(p);
+                b
+            })
+            .collect();
+        let mut lens: Vec<usize> = pkts.iter().map(|p| p.len()).collect();
+        let written = table
+            .coalesce(&mut bufs, &mut lens, HDR)
+            .expect("well-formed batch")
+            .to_vec();
+        assert!(
+            written.windows(2).all(|w| w[0] < w[1]),
+            "ascending and unique"
+        );
+        assert!(written.iter().all(|&i| i < pkts.len()), "in range");
+        let stats = *table.stats();
+        assert_eq!(stats.packets_in, pkts.len());
+        assert_eq!(stats.packets_out, written.len());
+        assert_eq!(stats.segments_merged + written.len(), pkts.len());
+        for &i in &written {
+            let hdr = VirtioNetHdr::decode(&bufs[i]).unwrap();
+            let p = &bufs[i][HDR..HDR + lens[i]];
+            if hdr == VirtioNetHdr::ZERO {
+                assert_eq!(p, pkts[i], "a packet written alone is untouched");
+            } else {
+                assert!(p.len() <= 65_535, "merged packet of {} bytes", p.len());
+                split_and_check(&hdr, p);
+            }
+        }
+    }
+}
+
+/// Parameters of a generated super-packet for the round-trip target.
+#[derive(Debug, Arbitrary)]
+pub struct RoundTrip {
+    v6: bool,
+    tcp: bool,
+    opt_words: u8,
+    gso_size: u16,
+    segments: u8,
+    last_len: u16,
+    seq: u32,
+    ip_id: u16,
+    ttl: u8,
+    psh: bool,
+    fill: u8,
+}
+
+fn build(rt: &RoundTrip) -> Option<(VirtioNetHdr, Vec<u8>)> {
+    let ip_hl = if rt.v6 { 40 } else { 20 };
+    let opt = usize::from(rt.opt_words % 11) * 4;
+    let l4_hl = if rt.tcp { 20 + opt } else { 8 };
+    let hl = ip_hl + l4_hl;
+    let gso = usize::from(rt.gso_size % 9000).max(1);
+    let segs = usize::from(rt.segments % 64).max(1);
+    let last = usize::from(rt.last_len) % gso + 1;
+    let payload_len = (segs - 1) * gso + last;
+    if hl + payload_len > 65_535 {
+        return None;
+    }
+    let mut p = vec![0u8; hl + payload_len];
+    let total = p.len();
+    let proto = if rt.tcp { 6 } else { 17 };
+    if rt.v6 {
+        p[0] = 0x60;
+        p[4..6].copy_from_slice(&((total - 40) as u16).to_be_bytes());
+        p[6] = proto;
+        p[7] = rt.ttl;
+        p[8..24].copy_from_slice(&[0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]);
+        p[24..40].copy_from_slice(&[0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2]);
+    } else {
+        p[0] = 0x45;
+        p[2..4].copy_from_slice(&(total as u16).to_be_bytes());
+        p[4..6].copy_from_slice(&rt.ip_id.to_be_bytes());
+        p[8] = rt.ttl;
+        p[9] = proto;
+        p[12..20].copy_from_slice(&[192, 0, 2, 1, 192, 0, 2, 2]);
+        let c = !naive_sum(&p[..20]);
+        p[10..12].copy_from_slice(&c.to_be_bytes());
+    }
+    let l4 = ip_hl;
+    p[l4..l4 + 4].copy_from_slice(&[0x9c, 0x40, 0x14, 0x51]);
+    if rt.tcp {
+        p[l4 + 4..l4 + 8].copy_from_slice(&rt.seq.to_be_bytes());
+        p[l4 + 8..l4 + 12].copy_from_slice(&7u32.to_be_bytes());
+        p[l4 + 12] = ((l4_hl / 4) as u8) << 4;
+        p[l4 + 13] = if rt.psh { 0x18 } else { 0x10 };
+        p[l4 + 14..l4 + 16].copy_from_slice(&512u16.to_be_bytes());
+        p[l4 + 20..l4 + 20 + opt].fill(1);
+    } else {
+        p[l4 + 4..l4 + 6].copy_from_slice(&((total - ip_hl) as u16).to_be_bytes());
+    }
+    for (k, b) in p[hl..].iter_mut().enumerate() {
+        *b = (k as u8).wrapping_mul(13).wrapping_add(rt.fill);
+    }
+    let off = if rt.tcp { 16 } else { 6 };
+    let ps = pseudo(&p, ip_hl, proto);
+    p[l4 + off..l4 + off + 2].copy_from_slice(&ps.to_be_bytes());
+    let gso_type = match (rt.tcp, rt.v6) {
+        (true, false) => GsoType::TCPV4,
+        (true, true) => GsoType::TCPV6,
+        (false, _) => GsoType::UDP_L4,
+    };
+    let hdr = VirtioNetHdr::new(
+        HdrFlags::NEEDS_CSUM,
+        gso_type,
+        hl as u16,
+        gso as u16,
+        ip_hl as u16,
+        off as u16,
+    );
+    Some((hdr, p))
+}
+
+/// round trip: a generated valid super-packet, split by the receive path and
+/// coalesced by the transmit path, gives back exactly the original.
+pub fn round_trip(data: &[u8]) {
+    let Ok(rt) = RoundTrip::arbitrary(&mut Unstructured::new(data)) else {
+        return;
+    };
+    let Some((hdr, original)) = build(&rt) else {
+        return;
+    };
+    let segs = split_and_check(&hdr, &original);
+    let mut bufs: Vec<Vec<u8>> = segs
+        .iter()
+        .map(|s| {
+            let mut b = vec![0u8; HDR + 65_535];
+            b[HDR..HDR + s.len()].copy_from_slice(s);
+            b
+        })
+        .collect();
+    let mut lens: Vec<usize> = segs.iter().map(Vec::len).collect();
+    let mut table = GroTable::new(true);
+    let written = table.coalesce(&mut bufs, &mut lens, HDR).unwrap().to_vec();
+    assert_eq!(written, [0], "one packet comes back ({rt:?})");
+    let got_hdr = VirtioNetHdr::decode(&bufs[0]).unwrap();
+    let got = &bufs[0][HDR..HDR + lens[0]];
+    if segs.len() == 1 {
+        let mut done = original.clone();
+        complete_checksum(&hdr, &mut done).unwrap();
+        assert_eq!(got_hdr, VirtioNetHdr::ZERO);
+        assert_eq!(got, &done[..], "single segment ({rt:?})");
+    } else {
+        assert_eq!(got_hdr, hdr, "header ({rt:?})");
+        assert_eq!(got, &original[..], "packet ({rt:?})");
+    }
+}
