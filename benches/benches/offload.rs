@@ -38,6 +38,24 @@ fn allocs_per_op(mut op: impl FnMut()) -> f64 {
     (s.allocations + s.reallocations) as f64 / N as f64
 }
 
+/// Time `iters` calls of `op` on `state`, each after an untimed `setup`
+/// (restoring the inputs the operation mutates).
+fn timed_with_setup<S>(
+    iters: u64,
+    state: &mut S,
+    mut setup: impl FnMut(&mut S),
+    mut op: impl FnMut(&mut S),
+) -> Duration {
+    let mut total = Duration::ZERO;
+    for _ in 0..iters {
+        setup(state);
+        let start = Instant::now();
+        op(state);
+        total += start.elapsed();
+    }
+    total
+}
+
 fn report_allocs(what: &str, ours: f64, theirs: f64) {
     eprintln!("allocations per op  {what:<28} tun-offload {ours:>6.1}   tun-rs {theirs:>6.1}");
 }
@@ -162,24 +180,14 @@ fn bench_split(c: &mut Criterion) {
         g.bench_function(BenchmarkId::new("tun-rs", name), |b| {
             // gso_split takes the input mutably: restore it, untimed, each time.
             b.iter_custom(|iters| {
-                let mut t = Duration::ZERO;
-                for _ in 0..iters {
-                    theirs_in.copy_from_slice(&pkt);
-                    let start = Instant::now();
-                    black_box(
-                        tun_rs::gso_split(
-                            &mut theirs_in,
-                            th,
-                            &mut theirs_bufs,
-                            &mut theirs_sizes,
-                            0,
-                            is_v6,
-                        )
-                        .unwrap(),
-                    );
-                    t += start.elapsed();
-                }
-                t
+                timed_with_setup(
+                    iters,
+                    &mut (&mut theirs_in, &mut theirs_bufs, &mut theirs_sizes),
+                    |(input, _, _)| input.copy_from_slice(&pkt),
+                    |(input, bufs, sizes)| {
+                        black_box(tun_rs::gso_split(input, th, bufs, sizes, 0, is_v6).unwrap());
+                    },
+                )
             })
         });
     }
@@ -273,26 +281,24 @@ fn bench_coalesce(c: &mut Criterion) {
         g.throughput(Throughput::Elements(n as u64));
         g.bench_function(BenchmarkId::new("tun-offload", name), |b| {
             b.iter_custom(|iters| {
-                let mut t = Duration::ZERO;
-                for _ in 0..iters {
-                    ours.fill(&pkts);
-                    let start = Instant::now();
-                    black_box(table.coalesce(&mut ours.bufs, &mut ours.lens, HDR).unwrap());
-                    t += start.elapsed();
-                }
-                t
+                timed_with_setup(
+                    iters,
+                    &mut (&mut ours, &mut table),
+                    |(ours, _)| ours.fill(&pkts),
+                    |(ours, table)| {
+                        black_box(table.coalesce(&mut ours.bufs, &mut ours.lens, HDR).unwrap());
+                    },
+                )
             })
         });
         g.bench_function(BenchmarkId::new("tun-rs", name), |b| {
             b.iter_custom(|iters| {
-                let mut t = Duration::ZERO;
-                for _ in 0..iters {
-                    fill_theirs(&mut theirs, &pkts);
-                    let start = Instant::now();
-                    theirs_table.apply_gro(&mut theirs, HDR, udp).unwrap();
-                    t += start.elapsed();
-                }
-                t
+                timed_with_setup(
+                    iters,
+                    &mut (&mut theirs, &mut theirs_table),
+                    |(theirs, _)| fill_theirs(theirs, &pkts),
+                    |(theirs, table)| table.apply_gro(&mut theirs[..], HDR, udp).unwrap(),
+                )
             })
         });
     }

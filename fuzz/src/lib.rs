@@ -127,9 +127,7 @@ pub fn receive(data: &[u8]) {
     match split(&hdr, packet, &mut bufs, &mut sizes, offset) {
         Ok(n) => {
             assert!(n <= nbufs && n >= 1);
-            for i in 0..n {
-                assert!(offset + sizes[i] <= size);
-            }
+            assert!(sizes[..n].iter().all(|&len| offset + len <= size));
             if let Ok(plan) = &plan {
                 assert_eq!(n, plan.segment_count());
                 for i in 0..n {

@@ -315,29 +315,11 @@ impl GsoPacket {
             let end = (start + self.gso_size).min(payload.len());
             let seg_payload = &payload[start..end];
             let seg_len = hl + seg_payload.len();
-            let out = match (bufs.get_mut(i), sizes.get_mut(i)) {
-                (Some(buf), Some(size)) => match buf
-                    .as_mut()
-                    .get_mut(offset..)
-                    .and_then(|b| b.get_mut(..seg_len))
-                {
-                    Some(out) => {
-                        *size = seg_len;
-                        out
-                    }
-                    None => {
-                        return Err(SplitError::OutOfSpace {
-                            produced: i,
-                            dropped: n - i,
-                        });
-                    }
-                },
-                _ => {
-                    return Err(SplitError::OutOfSpace {
-                        produced: i,
-                        dropped: n - i,
-                    });
-                }
+            let Some(out) = out_slot(bufs, sizes, i, offset, seg_len) else {
+                return Err(SplitError::OutOfSpace {
+                    produced: i,
+                    dropped: n - i,
+                });
             };
             let (out_headers, out_payload) = out.split_at_mut(hl);
             out_headers.copy_from_slice(headers);
@@ -386,6 +368,25 @@ impl GsoPacket {
         }
         Ok(n)
     }
+}
+
+/// The output region for segment `i`: `len` bytes at `offset` of `bufs[i]`,
+/// with `sizes[i]` set; `None` when the buffers, the sizes or the buffer's
+/// length run out.
+fn out_slot<'a, B: AsMut<[u8]>>(
+    bufs: &'a mut [B],
+    sizes: &mut [usize],
+    i: usize,
+    offset: usize,
+    len: usize,
+) -> Option<&'a mut [u8]> {
+    let out = bufs
+        .get_mut(i)?
+        .as_mut()
+        .get_mut(offset..)?
+        .get_mut(..len)?;
+    *sizes.get_mut(i)? = len;
+    Some(out)
 }
 
 /// Complete a partial checksum in place (GSO_NONE with NEEDS_CSUM): the
@@ -454,30 +455,11 @@ pub fn split<B: AsMut<[u8]>>(
     offset: usize,
 ) -> Result<usize, SplitError> {
     if hdr.gso_type() == GsoType::NONE {
-        let len = packet.len();
-        let out = match (bufs.first_mut(), sizes.first_mut()) {
-            (Some(buf), Some(size)) => match buf
-                .as_mut()
-                .get_mut(offset..)
-                .and_then(|b| b.get_mut(..len))
-            {
-                Some(out) => {
-                    *size = len;
-                    out
-                }
-                None => {
-                    return Err(SplitError::OutOfSpace {
-                        produced: 0,
-                        dropped: 1,
-                    });
-                }
-            },
-            _ => {
-                return Err(SplitError::OutOfSpace {
-                    produced: 0,
-                    dropped: 1,
-                });
-            }
+        let Some(out) = out_slot(bufs, sizes, 0, offset, packet.len()) else {
+            return Err(SplitError::OutOfSpace {
+                produced: 0,
+                dropped: 1,
+            });
         };
         out.copy_from_slice(packet);
         complete_checksum(hdr, out)?;
