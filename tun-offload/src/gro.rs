@@ -553,13 +553,44 @@ struct Item {
 /// A reusable GRO table: one per sending thread, used batch after batch.
 ///
 /// ```
-/// use tun_offload::gro::GroTable;
-/// let mut table = GroTable::new(true);
-/// // Packets at offset 10 of their buffers, with room to grow.
-/// let mut bufs: Vec<Vec<u8>> = Vec::new();
-/// let mut lens: Vec<usize> = Vec::new();
-/// let written = table.coalesce(&mut bufs, &mut lens, 10).unwrap();
-/// assert!(written.is_empty());
+/// use tun_offload::checksum::{pseudo_header_v4, Checksum};
+/// use tun_offload::{GroTable, GsoType, VirtioNetHdr};
+///
+/// // Two in-order TCP segments of one flow, 100 payload bytes each.
+/// fn segment(seq: u32) -> Vec<u8> {
+///     let mut p = vec![0u8; 140];
+///     p[..20].copy_from_slice(&[0x45, 0, 0, 140, 0, 0, 0, 0, 64, 6, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2]);
+///     let c = Checksum::of(&p[..20]).finish();
+///     p[10..12].copy_from_slice(&c.to_be_bytes());
+///     p[20..22].copy_from_slice(&4000u16.to_be_bytes());
+///     p[22..24].copy_from_slice(&80u16.to_be_bytes());
+///     p[24..28].copy_from_slice(&seq.to_be_bytes());
+///     p[32] = 5 << 4; // data offset: 20 bytes
+///     p[33] = 0x10; // ACK
+///     let l4 = pseudo_header_v4([10, 0, 0, 1].into(), [10, 0, 0, 2].into(), 6, 120);
+///     let c = l4.combine(Checksum::of(&p[20..])).finish();
+///     p[36..38].copy_from_slice(&c.to_be_bytes());
+///     p
+/// }
+///
+/// const OFF: usize = VirtioNetHdr::LEN; // room for the header in front
+/// let mut bufs: Vec<Vec<u8>> = [segment(1), segment(101)]
+///     .iter()
+///     .map(|p| {
+///         let mut b = vec![0u8; OFF + 65535]; // spare room to grow into
+///         b[OFF..OFF + p.len()].copy_from_slice(p);
+///         b
+///     })
+///     .collect();
+/// let mut lens = vec![140, 140];
+///
+/// let mut table = GroTable::new(false);
+/// let written = table.coalesce(&mut bufs, &mut lens, OFF).unwrap();
+/// assert_eq!(written, [0]); // write bufs[0][..OFF + lens[0]] only
+/// assert_eq!(lens[0], 240);
+/// let hdr = VirtioNetHdr::decode(&bufs[0]).unwrap();
+/// assert_eq!((hdr.gso_type(), hdr.gso_size()), (GsoType::TCPV4, 100));
+/// assert_eq!(table.stats().segments_merged, 1);
 /// ```
 #[derive(Debug, Clone)]
 pub struct GroTable {

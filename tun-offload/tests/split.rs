@@ -641,3 +641,42 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn prepared_partial_checksums_complete_to_the_original() {
+    use tun_offload::partial::prepare_partial_checksum;
+    let payload: Vec<u8> = (0..333u32).map(|i| (i * 7) as u8).collect();
+    for original in [
+        tcp(&v4(), 1000, 80, 5, 6, ACK | PSH, &[1, 1, 1, 1], &payload),
+        tcp(&v6(), 1000, 80, 5, 6, ACK, &[], &payload),
+        udp(&v4(), 53, 5353, &payload),
+        udp(&v6(), 53, 5353, &payload[..1]),
+    ] {
+        let mut p = original.clone();
+        let hdr = prepare_partial_checksum(&mut p);
+        assert_eq!(hdr.flags(), HdrFlags::NEEDS_CSUM);
+        assert_eq!(hdr.gso_type(), GsoType::NONE);
+        let ip_hl = if original[0] >> 4 == 4 { 20 } else { 40 };
+        assert_eq!(usize::from(hdr.csum_start()), ip_hl);
+        assert_ne!(
+            p, original,
+            "the checksum field now holds the pseudo-header sum"
+        );
+        // What the kernel does with it: complete from csum_start.
+        complete_checksum(&hdr, &mut p).unwrap();
+        assert_eq!(p, original);
+        verify(&p);
+    }
+    // Not TCP/UDP, a fragment, or lengths that disagree: left alone, zero header.
+    let mut icmp = tcp(&v4(), 1, 1, 1, 1, ACK, &[], &payload);
+    icmp[9] = 1;
+    let mut frag = tcp(&v4(), 1, 1, 1, 1, ACK, &[], &payload);
+    frag[6] |= 0x20;
+    let mut short = udp(&v4(), 1, 1, &payload);
+    short.pop();
+    for mut p in [icmp, frag, short, vec![], vec![0x45; 10]] {
+        let before = p.clone();
+        assert_eq!(prepare_partial_checksum(&mut p), VirtioNetHdr::ZERO);
+        assert_eq!(p, before);
+    }
+}
