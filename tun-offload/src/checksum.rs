@@ -65,9 +65,20 @@ fn copy_sum_ne(dst: &mut [u8], src: &[u8]) -> u64 {
             lanes[k % 4] += u64::from(w);
         }
     }
-    let rest = s_blocks.remainder();
-    d_blocks.into_remainder().copy_from_slice(rest);
-    lanes[0] + lanes[1] + lanes[2] + lanes[3] + sum_ne(rest)
+    let mut acc = lanes[0] + lanes[1] + lanes[2] + lanes[3];
+    // The tail (under 32 bytes) word by word: inline moves, not a memcpy call.
+    let mut d_words = d_blocks.into_remainder().chunks_exact_mut(4);
+    let mut s_words = s_blocks.remainder().chunks_exact(4);
+    for (d, s) in (&mut d_words).zip(&mut s_words) {
+        let w = [s[0], s[1], s[2], s[3]];
+        d.copy_from_slice(&w);
+        acc += u64::from(u32::from_ne_bytes(w));
+    }
+    let last = s_words.remainder();
+    for (d, s) in d_words.into_remainder().iter_mut().zip(last) {
+        *d = *s;
+    }
+    acc + sum_ne(last)
 }
 
 /// Fold a wide ones'-complement sum to 16 bits with end-around carries.

@@ -290,6 +290,7 @@ pub fn classify(packet: &[u8], udp_gro: bool) -> Result<Candidate, Refusal> {
 /// Whether the IP headers of two candidates of the same flow agree on
 /// everything a merge must keep: IPv4 TOS, TTL and DF/MF bits; IPv6
 /// traffic class, flow label and hop limit.
+#[inline]
 pub fn ip_headers_match(a: &[u8], b: &[u8], v6: bool) -> bool {
     if v6 {
         // Version, traffic class and flow label are the first four bytes.
