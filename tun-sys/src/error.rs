@@ -210,7 +210,10 @@ impl fmt::Display for Error {
         }
         write!(f, "{}", io::Error::from_raw_os_error(self.errno))?;
         if self.is_permission_denied() {
-            f.write_str(" (needs root or CAP_NET_ADMIN)")?;
+            f.write_str(match self.op {
+                Op::UnshareNetns | Op::SetNetns => " (needs root or CAP_SYS_ADMIN)",
+                _ => " (needs root or CAP_NET_ADMIN)",
+            })?;
         } else if self.is_busy() && matches!(self.op, Op::TunSetIff) {
             f.write_str(" (the name is in use by another fd or a device without IFF_MULTI_QUEUE)")?;
         } else if matches!(self.op, Op::OpenTun) && self.errno == libc::ENOENT {
@@ -249,6 +252,12 @@ mod tests {
         assert!(e.to_string().starts_with("TUNSETOFFLOAD failed: EPERM: "));
         assert!(e.to_string().ends_with("(needs root or CAP_NET_ADMIN)"));
         assert!(e.is_permission_denied());
+
+        let e = Error::new(Op::UnshareNetns, libc::EPERM);
+        assert!(
+            e.to_string().ends_with("(needs root or CAP_SYS_ADMIN)"),
+            "{e}"
+        );
 
         let e = Error::new(Op::OpenTun, libc::ENOENT);
         assert!(e.is_unsupported());
