@@ -19,7 +19,7 @@
 //! The kernel's `hdr_len` is never trusted: header lengths are recomputed
 //! from the packet, and every offset is bounds-checked before use.
 
-use crate::checksum::{Checksum, protocol};
+use crate::checksum::{Checksum, WideSum, protocol};
 use crate::error::{Layer, PacketError, SplitError};
 use crate::virtio::{GsoType, HdrFlags, VirtioNetHdr};
 use crate::wire::{Ipv4Packet, Ipv6Packet, TcpPacket, UdpPacket, tcp_flags};
@@ -307,7 +307,8 @@ impl GsoPacket {
             // Ports only: length and checksum are per segment.
             (0, 0, Checksum::of(&l4_headers[..4]))
         };
-        let fixed = pseudo_base.combine(l4_base);
+        let fixed = WideSum::from_even(pseudo_base.combine(l4_base));
+        let ip_base = WideSum::from_even(ip_base);
         let data_offset = l4_headers.get(12).copied().unwrap_or(0);
 
         for i in 0..n {
@@ -322,25 +323,36 @@ impl GsoPacket {
                 });
             };
             let (out_headers, out_payload) = out.split_at_mut(hl);
-            out_headers.copy_from_slice(headers);
-            let payload_sum = Checksum::copy_from(out_payload, seg_payload);
+            // Word moves inline, where a memcpy call per segment costs more
+            // than the copy itself (header lengths are multiples of 4, so the
+            // byte tail is empty in practice).
+            let mut d_words = out_headers.chunks_exact_mut(4);
+            let mut s_words = headers.chunks_exact(4);
+            for (d, s) in (&mut d_words).zip(&mut s_words) {
+                d.copy_from_slice(s);
+            }
+            for (d, s) in d_words.into_remainder().iter_mut().zip(s_words.remainder()) {
+                *d = *s;
+            }
+            // The payload sits at an even offset of the transport header.
+            let mut sum = fixed;
+            sum.copy_from(out_payload, seg_payload);
 
             if self.version == 4 {
                 let id = first_id.wrapping_add(i as u16);
                 let mut c = ip_base;
-                c.add_u16(seg_len as u16);
-                c.add_u16(id);
+                c.add_be16(seg_len as u16);
+                c.add_be16(id);
                 let mut ip = Ipv4Packet::new_unchecked(&mut out_headers[..csum_start]);
                 ip.set_total_len(seg_len as u16);
                 ip.set_ident(id);
-                ip.set_checksum(c.finish());
+                ip.set_checksum(c.checksum().finish());
             } else {
                 Ipv6Packet::new_unchecked(&mut out_headers[..])
                     .set_payload_len((seg_len - 40) as u16);
             }
             let l4_len = (seg_len - csum_start) as u16;
-            let mut sum = fixed;
-            sum.add_u16(l4_len);
+            sum.add_be16(l4_len);
             let l4 = &mut out_headers[csum_start..];
             if tcp {
                 // sequence = first + i * gso_size, in 32-bit wrapping arithmetic.
@@ -355,15 +367,14 @@ impl GsoPacket {
                 let mut t = TcpPacket::new_unchecked(&mut *l4);
                 t.set_seq_number(seq);
                 t.set_flags(flags);
-                sum.add_u16((seq >> 16) as u16);
-                sum.add_u16(seq as u16);
-                sum.add_u16(u16::from_be_bytes([data_offset, flags]));
-                t.set_checksum(sum.combine(payload_sum).finish());
+                sum.add_be32(seq);
+                sum.add_be16(u16::from_be_bytes([data_offset, flags]));
+                t.set_checksum(sum.checksum().finish());
             } else {
                 let mut u = UdpPacket::new_unchecked(&mut *l4);
                 u.set_len(l4_len);
-                sum.add_u16(l4_len);
-                u.set_checksum(sum.combine(payload_sum).finish_udp());
+                sum.add_be16(l4_len);
+                u.set_checksum(sum.checksum().finish_udp());
             }
         }
         Ok(n)
