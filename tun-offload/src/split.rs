@@ -281,8 +281,9 @@ impl GsoPacket {
         let (first_id, pseudo_base, ip_base) = if self.version == 4 {
             let ip = Ipv4Packet::new_unchecked(headers);
             // Bytes 2..4 (length), 4..6 (ID) and 10..12 (checksum) excluded.
+            // The pieces have even lengths, so they combine as if adjacent.
             let base = Checksum::of(&headers[..2])
-                .combine(Checksum::ZERO.combine(Checksum::of(&headers[6..10])))
+                .combine(Checksum::of(&headers[6..10]))
                 .combine(Checksum::of(&headers[12..csum_start]));
             (ip.ident(), ip.pseudo_header(0), base)
         } else {
