@@ -845,9 +845,19 @@ impl GroTable {
         cand: &Candidate,
         pkt_csum: &mut Option<bool>,
     ) -> Attempt {
-        let item = self.items[idx];
+        // Only the fields the checks need, not a copy of the whole record.
+        let item = {
+            let it = &self.items[idx];
+            ItemView {
+                buf: it.buf,
+                run: it.run,
+                csum_ok: it.csum_ok,
+                pseudo: it.pseudo,
+                hl: it.cand.header_len(),
+            }
+        };
         let ib = item.buf as usize;
-        if item.cand.header_len() != cand.header_len() {
+        if item.hl != cand.header_len() {
             return Attempt::No;
         }
         let hl = cand.header_len();
@@ -888,11 +898,9 @@ impl GroTable {
         }
         // Verify both checksums, each at most once.
         if item.csum_ok.is_none() {
-            let ok = l4_checksum_ok(
-                &item_buf[offset..offset + item_len],
-                &item.cand,
-                item.pseudo,
-            );
+            // Same flow and header length: the run's first packet has the
+            // candidate's shape.
+            let ok = l4_checksum_ok(&item_buf[offset..offset + item_len], cand, item.pseudo);
             self.items[idx].csum_ok = Some(ok);
         }
         if self.items[idx].csum_ok == Some(false) {
@@ -952,6 +960,16 @@ impl GroTable {
         it.run.merged += 1;
         Attempt::Merged
     }
+}
+
+/// The parts of an [`Item`] a merge attempt reads.
+#[derive(Clone, Copy)]
+struct ItemView {
+    buf: u32,
+    run: Run,
+    csum_ok: Option<bool>,
+    pseudo: Checksum,
+    hl: usize,
 }
 
 /// What became of a packet of the batch.
