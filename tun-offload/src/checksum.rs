@@ -65,15 +65,47 @@ fn copy_sum_short(dst: &mut [u8], src: &[u8]) -> u64 {
 /// one pass: the bytes are added from the registers they were loaded into
 /// for the copy.
 ///
-/// Kept out of line: inlined into a large caller, LLVM spills and falls back
-/// to scalar code; on its own the block loop is vectorised.
+/// With the `simd` feature, pulp picks the widest instruction set the CPU
+/// has at run time (AVX-512, AVX2 or the baseline) and the same portable
+/// loop is compiled for each, with blocks and store alignment sized to the
+/// vector width. Kept out of line: inlined into a large caller, LLVM spills
+/// and falls back to scalar code; on its own the block loop is vectorised.
 #[inline(never)]
 fn copy_sum_ne(dst: &mut [u8], src: &[u8]) -> u64 {
-    // Align the stores: a 16-byte store that straddles a cache line costs
-    // two. Only an even head keeps the rest at an even offset of the sum.
-    let misalign = dst.as_ptr().addr() % 16;
+    #[cfg(feature = "simd")]
+    {
+        struct CopySum<'a> {
+            dst: &'a mut [u8],
+            src: &'a [u8],
+        }
+        impl pulp::WithSimd for CopySum<'_> {
+            type Output = u64;
+            #[inline(always)]
+            fn with_simd<S: pulp::Simd>(self, _simd: S) -> u64 {
+                match core::mem::size_of::<S::u32s>() {
+                    64.. => copy_sum_body::<128, 64>(self.dst, self.src),
+                    32.. => copy_sum_body::<64, 32>(self.dst, self.src),
+                    _ => copy_sum_body::<32, 16>(self.dst, self.src),
+                }
+            }
+        }
+        pulp::Arch::new().dispatch(CopySum { dst, src })
+    }
+    #[cfg(not(feature = "simd"))]
+    {
+        copy_sum_body::<32, 16>(dst, src)
+    }
+}
+
+/// The body of [`copy_sum_ne`], inlined into whichever instruction-set
+/// variant runs it: `BLOCK` bytes per iteration, stores aligned to `ALIGN`.
+#[inline(always)]
+fn copy_sum_body<const BLOCK: usize, const ALIGN: usize>(dst: &mut [u8], src: &[u8]) -> u64 {
+    // Align the stores: a store that straddles a cache line costs two. Only
+    // an even head keeps the rest at an even offset of the sum.
+    let misalign = dst.as_ptr().addr() % ALIGN;
     let head = if misalign % 2 == 0 {
-        (16 - misalign) % 16
+        (ALIGN - misalign) % ALIGN
     } else {
         0
     };
@@ -83,16 +115,16 @@ fn copy_sum_ne(dst: &mut [u8], src: &[u8]) -> u64 {
     let mut acc = copy_sum_short(dst_head, src_head);
 
     let mut lanes = [0u64; 4];
-    let mut d_blocks = dst.chunks_exact_mut(32);
-    let mut s_blocks = src.chunks_exact(32);
+    let mut d_blocks = dst.chunks_exact_mut(BLOCK);
+    let mut s_blocks = src.chunks_exact(BLOCK);
     for (d, s) in (&mut d_blocks).zip(&mut s_blocks) {
-        // Fixed-size arrays let LLVM see one 32-byte block and vectorise the
-        // copy and the sum together; the conversions cannot fail.
-        let Ok(s) = <&[u8; 32]>::try_from(s) else {
+        // Fixed-size arrays let LLVM see one block and vectorise the copy
+        // and the sum together; the conversions cannot fail.
+        let Ok(s) = <&[u8; BLOCK]>::try_from(s) else {
             continue;
         };
         d.copy_from_slice(s);
-        for k in 0..8 {
+        for k in 0..BLOCK / 4 {
             let w = u32::from_ne_bytes([s[4 * k], s[4 * k + 1], s[4 * k + 2], s[4 * k + 3]]);
             lanes[k % 4] += u64::from(w);
         }
@@ -414,6 +446,34 @@ mod tests {
                         .all(|&b| b == 0xee)
                 );
                 assert_eq!(sum.fold(), naive(src), "skew {skew} len {len}");
+            }
+        }
+        // Each block/alignment variant the dispatch can pick, directly.
+        for skew in 0..64usize {
+            for len in [0usize, 5, 63, 64, 127, 128, 129, 1448, 2995] {
+                let src = &data[skew % 5..skew % 5 + len];
+                type Body = fn(&mut [u8], &[u8]) -> u64;
+                let bodies: [Body; 3] = [
+                    copy_sum_body::<32, 16>,
+                    copy_sum_body::<64, 32>,
+                    copy_sum_body::<128, 64>,
+                ];
+                for body in bodies {
+                    big.fill(0xee);
+                    let sum = body(&mut big[skew..skew + len], src);
+                    assert_eq!(&big[skew..skew + len], src);
+                    assert!(
+                        big[..skew]
+                            .iter()
+                            .chain(&big[skew + len..])
+                            .all(|&b| b == 0xee)
+                    );
+                    assert_eq!(
+                        u16::from_be(fold64(sum)),
+                        naive(src),
+                        "skew {skew} len {len}"
+                    );
+                }
             }
         }
         let mut short = [0u8; 3];
