@@ -114,12 +114,23 @@ fn copy_sum_body<const BLOCK: usize, const ALIGN: usize>(dst: &mut [u8], src: &[
     let (src_head, src) = src.split_at(head);
     let mut acc = copy_sum_short(dst_head, src_head);
 
+    let (sum, done) = copy_sum_blocks::<BLOCK>(dst, src);
+    acc += sum;
+    let (dst, src) = (&mut dst[done..], &src[done..]);
+    // What is left of a wide block: 32-byte blocks first, then words.
+    let (sum, done) = copy_sum_blocks::<32>(dst, src);
+    acc += sum;
+    acc + copy_sum_short(&mut dst[done..], &src[done..])
+}
+
+/// Copy and sum whole `BLOCK`-byte blocks; returns the sum and the bytes done.
+#[inline(always)]
+fn copy_sum_blocks<const BLOCK: usize>(dst: &mut [u8], src: &[u8]) -> (u64, usize) {
     let mut lanes = [0u64; 4];
-    let mut d_blocks = dst.chunks_exact_mut(BLOCK);
-    let mut s_blocks = src.chunks_exact(BLOCK);
-    for (d, s) in (&mut d_blocks).zip(&mut s_blocks) {
+    let mut done = 0;
+    for (d, s) in dst.chunks_exact_mut(BLOCK).zip(src.chunks_exact(BLOCK)) {
         // Fixed-size arrays let LLVM see one block and vectorise the copy
-        // and the sum together; the conversions cannot fail.
+        // and the sum together; the conversion cannot fail.
         let Ok(s) = <&[u8; BLOCK]>::try_from(s) else {
             continue;
         };
@@ -128,9 +139,9 @@ fn copy_sum_body<const BLOCK: usize, const ALIGN: usize>(dst: &mut [u8], src: &[
             let w = u32::from_ne_bytes([s[4 * k], s[4 * k + 1], s[4 * k + 2], s[4 * k + 3]]);
             lanes[k % 4] += u64::from(w);
         }
+        done += BLOCK;
     }
-    acc += lanes[0] + lanes[1] + lanes[2] + lanes[3];
-    acc + copy_sum_short(d_blocks.into_remainder(), s_blocks.remainder())
+    (lanes[0] + lanes[1] + lanes[2] + lanes[3], done)
 }
 
 /// Fold a wide ones'-complement sum to 16 bits with end-around carries.
