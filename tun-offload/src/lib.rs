@@ -17,7 +17,7 @@
 //!   `pulp` crate; this crate's code stays safe and portable. It needs `std`
 //!   for CPU detection, so it is for std targets; without it the crate is
 //!   `no_std` and uses baseline SIMD. On an AVX-512 machine it makes the
-//!   split about 30% and the coalescing about 15% faster (see
+//!   split about 30% and the coalescing about 20% faster (see
 //!   BENCHMARKS.md). Its AVX-512 path needs Rust 1.89 or newer.
 //!
 //! Receive, in brief: decode the header, then [`split`] into caller buffers.
