@@ -12,7 +12,9 @@ use core::mem::size_of;
 /// `c_int` on musl.
 pub type Request = libc::Ioctl;
 
-#[cfg(not(any(
+/// The architectures whose `_IOC` layout has three direction bits and a
+/// 13-bit size field (`asm/ioctl.h` of mips, powerpc and sparc).
+const ALT_LAYOUT: bool = cfg!(any(
     target_arch = "mips",
     target_arch = "mips32r6",
     target_arch = "mips64",
@@ -21,29 +23,14 @@ pub type Request = libc::Ioctl;
     target_arch = "powerpc64",
     target_arch = "sparc",
     target_arch = "sparc64"
-)))]
-mod layout {
-    pub const NONE: u32 = 0;
-    pub const WRITE: u32 = 1;
-    pub const READ: u32 = 2;
-    pub const SIZE_BITS: u32 = 14;
-}
+));
 
-#[cfg(any(
-    target_arch = "mips",
-    target_arch = "mips32r6",
-    target_arch = "mips64",
-    target_arch = "mips64r6",
-    target_arch = "powerpc",
-    target_arch = "powerpc64",
-    target_arch = "sparc",
-    target_arch = "sparc64"
-))]
 mod layout {
-    pub const NONE: u32 = 1;
-    pub const WRITE: u32 = 4;
+    use super::ALT_LAYOUT;
+    pub const NONE: u32 = if ALT_LAYOUT { 1 } else { 0 };
+    pub const WRITE: u32 = if ALT_LAYOUT { 4 } else { 1 };
     pub const READ: u32 = 2;
-    pub const SIZE_BITS: u32 = 13;
+    pub const SIZE_BITS: u32 = if ALT_LAYOUT { 13 } else { 14 };
 }
 
 const NR_SHIFT: u32 = 0;
