@@ -442,48 +442,43 @@ mod tests {
                 assert_eq!(sum.is_odd(), len % 2 == 1);
             }
         }
-        // Every destination alignment, so the aligning head is exercised.
+        // Copy `src` to `big[skew..]` with `copy` and check the bytes, the
+        // untouched surroundings and the folded sum.
         let mut big = alloc::vec![0u8; 4096];
+        let mut check = |skew: usize, src: &[u8], copy: &dyn Fn(&mut [u8], &[u8]) -> u16| {
+            let len = src.len();
+            big.fill(0xee);
+            let sum = copy(&mut big[skew..skew + len], src);
+            assert_eq!(&big[skew..skew + len], src);
+            assert!(
+                big[..skew]
+                    .iter()
+                    .chain(&big[skew + len..])
+                    .all(|&b| b == 0xee)
+            );
+            assert_eq!(sum, naive(src), "skew {skew} len {len}");
+        };
+        // Every destination alignment, so the aligning head is exercised.
         for skew in 0..16usize {
             for len in [0usize, 1, 2, 15, 16, 17, 33, 100, 1447, 1448, 2995] {
-                let src = &data[skew % 3..skew % 3 + len];
-                big.fill(0xee);
-                let sum = Checksum::copy_from(&mut big[skew..skew + len], src);
-                assert_eq!(&big[skew..skew + len], src);
-                assert!(
-                    big[..skew]
-                        .iter()
-                        .chain(&big[skew + len..])
-                        .all(|&b| b == 0xee)
-                );
-                assert_eq!(sum.fold(), naive(src), "skew {skew} len {len}");
+                check(skew, &data[skew % 3..skew % 3 + len], &|d, s| {
+                    Checksum::copy_from(d, s).fold()
+                });
             }
         }
         // Each block/alignment variant the dispatch can pick, directly.
+        type Body = fn(&mut [u8], &[u8]) -> u64;
+        let bodies: [Body; 3] = [
+            copy_sum_body::<32, 16>,
+            copy_sum_body::<64, 32>,
+            copy_sum_body::<128, 64>,
+        ];
         for skew in 0..64usize {
             for len in [0usize, 5, 63, 64, 127, 128, 129, 1448, 2995] {
-                let src = &data[skew % 5..skew % 5 + len];
-                type Body = fn(&mut [u8], &[u8]) -> u64;
-                let bodies: [Body; 3] = [
-                    copy_sum_body::<32, 16>,
-                    copy_sum_body::<64, 32>,
-                    copy_sum_body::<128, 64>,
-                ];
                 for body in bodies {
-                    big.fill(0xee);
-                    let sum = body(&mut big[skew..skew + len], src);
-                    assert_eq!(&big[skew..skew + len], src);
-                    assert!(
-                        big[..skew]
-                            .iter()
-                            .chain(&big[skew + len..])
-                            .all(|&b| b == 0xee)
-                    );
-                    assert_eq!(
-                        u16::from_be(fold64(sum)),
-                        naive(src),
-                        "skew {skew} len {len}"
-                    );
+                    check(skew, &data[skew % 5..skew % 5 + len], &|d, s| {
+                        u16::from_be(fold64(body(d, s)))
+                    });
                 }
             }
         }
