@@ -1,10 +1,77 @@
 //! Linux TUN/TAP devices built from `tun-sys` (the raw interface) and
-//! `tun-offload` (the packet engine): creation, multi-queue, offload
-//! negotiation, batched receive and send, and interface configuration.
+//! `tun-offload` (the packet engine): creation and attach, multi-queue,
+//! offload negotiation, batched receive (GSO split) and send (GRO
+//! coalescing), and interface configuration over acknowledged rtnetlink,
+//! in any network namespace.
 //!
-//! The device layer arrives with its own issue; today this crate only
-//! re-exports the raw layer it builds on.
+//! ```no_run
+//! use tun_device::{Device, RecvState, SendState};
+//!
+//! // Two devices with offload, relaying one batch from `a` to `b`.
+//! let a = Device::builder().name("a%d").offload(true).build()?;
+//! let b = Device::builder().name("b%d").offload(true).build()?;
+//! let (mut rx, mut tx) = (RecvState::new(), SendState::new());
+//! let mut bufs = vec![vec![0u8; 65536]; 64];
+//! let mut lens = vec![0usize; 64];
+//! let n = a.recv_batch(&mut rx, &mut bufs, &mut lens, 10)?; // split, 10 bytes headroom
+//! let report = b.send_batch(&mut tx, &mut bufs[..n], &mut lens[..n], 10)?; // coalesce, write
+//! println!("{n} packets in, {} writes out", report.writes);
+//! # Ok::<(), tun_device::Error>(())
+//! ```
+//!
+//! # Shape
+//!
+//! - [`DeviceBuilder`] opens a [`Device`]: an [`Interface`] (configuration
+//!   and negotiated state, shared) and one [`Queue`] per fd. All I/O is
+//!   `&self`; every public type is `Send + Sync`.
+//! - With offload on, no call hands out bytes whose virtio header the
+//!   caller could misread: packets come out complete (split, checksums
+//!   finished), and go in complete. [`Queue::recv_gso`] and
+//!   [`Queue::send_gso`] expose the header, decoded, for callers that pass
+//!   super-packets through.
+//! - Errors ([`Error`]) name the operation and the interface, carry the
+//!   errno, and sort into [`ErrorKind`]s: a broken device, a bad packet,
+//!   buffers too small, a refused configuration.
+//!
+//! # Offload negotiation
+//!
+//! With [`DeviceBuilder::offload`] the device is opened with
+//! `IFF_VNET_HDR`, and `TUNSETOFFLOAD` is offered `CSUM|TSO4|TSO6|USO4|USO6|
+//! TSO_ECN`, then without TSO_ECN, then without USO (Linux before 6.2
+//! refuses USO with EINVAL); [`Interface::offloads`] reports what was
+//! granted, and UDP is coalesced only with USO. With offload off, the mask
+//! is cleared (`TUNSETOFFLOAD 0`), so a persistent device that had offload
+//! on does not keep handing over super-packets.
+//!
+//! # Why not netconfig-rs
+//!
+//! Addresses and link settings go through [`netlink`], a small synchronous
+//! rtnetlink client: every request asks for an acknowledgement and its
+//! answer is read and matched by sequence number, so every failure (EEXIST,
+//! EPERM, a bad MTU) comes back as a typed error. netconfig-rs, the usual
+//! choice, sends `RTM_NEWADDR` with flags the kernel reads as
+//! `NLM_F_REPLACE|NLM_F_EXCL`, asks for no acknowledgement and reads no
+//! reply: its errors are lost.
 
-#![deny(unsafe_code)]
+#![forbid(unsafe_code)]
 
+mod batch;
+mod device;
+mod error;
+mod interface;
+pub mod netlink;
+mod netns;
+mod queue;
+
+pub use batch::{RecvState, RecvStats, SendReport, SendState};
+pub use device::{Device, DeviceBuilder, Layer};
+pub use error::{ConfigError, Error, ErrorKind, IoOp, Result};
+pub use interface::{DeviceStats, Interface};
+pub use netlink::{Address, LinkInfo, TunInfo};
+pub use netns::NetNs;
+pub use queue::Queue;
+
+pub use ipnet;
+pub use tun_offload as offload;
 pub use tun_sys as sys;
+pub use tun_sys::{InterfaceFlags, InterfaceName, OffloadFlags, TunFlags};

@@ -1,0 +1,844 @@
+//! Batched I/O of a queue: receive reads super-packets and splits them into
+//! the caller's buffers (tun-offload's GSO split); send coalesces a batch
+//! (tun-offload's GRO table) and writes the few large packets that result.
+//!
+//! The state of each direction is a caller-owned value ([`RecvState`],
+//! [`SendState`]) that is reused across batches: it holds the scratch
+//! buffer, the coalescing table, and whatever a call could not finish
+//! (segments of a super-packet that did not fit, packets of a batch not
+//! written yet), so nothing is lost between calls and nothing is
+//! allocated once it has grown to the largest batch.
+
+use std::io::IoSliceMut;
+
+use tun_offload::gro::GroStats;
+use tun_offload::{GroError, GroTable, GsoPacket, GsoType, SplitError, VirtioNetHdr};
+use tun_sys::OffloadFlags;
+
+use crate::error::{ConfigError, Error, IoOp, Result};
+use crate::queue::{PI_LEN, Queue, pi_header};
+
+/// Room in front of the overflow area of the scratch buffer: the head of a
+/// packet read into a caller's buffer is copied there to make the packet
+/// contiguous again.
+const FRONT: usize = 1 << 16;
+/// The overflow area: the largest packet a TUN hands over (its
+/// `gso_max_size`, 64 KiB) and some slack, so a read that fills it is
+/// known to be truncated.
+const OVERFLOW: usize = (1 << 16) + 256;
+
+#[derive(Debug, Clone, Copy)]
+enum Pending {
+    None,
+    /// A super-packet read but not split yet, at `scratch[start..start + len]`.
+    Raw {
+        hdr: VirtioNetHdr,
+        start: usize,
+        len: usize,
+    },
+    /// Segments split into `segs[next..count]` not handed out yet.
+    Segments {
+        next: usize,
+        count: usize,
+    },
+}
+
+/// Caller-owned state of [`Queue::recv_batch`]: a scratch buffer for
+/// super-packets and the segments a call could not hand over yet. One per
+/// reading thread; reuse it for every batch.
+pub struct RecvState {
+    scratch: Box<[u8]>,
+    pending: Pending,
+    segs: Vec<Vec<u8>>,
+    seg_lens: Vec<usize>,
+    deferred: Option<Error>,
+    stats: RecvStats,
+}
+
+/// Counters of a [`RecvState`] since it was made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct RecvStats {
+    /// Reads that returned a packet.
+    pub reads: u64,
+    /// Of those, super-packets (TSO/USO) that were split.
+    pub super_packets: u64,
+    /// Packets handed to the caller.
+    pub packets: u64,
+    /// Bytes handed to the caller (IP bytes, no headers).
+    pub bytes: u64,
+}
+
+impl std::fmt::Debug for RecvState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RecvState")
+            .field("pending", &self.pending)
+            .field("deferred", &self.deferred)
+            .finish()
+    }
+}
+
+impl Default for RecvState {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl RecvState {
+    /// A fresh state (about 130 KiB of scratch space).
+    pub fn new() -> Self {
+        Self {
+            scratch: vec![0u8; FRONT + OVERFLOW].into_boxed_slice(),
+            pending: Pending::None,
+            segs: Vec::new(),
+            seg_lens: Vec::new(),
+            deferred: None,
+            stats: RecvStats::default(),
+        }
+    }
+
+    /// Counters since this state was made.
+    pub fn stats(&self) -> RecvStats {
+        self.stats
+    }
+
+    /// Whether packets read from the kernel wait here for the next call.
+    pub fn has_pending(&self) -> bool {
+        !matches!(self.pending, Pending::None)
+    }
+
+    /// Drop what waits here (segments not handed out, a deferred error).
+    pub fn clear(&mut self) {
+        self.pending = Pending::None;
+        self.deferred = None;
+    }
+
+    fn ensure_segs(&mut self, count: usize, len: usize) {
+        if self.segs.len() < count {
+            self.segs.resize_with(count, Vec::new);
+            self.seg_lens.resize(count, 0);
+        }
+        for s in &mut self.segs[..count] {
+            if s.len() < len {
+                s.resize(len, 0);
+            }
+        }
+    }
+}
+
+/// The room behind `offset` in `buf`.
+fn room(buf: &mut [u8], offset: usize) -> usize {
+    buf.len().saturating_sub(offset)
+}
+
+/// Clear the ECN bit of a TCP super-packet's type: the split already keeps
+/// CWR on the first segment only, which is all the bit asks for
+/// (tcp_gso_segment does the same).
+pub(crate) fn without_ecn(mut hdr: VirtioNetHdr) -> VirtioNetHdr {
+    let t = hdr.gso_type().0;
+    if t & GsoType::ECN != 0 {
+        hdr.set_gso_type(GsoType(t & !GsoType::ECN));
+    }
+    hdr
+}
+
+impl Queue {
+    /// Receive a batch: read packets and super-packets from the kernel and
+    /// write complete, MTU-sized packets into `bufs[i][offset..]`, their
+    /// lengths into `sizes[i]`; returns how many.
+    ///
+    /// - A super-packet is split into as many buffers as it has segments;
+    ///   a packet that needs no split is read straight into its buffer
+    ///   (no copy of its payload) and its partial checksum completed.
+    /// - The first read waits (in blocking mode); further reads are made
+    ///   while the kernel has more and buffers remain, never waiting.
+    /// - A super-packet that does not fit the buffers left is kept in
+    ///   `state` and comes first in the next call; one that does not fit
+    ///   even an empty batch is handed out over several calls. Nothing the
+    ///   kernel handed over is lost, except a single packet longer than a
+    ///   buffer ([`ErrorKind::BufferTooSmall`](crate::ErrorKind::BufferTooSmall))
+    ///   and a super-packet whose header does not match it
+    ///   ([`ErrorKind::BadPacket`](crate::ErrorKind::BadPacket)). Such an
+    ///   error met after some packets were received is returned by the
+    ///   next call, so the packets come first.
+    ///
+    /// `offset` bytes of headroom are left in front of every packet (use 10
+    /// and the same buffers for [`Self::send_batch`] to relay without a copy).
+    pub fn recv_batch<B: AsMut<[u8]>>(
+        &self,
+        state: &mut RecvState,
+        bufs: &mut [B],
+        sizes: &mut [usize],
+        offset: usize,
+    ) -> Result<usize> {
+        self.recv_batch_as(state, bufs, sizes, offset, IoOp::RecvBatch)
+    }
+
+    pub(crate) fn recv_batch_as<B: AsMut<[u8]>>(
+        &self,
+        st: &mut RecvState,
+        bufs: &mut [B],
+        sizes: &mut [usize],
+        offset: usize,
+        op: IoOp,
+    ) -> Result<usize> {
+        if bufs.len() != sizes.len() {
+            return Err(Error::config(
+                Some(self.name()),
+                ConfigError::LengthsMismatch {
+                    bufs: bufs.len(),
+                    lens: sizes.len(),
+                },
+            ));
+        }
+        if bufs.is_empty() {
+            return Ok(0);
+        }
+        if let Some(e) = st.deferred.take() {
+            return Err(e);
+        }
+        let n = self.recv_into(st, bufs, sizes, offset, op)?;
+        st.stats.packets += n as u64;
+        st.stats.bytes += sizes[..n].iter().sum::<usize>() as u64;
+        Ok(n)
+    }
+
+    fn recv_into<B: AsMut<[u8]>>(
+        &self,
+        st: &mut RecvState,
+        bufs: &mut [B],
+        sizes: &mut [usize],
+        offset: usize,
+        op: IoOp,
+    ) -> Result<usize> {
+        let mut n = self.deliver_pending(st, bufs, sizes, offset, 0, op)?;
+        if st.has_pending() {
+            return Ok(n);
+        }
+        while n < bufs.len() {
+            let block = n == 0 && !self.is_nonblocking();
+            match self.read_one(st, bufs, sizes, offset, n, block, op) {
+                Ok(k) => {
+                    n += k;
+                    if st.has_pending() {
+                        break;
+                    }
+                }
+                Err(e) if n > 0 => {
+                    if !e.is_would_block() {
+                        st.deferred = Some(e);
+                    }
+                    break;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(n)
+    }
+
+    /// Hand out what `st` holds into `bufs[n..]`; returns how many buffers
+    /// were filled.
+    fn deliver_pending<B: AsMut<[u8]>>(
+        &self,
+        st: &mut RecvState,
+        bufs: &mut [B],
+        sizes: &mut [usize],
+        offset: usize,
+        n: usize,
+        op: IoOp,
+    ) -> Result<usize> {
+        match st.pending {
+            Pending::None => Ok(0),
+            Pending::Raw { hdr, start, len } => {
+                self.deliver_raw(st, bufs, sizes, offset, n, hdr, start, len, op)
+            }
+            Pending::Segments { .. } => self.deliver_segments(st, bufs, sizes, offset, n, op),
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn read_one<B: AsMut<[u8]>>(
+        &self,
+        st: &mut RecvState,
+        bufs: &mut [B],
+        sizes: &mut [usize],
+        offset: usize,
+        n: usize,
+        block: bool,
+        op: IoOp,
+    ) -> Result<usize> {
+        let framing = self.framing();
+        let prefix_len = framing.prefix_len();
+        let buf = bufs[n].as_mut();
+        let cap = room(buf, offset);
+        // Only what may arrive without a split goes to the caller's buffer
+        // directly; a super-packet's head is copied out again, so keep it
+        // short: about the MTU.
+        let first = if framing.vnet {
+            cap.min(self.interface().mtu_hint().clamp(576, FRONT))
+        } else {
+            cap.min(FRONT)
+        };
+        let mut prefix = [0u8; PI_LEN + VirtioNetHdr::LEN];
+        let (front, overflow) = st.scratch.split_at_mut(FRONT);
+        let total = {
+            let head = if offset <= buf.len() {
+                &mut buf[offset..offset + first]
+            } else {
+                &mut []
+            };
+            let mut iov = [
+                IoSliceMut::new(&mut prefix[..prefix_len]),
+                IoSliceMut::new(head),
+                IoSliceMut::new(overflow),
+            ];
+            self.readv(&mut iov, op, block)?
+        };
+        let len = total.saturating_sub(prefix_len);
+        st.stats.reads += 1;
+        if total < prefix_len || len >= first + OVERFLOW {
+            return Err(Error::BufferTooSmall {
+                op,
+                interface: self.name(),
+                needed: len,
+                available: cap,
+            });
+        }
+        let hdr = if framing.vnet {
+            let at = if framing.pi { PI_LEN } else { 0 };
+            VirtioNetHdr::decode(&prefix[at..at + VirtioNetHdr::LEN]).unwrap_or(VirtioNetHdr::ZERO)
+        } else {
+            VirtioNetHdr::ZERO
+        };
+        let head = len.min(first);
+        if hdr.gso_type() == GsoType::NONE {
+            if len > first {
+                if len > cap {
+                    return Err(Error::BufferTooSmall {
+                        op,
+                        interface: self.name(),
+                        needed: len,
+                        available: cap,
+                    });
+                }
+                // The tail went to the overflow area: bring it over.
+                buf[offset + first..offset + len].copy_from_slice(&overflow[..len - first]);
+            }
+            let pkt = &mut buf[offset..offset + len];
+            if let Err(error) = tun_offload::complete_checksum(&hdr, pkt) {
+                return Err(self.bad_packet(op, n, error));
+            }
+            sizes[n] = len;
+            return Ok(1);
+        }
+        // A super-packet: make it contiguous in the scratch buffer (its
+        // head in front of the overflow area), then split from there.
+        let start = FRONT - head;
+        front[start..].copy_from_slice(&buf[offset..offset + head]);
+        st.pending = Pending::Raw { hdr, start, len };
+        st.stats.super_packets += 1;
+        self.deliver_raw(st, bufs, sizes, offset, n, hdr, start, len, op)
+    }
+
+    fn bad_packet(&self, op: IoOp, index: usize, error: tun_offload::PacketError) -> Error {
+        self.interface()
+            .shared
+            .rx_invalid
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Error::Packet {
+            op,
+            interface: self.name(),
+            index,
+            error,
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn deliver_raw<B: AsMut<[u8]>>(
+        &self,
+        st: &mut RecvState,
+        bufs: &mut [B],
+        sizes: &mut [usize],
+        offset: usize,
+        n: usize,
+        hdr: VirtioNetHdr,
+        start: usize,
+        len: usize,
+        op: IoOp,
+    ) -> Result<usize> {
+        let hdr = without_ecn(hdr);
+        let pkt = &st.scratch[start..start + len];
+        let gso = match GsoPacket::parse(&hdr, pkt) {
+            Ok(g) => g,
+            Err(error) => {
+                st.pending = Pending::None;
+                return Err(self.bad_packet(op, n, error));
+            }
+        };
+        let count = gso.segment_count();
+        let need = offset + gso.max_segment_len();
+        let left = &mut bufs[n..];
+        if count <= left.len() && left[..count].iter_mut().all(|b| b.as_mut().len() >= need) {
+            st.pending = Pending::None;
+            return match gso.split_into(pkt, &mut left[..count], &mut sizes[n..n + count], offset) {
+                Ok(k) => Ok(k),
+                Err(SplitError::OutOfSpace { produced, .. }) => Ok(produced),
+                Err(SplitError::Invalid(error)) => Err(self.bad_packet(op, n, error)),
+            };
+        }
+        if n > 0 {
+            // Keep it for the next call, which starts with empty buffers.
+            return Ok(0);
+        }
+        // Not even an empty batch holds it: split into our own segments
+        // and hand them out over as many calls as it takes.
+        st.ensure_segs(count, gso.max_segment_len());
+        let RecvState {
+            scratch,
+            segs,
+            seg_lens,
+            ..
+        } = st;
+        let pkt = &scratch[start..start + len];
+        match gso.split_into(pkt, &mut segs[..count], &mut seg_lens[..count], 0) {
+            Ok(k) => st.pending = Pending::Segments { next: 0, count: k },
+            Err(SplitError::OutOfSpace { produced, .. }) => {
+                st.pending = Pending::Segments {
+                    next: 0,
+                    count: produced,
+                }
+            }
+            Err(SplitError::Invalid(error)) => {
+                st.pending = Pending::None;
+                return Err(self.bad_packet(op, n, error));
+            }
+        }
+        self.deliver_segments(st, bufs, sizes, offset, n, op)
+    }
+
+    fn deliver_segments<B: AsMut<[u8]>>(
+        &self,
+        st: &mut RecvState,
+        bufs: &mut [B],
+        sizes: &mut [usize],
+        offset: usize,
+        mut n: usize,
+        op: IoOp,
+    ) -> Result<usize> {
+        let Pending::Segments { mut next, count } = st.pending else {
+            return Ok(0);
+        };
+        let start = n;
+        while next < count && n < bufs.len() {
+            let len = st.seg_lens[next];
+            let buf = bufs[n].as_mut();
+            if room(buf, offset) < len {
+                next += 1;
+                st.pending = if next < count {
+                    Pending::Segments { next, count }
+                } else {
+                    Pending::None
+                };
+                let e = Error::BufferTooSmall {
+                    op,
+                    interface: self.name(),
+                    needed: len,
+                    available: room(buf, offset),
+                };
+                if n > start {
+                    st.deferred = Some(e);
+                    return Ok(n - start);
+                }
+                return Err(e);
+            }
+            buf[offset..offset + len].copy_from_slice(&st.segs[next][..len]);
+            sizes[n] = len;
+            n += 1;
+            next += 1;
+        }
+        st.pending = if next < count {
+            Pending::Segments { next, count }
+        } else {
+            Pending::None
+        };
+        Ok(n - start)
+    }
+}
+
+/// What a batched send did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct SendReport {
+    /// Packets of the batch written (merged ones included).
+    pub packets: usize,
+    /// Writes made (one per coalesced packet, plus the segments of
+    /// refused coalesced writes).
+    pub writes: usize,
+    /// IP bytes handed in, headers of the queue excluded.
+    pub bytes: usize,
+}
+
+/// Caller-owned state of [`Queue::send_batch`]: the coalescing table, and
+/// the packets of the current batch still to write (a cursor). Reuse it
+/// for every batch; a batch interrupted by an error (or by
+/// [`ErrorKind::WouldBlock`](crate::ErrorKind::WouldBlock)) is finished
+/// with [`Queue::send_pending`] or dropped with [`SendState::clear`].
+pub struct SendState {
+    table: GroTable,
+    out: Vec<usize>,
+    next: usize,
+    rejected: Vec<usize>,
+    segs: Vec<Vec<u8>>,
+    /// Segments of a refused super-packet: the next to write, and how many.
+    seg_pending: Option<(usize, usize)>,
+    seg_lens: Vec<usize>,
+    report: SendReport,
+}
+
+impl std::fmt::Debug for SendState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SendState")
+            .field("pending", &self.pending())
+            .field("report", &self.report)
+            .finish()
+    }
+}
+
+impl Default for SendState {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl SendState {
+    /// A fresh state.
+    pub fn new() -> Self {
+        Self {
+            table: GroTable::new(false),
+            out: Vec::new(),
+            next: 0,
+            rejected: Vec::new(),
+            segs: Vec::new(),
+            seg_pending: None,
+            seg_lens: Vec::new(),
+            report: SendReport::default(),
+        }
+    }
+
+    /// Indices (into the batch's buffers) of the packets still to write,
+    /// in order; each is complete, its header in front of it.
+    pub fn pending(&self) -> &[usize] {
+        &self.out[self.next.min(self.out.len())..]
+    }
+
+    /// Indices of the packets written so far in this batch (each carrying
+    /// the packets merged into it).
+    pub fn written(&self) -> impl Iterator<Item = usize> + '_ {
+        self.out[..self.next.min(self.out.len())]
+            .iter()
+            .copied()
+            .filter(|i| !self.rejected.contains(i))
+    }
+
+    /// Indices of the packets of this batch the kernel refused (skipped).
+    pub fn rejected(&self) -> &[usize] {
+        &self.rejected
+    }
+
+    /// Whether the batch is fully written.
+    pub fn is_done(&self) -> bool {
+        self.next >= self.out.len()
+    }
+
+    /// Drop what is left of the batch.
+    pub fn clear(&mut self) {
+        self.out.clear();
+        self.rejected.clear();
+        self.seg_pending = None;
+        self.next = 0;
+    }
+
+    /// What the current batch did so far.
+    pub fn report(&self) -> SendReport {
+        self.report
+    }
+
+    /// The coalescing counters of the last batch.
+    pub fn gro_stats(&self) -> &GroStats {
+        self.table.stats()
+    }
+}
+
+fn gro_error(e: GroError) -> ConfigError {
+    match e {
+        GroError::NoHeaderRoom { offset, required } => {
+            ConfigError::NoHeaderRoom { offset, required }
+        }
+        GroError::LengthsMismatch { bufs, lens } => ConfigError::LengthsMismatch { bufs, lens },
+        GroError::PacketOutsideBuffer {
+            index,
+            end,
+            buf_len,
+        } => ConfigError::PacketOutsideBuffer {
+            index,
+            end,
+            buf_len,
+        },
+    }
+}
+
+impl Queue {
+    /// Send a batch: packet `i` is `bufs[i][offset..offset + lens[i]]`.
+    ///
+    /// With offload on, the batch is coalesced first (TCP segments of a
+    /// flow into one super-packet, UDP datagrams too when USO was
+    /// granted): payloads of later packets are appended into the buffer of
+    /// the first packet of their run (so buffers need spare capacity
+    /// behind their packet for merges to happen) and `lens` updated;
+    /// buffers never change places. The bytes in front of `offset` receive
+    /// the virtio header (10 bytes) or the packet information (4 bytes), so
+    /// `offset` must leave that much room.
+    ///
+    /// Writes stop at the first error, which is returned; `state` then
+    /// says what was written and what is pending, and
+    /// [`Self::send_pending`] goes on from there. A packet the kernel
+    /// refuses ([`ErrorKind::BadPacket`](crate::ErrorKind::BadPacket)) is
+    /// skipped: it is reported, and `send_pending` continues behind it.
+    ///
+    /// If the kernel refuses a coalesced write with EINVAL (GSO write
+    /// regressions of some kernels do), that super-packet is split again
+    /// and its segments written one by one, coalescing is turned off for
+    /// the device, and [`Interface::stats`](crate::Interface::stats) counts
+    /// it: no data is lost to it.
+    pub fn send_batch<B: AsMut<[u8]>>(
+        &self,
+        state: &mut SendState,
+        bufs: &mut [B],
+        lens: &mut [usize],
+        offset: usize,
+    ) -> Result<SendReport> {
+        self.prepare_batch(state, bufs, lens, offset)?;
+        self.send_pending(state, bufs, lens, offset)
+    }
+
+    /// Coalesce (or frame) a batch into `state` without writing it; the
+    /// first half of [`Self::send_batch`].
+    pub fn prepare_batch<B: AsMut<[u8]>>(
+        &self,
+        st: &mut SendState,
+        bufs: &mut [B],
+        lens: &mut [usize],
+        offset: usize,
+    ) -> Result<()> {
+        let framing = self.framing();
+        let prefix = framing.prefix_len();
+        if offset < prefix {
+            return Err(Error::config(
+                Some(self.name()),
+                ConfigError::NoHeaderRoom {
+                    offset,
+                    required: prefix,
+                },
+            ));
+        }
+        if bufs.len() != lens.len() {
+            return Err(Error::config(
+                Some(self.name()),
+                ConfigError::LengthsMismatch {
+                    bufs: bufs.len(),
+                    lens: lens.len(),
+                },
+            ));
+        }
+        st.clear();
+        st.report = SendReport {
+            packets: 0,
+            writes: 0,
+            bytes: lens.iter().sum(),
+        };
+        let iface = self.interface();
+        if framing.vnet && !framing.pi && iface.coalescing() {
+            let uso = iface
+                .offloads()
+                .contains(OffloadFlags::USO4 | OffloadFlags::USO6);
+            st.table.set_udp_gro(uso);
+            let out = st
+                .table
+                .coalesce(bufs, lens, offset)
+                .map_err(|e| Error::config(Some(self.name()), gro_error(e)))?;
+            st.out.extend_from_slice(out);
+            return Ok(());
+        }
+        for (i, (b, &len)) in bufs.iter_mut().zip(lens.iter()).enumerate() {
+            let buf = b.as_mut();
+            if offset.checked_add(len).is_none_or(|e| e > buf.len()) {
+                return Err(Error::config(
+                    Some(self.name()),
+                    ConfigError::PacketOutsideBuffer {
+                        index: i,
+                        end: offset.saturating_add(len),
+                        buf_len: buf.len(),
+                    },
+                ));
+            }
+            let mut at = offset - prefix;
+            if framing.pi {
+                let first = buf.get(offset).copied().filter(|_| len > 0);
+                buf[at..at + PI_LEN].copy_from_slice(&pi_header(first, iface.is_tap()));
+                at += PI_LEN;
+            }
+            if framing.vnet {
+                buf[at..at + VirtioNetHdr::LEN].copy_from_slice(&Queue::PLAIN_HDR);
+            }
+            st.out.push(i);
+        }
+        Ok(())
+    }
+
+    /// Write what `state` holds of the current batch (after an error or
+    /// [`ErrorKind::WouldBlock`](crate::ErrorKind::WouldBlock)); the second
+    /// half of [`Self::send_batch`]. Returns the report of the whole batch.
+    pub fn send_pending<B: AsMut<[u8]>>(
+        &self,
+        st: &mut SendState,
+        bufs: &mut [B],
+        lens: &[usize],
+        offset: usize,
+    ) -> Result<SendReport> {
+        let framing = self.framing();
+        let prefix = framing.prefix_len();
+        let shared = &self.interface().shared;
+        while st.next < st.out.len() {
+            if st.seg_pending.is_some() {
+                self.write_segments(st)?;
+                st.next += 1;
+                continue;
+            }
+            let i = st.out[st.next];
+            let frame = &bufs[i].as_mut()[offset - prefix..offset + lens[i]];
+            let gso =
+                framing.vnet && Queue::is_gso(&frame[framing.prefix_len() - VirtioNetHdr::LEN..]);
+            let injected = gso
+                && shared
+                    .fail_gso_writes
+                    .fetch_update(
+                        std::sync::atomic::Ordering::Relaxed,
+                        std::sync::atomic::Ordering::Relaxed,
+                        |n| n.checked_sub(1),
+                    )
+                    .is_ok();
+            let res = if injected {
+                Err(rustix::io::Errno::INVAL)
+            } else {
+                self.write_frame(frame)
+            };
+            match res {
+                Ok(_) => {
+                    st.report.writes += 1;
+                    st.next += 1;
+                }
+                Err(rustix::io::Errno::INVAL) if gso => {
+                    self.split_refused(st, frame)?;
+                    self.write_segments(st)?;
+                    st.next += 1;
+                }
+                Err(e) => {
+                    let err = self.send_error(IoOp::SendBatch, i, e);
+                    if matches!(err, Error::Rejected { .. }) {
+                        st.rejected.push(i);
+                        st.next += 1;
+                    }
+                    return Err(err);
+                }
+            }
+        }
+        st.report.packets = lens.len();
+        Ok(st.report)
+    }
+
+    /// The fallback for a refused coalesced write: split the super-packet
+    /// in `frame` (virtio header in front) into the state's segments.
+    fn split_refused(&self, st: &mut SendState, frame: &[u8]) -> Result<()> {
+        let shared = &self.interface().shared;
+        shared
+            .coalesce
+            .store(false, std::sync::atomic::Ordering::Relaxed);
+        shared
+            .gso_fallbacks
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let (hdr, pkt) = match VirtioNetHdr::split_prefix(frame) {
+            Ok(v) => v,
+            Err(_) => {
+                return Err(Error::Rejected {
+                    op: IoOp::SendBatch,
+                    interface: self.name(),
+                    index: st.out[st.next],
+                    errno: libc::EINVAL,
+                });
+            }
+        };
+        let hdr = without_ecn(hdr);
+        let gso = GsoPacket::parse(&hdr, pkt).map_err(|error| Error::Packet {
+            op: IoOp::SendBatch,
+            interface: self.name(),
+            index: st.out[st.next],
+            error,
+        })?;
+        let count = gso.segment_count();
+        let seg_len = VirtioNetHdr::LEN + gso.max_segment_len();
+        if st.segs.len() < count {
+            st.segs.resize_with(count, Vec::new);
+            st.seg_lens.resize(count, 0);
+        }
+        for s in &mut st.segs[..count] {
+            if s.len() < seg_len {
+                s.resize(seg_len, 0);
+            }
+            s[..VirtioNetHdr::LEN].copy_from_slice(&Queue::PLAIN_HDR);
+        }
+        let k = gso
+            .split_into(
+                pkt,
+                &mut st.segs[..count],
+                &mut st.seg_lens[..count],
+                VirtioNetHdr::LEN,
+            )
+            .map_err(|e| match e {
+                SplitError::Invalid(error) => Error::Packet {
+                    op: IoOp::SendBatch,
+                    interface: self.name(),
+                    index: st.out[st.next],
+                    error,
+                },
+                SplitError::OutOfSpace { .. } => Error::Rejected {
+                    op: IoOp::SendBatch,
+                    interface: self.name(),
+                    index: st.out[st.next],
+                    errno: libc::EINVAL,
+                },
+            })?;
+        st.seg_pending = Some((0, k));
+        Ok(())
+    }
+
+    /// Write the segments [`Self::split_refused`] made, resuming where an
+    /// earlier call stopped, so none is written twice.
+    fn write_segments(&self, st: &mut SendState) -> Result<()> {
+        while let Some((next, count)) = st.seg_pending {
+            if next >= count {
+                st.seg_pending = None;
+                break;
+            }
+            let seg = &st.segs[next][..VirtioNetHdr::LEN + st.seg_lens[next]];
+            if let Err(e) = self.write_frame(seg) {
+                let err = self.send_error(IoOp::SendBatch, st.out[st.next], e);
+                if matches!(err, Error::Rejected { .. }) {
+                    // Refused as a plain packet too: skip it, go on later.
+                    st.seg_pending = Some((next + 1, count));
+                }
+                return Err(err);
+            }
+            st.report.writes += 1;
+            st.seg_pending = Some((next + 1, count));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,737 @@
+//! Opening a device: the builder (create, or attach to an existing
+//! persistent device), opening from an fd, and the device value that holds
+//! the interface and its queues.
+
+use std::net::IpAddr;
+use std::ops::Deref;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+
+use ipnet::IpNet;
+use tun_sys::{InterfaceName, OffloadFlags, TunFlags};
+
+use crate::error::{ConfigError, Error, Result};
+use crate::interface::Interface;
+use crate::netlink::Netlink;
+use crate::netns::NetNs;
+use crate::queue::Queue;
+
+/// Layer of a device.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Layer {
+    /// TUN: IP packets (layer 3).
+    #[default]
+    Tun,
+    /// TAP: Ethernet frames (layer 2).
+    Tap,
+}
+
+/// The offloads asked for first; USO and TSO_ECN are dropped in turn when
+/// the kernel refuses them (USO needs Linux 6.2).
+const OFFLOAD_WANTED: [OffloadFlags; 3] = [
+    OffloadFlags::TCP_UDP.union(OffloadFlags::TSO_ECN),
+    OffloadFlags::TCP_UDP,
+    OffloadFlags::TCP,
+];
+
+/// The flags `TUNGETIFF` must report back as they were asked.
+const CHECKED_FLAGS: TunFlags = TunFlags::TUN
+    .union(TunFlags::TAP)
+    .union(TunFlags::NO_PI)
+    .union(TunFlags::VNET_HDR)
+    .union(TunFlags::MULTI_QUEUE)
+    .union(TunFlags::NAPI)
+    .union(TunFlags::NAPI_FRAGS);
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct AddrSpec {
+    addr: IpNet,
+    peer: Option<IpAddr>,
+}
+
+/// Builds a [`Device`]: creates a TUN/TAP interface (or attaches to an
+/// existing persistent one), negotiates offload, and configures it.
+///
+/// Every setting is checked at [`DeviceBuilder::build`]; combinations the
+/// kernel would misread are refused before any syscall.
+///
+/// ```no_run
+/// use tun_device::Device;
+/// let dev = Device::builder()
+///     .name("tun%d")
+///     .offload(true)
+///     .mtu(1500)
+///     .address("10.0.0.1/24".parse().unwrap())
+///     .build()?;
+/// println!("{} offloads {:?}", dev.name()?, dev.offloads());
+/// # Ok::<(), tun_device::Error>(())
+/// ```
+#[derive(Debug, Default)]
+#[must_use]
+pub struct DeviceBuilder {
+    name: Option<String>,
+    layer: Layer,
+    packet_info: bool,
+    queues: usize,
+    multi_queue: bool,
+    offload: bool,
+    persist: Option<bool>,
+    owner: Option<u32>,
+    group: Option<u32>,
+    mtu: Option<u32>,
+    addrs: Vec<AddrSpec>,
+    bad: Option<ConfigError>,
+    mac: Option<[u8; 6]>,
+    tx_queue_len: Option<u32>,
+    napi: bool,
+    up: Option<bool>,
+    attach: bool,
+    exclusive: bool,
+    netns: Option<NetNs>,
+    nonblocking: bool,
+}
+
+impl DeviceBuilder {
+    /// A builder for one TUN queue, no offload, no packet information,
+    /// brought up once configured.
+    pub fn new() -> Self {
+        Self {
+            queues: 1,
+            ..Self::default()
+        }
+    }
+
+    /// The interface name, or a kernel template such as `tun%d` (the
+    /// default is the kernel's `tun%d`/`tap%d`).
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+
+    /// TUN (IP packets) or TAP (Ethernet frames).
+    pub fn layer(mut self, layer: Layer) -> Self {
+        self.layer = layer;
+        self
+    }
+
+    /// Shorthand for `.layer(Layer::Tap)`.
+    pub fn tap(self) -> Self {
+        self.layer(Layer::Tap)
+    }
+
+    /// Keep the 4-byte packet-information header (`struct tun_pi`) on the
+    /// wire (off by default: `IFF_NO_PI`). This crate strips it on receive
+    /// and fills it on send.
+    pub fn packet_information(mut self, on: bool) -> Self {
+        self.packet_info = on;
+        self
+    }
+
+    /// Open `n` queues (multi-queue when `n > 1`).
+    pub fn queues(mut self, n: usize) -> Self {
+        self.queues = n;
+        if n > 1 {
+            self.multi_queue = true;
+        }
+        self
+    }
+
+    /// Multi-queue (`IFF_MULTI_QUEUE`) even with one queue, so more can be
+    /// opened later.
+    pub fn multi_queue(mut self, on: bool) -> Self {
+        self.multi_queue = on;
+        self
+    }
+
+    /// Offload: virtio-net headers (`IFF_VNET_HDR`), checksum offload and
+    /// TSO, with USO and TSO_ECN when the kernel grants them. Batched I/O
+    /// then splits super-packets on receive and coalesces on send.
+    pub fn offload(mut self, on: bool) -> Self {
+        self.offload = on;
+        self
+    }
+
+    /// Make the device persistent (it outlives its queues), or clear
+    /// persistence of an existing one.
+    pub fn persist(mut self, on: bool) -> Self {
+        self.persist = Some(on);
+        self
+    }
+
+    /// The uid that may attach without CAP_NET_ADMIN.
+    pub fn owner(mut self, uid: u32) -> Self {
+        self.owner = Some(uid);
+        self
+    }
+
+    /// The gid whose members may attach without CAP_NET_ADMIN.
+    pub fn group(mut self, gid: u32) -> Self {
+        self.group = Some(gid);
+        self
+    }
+
+    /// The MTU.
+    pub fn mtu(mut self, mtu: u32) -> Self {
+        self.mtu = Some(mtu);
+        self
+    }
+
+    /// An address with its prefix (any number, both families).
+    pub fn address(mut self, addr: IpNet) -> Self {
+        self.addrs.push(AddrSpec { addr, peer: None });
+        self
+    }
+
+    /// A point-to-point address: local address with prefix, and the peer.
+    pub fn address_with_peer(mut self, addr: IpNet, peer: IpAddr) -> Self {
+        if addr.addr().is_ipv4() != peer.is_ipv4() {
+            self.bad
+                .get_or_insert(ConfigError::PeerFamilyMismatch { addr, peer });
+        }
+        self.addrs.push(AddrSpec {
+            addr,
+            peer: Some(peer),
+        });
+        self
+    }
+
+    /// An IPv4 address, prefix length and optional peer (tun-rs's shape).
+    pub fn ipv4(
+        self,
+        addr: std::net::Ipv4Addr,
+        prefix: u8,
+        peer: Option<std::net::Ipv4Addr>,
+    ) -> Self {
+        self.ip(IpAddr::V4(addr), prefix, peer.map(IpAddr::V4))
+    }
+
+    /// An IPv6 address and prefix length.
+    pub fn ipv6(self, addr: std::net::Ipv6Addr, prefix: u8) -> Self {
+        self.ip(IpAddr::V6(addr), prefix, None)
+    }
+
+    fn ip(mut self, addr: IpAddr, prefix: u8, peer: Option<IpAddr>) -> Self {
+        match IpNet::new(addr, prefix) {
+            Ok(net) => match peer {
+                Some(p) => self.address_with_peer(net, p),
+                None => self.address(net),
+            },
+            Err(_) => {
+                let max = if addr.is_ipv4() { 32 } else { 128 };
+                self.bad
+                    .get_or_insert(ConfigError::BadPrefix { addr, prefix, max });
+                self
+            }
+        }
+    }
+
+    /// The Ethernet address of a TAP device.
+    pub fn mac(mut self, mac: [u8; 6]) -> Self {
+        self.mac = Some(mac);
+        self
+    }
+
+    /// The transmit queue length in packets.
+    pub fn tx_queue_len(mut self, len: u32) -> Self {
+        self.tx_queue_len = Some(len);
+        self
+    }
+
+    /// Receive writes through NAPI (`IFF_NAPI`).
+    pub fn napi(mut self, on: bool) -> Self {
+        self.napi = on;
+        self
+    }
+
+    /// Bring the interface up (the default for a new device) or down.
+    /// An attached device keeps its state unless this is set.
+    pub fn up(mut self, up: bool) -> Self {
+        self.up = Some(up);
+        self
+    }
+
+    /// Attach to an existing device of this name (persistent, or
+    /// multi-queue): fail if there is none, and fail if its flags differ
+    /// from what this builder asks for.
+    pub fn attach(mut self, on: bool) -> Self {
+        self.attach = on;
+        self
+    }
+
+    /// Fail with EBUSY if a device of this name exists (`IFF_TUN_EXCL`)
+    /// instead of attaching to it.
+    pub fn exclusive(mut self, on: bool) -> Self {
+        self.exclusive = on;
+        self
+    }
+
+    /// Create the device inside network namespace `ns` (the caller's
+    /// thread stays where it is).
+    pub fn netns(mut self, ns: NetNs) -> Self {
+        self.netns = Some(ns);
+        self
+    }
+
+    /// Queues return [`ErrorKind::WouldBlock`](crate::ErrorKind::WouldBlock)
+    /// instead of waiting.
+    pub fn nonblocking(mut self, on: bool) -> Self {
+        self.nonblocking = on;
+        self
+    }
+
+    fn flags(&self) -> TunFlags {
+        let mut f = match self.layer {
+            Layer::Tun => TunFlags::TUN,
+            Layer::Tap => TunFlags::TAP,
+        };
+        if !self.packet_info {
+            f |= TunFlags::NO_PI;
+        }
+        if self.offload {
+            f |= TunFlags::VNET_HDR;
+        }
+        if self.multi_queue {
+            f |= TunFlags::MULTI_QUEUE;
+        }
+        if self.napi {
+            f |= TunFlags::NAPI;
+        }
+        f
+    }
+
+    /// Everything that can be refused without asking the kernel.
+    fn check(&self) -> Result<Option<InterfaceName>> {
+        let fail = |e| Err(Error::config(None, e));
+        let name = match &self.name {
+            Some(n) => Some(InterfaceName::new(n).map_err(|error| {
+                Error::config(
+                    None,
+                    ConfigError::BadName {
+                        name: n.clone(),
+                        error,
+                    },
+                )
+            })?),
+            None => None,
+        };
+        if let Some(e) = &self.bad {
+            return fail(e.clone());
+        }
+        if self.offload && self.packet_info {
+            return fail(ConfigError::OffloadWithPacketInfo);
+        }
+        if self.offload && self.layer == Layer::Tap {
+            return fail(ConfigError::OffloadOnTap);
+        }
+        if self.mac.is_some() && self.layer == Layer::Tun {
+            return fail(ConfigError::MacOnTun);
+        }
+        if self.queues == 0 {
+            return fail(ConfigError::NoQueues);
+        }
+        if self.queues > 1 && !self.multi_queue {
+            return fail(ConfigError::QueuesWithoutMultiQueue {
+                queues: self.queues,
+            });
+        }
+        if self.attach && name.is_none_or(|n| n.is_template()) {
+            return fail(ConfigError::AttachToTemplate);
+        }
+        Ok(name)
+    }
+
+    /// Open the device.
+    pub fn build(self) -> Result<Device> {
+        let name = self.check()?;
+        let flags = self.flags();
+        let mut setiff_flags = flags;
+        if self.exclusive {
+            setiff_flags |= TunFlags::TUN_EXCL;
+        }
+        // The fds (and the netlink socket) are opened inside the target
+        // namespace: a TUN device is created in the namespace its fd was
+        // opened in (drivers/net/tun.c, tun_chr_open).
+        let queues = self.queues;
+        let open = || -> Result<(Vec<OwnedFd>, Netlink)> {
+            let mut fds = Vec::with_capacity(queues);
+            for _ in 0..queues {
+                fds.push(tun_sys::open_tun(true)?);
+            }
+            Ok((fds, Netlink::open()?))
+        };
+        let (fds, mut nl) = match &self.netns {
+            Some(ns) => ns.run(open)?,
+            None => open()?,
+        };
+
+        // Did the device exist before? Needed to check an attach and to
+        // undo only what this call created when a later step fails.
+        let existing = match name.filter(|n| !n.is_template()) {
+            Some(n) => match nl.link_by_name(&n.to_string()) {
+                Ok(info) => Some(info),
+                Err(e) if e.is_not_found() => None,
+                Err(e) => return Err(e.into()),
+            },
+            None => None,
+        };
+        if let (true, Some(n)) = (self.attach, name) {
+            match &existing {
+                None => {
+                    return Err(Error::NotTun {
+                        interface: n,
+                        kind: None,
+                    });
+                }
+                Some(info) if info.tun.is_none() => {
+                    return Err(Error::NotTun {
+                        interface: n,
+                        kind: Some(info.kind.clone().unwrap_or_else(|| "non-TUN".into())),
+                    });
+                }
+                Some(_) => {}
+            }
+        }
+
+        let real = tun_sys::set_iff(fds[0].as_fd(), name.as_ref(), setiff_flags)?;
+        let (_, actual) = tun_sys::get_iff(fds[0].as_fd())?;
+        if actual & CHECKED_FLAGS != flags & CHECKED_FLAGS {
+            return Err(Error::FlagsMismatch {
+                interface: real,
+                requested: flags & CHECKED_FLAGS,
+                actual: actual & CHECKED_FLAGS,
+            });
+        }
+        let created = existing.is_none();
+        let guard = CreatedGuard {
+            fd: &fds[0],
+            armed: created,
+        };
+        for fd in &fds[1..] {
+            tun_sys::set_iff(fd.as_fd(), Some(&real), flags)?;
+        }
+        let offload = negotiate_offload(fds[0].as_fd(), self.offload)
+            .map_err(|e| Error::Sys(e.with_interface(real)))?;
+
+        let fd0 = fds[0].as_fd();
+        let with_name = |e: tun_sys::Error| Error::Sys(e.with_interface(real));
+        if let Some(uid) = self.owner {
+            tun_sys::set_owner(fd0, uid).map_err(with_name)?;
+        }
+        if let Some(gid) = self.group {
+            tun_sys::set_group(fd0, gid).map_err(with_name)?;
+        }
+
+        let info = nl.link_by_name(&real.to_string())?;
+        let index = info.index;
+        if let Some(mtu) = self.mtu {
+            nl.set_mtu(index, mtu)?;
+        }
+        if let Some(mac) = self.mac {
+            nl.set_mac(index, mac)?;
+        }
+        if let Some(len) = self.tx_queue_len {
+            nl.set_tx_queue_len(index, len)?;
+        }
+        for a in &self.addrs {
+            nl.add_address(index, a.addr, a.peer)?;
+        }
+        let up = self.up.or(if created { Some(true) } else { None });
+        if let Some(up) = up {
+            nl.set_up(index, up)?;
+        }
+        let mtu = self.mtu.unwrap_or(info.mtu);
+        if let Some(p) = self.persist {
+            tun_sys::set_persist(fd0, p).map_err(with_name)?;
+        }
+        drop(guard.disarm());
+
+        let tun_fd = fds[0].try_clone().map_err(|e| {
+            Error::Sys(tun_sys::Error::new(
+                tun_sys::Op::OpenTun,
+                e.raw_os_error().unwrap_or(libc::EMFILE),
+            ))
+        })?;
+        let iface = Interface::new(tun_fd, real, index, Some(nl), flags, offload, mtu);
+        let queues = fds
+            .into_iter()
+            .map(|fd| Queue::new(fd, iface.clone(), self.nonblocking))
+            .collect();
+        Ok(Device { iface, queues })
+    }
+}
+
+/// Clears persistence of a device this call created if a later step fails,
+/// so the device disappears with its fds instead of lingering.
+struct CreatedGuard<'a> {
+    fd: &'a OwnedFd,
+    armed: bool,
+}
+
+impl CreatedGuard<'_> {
+    fn disarm(mut self) -> Self {
+        self.armed = false;
+        self
+    }
+}
+
+impl Drop for CreatedGuard<'_> {
+    fn drop(&mut self) {
+        if self.armed {
+            let _ = tun_sys::set_persist(self.fd.as_fd(), false);
+        }
+    }
+}
+
+/// Offer the offloads, dropping USO and TSO_ECN in turn when refused;
+/// with offload off, clear any mask a persistent device kept.
+fn negotiate_offload(
+    fd: BorrowedFd<'_>,
+    offload: bool,
+) -> core::result::Result<OffloadFlags, tun_sys::Error> {
+    if !offload {
+        tun_sys::set_offload(fd, OffloadFlags::empty())?;
+        return Ok(OffloadFlags::empty());
+    }
+    // The header layout this crate reads and writes.
+    tun_sys::set_vnet_hdr_size(fd, tun_sys::DEFAULT_VNET_HDR_SIZE)?;
+    #[cfg(target_endian = "big")]
+    tun_sys::set_vnet_le(fd, true)?;
+    let mut last = None;
+    for want in OFFLOAD_WANTED {
+        match tun_sys::set_offload(fd, want) {
+            Ok(()) => return Ok(want),
+            Err(e) if e.errno() == libc::EINVAL => last = Some(e),
+            Err(e) => return Err(e),
+        }
+    }
+    Err(last.unwrap_or(tun_sys::Error::new(
+        tun_sys::Op::TunSetOffload,
+        libc::EINVAL,
+    )))
+}
+
+/// An open TUN/TAP device: its [`Interface`] (configuration, dereferenced
+/// to, so `device.set_mtu(..)` works) and its queues.
+///
+/// The single-packet and batched I/O methods of the first queue are
+/// available on the device directly; other queues through
+/// [`Device::queue`]. Everything is `&self`: share a device between threads
+/// in an `Arc`, or move each queue to its own thread with
+/// [`Device::into_queues`].
+#[derive(Debug)]
+pub struct Device {
+    iface: Interface,
+    queues: Vec<Queue>,
+}
+
+impl Device {
+    /// A builder.
+    pub fn builder() -> DeviceBuilder {
+        DeviceBuilder::new()
+    }
+
+    /// Open a device from an fd of `/dev/net/tun` already attached to an
+    /// interface (passed by another process, or Android's VpnService).
+    ///
+    /// Its flags are learnt with `TUNGETIFF`. The kernel cannot report the
+    /// offload mask, so a device with `IFF_VNET_HDR` takes it from
+    /// `offload` (what the fd's owner set with `TUNSETOFFLOAD`). The netlink
+    /// socket for configuration is opened in the device's namespace when
+    /// the caller may (`TUNGETDEVNETNS` needs CAP_NET_ADMIN there);
+    /// without it, I/O works and configuration calls report
+    /// [`ConfigError::NoControl`] (the MTU still answers, by ioctl).
+    pub fn from_fd(fd: OwnedFd, offload: OffloadFlags) -> Result<Self> {
+        let (name, flags) = tun_sys::get_iff(fd.as_fd())?;
+        let flags = flags & !TunFlags::PERSIST;
+        let offload = if flags.contains(TunFlags::VNET_HDR) {
+            let size = tun_sys::get_vnet_hdr_size(fd.as_fd())
+                .map_err(|e| Error::Sys(e.with_interface(name)))?;
+            if size != tun_sys::DEFAULT_VNET_HDR_SIZE {
+                return Err(Error::config(Some(name), ConfigError::VnetHdrSize { size }));
+            }
+            offload
+        } else {
+            OffloadFlags::empty()
+        };
+        rustix::io::ioctl_fionbio(&fd, true).map_err(|e| Error::io(crate::IoOp::Recv, name, e))?;
+        let text = name.to_string();
+        let control = tun_sys::get_dev_netns(fd.as_fd()).ok().and_then(|ns| {
+            NetNs::from_fd(ns)
+                .run(|| {
+                    let mut nl = Netlink::open()?;
+                    let info = nl.link_by_name(&text)?;
+                    Ok((nl, info))
+                })
+                .ok()
+        });
+        let (nl, index, mtu) = match control {
+            Some((nl, info)) => (Some(nl), info.index, info.mtu),
+            None => {
+                let sock = tun_sys::ControlSocket::new()?;
+                let index = sock.index(&name).unwrap_or(0);
+                let mtu = sock.mtu(&name).unwrap_or(1500);
+                (None, index, mtu)
+            }
+        };
+        let tun_fd = fd.try_clone().map_err(|e| {
+            Error::Sys(tun_sys::Error::new(
+                tun_sys::Op::OpenTun,
+                e.raw_os_error().unwrap_or(libc::EMFILE),
+            ))
+        })?;
+        let iface = Interface::new(tun_fd, name, index, nl, flags, offload, mtu);
+        let queue = Queue::new(fd, iface.clone(), false);
+        Ok(Device {
+            iface,
+            queues: vec![queue],
+        })
+    }
+
+    /// The interface (also reachable through `Deref`).
+    pub fn interface(&self) -> &Interface {
+        &self.iface
+    }
+
+    /// The first queue.
+    pub fn first_queue(&self) -> &Queue {
+        &self.queues[0]
+    }
+
+    /// Queue `i`, if open.
+    pub fn queue(&self, i: usize) -> Option<&Queue> {
+        self.queues.get(i)
+    }
+
+    /// All queues opened so far by this value.
+    pub fn queues(&self) -> &[Queue] {
+        &self.queues
+    }
+
+    /// The queues, each to move to its own thread (they keep the interface
+    /// alive; reach it through [`Queue::interface`]).
+    pub fn into_queues(self) -> Vec<Queue> {
+        self.queues
+    }
+
+    /// Open one more queue of a multi-queue device (in the device's
+    /// namespace, wherever the caller is).
+    pub fn open_queue(&self) -> Result<Queue> {
+        open_queue(&self.iface, self.queues[0].is_nonblocking())
+    }
+
+    /// Open one more queue and keep it in this device.
+    pub fn add_queue(&mut self) -> Result<&Queue> {
+        let q = self.open_queue()?;
+        self.queues.push(q);
+        Ok(&self.queues[self.queues.len() - 1])
+    }
+}
+
+/// Open one more queue of `iface`.
+pub(crate) fn open_queue(iface: &Interface, nonblocking: bool) -> Result<Queue> {
+    let flags = iface.tun_flags();
+    if !flags.contains(TunFlags::MULTI_QUEUE) {
+        return Err(Error::config(
+            Some(iface.cached_name()),
+            ConfigError::NotMultiQueue,
+        ));
+    }
+    let name = iface.name()?;
+    let ns = iface.netns()?;
+    let fd = ns.run(|| Ok(tun_sys::open_tun(true)?))?;
+    tun_sys::set_iff(fd.as_fd(), Some(&name), flags)?;
+    Ok(Queue::new(fd, iface.clone(), nonblocking))
+}
+
+impl Queue {
+    /// Open one more queue of this queue's (multi-queue) device.
+    pub fn open_queue(&self) -> Result<Queue> {
+        open_queue(self.interface(), self.is_nonblocking())
+    }
+}
+
+impl Deref for Device {
+    type Target = Interface;
+    fn deref(&self) -> &Interface {
+        &self.iface
+    }
+}
+
+impl AsFd for Device {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.queues[0].as_fd()
+    }
+}
+
+impl AsRawFd for Device {
+    fn as_raw_fd(&self) -> RawFd {
+        self.queues[0].as_raw_fd()
+    }
+}
+
+impl std::os::fd::IntoRawFd for Device {
+    /// The first queue's fd; other queues of this value are closed.
+    fn into_raw_fd(self) -> RawFd {
+        let mut queues = self.queues;
+        let first = queues.swap_remove(0);
+        drop(queues);
+        first.into_raw_fd()
+    }
+}
+
+impl TryFrom<OwnedFd> for Device {
+    type Error = Error;
+    /// [`Device::from_fd`] with no offloads known (a device without
+    /// `IFF_VNET_HDR`, or one whose mask the caller did not set).
+    fn try_from(fd: OwnedFd) -> Result<Self> {
+        Device::from_fd(fd, OffloadFlags::empty())
+    }
+}
+
+macro_rules! forward_io {
+    ($($(#[$doc:meta])* fn $name:ident$(<$g:ident: $b:path>)?(&self $(, $arg:ident: $ty:ty)*) -> $ret:ty;)*) => {
+        impl Device {
+            $(
+                $(#[$doc])*
+                pub fn $name$(<$g: $b>)?(&self $(, $arg: $ty)*) -> $ret {
+                    self.queues[0].$name($($arg),*)
+                }
+            )*
+        }
+    };
+}
+
+forward_io! {
+    /// [`Queue::recv`] on the first queue.
+    fn recv(&self, buf: &mut [u8]) -> Result<usize>;
+    /// [`Queue::send`] on the first queue.
+    fn send(&self, packet: &[u8]) -> Result<usize>;
+    /// [`Queue::recv_vectored`] on the first queue.
+    fn recv_vectored(&self, bufs: &mut [std::io::IoSliceMut<'_>]) -> Result<usize>;
+    /// [`Queue::send_vectored`] on the first queue.
+    fn send_vectored(&self, bufs: &[std::io::IoSlice<'_>]) -> Result<usize>;
+    /// [`Queue::recv_batch`] on the first queue.
+    fn recv_batch<B: AsMut<[u8]>>(&self, state: &mut crate::RecvState, bufs: &mut [B], sizes: &mut [usize], offset: usize) -> Result<usize>;
+    /// [`Queue::send_batch`] on the first queue.
+    fn send_batch<B: AsMut<[u8]>>(&self, state: &mut crate::SendState, bufs: &mut [B], lens: &mut [usize], offset: usize) -> Result<crate::SendReport>;
+    /// [`Queue::send_pending`] on the first queue.
+    fn send_pending<B: AsMut<[u8]>>(&self, state: &mut crate::SendState, bufs: &mut [B], lens: &[usize], offset: usize) -> Result<crate::SendReport>;
+    /// [`Queue::prepare_batch`] on the first queue.
+    fn prepare_batch<B: AsMut<[u8]>>(&self, state: &mut crate::SendState, bufs: &mut [B], lens: &mut [usize], offset: usize) -> Result<()>;
+    /// [`Queue::wait_readable`] on the first queue.
+    fn wait_readable(&self, timeout: Option<std::time::Duration>) -> Result<bool>;
+    /// [`Queue::recv_gso`] on the first queue.
+    fn recv_gso(&self, buf: &mut [u8]) -> Result<(tun_offload::VirtioNetHdr, usize)>;
+    /// [`Queue::send_gso`] on the first queue.
+    fn send_gso(&self, hdr: &tun_offload::VirtioNetHdr, packet: &[u8]) -> Result<usize>;
+    /// [`Queue::is_nonblocking`] of the first queue.
+    fn is_nonblocking(&self) -> bool;
+}
+
+impl Device {
+    /// [`Queue::set_nonblocking`] on every queue of this value.
+    pub fn set_nonblocking(&self, on: bool) {
+        for q in &self.queues {
+            q.set_nonblocking(on);
+        }
+    }
+}

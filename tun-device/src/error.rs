@@ -1,0 +1,525 @@
+//! The errors of the device layer: which operation, on which interface,
+//! and why, sorted into kinds a caller can act on (a broken device, a bad
+//! packet, buffers that are too small, a refused configuration).
+
+use core::fmt;
+use std::io;
+
+use tun_offload::PacketError;
+use tun_sys::{InterfaceName, TunFlags};
+
+use crate::netlink::NetlinkError;
+
+/// The I/O operation that failed on a queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum IoOp {
+    /// A read of one packet (`read`/`readv`).
+    Recv,
+    /// A write of one packet (`write`/`writev`).
+    Send,
+    /// A batched receive (reads and GSO split).
+    RecvBatch,
+    /// A batched send (GRO coalescing and writes).
+    SendBatch,
+    /// Waiting for readiness (`poll`).
+    Poll,
+}
+
+impl IoOp {
+    /// A short name of the operation.
+    pub const fn name(self) -> &'static str {
+        match self {
+            IoOp::Recv => "recv",
+            IoOp::Send => "send",
+            IoOp::RecvBatch => "recv_batch",
+            IoOp::SendBatch => "send_batch",
+            IoOp::Poll => "poll",
+        }
+    }
+}
+
+impl fmt::Display for IoOp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// What a caller can do about an error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// Non-blocking I/O found nothing to read or no room to write: retry
+    /// after readiness.
+    WouldBlock,
+    /// The device is broken or gone (EBADFD, EIO, the interface deleted):
+    /// drop the queue.
+    DeviceGone,
+    /// A packet was malformed (ours before any write, or the kernel's
+    /// EINVAL on a write); the device stays usable.
+    BadPacket,
+    /// The caller's buffers cannot hold what the kernel handed over.
+    BufferTooSmall,
+    /// A privilege is missing (CAP_NET_ADMIN, or ownership of the device).
+    PermissionDenied,
+    /// The thing to add exists already (an address, a name).
+    AlreadyExists,
+    /// The interface, address or namespace does not exist.
+    NotFound,
+    /// The name is held by another device or fd (EBUSY).
+    Busy,
+    /// The configuration was refused, by this crate before any syscall or
+    /// by the kernel (EINVAL on a setting).
+    InvalidConfig,
+    /// This kernel lacks the feature.
+    Unsupported,
+    /// Anything else; the errno says more.
+    Other,
+}
+
+/// A configuration the builder refuses before issuing any syscall.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The interface name is not one the kernel accepts.
+    BadName {
+        /// The name given.
+        name: String,
+        /// What is wrong with it.
+        error: tun_sys::NameError,
+    },
+    /// Offload (`IFF_VNET_HDR`) together with packet information: the
+    /// kernel would put the virtio header behind the 4-byte `tun_pi`, and
+    /// either side would misread the other.
+    OffloadWithPacketInfo,
+    /// Offload on a TAP device is not supported yet: the split and the
+    /// coalescing work on IP packets, and a TAP carries Ethernet frames.
+    OffloadOnTap,
+    /// A MAC address was given for a TUN (layer 3) device, which has none.
+    MacOnTun,
+    /// A peer address of another family than the local address.
+    PeerFamilyMismatch {
+        /// The local address with its prefix.
+        addr: ipnet::IpNet,
+        /// The peer.
+        peer: std::net::IpAddr,
+    },
+    /// A prefix longer than the address family allows.
+    BadPrefix {
+        /// The address.
+        addr: std::net::IpAddr,
+        /// The prefix given.
+        prefix: u8,
+        /// The longest prefix of the family (32 or 128).
+        max: u8,
+    },
+    /// Zero queues were asked for.
+    NoQueues,
+    /// More than one queue without multi-queue.
+    QueuesWithoutMultiQueue {
+        /// Queues asked for.
+        queues: usize,
+    },
+    /// A template name (`tun%d`) together with `attach`: there is nothing
+    /// to attach to until the kernel picks a name.
+    AttachToTemplate,
+    /// Another queue can only be opened on a multi-queue device.
+    NotMultiQueue,
+    /// The operation needs the interface's netlink socket, which could not
+    /// be opened (for example a device opened from an fd without
+    /// CAP_NET_ADMIN in its namespace).
+    NoControl,
+    /// The virtio header size of an existing device is not the 10 bytes
+    /// this crate reads and writes.
+    VnetHdrSize {
+        /// The size the kernel reported.
+        size: i32,
+    },
+    /// The call needs a device with offload (`IFF_VNET_HDR`) and without
+    /// packet information.
+    OffloadRequired,
+    /// `offset` leaves no room for the header the queue writes in front of
+    /// each packet of a batched send.
+    NoHeaderRoom {
+        /// The offset given.
+        offset: usize,
+        /// The bytes needed in front of each packet.
+        required: usize,
+    },
+    /// `bufs` and `sizes`/`lens` of a batch differ in length.
+    LengthsMismatch {
+        /// Buffers given.
+        bufs: usize,
+        /// Lengths given.
+        lens: usize,
+    },
+    /// Packet `index` of a batch claims more bytes than its buffer holds.
+    PacketOutsideBuffer {
+        /// Index in the batch.
+        index: usize,
+        /// `offset + len`.
+        end: usize,
+        /// The buffer's length.
+        buf_len: usize,
+    },
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ConfigError::BadName { name, error } => write!(f, "interface name {name:?}: {error}"),
+            ConfigError::OffloadWithPacketInfo => f.write_str(
+                "offload (IFF_VNET_HDR) cannot be combined with packet information: \
+                 turn one of them off",
+            ),
+            ConfigError::OffloadOnTap => f.write_str(
+                "offload on a TAP device is not supported yet (frames carry an Ethernet header)",
+            ),
+            ConfigError::MacOnTun => f.write_str("a TUN (layer 3) device has no MAC address"),
+            ConfigError::PeerFamilyMismatch { addr, peer } => {
+                write!(f, "peer {peer} is not of the same family as {addr}")
+            }
+            ConfigError::BadPrefix { addr, prefix, max } => {
+                write!(f, "prefix /{prefix} of {addr} is longer than /{max}")
+            }
+            ConfigError::NoQueues => f.write_str("a device needs at least one queue"),
+            ConfigError::QueuesWithoutMultiQueue { queues } => {
+                write!(f, "{queues} queues need multi-queue")
+            }
+            ConfigError::AttachToTemplate => {
+                f.write_str("cannot attach to a template name: name the existing device")
+            }
+            ConfigError::NotMultiQueue => {
+                f.write_str("another queue needs a multi-queue device (IFF_MULTI_QUEUE)")
+            }
+            ConfigError::NoControl => f.write_str(
+                "no netlink socket in the device's network namespace \
+                 (needs CAP_NET_ADMIN there)",
+            ),
+            ConfigError::VnetHdrSize { size } => {
+                write!(f, "virtio header size is {size} bytes, expected 10")
+            }
+            ConfigError::OffloadRequired => {
+                f.write_str("the call needs offload on (IFF_VNET_HDR) and packet information off")
+            }
+            ConfigError::NoHeaderRoom { offset, required } => write!(
+                f,
+                "offset {offset} leaves no room for the {required}-byte header in front"
+            ),
+            ConfigError::LengthsMismatch { bufs, lens } => {
+                write!(f, "{bufs} buffers but {lens} lengths")
+            }
+            ConfigError::PacketOutsideBuffer {
+                index,
+                end,
+                buf_len,
+            } => write!(
+                f,
+                "packet {index} ends at byte {end} of a {buf_len}-byte buffer"
+            ),
+        }
+    }
+}
+
+/// An error of the device layer.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Error {
+    /// An ioctl or syscall of `tun-sys` failed (it names the ioctl, the
+    /// interface and the errno).
+    Sys(tun_sys::Error),
+    /// A netlink request failed (it names the request, the interface
+    /// index and the errno, with the kernel's message when it sent one).
+    Netlink(NetlinkError),
+    /// A read, write or poll on a queue failed.
+    Io {
+        /// The operation.
+        op: IoOp,
+        /// The interface.
+        interface: InterfaceName,
+        /// The errno.
+        errno: i32,
+    },
+    /// The builder or a call refused a configuration before any syscall.
+    Config {
+        /// The interface, when there is one yet.
+        interface: Option<InterfaceName>,
+        /// What was wrong.
+        error: ConfigError,
+    },
+    /// A packet was malformed: one handed to a send, or one the kernel
+    /// handed over whose virtio header does not match it. Nothing was
+    /// written for it; the device stays usable.
+    Packet {
+        /// The operation.
+        op: IoOp,
+        /// The interface.
+        interface: InterfaceName,
+        /// The packet's index in the batch (0 for single-packet calls).
+        index: usize,
+        /// What was wrong.
+        error: PacketError,
+    },
+    /// The kernel refused a packet handed to a send (EINVAL, EMSGSIZE): it
+    /// was not written; the device stays usable.
+    Rejected {
+        /// The operation.
+        op: IoOp,
+        /// The interface.
+        interface: InterfaceName,
+        /// The packet's index in the batch (0 for single-packet calls).
+        index: usize,
+        /// The errno.
+        errno: i32,
+    },
+    /// A packet the kernel handed over does not fit the caller's buffer.
+    /// The packet is dropped; the device stays usable.
+    BufferTooSmall {
+        /// The operation.
+        op: IoOp,
+        /// The interface.
+        interface: InterfaceName,
+        /// Bytes the packet (or segment) needs.
+        needed: usize,
+        /// Bytes the buffer had (behind the offset).
+        available: usize,
+    },
+    /// After `TUNSETIFF`, `TUNGETIFF` reported other flags than were asked
+    /// for: the device exists with another configuration.
+    FlagsMismatch {
+        /// The interface.
+        interface: InterfaceName,
+        /// What was asked.
+        requested: TunFlags,
+        /// What the kernel holds.
+        actual: TunFlags,
+    },
+    /// The device is not a TUN/TAP device of the kind asked (attach to an
+    /// existing interface of another kind, or not existing at all).
+    NotTun {
+        /// The interface.
+        interface: InterfaceName,
+        /// Its kind as netlink reports it, if it exists.
+        kind: Option<String>,
+    },
+}
+
+impl Error {
+    pub(crate) fn io(op: IoOp, interface: InterfaceName, err: rustix::io::Errno) -> Self {
+        Error::Io {
+            op,
+            interface,
+            errno: err.raw_os_error(),
+        }
+    }
+
+    pub(crate) fn config(interface: Option<InterfaceName>, error: ConfigError) -> Self {
+        Error::Config { interface, error }
+    }
+
+    /// The errno behind the error, when the kernel gave one.
+    pub fn errno(&self) -> Option<i32> {
+        match self {
+            Error::Sys(e) => Some(e.errno()),
+            Error::Netlink(e) => Some(e.errno()),
+            Error::Io { errno, .. } | Error::Rejected { errno, .. } => Some(*errno),
+            _ => None,
+        }
+    }
+
+    /// The interface concerned, when known.
+    pub fn interface(&self) -> Option<InterfaceName> {
+        match self {
+            Error::Sys(e) => e.interface(),
+            Error::Netlink(_) => None,
+            Error::Io { interface, .. }
+            | Error::Packet { interface, .. }
+            | Error::Rejected { interface, .. }
+            | Error::BufferTooSmall { interface, .. }
+            | Error::FlagsMismatch { interface, .. }
+            | Error::NotTun { interface, .. } => Some(*interface),
+            Error::Config { interface, .. } => *interface,
+        }
+    }
+
+    /// What a caller can do about it.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Error::Io { op, errno, .. } => io_kind(*op, *errno),
+            Error::Sys(e) => errno_kind(e.errno()),
+            Error::Netlink(e) => errno_kind(e.errno()),
+            Error::Config { .. } | Error::FlagsMismatch { .. } => ErrorKind::InvalidConfig,
+            Error::Packet { .. } | Error::Rejected { .. } => ErrorKind::BadPacket,
+            Error::BufferTooSmall { .. } => ErrorKind::BufferTooSmall,
+            Error::NotTun { kind: None, .. } => ErrorKind::NotFound,
+            Error::NotTun { .. } => ErrorKind::InvalidConfig,
+        }
+    }
+
+    /// Non-blocking I/O found nothing to do.
+    pub fn is_would_block(&self) -> bool {
+        self.kind() == ErrorKind::WouldBlock
+    }
+
+    /// The device is broken or gone.
+    pub fn is_device_gone(&self) -> bool {
+        self.kind() == ErrorKind::DeviceGone
+    }
+}
+
+fn errno_kind(errno: i32) -> ErrorKind {
+    match errno {
+        libc::EAGAIN => ErrorKind::WouldBlock,
+        libc::EPERM | libc::EACCES => ErrorKind::PermissionDenied,
+        libc::EEXIST => ErrorKind::AlreadyExists,
+        libc::ENODEV | libc::ENOENT | libc::EADDRNOTAVAIL | libc::ENXIO => ErrorKind::NotFound,
+        libc::EBUSY => ErrorKind::Busy,
+        libc::EINVAL | libc::ERANGE => ErrorKind::InvalidConfig,
+        libc::ENOTTY | libc::EOPNOTSUPP => ErrorKind::Unsupported,
+        libc::EBADFD | libc::EBADF | libc::EIO => ErrorKind::DeviceGone,
+        _ => ErrorKind::Other,
+    }
+}
+
+fn io_kind(op: IoOp, errno: i32) -> ErrorKind {
+    match errno {
+        libc::EAGAIN => ErrorKind::WouldBlock,
+        // A reader woken by the interface's removal gets EFAULT from the
+        // kernel's shutdown of the queue (drivers/net/tun.c, tun_ring_recv),
+        // later calls EBADFD; our buffers are always valid.
+        libc::EBADFD | libc::EBADF | libc::EIO | libc::EFAULT | libc::ENXIO | libc::EPIPE => {
+            ErrorKind::DeviceGone
+        }
+        libc::EINVAL | libc::EMSGSIZE if matches!(op, IoOp::Send | IoOp::SendBatch) => {
+            ErrorKind::BadPacket
+        }
+        libc::EPERM | libc::EACCES => ErrorKind::PermissionDenied,
+        _ => ErrorKind::Other,
+    }
+}
+
+fn errno_text(errno: i32) -> String {
+    io::Error::from_raw_os_error(errno).to_string()
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Sys(e) => fmt::Display::fmt(e, f),
+            Error::Netlink(e) => fmt::Display::fmt(e, f),
+            Error::Io {
+                op,
+                interface,
+                errno,
+            } => {
+                write!(f, "{op} on {interface} failed: {}", errno_text(*errno))?;
+                match io_kind(*op, *errno) {
+                    ErrorKind::DeviceGone => f.write_str(" (the device is gone or broken)"),
+                    ErrorKind::BadPacket => f.write_str(" (the kernel refused the packet)"),
+                    _ => Ok(()),
+                }
+            }
+            Error::Config { interface, error } => {
+                if let Some(name) = interface {
+                    write!(f, "{name}: ")?;
+                }
+                write!(f, "invalid configuration: {error}")
+            }
+            Error::Packet {
+                op,
+                interface,
+                index,
+                error,
+            } => write!(
+                f,
+                "{op} on {interface}: packet {index} is malformed: {error}"
+            ),
+            Error::Rejected {
+                op,
+                interface,
+                index,
+                errno,
+            } => write!(
+                f,
+                "{op} on {interface}: the kernel refused packet {index}: {}",
+                errno_text(*errno)
+            ),
+            Error::BufferTooSmall {
+                op,
+                interface,
+                needed,
+                available,
+            } => write!(
+                f,
+                "{op} on {interface}: a {needed}-byte packet does not fit a {available}-byte buffer \
+                 (packet dropped)"
+            ),
+            Error::FlagsMismatch {
+                interface,
+                requested,
+                actual,
+            } => write!(
+                f,
+                "{interface} exists with flags {actual:?}, not the requested {requested:?}"
+            ),
+            Error::NotTun {
+                interface,
+                kind: Some(kind),
+            } => write!(f, "{interface} is a {kind} device, not TUN/TAP"),
+            Error::NotTun {
+                interface,
+                kind: None,
+            } => write!(f, "{interface} does not exist"),
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Sys(e) => Some(e),
+            Error::Netlink(e) => Some(e),
+            Error::Packet { error, .. } => Some(error),
+            Error::Config { error, .. } => Some(error),
+            _ => None,
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+impl From<tun_sys::Error> for Error {
+    fn from(e: tun_sys::Error) -> Self {
+        Error::Sys(e)
+    }
+}
+
+impl From<NetlinkError> for Error {
+    fn from(e: NetlinkError) -> Self {
+        Error::Netlink(e)
+    }
+}
+
+impl From<Error> for io::Error {
+    fn from(e: Error) -> Self {
+        let kind = match e.kind() {
+            ErrorKind::WouldBlock => io::ErrorKind::WouldBlock,
+            ErrorKind::PermissionDenied => io::ErrorKind::PermissionDenied,
+            ErrorKind::AlreadyExists => io::ErrorKind::AlreadyExists,
+            ErrorKind::NotFound => io::ErrorKind::NotFound,
+            ErrorKind::BadPacket | ErrorKind::InvalidConfig => io::ErrorKind::InvalidInput,
+            ErrorKind::BufferTooSmall => io::ErrorKind::InvalidData,
+            ErrorKind::Unsupported => io::ErrorKind::Unsupported,
+            ErrorKind::Busy => io::ErrorKind::ResourceBusy,
+            ErrorKind::DeviceGone => io::ErrorKind::BrokenPipe,
+            ErrorKind::Other => match e.errno() {
+                Some(errno) => io::Error::from_raw_os_error(errno).kind(),
+                None => io::ErrorKind::Other,
+            },
+        };
+        io::Error::new(kind, e)
+    }
+}
+
+/// The result of the device layer.
+pub type Result<T, E = Error> = core::result::Result<T, E>;

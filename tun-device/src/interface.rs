@@ -1,0 +1,401 @@
+//! The interface behind a device's queues: its configuration (addresses,
+//! MTU, MAC, up/down, name, transmit queue length, owner, group, persist)
+//! and what was negotiated when it was opened (flags, offloads).
+//!
+//! Configuration goes over rtnetlink by interface **index**, from a socket
+//! opened in the device's own network namespace (found with
+//! `TUNGETDEVNETNS`), so it keeps working after a rename and, once
+//! [`Interface::move_to_netns`] reopened the socket, after a move. Every
+//! request is acknowledged; see [`crate::netlink`].
+
+use std::net::IpAddr;
+use std::os::fd::{AsFd, OwnedFd};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use ipnet::IpNet;
+use tun_sys::{InterfaceFlags, InterfaceName, OffloadFlags, TunFlags};
+
+use crate::error::{ConfigError, Error, Result};
+use crate::netlink::{Address, LinkInfo, Netlink, TunInfo};
+use crate::netns::NetNs;
+
+/// Counters of a device, shared by its queues.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct DeviceStats {
+    /// Coalesced writes the kernel refused with EINVAL and that were
+    /// written again as their segments.
+    pub gso_write_fallbacks: u64,
+    /// Whether coalescing is still on (it is switched off by the first
+    /// refused coalesced write, or by [`Interface::set_coalescing`]).
+    pub coalescing: bool,
+    /// Packets the kernel handed over that did not match their virtio
+    /// header and were dropped.
+    pub rx_invalid: u64,
+}
+
+pub(crate) struct Control {
+    nl: Option<Netlink>,
+    index: u32,
+}
+
+pub(crate) struct Shared {
+    control: Mutex<Control>,
+    /// A duplicate of the first queue's fd: the TUN ioctls of the device
+    /// (persist, owner, group, TUNGETIFF) go through it.
+    tun_fd: OwnedFd,
+    name: Mutex<InterfaceName>,
+    flags: TunFlags,
+    offload: OffloadFlags,
+    pub(crate) coalesce: AtomicBool,
+    pub(crate) gso_fallbacks: AtomicU64,
+    pub(crate) rx_invalid: AtomicU64,
+    /// The MTU as last set or read; sizes the zero-copy part of a read.
+    pub(crate) mtu_hint: AtomicU32,
+    /// Test seam: the next `n` coalesced writes fail with EINVAL before
+    /// reaching the kernel.
+    pub(crate) fail_gso_writes: AtomicU32,
+}
+
+/// The interface of a device: configuration and negotiated state, shared by
+/// every queue of the device (cheap to clone).
+///
+/// The interface exists as long as any of its queues or `Interface` values
+/// is alive (or forever, when persistent).
+#[derive(Clone)]
+pub struct Interface {
+    pub(crate) shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for Interface {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Interface")
+            .field("name", &self.cached_name())
+            .field("index", &self.index())
+            .field("flags", &self.shared.flags)
+            .field("offload", &self.shared.offload)
+            .finish()
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // The guarded values stay consistent whatever a panicking holder did.
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl Interface {
+    pub(crate) fn new(
+        tun_fd: OwnedFd,
+        name: InterfaceName,
+        index: u32,
+        nl: Option<Netlink>,
+        flags: TunFlags,
+        offload: OffloadFlags,
+        mtu: u32,
+    ) -> Self {
+        Self {
+            shared: Arc::new(Shared {
+                control: Mutex::new(Control { nl, index }),
+                tun_fd,
+                name: Mutex::new(name),
+                flags,
+                offload,
+                coalesce: AtomicBool::new(!offload.is_empty()),
+                gso_fallbacks: AtomicU64::new(0),
+                rx_invalid: AtomicU64::new(0),
+                mtu_hint: AtomicU32::new(mtu),
+                fail_gso_writes: AtomicU32::new(0),
+            }),
+        }
+    }
+
+    /// The name as last known (for error messages; no syscall).
+    pub(crate) fn cached_name(&self) -> InterfaceName {
+        *lock(&self.shared.name)
+    }
+
+    fn with_nl<T>(
+        &self,
+        f: impl FnOnce(&mut Netlink, u32) -> Result<T, crate::netlink::NetlinkError>,
+    ) -> Result<T> {
+        let mut c = lock(&self.shared.control);
+        let index = c.index;
+        match c.nl.as_mut() {
+            Some(nl) => f(nl, index).map_err(Error::Netlink),
+            None => Err(Error::config(
+                Some(self.cached_name()),
+                ConfigError::NoControl,
+            )),
+        }
+    }
+
+    /// The interface's current name, from the kernel (`TUNGETIFF`): right
+    /// after a rename by anyone.
+    pub fn name(&self) -> Result<InterfaceName> {
+        let (name, _) = tun_sys::get_iff(self.shared.tun_fd.as_fd())?;
+        *lock(&self.shared.name) = name;
+        Ok(name)
+    }
+
+    /// The interface index inside the device's network namespace.
+    pub fn index(&self) -> u32 {
+        lock(&self.shared.control).index
+    }
+
+    /// The flags the device was opened with (`TUN`/`TAP`, `NO_PI`,
+    /// `VNET_HDR`, `MULTI_QUEUE`, `NAPI`).
+    pub fn tun_flags(&self) -> TunFlags {
+        self.shared.flags
+    }
+
+    /// Whether this is a TAP (layer 2) device.
+    pub fn is_tap(&self) -> bool {
+        self.shared.flags.contains(TunFlags::TAP)
+    }
+
+    /// The offloads the kernel granted (`TUNSETOFFLOAD`); empty when
+    /// offload is off. USO is absent on kernels before 6.2.
+    pub fn offloads(&self) -> OffloadFlags {
+        self.shared.offload
+    }
+
+    /// Whether packets carry a virtio-net header on the wire.
+    pub fn has_vnet_hdr(&self) -> bool {
+        self.shared.flags.contains(TunFlags::VNET_HDR)
+    }
+
+    /// Whether packets carry the 4-byte packet-information header.
+    pub fn has_packet_info(&self) -> bool {
+        !self.shared.flags.contains(TunFlags::NO_PI)
+    }
+
+    /// Whether batched sends coalesce (offload on, and no coalesced write
+    /// refused so far).
+    pub fn coalescing(&self) -> bool {
+        self.shared.coalesce.load(Ordering::Relaxed)
+    }
+
+    /// Turn coalescing of batched sends on or off (on needs offload).
+    pub fn set_coalescing(&self, on: bool) {
+        self.shared
+            .coalesce
+            .store(on && !self.shared.offload.is_empty(), Ordering::Relaxed);
+    }
+
+    /// The device's counters.
+    pub fn stats(&self) -> DeviceStats {
+        DeviceStats {
+            gso_write_fallbacks: self.shared.gso_fallbacks.load(Ordering::Relaxed),
+            coalescing: self.coalescing(),
+            rx_invalid: self.shared.rx_invalid.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Everything netlink reports about the link (`RTM_GETLINK`), the tun
+    /// link info included.
+    pub fn link_info(&self) -> Result<LinkInfo> {
+        self.with_nl(|nl, index| nl.link(index))
+    }
+
+    /// The tun driver's view: type, pi, vnet_hdr, multi-queue, queue
+    /// counts, persist, owner, group (`IFLA_TUN_*`).
+    pub fn tun_info(&self) -> Result<TunInfo> {
+        let info = self.link_info()?;
+        info.tun.ok_or_else(|| Error::NotTun {
+            interface: self.cached_name(),
+            kind: info.kind,
+        })
+    }
+
+    /// The MTU.
+    pub fn mtu(&self) -> Result<u32> {
+        let mtu = match self.link_info() {
+            Ok(info) => info.mtu,
+            // Without a netlink socket (a device from an fd of a less
+            // privileged process) the classic ioctl still answers.
+            Err(Error::Config {
+                error: ConfigError::NoControl,
+                ..
+            }) => {
+                let name = self.name()?;
+                tun_sys::ControlSocket::new()?.mtu(&name)?
+            }
+            Err(e) => return Err(e),
+        };
+        self.shared.mtu_hint.store(mtu, Ordering::Relaxed);
+        Ok(mtu)
+    }
+
+    /// Set the MTU.
+    pub fn set_mtu(&self, mtu: u32) -> Result<()> {
+        self.with_nl(|nl, index| nl.set_mtu(index, mtu))?;
+        self.shared.mtu_hint.store(mtu, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// The interface flags (`IFF_UP`, `IFF_RUNNING`, ...).
+    pub fn flags(&self) -> Result<InterfaceFlags> {
+        let info = self.link_info()?;
+        Ok(InterfaceFlags::from_bits_retain(info.flags as u16))
+    }
+
+    /// Administratively up.
+    pub fn is_up(&self) -> Result<bool> {
+        Ok(self.flags()?.contains(InterfaceFlags::UP))
+    }
+
+    /// Up with a carrier: some process has a queue open.
+    pub fn is_running(&self) -> Result<bool> {
+        Ok(self.flags()?.contains(InterfaceFlags::RUNNING))
+    }
+
+    /// Bring the interface up or down.
+    pub fn set_up(&self, up: bool) -> Result<()> {
+        self.with_nl(|nl, index| nl.set_up(index, up))
+    }
+
+    /// The Ethernet address (TAP); `None` for TUN.
+    pub fn mac(&self) -> Result<Option<[u8; 6]>> {
+        Ok(self.link_info()?.mac)
+    }
+
+    /// Set the Ethernet address of a TAP device.
+    pub fn set_mac(&self, mac: [u8; 6]) -> Result<()> {
+        if !self.is_tap() {
+            return Err(Error::config(
+                Some(self.cached_name()),
+                ConfigError::MacOnTun,
+            ));
+        }
+        self.with_nl(|nl, index| nl.set_mac(index, mac))
+    }
+
+    /// The transmit queue length in packets.
+    pub fn tx_queue_len(&self) -> Result<u32> {
+        Ok(self.link_info()?.tx_queue_len)
+    }
+
+    /// Set the transmit queue length in packets.
+    pub fn set_tx_queue_len(&self, len: u32) -> Result<()> {
+        self.with_nl(|nl, index| nl.set_tx_queue_len(index, len))
+    }
+
+    /// Rename the interface (the kernel refuses while it is up: EBUSY).
+    pub fn set_name(&self, name: &InterfaceName) -> Result<()> {
+        let text = name.to_string();
+        self.with_nl(|nl, index| nl.set_name(index, &text))?;
+        *lock(&self.shared.name) = *name;
+        Ok(())
+    }
+
+    /// The addresses with their prefixes (and IPv4 peers).
+    pub fn addresses(&self) -> Result<Vec<Address>> {
+        self.with_nl(|nl, index| nl.addresses(index))
+    }
+
+    /// Add an address with its prefix; adding one that exists is
+    /// [`ErrorKind::AlreadyExists`](crate::ErrorKind::AlreadyExists).
+    pub fn add_address(&self, addr: IpNet) -> Result<()> {
+        self.with_nl(|nl, index| nl.add_address(index, addr, None))
+    }
+
+    /// Add a point-to-point address: local `addr` with its prefix, and the
+    /// `peer` at the other end.
+    pub fn add_address_with_peer(&self, addr: IpNet, peer: IpAddr) -> Result<()> {
+        if addr.addr().is_ipv4() != peer.is_ipv4() {
+            return Err(Error::config(
+                Some(self.cached_name()),
+                ConfigError::PeerFamilyMismatch { addr, peer },
+            ));
+        }
+        self.with_nl(|nl, index| nl.add_address(index, addr, Some(peer)))
+    }
+
+    /// Remove an address.
+    pub fn remove_address(&self, addr: IpNet) -> Result<()> {
+        self.with_nl(|nl, index| nl.remove_address(index, addr))
+    }
+
+    /// Whether the device outlives its queues (`TUNGETIFF`).
+    pub fn is_persistent(&self) -> Result<bool> {
+        let (_, flags) = tun_sys::get_iff(self.shared.tun_fd.as_fd())?;
+        Ok(flags.contains(TunFlags::PERSIST))
+    }
+
+    /// Keep the device after its last queue closes, or stop keeping it.
+    pub fn set_persist(&self, persist: bool) -> Result<()> {
+        tun_sys::set_persist(self.shared.tun_fd.as_fd(), persist)
+            .map_err(|e| Error::Sys(e.with_interface(self.cached_name())))
+    }
+
+    /// Let `uid` attach without CAP_NET_ADMIN.
+    pub fn set_owner(&self, uid: u32) -> Result<()> {
+        tun_sys::set_owner(self.shared.tun_fd.as_fd(), uid)
+            .map_err(|e| Error::Sys(e.with_interface(self.cached_name())))
+    }
+
+    /// Let members of `gid` attach without CAP_NET_ADMIN.
+    pub fn set_group(&self, gid: u32) -> Result<()> {
+        tun_sys::set_group(self.shared.tun_fd.as_fd(), gid)
+            .map_err(|e| Error::Sys(e.with_interface(self.cached_name())))
+    }
+
+    /// The owner uid, if one is set.
+    pub fn owner(&self) -> Result<Option<u32>> {
+        Ok(self.tun_info()?.owner)
+    }
+
+    /// The owner gid, if one is set.
+    pub fn group(&self) -> Result<Option<u32>> {
+        Ok(self.tun_info()?.group)
+    }
+
+    /// The network namespace the device lives in (`TUNGETDEVNETNS`).
+    pub fn netns(&self) -> Result<NetNs> {
+        let fd = tun_sys::get_dev_netns(self.shared.tun_fd.as_fd())
+            .map_err(|e| e.with_interface(self.cached_name()))?;
+        Ok(NetNs::from_fd(fd))
+    }
+
+    /// Move the interface into `ns`. Its queues keep working; its index
+    /// may change (read it again with [`Self::index`]); configuration
+    /// follows it there. Addresses are flushed by the kernel on a move.
+    pub fn move_to_netns(&self, ns: &NetNs) -> Result<()> {
+        let mut c = lock(&self.shared.control);
+        let index = c.index;
+        let Some(nl) = c.nl.as_mut() else {
+            return Err(Error::config(
+                Some(self.cached_name()),
+                ConfigError::NoControl,
+            ));
+        };
+        nl.move_to_netns(index, ns.as_fd())?;
+        // The socket stays behind; open one where the device went.
+        let name = tun_sys::get_iff(self.shared.tun_fd.as_fd())?.0;
+        let mut nl = ns.run(|| Netlink::open().map_err(Error::Netlink))?;
+        let text = name.to_string();
+        let info = nl.link_by_name(&text)?;
+        c.nl = Some(nl);
+        c.index = info.index;
+        *lock(&self.shared.name) = name;
+        Ok(())
+    }
+
+    /// Delete the interface now (`RTM_DELLINK`), persistent or not. Queues
+    /// still open see [`ErrorKind::DeviceGone`](crate::ErrorKind::DeviceGone).
+    pub fn delete(&self) -> Result<()> {
+        self.with_nl(|nl, index| nl.delete_link(index))
+    }
+
+    /// Test seam: make the next `n` coalesced (GSO) writes of any queue
+    /// fail with EINVAL as a kernel with a GSO write regression would, to
+    /// exercise the fallback that writes the segments instead.
+    #[doc(hidden)]
+    pub fn fail_next_gso_writes(&self, n: u32) {
+        self.shared.fail_gso_writes.store(n, Ordering::Relaxed);
+    }
+
+    pub(crate) fn mtu_hint(&self) -> usize {
+        self.shared.mtu_hint.load(Ordering::Relaxed) as usize
+    }
+}
