@@ -57,7 +57,8 @@ impl fmt::Display for Layer {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum PacketError {
-    /// `gso_type` is not TCPV4, TCPV6 or UDP_L4 (the ECN bit is not supported).
+    /// `gso_type` is not TCPV4, TCPV6 or UDP_L4 (the ECN bit is accepted with
+    /// TCPV4 and TCPV6 only).
     UnsupportedGsoType {
         /// The header's `gso_type`.
         gso_type: GsoType,

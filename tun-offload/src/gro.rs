@@ -18,18 +18,86 @@
 //!   header (all-zero for a packet written as it is);
 //! - returns the indices to write, ascending.
 //!
-//! # Rules (the kernel's, as wireguard-go applies them, with its flaws fixed)
+//! # Rules
 //!
-//! Candidates are IPv4 without options and not a fragment, or IPv6 with TCP
-//! or UDP directly behind the fixed header, whose length fields equal the
-//! buffer; TCP with flags exactly ACK or ACK|PSH and a payload; UDP only when
-//! the device negotiated USO. Flows are keyed by addresses, ports, family
-//! (and the ACK number for TCP). Two packets merge only if their IP headers
-//! agree (IPv4 TOS, TTL, DF/MF; IPv6 traffic class, hop limit and flow
-//! label) and, for TCP, their headers have the same length and options.
-//! Checksums of both packets are verified before merging; a packet with a bad
-//! checksum is written as it is. No merged packet exceeds 65535 bytes,
-//! whatever the buffers' capacity.
+//! The kernel's GRO is the specification: net/ipv4/tcp_offload.c
+//! (tcp_gro_receive), net/ipv4/udp_offload.c (udp_gro_receive_segment),
+//! net/ipv4/af_inet.c and include/net/gro.h (inet_gro_receive,
+//! inet_gro_flush), net/ipv6/ip6_offload.c (ipv6_gro_receive), and what a
+//! write must satisfy, include/linux/virtio_net.h (virtio_net_hdr_to_skb).
+//! Where this table merges less than the kernel it says so; it never merges
+//! more, except for putting out-of-order TCP segments back in sequence.
+//!
+//! - **Candidates.** IPv4 without options, whose header checksum verifies
+//!   (inet_gro_receive drops a bad one; here it is written as it is, never
+//!   rewritten into a valid one) and whose flags/offset word has no bit but DF
+//!   set (MF, an offset or the reserved bit: no merge); IPv6 with TCP or UDP
+//!   directly behind the fixed header (extension headers: written as they
+//!   are, a refusal that only costs speed); IP length fields equal to the
+//!   buffer. TCP with ACK and a payload, optionally PSH and ECE, CWR only
+//!   when the table was told TSO_ECN was negotiated ([`GroTable::set_tcp_ecn`]);
+//!   FIN, SYN, RST and URG are written as they are (the kernel merges a FIN
+//!   as a run's last segment; here that costs one merge per connection). UDP
+//!   only when the device negotiated USO.
+//! - **Flows.** Keyed by family, transport, addresses and ports, as the
+//!   kernel's GRO lists are; only a flow's newest run may grow, as the kernel
+//!   holds one packet per flow, so a packet that cannot join it starts the
+//!   next run and the older one is final.
+//! - **IP headers** must agree: IPv4 TOS (ECN bits included), TTL and DF;
+//!   IPv6 version, traffic class, flow label and hop limit.
+//! - **IPv4 ID continuity** (inet_gro_flush): appended, a segment's ID must be
+//!   the run's first ID plus the run's segment count; with DF set, a second
+//!   segment with the first one's ID instead makes the run fixed-ID, and every
+//!   later segment must repeat it. Without DF, equal IDs never merge, so two
+//!   interleaved flows between the same hosts never come out of a
+//!   segmentation with repeated (source, destination, protocol, ID). The
+//!   merged packet carries the first ID and segmentation (the kernel's
+//!   inet_gso_segment, or [`crate::split`]) writes first ID + i: for a
+//!   fixed-ID run that rewrites the IDs of atomic datagrams, which RFC 6864
+//!   allows and the kernel itself does on a TSO_MANGLEID device; the virtio
+//!   header has no way to say "fixed ID". The same rule holds for UDP.
+//! - **TCP header** (tcp_gro_receive): the same length, acknowledgment number
+//!   and byte-equal options, and the same flag word, bytes 12..16 (data
+//!   offset, reserved and AE bits, flags, window) apart from CWR, FIN and PSH:
+//!   a segment with another window or another AE/reserved bit starts a new
+//!   run, so no value is lost. The urgent pointer must be equal too (the
+//!   kernel does not compare it without URG, but a split copies the first
+//!   one, so a difference would not survive).
+//! - **TCP sequence.** Appended when it continues the run, unless the run
+//!   ended with PSH or a shorter segment or the new payload is larger than
+//!   the segment size; PSH of the last segment is kept on the merged packet
+//!   (and restored only on the last segment by a split). Prepended when it
+//!   ends where the run starts (not with PSH, not shorter, not larger after
+//!   merges): the one place this table merges where the kernel would not,
+//!   putting two adjacent data segments of a flow back in sequence order.
+//! - **ECN** (tcp_gro_receive, tcp_gro_complete): a segment with CWR never
+//!   joins a run; with TSO_ECN negotiated it starts one, nothing is
+//!   prepended to it, and the merged packet says `GsoType::ECN`, so that
+//!   segmentation keeps CWR on the first segment only. ECE merges like any
+//!   flag that stays equal. Without TSO_ECN a CWR segment is written as it is.
+//! - **Segment counts.** A UDP run holds at most [`UDP_MAX_SEGMENTS`] (64)
+//!   datagrams: virtio_net_hdr_to_skb refuses a UDP_L4 packet with more
+//!   segments than UDP_MAX_SEGMENTS (64 up to 6.9 and in the 5.15/6.1 stable
+//!   trees) with EINVAL, and the kernel's own UDP GRO stops at 64. A TCP run
+//!   needs no count cap: virtio_net_hdr_to_skb checks none for TCP, gso_segs
+//!   is 16 bits wide and 65535 bytes cannot hold more segments, and an egress
+//!   device's gso_max_segs makes the kernel segment in software rather than
+//!   drop (netif_skb_features). No merged packet exceeds 65535 bytes,
+//!   whatever the buffers' capacity.
+//! - **Order within a flow.** A packet that is not coalesced (a pure ACK,
+//!   SYN/FIN/RST, a fragment, IPv4 options, extension headers, a bad length,
+//!   an empty datagram, a bad checksum) ends its flow's held run, so nothing
+//!   behind it overtakes it (a pure ACK flushes the flow in tcp_gro_receive
+//!   too). A later fragment carries no ports: it ends every run between its
+//!   two hosts with its transport.
+//! - **Checksums.** Transport checksums of both packets are verified before
+//!   merging; a packet with a bad one is written as it is and ends its flow's
+//!   run; a run whose first packet is bad is written alone, its header zeroed.
+//! - **Output.** NEEDS_CSUM, TCPV4/TCPV6 (with ECN as above) or UDP_L4,
+//!   `hdr_len`, `gso_size` of the first segment, `csum_start` at the transport
+//!   header, `csum_offset` 16 or 6; IPv4 total length, first ID and header
+//!   checksum rewritten, IPv6 payload length, UDP length; the transport
+//!   checksum field holds the folded pseudo-header sum.
 //!
 //! # Cost
 //!

@@ -18,6 +18,34 @@
 //!
 //! The kernel's `hdr_len` is never trusted: header lengths are recomputed
 //! from the packet, and every offset is bounds-checked before use.
+//!
+//! # Rules
+//!
+//! The kernel's segmentation is the specification: net/ipv4/tcp_offload.c
+//! (tcp_gso_segment), net/ipv4/udp_offload.c (__udp_gso_segment),
+//! net/ipv4/af_inet.c (inet_gso_segment), net/ipv6/ip6_offload.c, and
+//! include/linux/virtio_net.h for what the header may say.
+//!
+//! - **Types.** TCPV4, TCPV6 and UDP_L4; TCPV4 and TCPV6 also with the ECN
+//!   bit (SKB_GSO_TCP_ECN): CWR is kept on the first segment only, which is
+//!   what this split does for every TCP super-packet.
+//! - **Pseudo header.** With NEEDS_CSUM (always set by the kernel on a
+//!   super-packet) the checksum field holds the pseudo-header sum the sender
+//!   built, over the final destination of an IPv6 Routing header or an IPv4
+//!   source route (RFC 8200 section 8.1). As tcp_gso_segment and
+//!   __udp_gso_segment do, each segment's sum is that value with the
+//!   super-packet's transport length taken out and the segment's put in; the
+//!   addresses of the fixed header are not used. Without NEEDS_CSUM the sum
+//!   is built from the source address and the final destination: the last
+//!   address of an IPv4 LSRR/SSRR option with hops left, or of an IPv6
+//!   Routing header with segments left (type 0: its last address; type 2:
+//!   its address; type 4, SRH: segment list entry 0); other routing types are
+//!   [`PacketError::UnsupportedRoutingHeader`], malformed IPv4 options
+//!   [`PacketError::MalformedIpv4Option`].
+//! - **Per segment.** IPv4 ID = first + i (wrapping) with the header checksum
+//!   recomputed; IP length fields; TCP sequence = first + i * gso_size in
+//!   32-bit arithmetic, FIN and PSH on the last segment only, CWR on the first
+//!   only; UDP length; full transport checksum (a UDP zero sent as 0xffff).
 
 use crate::checksum::{self, Checksum, WideSum, protocol};
 use crate::error::{Layer, PacketError, SplitError};

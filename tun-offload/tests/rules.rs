@@ -556,7 +556,9 @@ fn flow_packet(
         Act::Empty => 0,
         _ => size,
     };
-    let payload: Vec<u8> = (0..len).map(|k| (k as u8).wrapping_add(f as u8 * 31)).collect();
+    let payload: Vec<u8> = (0..len)
+        .map(|k| (k as u8).wrapping_add(f as u8 * 31))
+        .collect();
     let sport = 1000 + f as u16;
     if let Act::Window(w) = a {
         *window = w;
