@@ -48,9 +48,48 @@ fn pseudo(packet: &[u8], ip_hl: usize, proto: u8) -> u16 {
     naive_sum(&img)
 }
 
+/// The pseudo-header sum a segment of `seg_l4_len` transport bytes must
+/// verify against: with NEEDS_CSUM, the super-packet's checksum field with
+/// its length replaced (tcp_gso_segment's rule, which keeps the final
+/// destination of a source route); without, the fixed header's addresses
+/// (`None` when a source route or Routing header may name another).
+fn expected_pseudo(
+    hdr: &VirtioNetHdr,
+    packet: &[u8],
+    plan: &GsoPacket,
+    seg_l4_len: usize,
+) -> Option<u16> {
+    let ip_hl = plan.ip_header_len();
+    if hdr.flags().contains(HdrFlags::NEEDS_CSUM) {
+        let at = ip_hl
+            + if plan.transport() == tun_offload::Transport::Tcp {
+                16
+            } else {
+                6
+            };
+        let field = u16::from_be_bytes([packet[at], packet[at + 1]]);
+        let old = (packet.len() - ip_hl) as u32;
+        let s = add16(add16(field, !((old >> 16) as u16)), !(old as u16));
+        Some(add16(s, seg_l4_len as u16))
+    } else if (packet[0] >> 4 == 4 && ip_hl == 20) || (packet[0] >> 4 == 6 && ip_hl == 40) {
+        let proto = if plan.transport() == tun_offload::Transport::Tcp {
+            6
+        } else {
+            17
+        };
+        let mut img = packet[..ip_hl + seg_l4_len.min(packet.len() - ip_hl)].to_vec();
+        img.truncate(ip_hl);
+        img.resize(ip_hl + seg_l4_len, 0);
+        Some(pseudo(&img, ip_hl, proto))
+    } else {
+        None
+    }
+}
+
 /// Check a segment produced by a split: IP length fields equal its length,
-/// the IPv4 header checksum and the transport checksum verify.
-fn check_segment(seg: &[u8], plan: &GsoPacket) {
+/// the IPv4 header checksum and the transport checksum verify (against
+/// `want`, the pseudo-header sum, when known).
+fn check_segment(seg: &[u8], plan: &GsoPacket, want: Option<u16>) {
     let ip_hl = plan.ip_header_len();
     if seg[0] >> 4 == 4 {
         assert_eq!(
@@ -80,11 +119,13 @@ fn check_segment(seg: &[u8], plan: &GsoPacket) {
             seg.len() - ip_hl
         );
     }
-    assert_eq!(
-        add16(pseudo(seg, ip_hl, proto), naive_sum(&seg[ip_hl..])),
-        0xffff,
-        "transport checksum"
-    );
+    if let Some(ps) = want {
+        assert_eq!(
+            add16(ps, naive_sum(&seg[ip_hl..])),
+            0xffff,
+            "transport checksum"
+        );
+    }
     assert!(seg.len() <= plan.max_segment_len());
 }
 
@@ -131,7 +172,10 @@ pub fn receive(data: &[u8]) {
             if let Ok(plan) = &plan {
                 assert_eq!(n, plan.segment_count());
                 for i in 0..n {
-                    check_segment(&bufs[i][offset..offset + sizes[i]], plan);
+                    let seg = &bufs[i][offset..offset + sizes[i]];
+                    let want =
+                        expected_pseudo(&hdr, packet, plan, seg.len() - plan.ip_header_len());
+                    check_segment(seg, plan, want);
                 }
             }
         }
@@ -177,7 +221,8 @@ fn split_and_check(hdr: &VirtioNetHdr, packet: &[u8]) -> Vec<Vec<u8>> {
     (0..n)
         .map(|i| {
             let seg = bufs[i][..sizes[i]].to_vec();
-            check_segment(&seg, &plan);
+            let want = expected_pseudo(hdr, packet, &plan, seg.len() - plan.ip_header_len());
+            check_segment(&seg, &plan, want);
             seg
         })
         .collect()
@@ -252,6 +297,19 @@ pub struct RoundTrip {
     ttl: u8,
     psh: bool,
     fill: u8,
+    /// IPv4 DF.
+    df: bool,
+    /// TCP window.
+    window: u16,
+    /// TCP reserved and AE bits (the low nibble of byte 12).
+    reserved: u8,
+    /// TCP ECE.
+    ece: bool,
+    /// TCP CWR (the super-packet then says GSO_ECN; the table is told
+    /// TSO_ECN was negotiated).
+    cwr: bool,
+    /// IPv4 TOS / IPv6 traffic class (ECN bits included).
+    tos: u8,
 }
 
 fn build(rt: &RoundTrip) -> Option<(VirtioNetHdr, Vec<u8>)> {
@@ -270,7 +328,8 @@ fn build(rt: &RoundTrip) -> Option<(VirtioNetHdr, Vec<u8>)> {
     let total = p.len();
     let proto = if rt.tcp { 6 } else { 17 };
     if rt.v6 {
-        p[0] = 0x60;
+        p[0] = 0x60 | (rt.tos >> 4);
+        p[1] = rt.tos << 4;
         p[4..6].copy_from_slice(&((total - 40) as u16).to_be_bytes());
         p[6] = proto;
         p[7] = rt.ttl;
@@ -278,8 +337,10 @@ fn build(rt: &RoundTrip) -> Option<(VirtioNetHdr, Vec<u8>)> {
         p[24..40].copy_from_slice(&[0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2]);
     } else {
         p[0] = 0x45;
+        p[1] = rt.tos;
         p[2..4].copy_from_slice(&(total as u16).to_be_bytes());
         p[4..6].copy_from_slice(&rt.ip_id.to_be_bytes());
+        p[6] = if rt.df { 0x40 } else { 0 };
         p[8] = rt.ttl;
         p[9] = proto;
         p[12..20].copy_from_slice(&[192, 0, 2, 1, 192, 0, 2, 2]);
@@ -291,9 +352,12 @@ fn build(rt: &RoundTrip) -> Option<(VirtioNetHdr, Vec<u8>)> {
     if rt.tcp {
         p[l4 + 4..l4 + 8].copy_from_slice(&rt.seq.to_be_bytes());
         p[l4 + 8..l4 + 12].copy_from_slice(&7u32.to_be_bytes());
-        p[l4 + 12] = ((l4_hl / 4) as u8) << 4;
-        p[l4 + 13] = if rt.psh { 0x18 } else { 0x10 };
-        p[l4 + 14..l4 + 16].copy_from_slice(&512u16.to_be_bytes());
+        p[l4 + 12] = ((l4_hl / 4) as u8) << 4 | (rt.reserved & 0x0f);
+        p[l4 + 13] = 0x10
+            | if rt.psh { 0x08 } else { 0 }
+            | if rt.ece { 0x40 } else { 0 }
+            | if rt.cwr { 0x80 } else { 0 };
+        p[l4 + 14..l4 + 16].copy_from_slice(&rt.window.to_be_bytes());
         p[l4 + 20..l4 + 20 + opt].fill(1);
     } else {
         p[l4 + 4..l4 + 6].copy_from_slice(&((total - ip_hl) as u16).to_be_bytes());
@@ -304,11 +368,14 @@ fn build(rt: &RoundTrip) -> Option<(VirtioNetHdr, Vec<u8>)> {
     let off = if rt.tcp { 16 } else { 6 };
     let ps = pseudo(&p, ip_hl, proto);
     p[l4 + off..l4 + off + 2].copy_from_slice(&ps.to_be_bytes());
-    let gso_type = match (rt.tcp, rt.v6) {
+    let mut gso_type = match (rt.tcp, rt.v6) {
         (true, false) => GsoType::TCPV4,
         (true, true) => GsoType::TCPV6,
         (false, _) => GsoType::UDP_L4,
     };
+    if rt.tcp && rt.cwr {
+        gso_type = GsoType(gso_type.0 | GsoType::ECN);
+    }
     let hdr = VirtioNetHdr::new(
         HdrFlags::NEEDS_CSUM,
         gso_type,
@@ -321,7 +388,8 @@ fn build(rt: &RoundTrip) -> Option<(VirtioNetHdr, Vec<u8>)> {
 }
 
 /// round trip: a generated valid super-packet, split by the receive path and
-/// coalesced by the transmit path, gives back exactly the original.
+/// coalesced by the transmit path, gives back exactly the original, whatever
+/// its window, reserved/AE bits, ECE/CWR, TOS, DF and IPv4 ID.
 pub fn round_trip(data: &[u8]) {
     let Ok(rt) = RoundTrip::arbitrary(&mut Unstructured::new(data)) else {
         return;
@@ -340,6 +408,7 @@ pub fn round_trip(data: &[u8]) {
         .collect();
     let mut lens: Vec<usize> = segs.iter().map(Vec::len).collect();
     let mut table = GroTable::new(true);
+    table.set_tcp_ecn(true);
     let written = table.coalesce(&mut bufs, &mut lens, HDR).unwrap().to_vec();
     assert_eq!(written, [0], "one packet comes back ({rt:?})");
     let got_hdr = VirtioNetHdr::decode(&bufs[0]).unwrap();

@@ -57,7 +57,8 @@ impl fmt::Display for Layer {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum PacketError {
-    /// `gso_type` is not TCPV4, TCPV6 or UDP_L4 (the ECN bit is not supported).
+    /// `gso_type` is not TCPV4, TCPV6 or UDP_L4 (the ECN bit is accepted with
+    /// TCPV4 and TCPV6 only).
     UnsupportedGsoType {
         /// The header's `gso_type`.
         gso_type: GsoType,
@@ -145,6 +146,19 @@ pub enum PacketError {
         /// Headers plus `gso_size`.
         len: usize,
     },
+    /// An IPv4 option overruns the header or has an impossible length (only
+    /// looked at when the final destination must be found).
+    MalformedIpv4Option {
+        /// Offset of the option in the IPv4 header.
+        at: usize,
+    },
+    /// An IPv6 Routing header with segments left whose type does not say
+    /// where its final destination is in a form this crate reads (RPL, type
+    /// 3, compresses its addresses), so no pseudo header can be built.
+    UnsupportedRoutingHeader {
+        /// The routing type.
+        routing_type: u8,
+    },
 }
 
 impl fmt::Display for PacketError {
@@ -223,6 +237,15 @@ impl fmt::Display for PacketError {
             PacketError::SegmentTooLong { len } => {
                 write!(f, "segment of {len} bytes exceeds the 65535-byte IP limit")
             }
+            PacketError::MalformedIpv4Option { at } => {
+                write!(f, "IPv4 option at header byte {at} is malformed")
+            }
+            PacketError::UnsupportedRoutingHeader { routing_type } => {
+                write!(
+                    f,
+                    "IPv6 routing header of type {routing_type} with segments left: final destination unknown"
+                )
+            }
         }
     }
 }
@@ -280,7 +303,15 @@ mod tests {
 
     #[test]
     fn display_of_every_error() {
-        let cases: [(PacketError, &str); 15] = [
+        let cases: [(PacketError, &str); 17] = [
+            (
+                PacketError::MalformedIpv4Option { at: 21 },
+                "IPv4 option at header byte 21 is malformed",
+            ),
+            (
+                PacketError::UnsupportedRoutingHeader { routing_type: 3 },
+                "IPv6 routing header of type 3 with segments left: final destination unknown",
+            ),
             (
                 PacketError::CsumOffsetOdd { csum_offset: 17 },
                 "csum_offset 17 is odd; a checksum field sits at an even offset",

@@ -18,18 +18,86 @@
 //!   header (all-zero for a packet written as it is);
 //! - returns the indices to write, ascending.
 //!
-//! # Rules (the kernel's, as wireguard-go applies them, with its flaws fixed)
+//! # Rules
 //!
-//! Candidates are IPv4 without options and not a fragment, or IPv6 with TCP
-//! or UDP directly behind the fixed header, whose length fields equal the
-//! buffer; TCP with flags exactly ACK or ACK|PSH and a payload; UDP only when
-//! the device negotiated USO. Flows are keyed by addresses, ports, family
-//! (and the ACK number for TCP). Two packets merge only if their IP headers
-//! agree (IPv4 TOS, TTL, DF/MF; IPv6 traffic class, hop limit and flow
-//! label) and, for TCP, their headers have the same length and options.
-//! Checksums of both packets are verified before merging; a packet with a bad
-//! checksum is written as it is. No merged packet exceeds 65535 bytes,
-//! whatever the buffers' capacity.
+//! The kernel's GRO is the specification: net/ipv4/tcp_offload.c
+//! (tcp_gro_receive), net/ipv4/udp_offload.c (udp_gro_receive_segment),
+//! net/ipv4/af_inet.c and include/net/gro.h (inet_gro_receive,
+//! inet_gro_flush), net/ipv6/ip6_offload.c (ipv6_gro_receive), and what a
+//! write must satisfy, include/linux/virtio_net.h (virtio_net_hdr_to_skb).
+//! Where this table merges less than the kernel it says so; it never merges
+//! more, except for putting out-of-order TCP segments back in sequence.
+//!
+//! - **Candidates.** IPv4 without options, whose header checksum verifies
+//!   (inet_gro_receive drops a bad one; here it is written as it is, never
+//!   rewritten into a valid one) and whose flags/offset word has no bit but DF
+//!   set (MF, an offset or the reserved bit: no merge); IPv6 with TCP or UDP
+//!   directly behind the fixed header (extension headers: written as they
+//!   are, a refusal that only costs speed); IP length fields equal to the
+//!   buffer. TCP with ACK and a payload, optionally PSH and ECE, CWR only
+//!   when the table was told TSO_ECN was negotiated ([`GroTable::set_tcp_ecn`]);
+//!   FIN, SYN, RST and URG are written as they are (the kernel merges a FIN
+//!   as a run's last segment; here that costs one merge per connection). UDP
+//!   only when the device negotiated USO.
+//! - **Flows.** Keyed by family, transport, addresses and ports, as the
+//!   kernel's GRO lists are; only a flow's newest run may grow, as the kernel
+//!   holds one packet per flow, so a packet that cannot join it starts the
+//!   next run and the older one is final.
+//! - **IP headers** must agree: IPv4 TOS (ECN bits included), TTL and DF;
+//!   IPv6 version, traffic class, flow label and hop limit.
+//! - **IPv4 ID continuity** (inet_gro_flush): appended, a segment's ID must be
+//!   the run's first ID plus the run's segment count; with DF set, a second
+//!   segment with the first one's ID instead makes the run fixed-ID, and every
+//!   later segment must repeat it. Without DF, equal IDs never merge, so two
+//!   interleaved flows between the same hosts never come out of a
+//!   segmentation with repeated (source, destination, protocol, ID). The
+//!   merged packet carries the first ID and segmentation (the kernel's
+//!   inet_gso_segment, or [`crate::split`]) writes first ID + i: for a
+//!   fixed-ID run that rewrites the IDs of atomic datagrams, which RFC 6864
+//!   allows and the kernel itself does on a TSO_MANGLEID device; the virtio
+//!   header has no way to say "fixed ID". The same rule holds for UDP.
+//! - **TCP header** (tcp_gro_receive): the same length, acknowledgment number
+//!   and byte-equal options, and the same flag word, bytes 12..16 (data
+//!   offset, reserved and AE bits, flags, window) apart from CWR, FIN and PSH:
+//!   a segment with another window or another AE/reserved bit starts a new
+//!   run, so no value is lost. The urgent pointer must be equal too (the
+//!   kernel does not compare it without URG, but a split copies the first
+//!   one, so a difference would not survive).
+//! - **TCP sequence.** Appended when it continues the run, unless the run
+//!   ended with PSH or a shorter segment or the new payload is larger than
+//!   the segment size; PSH of the last segment is kept on the merged packet
+//!   (and restored only on the last segment by a split). Prepended when it
+//!   ends where the run starts (not with PSH, not shorter, not larger after
+//!   merges): the one place this table merges where the kernel would not,
+//!   putting two adjacent data segments of a flow back in sequence order.
+//! - **ECN** (tcp_gro_receive, tcp_gro_complete): a segment with CWR never
+//!   joins a run; with TSO_ECN negotiated it starts one, nothing is
+//!   prepended to it, and the merged packet says `GsoType::ECN`, so that
+//!   segmentation keeps CWR on the first segment only. ECE merges like any
+//!   flag that stays equal. Without TSO_ECN a CWR segment is written as it is.
+//! - **Segment counts.** A UDP run holds at most [`UDP_MAX_SEGMENTS`] (64)
+//!   datagrams: virtio_net_hdr_to_skb refuses a UDP_L4 packet with more
+//!   segments than UDP_MAX_SEGMENTS (64 up to 6.9 and in the 5.15/6.1 stable
+//!   trees) with EINVAL, and the kernel's own UDP GRO stops at 64. A TCP run
+//!   needs no count cap: virtio_net_hdr_to_skb checks none for TCP, gso_segs
+//!   is 16 bits wide and 65535 bytes cannot hold more segments, and an egress
+//!   device's gso_max_segs makes the kernel segment in software rather than
+//!   drop (netif_skb_features). No merged packet exceeds 65535 bytes,
+//!   whatever the buffers' capacity.
+//! - **Order within a flow.** A packet that is not coalesced (a pure ACK,
+//!   SYN/FIN/RST, a fragment, IPv4 options, extension headers, a bad length,
+//!   an empty datagram, a bad checksum) ends its flow's held run, so nothing
+//!   behind it overtakes it (a pure ACK flushes the flow in tcp_gro_receive
+//!   too). A later fragment carries no ports: it ends every run between its
+//!   two hosts with its transport.
+//! - **Checksums.** Transport checksums of both packets are verified before
+//!   merging; a packet with a bad one is written as it is and ends its flow's
+//!   run; a run whose first packet is bad is written alone, its header zeroed.
+//! - **Output.** NEEDS_CSUM, TCPV4/TCPV6 (with ECN as above) or UDP_L4,
+//!   `hdr_len`, `gso_size` of the first segment, `csum_start` at the transport
+//!   header, `csum_offset` 16 or 6; IPv4 total length, first ID and header
+//!   checksum rewritten, IPv6 payload length, UDP length; the transport
+//!   checksum field holds the folded pseudo-header sum.
 //!
 //! # Cost
 //!
@@ -139,7 +207,8 @@ pub enum Refusal {
     Ipv4Options,
     /// IPv6 next header is not TCP or UDP (extension headers or another protocol).
     Ipv6ExtensionHeaders,
-    /// IPv4 fragment (MF set or a fragment offset).
+    /// IPv4 fragment (MF set or a fragment offset), or the reserved flag bit set:
+    /// any bit of the flags/offset word other than DF.
     Fragment,
     /// An IP or UDP length field disagrees with the buffer.
     LengthMismatch,
@@ -149,16 +218,20 @@ pub enum Refusal {
     NotTcpOrUdp,
     /// TCP data offset outside 20..=60 bytes.
     BadTcpHeader,
-    /// TCP flags other than ACK or ACK|PSH.
+    /// TCP flags other than ACK, optionally with PSH and ECE (and CWR when
+    /// the table was told TSO_ECN was negotiated): FIN, SYN, RST, URG, or no ACK.
     TcpFlags,
     /// No payload.
     EmptyPayload,
     /// UDP, but the device did not negotiate USO.
     UdpDisabled,
+    /// The IPv4 header checksum does not verify (the kernel drops such a
+    /// packet; it is written as it is, never rewritten into a valid one).
+    BadIpv4Checksum,
 }
 
 impl Refusal {
-    const ALL: [Refusal; 12] = [
+    const ALL: [Refusal; 13] = [
         Refusal::TooShort,
         Refusal::BadIpVersion,
         Refusal::Ipv4Options,
@@ -171,6 +244,7 @@ impl Refusal {
         Refusal::TcpFlags,
         Refusal::EmptyPayload,
         Refusal::UdpDisabled,
+        Refusal::BadIpv4Checksum,
     ];
 
     fn index(self) -> usize {
@@ -187,21 +261,34 @@ impl fmt::Display for Refusal {
             Refusal::Ipv6ExtensionHeaders => {
                 "IPv6 extension headers or a protocol other than TCP/UDP"
             }
-            Refusal::Fragment => "IPv4 fragment",
+            Refusal::Fragment => "IPv4 fragment or a flag bit other than DF",
             Refusal::LengthMismatch => "length field disagrees with the buffer",
             Refusal::TooLong => "longer than 65535 bytes",
             Refusal::NotTcpOrUdp => "neither TCP nor UDP",
             Refusal::BadTcpHeader => "TCP data offset out of range",
-            Refusal::TcpFlags => "TCP flags other than ACK or ACK|PSH",
+            Refusal::TcpFlags => "TCP flags other than ACK with PSH, ECE or CWR",
             Refusal::EmptyPayload => "no payload",
             Refusal::UdpDisabled => "UDP coalescing not enabled",
+            Refusal::BadIpv4Checksum => "IPv4 header checksum does not verify",
         })
     }
 }
 
 /// Decide whether `packet` (a whole IP packet) can be coalesced at all.
+///
+/// A TCP segment with CWR is refused here ([`Refusal::TcpFlags`]): a
+/// [`GroTable`] told that TSO_ECN was negotiated ([`GroTable::set_tcp_ecn`])
+/// lets it start a run instead.
 #[inline]
 pub fn classify(packet: &[u8], udp_gro: bool) -> Result<Candidate, Refusal> {
+    classify_with(packet, udp_gro, false)
+}
+
+/// TCP flags a candidate may carry besides ACK (CWR only with TSO_ECN).
+const TCP_FLAGS_OK: u8 = tcp_flags::PSH | tcp_flags::ECE;
+
+#[inline]
+fn classify_with(packet: &[u8], udp_gro: bool, tcp_ecn: bool) -> Result<Candidate, Refusal> {
     let Some(&first) = packet.first() else {
         return Err(Refusal::TooShort);
     };
@@ -214,7 +301,8 @@ pub fn classify(packet: &[u8], udp_gro: bool) -> Result<Candidate, Refusal> {
             if ip.header_len() != 20 {
                 return Err(Refusal::Ipv4Options);
             }
-            if ip.more_frags() || ip.frag_offset() != 0 {
+            // Any bit but DF: MF, an offset, or the reserved bit.
+            if ip.flags_frag() & !Ipv4Packet::<&[u8]>::DF != 0 {
                 return Err(Refusal::Fragment);
             }
             if usize::from(ip.total_len()) != packet.len() {
@@ -235,6 +323,23 @@ pub fn classify(packet: &[u8], udp_gro: bool) -> Result<Candidate, Refusal> {
         }
         _ => return Err(Refusal::BadIpVersion),
     };
+    let cand = classify_l4(packet, v6, ip_hl, proto, udp_gro, tcp_ecn)?;
+    // Last, so that a packet refused for its shape says why.
+    if !v6 && !Ipv4Packet::new_unchecked(packet).verify_checksum() {
+        return Err(Refusal::BadIpv4Checksum);
+    }
+    Ok(cand)
+}
+
+#[inline]
+fn classify_l4(
+    packet: &[u8],
+    v6: bool,
+    ip_hl: usize,
+    proto: u8,
+    udp_gro: bool,
+    tcp_ecn: bool,
+) -> Result<Candidate, Refusal> {
     let l4 = &packet[ip_hl..];
     match proto {
         protocol::TCP => {
@@ -246,7 +351,12 @@ pub fn classify(packet: &[u8], udp_gro: bool) -> Result<Candidate, Refusal> {
                 _ => Refusal::TooShort,
             })?;
             let flags = tcp.flags();
-            if flags != tcp_flags::ACK && flags != tcp_flags::ACK | tcp_flags::PSH {
+            let ok = if tcp_ecn {
+                TCP_FLAGS_OK | tcp_flags::CWR
+            } else {
+                TCP_FLAGS_OK
+            };
+            if flags & tcp_flags::ACK == 0 || flags & !(ok | tcp_flags::ACK) != 0 {
                 return Err(Refusal::TcpFlags);
             }
             let payload_len = l4.len() - tcp.header_len();
@@ -301,14 +411,36 @@ pub fn ip_headers_match(a: &[u8], b: &[u8], v6: bool) -> bool {
     }
 }
 
-/// Whether two TCP headers (at the start of `a` and `b`) have the same
-/// length and byte-equal options.
+/// Whether two TCP headers (at the start of `a` and `b`) may belong to one
+/// run: the same length, acknowledgment number, urgent pointer and
+/// byte-equal options, and the same flag word (bytes 12..16: data offset,
+/// reserved and AE bits, flags, window) apart from CWR, FIN and PSH, as
+/// tcp_gro_receive requires. Sequence numbers and checksums are not compared.
 pub fn tcp_headers_match(a: &[u8], b: &[u8]) -> bool {
-    let (Ok(a), Ok(b)) = (TcpPacket::new_checked(a), TcpPacket::new_checked(b)) else {
+    let (Ok(ta), Ok(tb)) = (TcpPacket::new_checked(a), TcpPacket::new_checked(b)) else {
         return false;
     };
-    a.header_len() == b.header_len() && a.options() == b.options()
+    ta.header_len() == tb.header_len() && tcp_fixed_fields_match(a, b, ta.header_len())
 }
+
+/// The flag bits a run's segments may differ in (tcp_gro_receive's mask).
+const FLAG_WORD_FREE: u8 = tcp_flags::CWR | tcp_flags::FIN | tcp_flags::PSH;
+
+/// The comparison of [`tcp_headers_match`] on two TCP headers of `hl` bytes
+/// each (both slices at least `hl` long).
+#[inline]
+fn tcp_fixed_fields_match(a: &[u8], b: &[u8], hl: usize) -> bool {
+    a[8..13] == b[8..13]
+        && (a[13] ^ b[13]) & !FLAG_WORD_FREE == 0
+        && a[14..16] == b[14..16]
+        && a[18..hl] == b[18..hl]
+}
+
+/// The largest number of segments of a UDP_L4 super-packet: the kernel's
+/// UDP_MAX_SEGMENTS (64 in the 5.15 and 6.1 stable trees and 6.6 to 6.9, 128
+/// later). virtio_net_hdr_to_skb refuses a larger one with EINVAL, so a UDP
+/// run never holds more.
+pub const UDP_MAX_SEGMENTS: usize = 64;
 
 /// A run of coalesced segments, as far as the merge rules care.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -374,7 +506,14 @@ pub struct GroStats {
     pub no_room: usize,
     /// Merges not done because the result would exceed 65535 bytes.
     pub too_large: usize,
-    refused: [usize; 12],
+    /// Merges not done because the UDP run already held
+    /// [`UDP_MAX_SEGMENTS`] datagrams.
+    pub segment_limit: usize,
+    /// Packets that could not be coalesced and ended the run of their flow
+    /// (a pure ACK, a fragment, a refused datagram, a bad checksum), so that
+    /// nothing behind them overtakes them.
+    pub flow_barriers: usize,
+    refused: [usize; 13],
 }
 
 impl GroStats {
@@ -450,8 +589,9 @@ impl core::error::Error for GroError {}
 
 const NONE: u32 = u32::MAX;
 
-/// What identifies a flow: family and transport, addresses, ports, and for
-/// TCP the acknowledgment number.
+/// What identifies a flow: family and transport, addresses and ports (the
+/// kernel's GRO flow; the TCP acknowledgment number is a merge condition,
+/// not part of the key, so a segment with a new one ends the flow's run).
 ///
 /// Addresses are held as words read straight from the packet, so the key
 /// lives in registers: built as a byte array on the stack, its wide compare
@@ -461,7 +601,6 @@ struct FlowKey {
     kind: Kind,
     addrs: [u64; 4],
     ports: u32,
-    ack: u32,
 }
 
 impl PartialEq for FlowKey {
@@ -470,7 +609,6 @@ impl PartialEq for FlowKey {
     #[inline]
     fn eq(&self, o: &Self) -> bool {
         self.ports == o.ports
-            && self.ack == o.ack
             && self.kind == o.kind
             && self.addrs[0] == o.addrs[0]
             && self.addrs[1] == o.addrs[1]
@@ -487,31 +625,37 @@ fn word(p: &[u8], at: usize) -> u64 {
     }
 }
 
+/// The address words of a packet of either family (IPv4: source and
+/// destination in the first word).
+#[inline]
+fn addr_words(packet: &[u8], v6: bool) -> [u64; 4] {
+    if v6 {
+        [
+            word(packet, 8),
+            word(packet, 16),
+            word(packet, 24),
+            word(packet, 32),
+        ]
+    } else {
+        [word(packet, 12), 0, 0, 0]
+    }
+}
+
 impl FlowKey {
     #[inline]
     fn of(packet: &[u8], c: &Candidate) -> Self {
-        let addrs = if c.kind.is_v6() {
-            [
-                word(packet, 8),
-                word(packet, 16),
-                word(packet, 24),
-                word(packet, 32),
-            ]
-        } else {
-            [word(packet, 12), 0, 0, 0]
-        };
-        let l4 = &packet[c.ip_header_len..];
-        let ports = u32::from_be_bytes([l4[0], l4[1], l4[2], l4[3]]);
-        let ack = if c.kind.is_tcp() {
-            u32::from_be_bytes([l4[8], l4[9], l4[10], l4[11]])
-        } else {
-            0
-        };
+        Self::at(packet, c.kind, c.ip_header_len)
+    }
+
+    /// The key of a packet of `kind` whose transport header starts at `l4`
+    /// (at least four bytes must be there).
+    #[inline]
+    fn at(packet: &[u8], kind: Kind, l4: usize) -> Self {
+        let p = &packet[l4..l4 + 4];
         Self {
-            kind: c.kind,
-            addrs,
-            ports,
-            ack,
+            kind,
+            addrs: addr_words(packet, kind.is_v6()),
+            ports: u32::from_be_bytes([p[0], p[1], p[2], p[3]]),
         }
     }
 
@@ -525,9 +669,116 @@ impl FlowKey {
             ^ self.addrs[1].rotate_left(16)
             ^ self.addrs[2].rotate_left(32)
             ^ self.addrs[3].rotate_left(48)
-            ^ ((u64::from(self.ports) << 32) | u64::from(self.ack)).rotate_left(8)
+            ^ u64::from(self.ports).rotate_left(40)
             ^ self.kind as u64;
         h.wrapping_mul(K)
+    }
+}
+
+/// Which held runs a packet that is not coalesced must end.
+#[derive(Debug, Clone, Copy)]
+enum Barrier {
+    /// The run of one flow.
+    Flow(FlowKey),
+    /// Every run between two hosts with one transport: a fragment other than
+    /// the first carries no ports.
+    Hosts { kind: Kind, addrs: [u64; 4] },
+}
+
+/// The flow (or, for a later fragment, the host pair) of a TCP or UDP
+/// packet that was not coalesced, read as far as its headers allow: IPv4
+/// with or without options, IPv6 through hop-by-hop, routing, destination
+/// options and fragment headers. `None` for anything else.
+fn barrier_of(pkt: &[u8]) -> Option<Barrier> {
+    let kind = |v6: bool, proto: u8| match (v6, proto) {
+        (false, protocol::TCP) => Some(Kind::Tcp4),
+        (false, protocol::UDP) => Some(Kind::Udp4),
+        (true, protocol::TCP) => Some(Kind::Tcp6),
+        (true, protocol::UDP) => Some(Kind::Udp6),
+        _ => None,
+    };
+    let (k, l4, later_fragment) = match pkt.first()? >> 4 {
+        4 => {
+            let ip = Ipv4Packet::new_checked(pkt).ok()?;
+            (
+                kind(false, ip.protocol())?,
+                ip.header_len(),
+                ip.frag_offset() != 0,
+            )
+        }
+        6 => {
+            Ipv6Packet::new_checked(pkt).ok()?;
+            let mut next = pkt[6];
+            let mut at = 40;
+            let mut later = false;
+            // A bounded walk: at most eight extension headers.
+            for _ in 0..8 {
+                match next {
+                    0 | 43 | 60 => {
+                        let (&nh, &len8) = (pkt.get(at)?, pkt.get(at + 1)?);
+                        next = nh;
+                        at += (usize::from(len8) + 1) * 8;
+                    }
+                    44 => {
+                        let f = pkt.get(at..at + 4)?;
+                        later |= u16::from_be_bytes([f[2], f[3]]) & 0xfff8 != 0;
+                        next = f[0];
+                        at += 8;
+                    }
+                    _ => break,
+                }
+            }
+            (kind(true, next)?, at, later)
+        }
+        _ => return None,
+    };
+    if later_fragment {
+        return Some(Barrier::Hosts {
+            kind: k,
+            addrs: addr_words(pkt, k.is_v6()),
+        });
+    }
+    pkt.get(l4..l4 + 4)?;
+    Some(Barrier::Flow(FlowKey::at(pkt, k, l4)))
+}
+
+/// How the IPv4 IDs of a run go (include/net/gro.h, inet_gro_flush).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum IdMode {
+    /// One segment so far: decided by the second.
+    Open,
+    /// Segment `i` has the first segment's ID plus `i`.
+    Incrementing,
+    /// DF set and every ID equal to the first.
+    Fixed,
+}
+
+/// Whether a segment with IPv4 ID `new` may join a run whose first segment
+/// has ID `first`, holding `merged + 1` segments in `mode`; `df` is the DF
+/// bit (equal in every segment of a run). Returns the run's mode after the
+/// merge.
+///
+/// Appended, the new ID must be `first + merged + 1`; prepended, `first - 1`.
+/// With DF set, an ID equal to the first is also accepted if the run is
+/// fixed or still open (it then becomes fixed). IPv6 has no ID: pass
+/// `first == new`, `df == true`.
+fn ipv4_id_merge(
+    mode: IdMode,
+    first: u16,
+    merged: usize,
+    new: u16,
+    df: bool,
+    how: Merge,
+) -> Option<IdMode> {
+    let (offset, step) = match how {
+        Merge::Append => (new.wrapping_sub(first), (merged as u16).wrapping_add(1)),
+        Merge::Prepend => (first.wrapping_sub(new), 1),
+    };
+    match mode {
+        IdMode::Fixed if offset == 0 => Some(IdMode::Fixed),
+        IdMode::Open if offset == 0 && df => Some(IdMode::Fixed),
+        IdMode::Open | IdMode::Incrementing if offset == step => Some(IdMode::Incrementing),
+        _ => None,
     }
 }
 
@@ -537,15 +788,21 @@ struct Item {
     key: FlowKey,
     cand: Candidate,
     buf: u32,
-    /// The next older run of the same flow.
-    older: u32,
     run: Run,
     /// None: not checked yet.
     csum_ok: Option<bool>,
     /// Removed from merging (bad checksum); written as it is.
     dead: bool,
+    /// Ended by a packet of its flow that was not coalesced: nothing may
+    /// join it any more, in front or behind.
+    sealed: bool,
     /// IPv4 identification of the first segment (changes on prepend).
     ip_id: u16,
+    /// How the run's IPv4 IDs go.
+    id_mode: IdMode,
+    /// The first segment has CWR: nothing may be prepended, and a merged
+    /// run says GSO_ECN.
+    cwr: bool,
     /// The flow's pseudo-header sum without the length (the same for every
     /// packet of the flow: addresses and protocol are part of the key).
     pseudo: Checksum,
@@ -560,7 +817,8 @@ struct Item {
 /// // Two in-order TCP segments of one flow, 100 payload bytes each.
 /// fn segment(seq: u32) -> Vec<u8> {
 ///     let mut p = vec![0u8; 140];
-///     p[..20].copy_from_slice(&[0x45, 0, 0, 140, 0, 0, 0, 0, 64, 6, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2]);
+///     // DF set, ID 0 in both: the kernel's GRO merges equal IDs only with DF.
+///     p[..20].copy_from_slice(&[0x45, 0, 0, 140, 0, 0, 0x40, 0, 64, 6, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2]);
 ///     let c = Checksum::of(&p[..20]).finish();
 ///     p[10..12].copy_from_slice(&c.to_be_bytes());
 ///     p[20..22].copy_from_slice(&4000u16.to_be_bytes());
@@ -596,6 +854,7 @@ struct Item {
 #[derive(Debug, Clone)]
 pub struct GroTable {
     udp_gro: bool,
+    tcp_ecn: bool,
     items: Vec<Item>,
     slots: Vec<u32>,
     role: Vec<Role>,
@@ -613,6 +872,7 @@ impl GroTable {
     pub fn with_capacity(udp_gro: bool, batch: usize) -> Self {
         let mut t = Self {
             udp_gro,
+            tcp_ecn: false,
             items: Vec::new(),
             slots: Vec::new(),
             role: Vec::new(),
@@ -631,6 +891,21 @@ impl GroTable {
     /// Turn UDP coalescing on or off (after a USO renegotiation).
     pub fn set_udp_gro(&mut self, on: bool) {
         self.udp_gro = on;
+    }
+
+    /// Whether a TCP segment with CWR may start a run (written with
+    /// `GsoType::ECN` set in its virtio header).
+    pub fn tcp_ecn(&self) -> bool {
+        self.tcp_ecn
+    }
+
+    /// Let a TCP segment with CWR start a run, as the kernel's GRO does,
+    /// when the device negotiated TSO_ECN (TUN_F_TSO_ECN): the merged packet
+    /// then carries `GsoType::ECN` in its virtio header, so that a
+    /// segmentation keeps CWR on the first segment only. Off by default:
+    /// such segments are written as they are.
+    pub fn set_tcp_ecn(&mut self, on: bool) {
+        self.tcp_ecn = on;
     }
 
     /// Counters of the last batch.
@@ -729,14 +1004,14 @@ impl GroTable {
         let pkt_len = lens[i];
         let cand = {
             let pkt = &bufs[i].as_mut()[offset..offset + pkt_len];
-            match classify(pkt, self.udp_gro) {
+            match classify_with(pkt, self.udp_gro, self.tcp_ecn) {
                 Ok(c) => c,
                 Err(r) => {
                     self.stats.refused[r.index()] += 1;
-                    // A refused datagram of a UDP flow ends that flow's run:
-                    // later datagrams must not overtake it.
-                    if let Some(key) = udp_key_of_refused(pkt, r) {
-                        self.close_newest(&key);
+                    // Written as it is, at its place: the run its flow holds
+                    // ends here, so that nothing behind it overtakes it.
+                    if let Some(b) = barrier_of(pkt) {
+                        self.barrier(b);
                     }
                     return;
                 }
@@ -744,17 +1019,12 @@ impl GroTable {
         };
         let key = FlowKey::of(&bufs[i].as_mut()[offset..offset + pkt_len], &cand);
         let slot = self.slot_of(&key);
-        let mut cur = self.slots[slot];
+        let head = self.slots[slot];
         let mut pkt_csum: Option<bool> = None;
-        while cur != NONE {
-            let idx = cur as usize;
-            cur = self.items[idx].older;
-            if self.items[idx].dead {
-                if cand.kind.is_tcp() {
-                    continue;
-                }
-                break; // UDP: the newest run is the only one that may grow.
-            }
+        // Only the flow's newest run may grow, as the kernel holds one
+        // packet per flow: a packet that cannot join it starts the next one.
+        if head != NONE && !self.items[head as usize].dead && !self.items[head as usize].sealed {
+            let idx = head as usize;
             match self.try_merge(bufs, offset, idx, i, pkt_len, &cand, &mut pkt_csum) {
                 Attempt::Merged => {
                     self.role[i] = Role::Absorbed;
@@ -762,38 +1032,36 @@ impl GroTable {
                     return;
                 }
                 Attempt::PacketBad => {
+                    // Written as it is, behind the run: the run ends.
                     self.stats.bad_checksum += 1;
-                    if !cand.kind.is_tcp() {
-                        self.items[idx].run.closed = true;
-                    }
+                    self.stats.flow_barriers += 1;
+                    self.items[idx].sealed = true;
                     return;
                 }
                 Attempt::ItemBad => {
                     self.stats.bad_checksum += 1;
                     self.items[idx].dead = true;
-                    break;
                 }
-                Attempt::No => {
-                    if !cand.kind.is_tcp() {
-                        break; // UDP: only the newest run of a flow, never reordered.
-                    }
-                }
+                Attempt::No => {}
             }
         }
-        let ip_id = if cand.kind.is_v6() {
-            0
-        } else {
-            let p = &bufs[i].as_mut()[offset..];
-            u16::from_be_bytes([p[4], p[5]])
+        let p = &bufs[i].as_mut()[offset..offset + pkt_len];
+        let (ip_id, cwr) = match cand.kind {
+            Kind::Tcp4 => (
+                u16::from_be_bytes([p[4], p[5]]),
+                p[33] & tcp_flags::CWR != 0,
+            ),
+            Kind::Tcp6 => (0, p[53] & tcp_flags::CWR != 0),
+            Kind::Udp4 => (u16::from_be_bytes([p[4], p[5]]), false),
+            Kind::Udp6 => (0, false),
         };
-        let older = self.slots[slot];
+        let pseudo = pseudo_header(p, &cand, 0);
         self.slots[slot] = self.items.len() as u32;
         self.role[i] = Role::Run;
         self.items.push(Item {
             key,
             cand,
             buf: i as u32,
-            older,
             run: Run {
                 seq: cand.seq,
                 payload_len: cand.payload_len,
@@ -804,8 +1072,11 @@ impl GroTable {
             },
             csum_ok: pkt_csum,
             dead: false,
+            sealed: false,
             ip_id,
-            pseudo: pseudo_header(&bufs[i].as_mut()[offset..offset + pkt_len], &cand, 0),
+            id_mode: IdMode::Open,
+            cwr,
+            pseudo,
         });
     }
 
@@ -826,11 +1097,26 @@ impl GroTable {
         }
     }
 
-    /// Stop the newest run of `key`'s flow from growing.
-    fn close_newest(&mut self, key: &FlowKey) {
-        let head = self.slots[self.slot_of(key)];
-        if head != NONE {
-            self.items[head as usize].run.closed = true;
+    /// End the held run(s) a packet that was not coalesced is a barrier for.
+    fn barrier(&mut self, b: Barrier) {
+        match b {
+            Barrier::Flow(key) => {
+                let head = self.slots[self.slot_of(&key)];
+                if head != NONE {
+                    self.items[head as usize].sealed = true;
+                    self.stats.flow_barriers += 1;
+                }
+            }
+            Barrier::Hosts { kind, addrs } => {
+                let mut any = false;
+                for it in self.items.iter_mut() {
+                    if it.key.kind == kind && it.key.addrs == addrs && !it.sealed {
+                        it.sealed = true;
+                        any = true;
+                    }
+                }
+                self.stats.flow_barriers += usize::from(any);
+            }
         }
     }
 
@@ -854,6 +1140,9 @@ impl GroTable {
                 csum_ok: it.csum_ok,
                 pseudo: it.pseudo,
                 hl: it.cand.header_len(),
+                ip_id: it.ip_id,
+                id_mode: it.id_mode,
+                cwr: it.cwr,
             }
         };
         let ib = item.buf as usize;
@@ -862,6 +1151,7 @@ impl GroTable {
         }
         let hl = cand.header_len();
         let ip_hl = cand.ip_header_len;
+        let tcp = cand.kind.is_tcp();
         // Borrow the item's and the packet's buffers at once (ib < i).
         let (left, right) = bufs.split_at_mut(i);
         let item_buf = left[ib].as_mut();
@@ -872,20 +1162,40 @@ impl GroTable {
             if !ip_headers_match(item_pkt, pkt, cand.kind.is_v6()) {
                 return Attempt::No;
             }
-            // Same header length (checked above): the options must be byte-equal.
-            if cand.kind.is_tcp() && item_pkt[ip_hl + 20..hl] != pkt[ip_hl + 20..hl] {
+            // Same header length (checked above): acknowledgment, flag word
+            // but CWR/FIN/PSH, urgent pointer and options must be equal.
+            if tcp
+                && (!tcp_fixed_fields_match(&item_pkt[ip_hl..], &pkt[ip_hl..], hl - ip_hl)
+                    || pkt[ip_hl + 13] & tcp_flags::CWR != 0)
+            {
                 return Attempt::No;
             }
         }
-        let how = if cand.kind.is_tcp() {
+        let how = if tcp {
             match tcp_merge(&item.run, cand.seq, cand.payload_len, cand.psh) {
+                // CWR stays on the first segment.
+                Some(Merge::Prepend) if item.cwr => return Attempt::No,
                 Some(m) => m,
                 None => return Attempt::No,
             }
         } else if udp_merge(&item.run, cand.payload_len) {
+            if item.run.merged + 1 >= UDP_MAX_SEGMENTS {
+                self.stats.segment_limit += 1;
+                return Attempt::No;
+            }
             Merge::Append
         } else {
             return Attempt::No;
+        };
+        let id_mode = if cand.kind.is_v6() {
+            IdMode::Fixed
+        } else {
+            let new_id = u16::from_be_bytes([pkt[4], pkt[5]]);
+            let df = pkt[6] & 0x40 != 0;
+            match ipv4_id_merge(item.id_mode, item.ip_id, item.run.merged, new_id, df, how) {
+                Some(m) => m,
+                None => return Attempt::No,
+            }
         };
         let new_len = item_len + cand.payload_len;
         if new_len > MAX_MERGED_LEN {
@@ -958,6 +1268,7 @@ impl GroTable {
         let it = &mut self.items[idx];
         it.run.payload_len += cand.payload_len;
         it.run.merged += 1;
+        it.id_mode = id_mode;
         Attempt::Merged
     }
 }
@@ -970,6 +1281,9 @@ struct ItemView {
     csum_ok: Option<bool>,
     pseudo: Checksum,
     hl: usize,
+    ip_id: u16,
+    id_mode: IdMode,
+    cwr: bool,
 }
 
 /// What became of a packet of the batch.
@@ -988,28 +1302,6 @@ enum Attempt {
     No,
     PacketBad,
     ItemBad,
-}
-
-/// The UDP flow of a packet refused for a reason that still leaves its IP
-/// and UDP headers readable (an empty or mis-sized datagram).
-fn udp_key_of_refused(pkt: &[u8], why: Refusal) -> Option<FlowKey> {
-    if !matches!(why, Refusal::EmptyPayload | Refusal::LengthMismatch) {
-        return None;
-    }
-    let (kind, ip_hl) = match pkt.first()? >> 4 {
-        4 if pkt.len() >= 28 && pkt[0] & 0x0f == 5 && pkt[9] == protocol::UDP => (Kind::Udp4, 20),
-        6 if pkt.len() >= 48 && pkt[6] == protocol::UDP => (Kind::Udp6, 40),
-        _ => return None,
-    };
-    let c = Candidate {
-        kind,
-        ip_header_len: ip_hl,
-        l4_header_len: 8,
-        payload_len: 0,
-        seq: 0,
-        psh: false,
-    };
-    Some(FlowKey::of(pkt, &c))
 }
 
 /// Whether the transport checksum of a candidate verifies.
@@ -1047,13 +1339,20 @@ fn finish_run(item: &Item, pkt: &mut [u8]) -> VirtioNetHdr {
     pseudo.add_u16(l4_len as u16);
     let pseudo = pseudo.fold();
     let l4 = &mut pkt[ip_hl..];
+    let mut gso_type = c.kind.gso_type();
     if c.kind.is_tcp() {
         let mut tcp = TcpPacket::new_unchecked(&mut *l4);
         tcp.set_seq_number(item.run.seq);
+        // The first segment's flags (CWR, ECE), PSH from the last.
+        let mut flags = tcp.flags() & !tcp_flags::PSH;
         if item.run.psh {
-            tcp.set_flags(tcp_flags::ACK | tcp_flags::PSH);
+            flags |= tcp_flags::PSH;
         }
+        tcp.set_flags(flags);
         tcp.set_checksum(pseudo);
+        if item.cwr {
+            gso_type = GsoType(gso_type.0 | GsoType::ECN);
+        }
     } else {
         let mut udp = UdpPacket::new_unchecked(&mut *l4);
         udp.set_len(l4_len as u16);
@@ -1061,7 +1360,7 @@ fn finish_run(item: &Item, pkt: &mut [u8]) -> VirtioNetHdr {
     }
     VirtioNetHdr::new(
         HdrFlags::NEEDS_CSUM,
-        c.kind.gso_type(),
+        gso_type,
         c.header_len() as u16,
         item.run.gso_size as u16,
         ip_hl as u16,

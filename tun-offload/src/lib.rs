@@ -46,6 +46,7 @@ pub mod checksum;
 mod error;
 pub mod gro;
 pub mod partial;
+mod route;
 mod split;
 mod virtio;
 pub mod wire;

@@ -1,14 +1,18 @@
 //! The small reverse helper a sender needs: ask the kernel to finish the
 //! transport checksum of a plain packet instead of computing it here.
 
-use crate::checksum::protocol;
+use crate::checksum::{self, protocol};
+use crate::route;
 use crate::virtio::{GsoType, HdrFlags, VirtioNetHdr};
 use crate::wire::{Ipv4Packet, Ipv6Packet, TcpPacket, UdpPacket};
 
 /// Prepare `packet` (one complete IPv4 or IPv6 packet) for a write with a
 /// NEEDS_CSUM header, and return that header.
 ///
-/// For TCP or UDP directly behind the IP header (IPv4 options are fine;
+/// For TCP or UDP directly behind the IP header (IPv4 options are fine, and
+/// with a loose or strict source route the pseudo header gets the route's
+/// final destination, as the receiver will verify it; malformed options
+/// leave the packet alone;
 /// no IPv6 extension headers; not a fragment; IP length fields equal to
 /// the buffer), the transport checksum field is
 /// overwritten with the folded pseudo-header sum and the header says
@@ -69,7 +73,13 @@ fn locate(packet: &[u8]) -> Option<(usize, u8, u16)> {
             }
             let hl = ip.header_len();
             let l4_len = u16::try_from(packet.len() - hl).ok()?;
-            Some((hl, ip.protocol(), ip.pseudo_header(l4_len).fold()))
+            // A loose or strict source route: the pseudo header has the
+            // route's last address, the final destination. Malformed
+            // options: left alone.
+            let dst = route::ipv4_final_destination(packet).ok()?;
+            let pseudo =
+                checksum::pseudo_header_v4(ip.src_addr(), dst.into(), ip.protocol(), l4_len);
+            Some((hl, ip.protocol(), pseudo.fold()))
         }
         6 => {
             let ip = Ipv6Packet::new_checked(packet).ok()?;

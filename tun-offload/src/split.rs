@@ -18,9 +18,38 @@
 //!
 //! The kernel's `hdr_len` is never trusted: header lengths are recomputed
 //! from the packet, and every offset is bounds-checked before use.
+//!
+//! # Rules
+//!
+//! The kernel's segmentation is the specification: net/ipv4/tcp_offload.c
+//! (tcp_gso_segment), net/ipv4/udp_offload.c (__udp_gso_segment),
+//! net/ipv4/af_inet.c (inet_gso_segment), net/ipv6/ip6_offload.c, and
+//! include/linux/virtio_net.h for what the header may say.
+//!
+//! - **Types.** TCPV4, TCPV6 and UDP_L4; TCPV4 and TCPV6 also with the ECN
+//!   bit (SKB_GSO_TCP_ECN): CWR is kept on the first segment only, which is
+//!   what this split does for every TCP super-packet.
+//! - **Pseudo header.** With NEEDS_CSUM (always set by the kernel on a
+//!   super-packet) the checksum field holds the pseudo-header sum the sender
+//!   built, over the final destination of an IPv6 Routing header or an IPv4
+//!   source route (RFC 8200 section 8.1). As tcp_gso_segment and
+//!   __udp_gso_segment do, each segment's sum is that value with the
+//!   super-packet's transport length taken out and the segment's put in; the
+//!   addresses of the fixed header are not used. Without NEEDS_CSUM the sum
+//!   is built from the source address and the final destination: the last
+//!   address of an IPv4 LSRR/SSRR option with hops left, or of an IPv6
+//!   Routing header with segments left (type 0: its last address; type 2:
+//!   its address; type 4, SRH: segment list entry 0); other routing types are
+//!   [`PacketError::UnsupportedRoutingHeader`], malformed IPv4 options
+//!   [`PacketError::MalformedIpv4Option`].
+//! - **Per segment.** IPv4 ID = first + i (wrapping) with the header checksum
+//!   recomputed; IP length fields; TCP sequence = first + i * gso_size in
+//!   32-bit arithmetic, FIN and PSH on the last segment only, CWR on the first
+//!   only; UDP length; full transport checksum (a UDP zero sent as 0xffff).
 
-use crate::checksum::{Checksum, WideSum, protocol};
+use crate::checksum::{self, Checksum, WideSum, protocol};
 use crate::error::{Layer, PacketError, SplitError};
+use crate::route;
 use crate::virtio::{GsoType, HdrFlags, VirtioNetHdr};
 use crate::wire::{Ipv4Packet, Ipv6Packet, TcpPacket, UdpPacket, tcp_flags};
 
@@ -53,6 +82,8 @@ pub struct GsoPacket {
     header_len: usize,
     gso_size: usize,
     len: usize,
+    /// The pseudo-header sum without its length, folded.
+    pseudo: u16,
 }
 
 /// Extension headers that may sit between the IPv6 header and TCP/UDP.
@@ -99,10 +130,14 @@ impl GsoPacket {
     /// Validate `hdr` (a super-packet: TCPV4, TCPV6 or UDP_L4) against `packet`.
     pub fn parse(hdr: &VirtioNetHdr, packet: &[u8]) -> Result<Self, PacketError> {
         let gso_type = hdr.gso_type();
+        // The ECN bit only with TCP (virtio_net_hdr_to_skb maps it to
+        // SKB_GSO_TCP_ECN): CWR stays on the first segment, as always here.
         let (transport, want_version) = match gso_type {
             GsoType::TCPV4 => (Transport::Tcp, Some(4)),
             GsoType::TCPV6 => (Transport::Tcp, Some(6)),
             GsoType::UDP_L4 => (Transport::Udp, None),
+            t if t.0 == GsoType::TCPV4.0 | GsoType::ECN => (Transport::Tcp, Some(4)),
+            t if t.0 == GsoType::TCPV6.0 | GsoType::ECN => (Transport::Tcp, Some(6)),
             _ => return Err(PacketError::UnsupportedGsoType { gso_type }),
         };
         let Some(&first) = packet.first() else {
@@ -199,6 +234,36 @@ impl GsoPacket {
         if max_seg > limit || max_seg - csum_start > 0xffff {
             return Err(PacketError::SegmentTooLong { len: max_seg });
         }
+        let pseudo = if hdr.flags().contains(HdrFlags::NEEDS_CSUM) {
+            // The checksum field holds the pseudo-header sum the sender built
+            // (with the final destination of a source route or Routing header,
+            // or whatever address it had to use): take it and remove the
+            // super-packet's length, as tcp_gso_segment and __udp_gso_segment
+            // do, instead of rebuilding it from the fixed header.
+            let at = csum_start
+                + match transport {
+                    Transport::Tcp => TcpPacket::<&[u8]>::CHECKSUM_OFFSET,
+                    Transport::Udp => UdpPacket::<&[u8]>::CHECKSUM_OFFSET,
+                };
+            let field = u16::from_be_bytes([packet[at], packet[at + 1]]);
+            let l4_len = (len - csum_start) as u32;
+            let mut sum = Checksum::from_folded(field);
+            sum.add_u16(!((l4_len >> 16) as u16));
+            sum.add_u16(!(l4_len as u16));
+            sum.fold()
+        } else {
+            // No pseudo sum to take: build it, with the final destination.
+            let proto = transport.number();
+            if version == 4 {
+                let ip = Ipv4Packet::new_unchecked(packet);
+                let dst = route::ipv4_final_destination(packet)?;
+                checksum::pseudo_header_v4(ip.src_addr(), dst.into(), proto, 0).fold()
+            } else {
+                let ip = Ipv6Packet::new_unchecked(packet);
+                let dst = route::ipv6_final_destination(packet, csum_start)?;
+                checksum::pseudo_header_v6(ip.src_addr(), dst.into(), proto, 0).fold()
+            }
+        };
         Ok(Self {
             version,
             transport,
@@ -206,6 +271,7 @@ impl GsoPacket {
             header_len,
             gso_size,
             len,
+            pseudo,
         })
     }
 
@@ -285,14 +351,9 @@ impl GsoPacket {
             let base = Checksum::of(&headers[..2])
                 .combine(Checksum::of(&headers[6..10]))
                 .combine(Checksum::of(&headers[12..csum_start]));
-            (ip.ident(), ip.pseudo_header(0), base)
+            (ip.ident(), Checksum::from_folded(self.pseudo), base)
         } else {
-            let ip = Ipv6Packet::new_unchecked(headers);
-            (
-                0,
-                ip.pseudo_header(self.transport.number(), 0),
-                Checksum::ZERO,
-            )
+            (0, Checksum::from_folded(self.pseudo), Checksum::ZERO)
         };
         let l4_headers = &headers[csum_start..];
         let (first_seq, orig_flags, l4_base) = if tcp {

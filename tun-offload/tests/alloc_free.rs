@@ -72,7 +72,8 @@ fn split_allocates_nothing() {
 fn coalescing_allocates_nothing_after_warm_up() {
     use tun_offload::GroTable;
     const OFF: usize = VirtioNetHdr::LEN;
-    let a = Ip::v4([10, 0, 0, 1], [10, 0, 0, 2]);
+    let mut a = Ip::v4([10, 0, 0, 1], [10, 0, 0, 2]);
+    a.df = true; // equal IPv4 IDs merge only with DF
     let b = Ip::v6("fd00::1", "fd00::2");
     let mut pkts = Vec::new();
     for i in 0..128u32 {
