@@ -57,8 +57,8 @@ pub use name::{IFNAMSIZ, InterfaceName, NameError};
 pub use netif::{ARPHRD_ETHER, ControlSocket};
 pub use netns::{enter_network, unshare_network};
 pub use tun::{
-    DEFAULT_VNET_HDR_SIZE, TUN_FLT_ALLMULTI, TUN_PATH, get_dev_netns, get_features, get_iff,
-    get_sndbuf, get_vnet_be, get_vnet_hdr_size, get_vnet_le, open_tun, set_carrier,
+    DEFAULT_VNET_HDR_SIZE, IFF_NOFILTER, TUN_FLT_ALLMULTI, TUN_PATH, get_dev_netns, get_features,
+    get_iff, get_sndbuf, get_vnet_be, get_vnet_hdr_size, get_vnet_le, open_tun, set_carrier,
     set_filter_ebpf, set_group, set_iff, set_ifindex, set_link, set_offload, set_owner,
     set_persist, set_queue, set_sndbuf, set_steering_ebpf, set_tx_filter, set_vnet_be,
     set_vnet_hdr_size, set_vnet_le,

@@ -11,6 +11,10 @@ use crate::{Error, InterfaceName, OffloadFlags, Op, TunFlags};
 /// Path of the TUN clone device.
 pub const TUN_PATH: &core::ffi::CStr = c"/dev/net/tun";
 
+/// `TUNGETIFF` read-only flag: no socket filter is attached to the queue.
+/// The same bit as [`TunFlags::NO_PI`], which it shadows on read.
+pub const IFF_NOFILTER: u16 = 0x1000;
+
 /// `struct tun_filter` flag: accept all multicast frames.
 pub const TUN_FLT_ALLMULTI: u16 = 0x0001;
 
@@ -89,7 +93,13 @@ pub fn set_iff(
 
 /// `TUNGETIFF`: the name and flags of the interface this fd is attached to.
 ///
-/// The flags include [`TunFlags::PERSIST`] when the device is persistent.
+/// The flags include [`TunFlags::PERSIST`] when the device is persistent,
+/// and [`TunFlags::DETACH_QUEUE`] when this queue is detached. Bit `0x1000`
+/// does **not** say whether packet information is off: on read the kernel
+/// uses it for `IFF_NOFILTER` ([`IFF_NOFILTER`], no socket filter attached
+/// to this queue; drivers/net/tun.c, `TUNGETIFF`), so [`TunFlags::NO_PI`]
+/// shows up on most queues whatever they were opened with. Read packet
+/// information from rtnetlink's `IFLA_TUN_PI` instead.
 pub fn get_iff(fd: BorrowedFd<'_>) -> Result<(InterfaceName, TunFlags), Error> {
     let mut ifr = ifreq_named(None);
     // SAFETY: TUNGETIFF writes one `struct ifreq`.

@@ -228,3 +228,39 @@ fn multi_queue_attach_detach() {
         assert_eq!(err.errno(), libc::EINVAL, "{err}");
     });
 }
+
+/// TUNGETIFF reports IFF_NOFILTER in the bit of IFF_NO_PI: a device opened
+/// with packet information still reads back that bit, and a detached queue
+/// reads back IFF_DETACH_QUEUE.
+#[test]
+fn tungetiff_bit_0x1000_is_nofilter() {
+    in_netns("tungetiff_bit_0x1000_is_nofilter", || {
+        let fd = tun_sys::open_tun(false).expect("open");
+        tun_sys::set_iff(fd.as_fd(), Some(&name("pi0")), TunFlags::TUN).expect("TUNSETIFF with pi");
+        let (_, f) = tun_sys::get_iff(fd.as_fd()).unwrap();
+        assert_eq!(
+            f.bits() & tun_sys::IFF_NOFILTER,
+            tun_sys::IFF_NOFILTER,
+            "{f:?}"
+        );
+
+        let mq = TunFlags::TUN | TunFlags::NO_PI | TunFlags::MULTI_QUEUE;
+        let a = tun_sys::open_tun(false).unwrap();
+        let b = tun_sys::open_tun(false).unwrap();
+        tun_sys::set_iff(a.as_fd(), Some(&name("mqd0")), mq).unwrap();
+        tun_sys::set_iff(b.as_fd(), Some(&name("mqd0")), mq).unwrap();
+        tun_sys::set_queue(b.as_fd(), false).unwrap();
+        assert!(
+            tun_sys::get_iff(b.as_fd())
+                .unwrap()
+                .1
+                .contains(TunFlags::DETACH_QUEUE)
+        );
+        assert!(
+            !tun_sys::get_iff(a.as_fd())
+                .unwrap()
+                .1
+                .contains(TunFlags::DETACH_QUEUE)
+        );
+    });
+}
