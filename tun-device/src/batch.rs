@@ -130,17 +130,6 @@ fn room(buf: &mut [u8], offset: usize) -> usize {
     buf.len().saturating_sub(offset)
 }
 
-/// Clear the ECN bit of a TCP super-packet's type: the split already keeps
-/// CWR on the first segment only, which is all the bit asks for
-/// (tcp_gso_segment does the same).
-pub(crate) fn without_ecn(mut hdr: VirtioNetHdr) -> VirtioNetHdr {
-    let t = hdr.gso_type().0;
-    if t & GsoType::ECN != 0 {
-        hdr.set_gso_type(GsoType(t & !GsoType::ECN));
-    }
-    hdr
-}
-
 impl Queue {
     /// Receive a batch: read packets and super-packets from the kernel and
     /// write complete, MTU-sized packets into `bufs[i][offset..]`, their
@@ -365,7 +354,6 @@ impl Queue {
         len: usize,
         op: IoOp,
     ) -> Result<usize> {
-        let hdr = without_ecn(hdr);
         let pkt = &st.scratch[start..start + len];
         let gso = match GsoPacket::parse(&hdr, pkt) {
             Ok(g) => g,
@@ -660,6 +648,10 @@ impl Queue {
                 .offloads()
                 .contains(OffloadFlags::USO4 | OffloadFlags::USO6);
             st.table.set_udp_gro(uso);
+            // With TSO_ECN granted, a CWR segment may start a run that is
+            // written with the ECN bit (SKB_GSO_TCP_ECN).
+            st.table
+                .set_tcp_ecn(iface.offloads().contains(OffloadFlags::TSO_ECN));
             let out = st
                 .table
                 .coalesce(bufs, lens, offset)
@@ -775,7 +767,6 @@ impl Queue {
                 });
             }
         };
-        let hdr = without_ecn(hdr);
         let gso = GsoPacket::parse(&hdr, pkt).map_err(|error| Error::Packet {
             op: IoOp::SendBatch,
             interface: self.name(),

@@ -33,10 +33,11 @@ const OFFLOAD_WANTED: [OffloadFlags; 3] = [
     OffloadFlags::TCP,
 ];
 
-/// The flags `TUNGETIFF` must report back as they were asked.
+/// The flags `TUNGETIFF` must report back as they were asked. `NO_PI` is
+/// not among them: on read its bit means `IFF_NOFILTER`; packet information
+/// is checked through rtnetlink's `IFLA_TUN_PI` instead.
 const CHECKED_FLAGS: TunFlags = TunFlags::TUN
     .union(TunFlags::TAP)
-    .union(TunFlags::NO_PI)
     .union(TunFlags::VNET_HDR)
     .union(TunFlags::MULTI_QUEUE)
     .union(TunFlags::NAPI)
@@ -392,12 +393,18 @@ impl DeviceBuilder {
         }
 
         let real = tun_sys::set_iff(fds[0].as_fd(), name.as_ref(), setiff_flags)?;
-        let (_, actual) = tun_sys::get_iff(fds[0].as_fd())?;
-        if actual & CHECKED_FLAGS != flags & CHECKED_FLAGS {
+        let (_, got) = tun_sys::get_iff(fds[0].as_fd())?;
+        let info = nl.link_by_name(&real.to_string())?;
+        let mut actual = got & CHECKED_FLAGS;
+        if info.tun.as_ref().is_some_and(|t| !t.pi) {
+            actual |= TunFlags::NO_PI;
+        }
+        let requested = flags & (CHECKED_FLAGS | TunFlags::NO_PI);
+        if actual != requested {
             return Err(Error::FlagsMismatch {
                 interface: real,
-                requested: flags & CHECKED_FLAGS,
-                actual: actual & CHECKED_FLAGS,
+                requested,
+                actual,
             });
         }
         let created = existing.is_none();
@@ -420,7 +427,6 @@ impl DeviceBuilder {
             tun_sys::set_group(fd0, gid).map_err(with_name)?;
         }
 
-        let info = nl.link_by_name(&real.to_string())?;
         let index = info.index;
         if let Some(mtu) = self.mtu {
             nl.set_mtu(index, mtu)?;
@@ -532,7 +538,9 @@ impl Device {
     /// Open a device from an fd of `/dev/net/tun` already attached to an
     /// interface (passed by another process, or Android's VpnService).
     ///
-    /// Its flags are learnt with `TUNGETIFF`. The kernel cannot report the
+    /// Its flags are learnt with `TUNGETIFF`, packet information with
+    /// rtnetlink (assumed off when netlink is out of reach). The kernel
+    /// cannot report the
     /// offload mask, so a device with `IFF_VNET_HDR` takes it from
     /// `offload` (what the fd's owner set with `TUNSETOFFLOAD`). The netlink
     /// socket for configuration is opened in the device's namespace when
@@ -540,8 +548,11 @@ impl Device {
     /// without it, I/O works and configuration calls report
     /// [`ConfigError::NoControl`] (the MTU still answers, by ioctl).
     pub fn from_fd(fd: OwnedFd, offload: OffloadFlags) -> Result<Self> {
-        let (name, flags) = tun_sys::get_iff(fd.as_fd())?;
-        let flags = flags & !TunFlags::PERSIST;
+        let (name, got) = tun_sys::get_iff(fd.as_fd())?;
+        // Packet information is read from netlink below (TUNGETIFF's bit
+        // for it means IFF_NOFILTER); persistence and a detached queue are
+        // states, not flags to open with.
+        let mut flags = got & CHECKED_FLAGS;
         let offload = if flags.contains(TunFlags::VNET_HDR) {
             let size = tun_sys::get_vnet_hdr_size(fd.as_fd())
                 .map_err(|e| Error::Sys(e.with_interface(name)))?;
@@ -564,8 +575,16 @@ impl Device {
                 .ok()
         });
         let (nl, index, mtu) = match control {
-            Some((nl, info)) => (Some(nl), info.index, info.mtu),
+            Some((nl, info)) => {
+                if info.tun.as_ref().is_none_or(|t| !t.pi) {
+                    flags |= TunFlags::NO_PI;
+                }
+                (Some(nl), info.index, info.mtu)
+            }
             None => {
+                // Without netlink, packet information cannot be learnt:
+                // assume it off, as every VPN framework opens its devices.
+                flags |= TunFlags::NO_PI;
                 let sock = tun_sys::ControlSocket::new()?;
                 let index = sock.index(&name).unwrap_or(0);
                 let mtu = sock.mtu(&name).unwrap_or(1500);

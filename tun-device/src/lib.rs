@@ -75,3 +75,21 @@ pub use ipnet;
 pub use tun_offload as offload;
 pub use tun_sys as sys;
 pub use tun_sys::{InterfaceFlags, InterfaceName, OffloadFlags, TunFlags};
+
+#[cfg(test)]
+mod tests {
+    fn send_sync<T: Send + Sync>() {}
+
+    #[test]
+    fn every_public_type_is_send_and_sync() {
+        send_sync::<crate::Device>();
+        send_sync::<crate::Queue>();
+        send_sync::<crate::Interface>();
+        send_sync::<crate::DeviceBuilder>();
+        send_sync::<crate::RecvState>();
+        send_sync::<crate::SendState>();
+        send_sync::<crate::Error>();
+        send_sync::<crate::NetNs>();
+        send_sync::<crate::netlink::Netlink>();
+    }
+}

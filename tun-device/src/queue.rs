@@ -436,7 +436,7 @@ impl Queue {
 /// partial checksum must lie inside the packet.
 pub(crate) fn check_header(hdr: &VirtioNetHdr, packet: &[u8]) -> Result<(), PacketError> {
     if hdr.gso_type() != GsoType::NONE {
-        return tun_offload::GsoPacket::parse(&crate::batch::without_ecn(*hdr), packet).map(drop);
+        return tun_offload::GsoPacket::parse(hdr, packet).map(drop);
     }
     if hdr.flags().contains(HdrFlags::NEEDS_CSUM) {
         let end = usize::from(hdr.csum_start()) + usize::from(hdr.csum_offset()) + 2;

@@ -449,6 +449,19 @@ fn open_from_an_fd() {
     let fd: OwnedFd = dev.into_queues().remove(0).into();
     let dev = Device::try_from(fd).unwrap();
     assert!(dev.offloads().is_empty());
+    assert!(!dev.has_packet_info());
+
+    // Packet information is learnt from the kernel too.
+    let dev = build_in(
+        &ns,
+        Device::builder().name("fdpi0").packet_information(true),
+    )
+    .unwrap();
+    let fd: OwnedFd = dev.into_queues().remove(0).into();
+    let dev = Device::try_from(fd).unwrap();
+    assert!(dev.has_packet_info());
+    assert!(!dev.has_vnet_hdr());
+    assert_eq!(dev.send(&pkt).unwrap(), pkt.len());
 }
 
 /// A valid IPv4/UDP packet from 10.1.0.2 to 10.1.0.1.
@@ -595,4 +608,105 @@ fn missing_privilege_names_cap_net_admin() {
     );
     assert!(stdout.contains("1 passed"), "{stdout}");
     assert!(stdout.contains("needs root or CAP_NET_ADMIN"), "{stdout}");
+}
+
+#[test]
+fn napi_and_nonblocking() {
+    let Some(ns) = private_ns() else { return };
+    let dev = build_in(
+        &ns,
+        Device::builder()
+            .name("napi0")
+            .napi(true)
+            .nonblocking(true)
+            .up(false),
+    )
+    .unwrap();
+    assert!(dev.tun_flags().contains(TunFlags::NAPI));
+    assert!(dev.is_nonblocking());
+    let mut buf = [0u8; 2048];
+    let err = dev.recv(&mut buf).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::WouldBlock, "{err}");
+    assert!(err.is_would_block());
+    let io: std::io::Error = err.into();
+    assert_eq!(io.kind(), std::io::ErrorKind::WouldBlock);
+    assert!(!dev.wait_readable(Some(std::time::Duration::ZERO)).unwrap());
+    dev.set_nonblocking(false);
+    assert!(!dev.is_nonblocking());
+}
+
+/// Packets go both ways between the device and a local socket, with
+/// packet information, offload, or neither: what is read is a bare IP
+/// packet, what is written reaches the socket.
+#[test]
+fn packets_reach_sockets_in_every_framing() {
+    let Some(ns) = private_ns() else { return };
+    // A fresh name each time: a closed device may linger while a forked
+    // child (another test's `ip`) still holds a copy of its fd.
+    for (k, (pi, offload)) in [(false, false), (true, false), (false, true)]
+        .into_iter()
+        .enumerate()
+    {
+        let dev = build_in(
+            &ns,
+            Device::builder()
+                .name(format!("frm{k}"))
+                .packet_information(pi)
+                .offload(offload)
+                .address("10.6.0.1/24".parse().unwrap()),
+        )
+        .unwrap();
+        assert_eq!(dev.has_packet_info(), pi);
+        let sock = ns
+            .run(|| {
+                let s = std::net::UdpSocket::bind("10.6.0.1:9000").unwrap();
+                s.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+                    .unwrap();
+                Ok(s)
+            })
+            .unwrap();
+        // Device to socket.
+        let pkt = udp4_packet_to([10, 6, 0, 2], [10, 6, 0, 1], 9000, b"hello device");
+        assert_eq!(dev.send(&pkt).unwrap(), pkt.len());
+        let mut buf = [0u8; 64];
+        let (n, from) = sock.recv_from(&mut buf).unwrap();
+        assert_eq!(&buf[..n], b"hello device");
+        assert_eq!(from.to_string(), "10.6.0.2:4000");
+        // Socket to device.
+        sock.send_to(b"hello kernel", "10.6.0.2:4000").unwrap();
+        let mut buf = [0u8; 2048];
+        let n = loop {
+            let n = dev.recv(&mut buf).unwrap();
+            if buf[0] >> 4 == 4 && buf[9] == 17 {
+                break n;
+            }
+        };
+        assert_eq!(&buf[28..n], b"hello kernel");
+        verify_packet(&buf[..n]).unwrap();
+        drop(sock);
+        drop(dev);
+    }
+}
+
+/// An IPv4/UDP packet from `src`:4000 to `dst`:`port` with checksums.
+pub fn udp4_packet_to(src: [u8; 4], dst: [u8; 4], port: u16, payload: &[u8]) -> Vec<u8> {
+    let len = 28 + payload.len();
+    let mut p = vec![0u8; len];
+    p[0] = 0x45;
+    p[2..4].copy_from_slice(&(len as u16).to_be_bytes());
+    p[8] = 64;
+    p[9] = 17;
+    p[12..16].copy_from_slice(&src);
+    p[16..20].copy_from_slice(&dst);
+    let c = naive_sum(&[&p[..20]]);
+    p[10..12].copy_from_slice(&c.to_be_bytes());
+    p[20..22].copy_from_slice(&4000u16.to_be_bytes());
+    p[22..24].copy_from_slice(&port.to_be_bytes());
+    p[24..26].copy_from_slice(&((len - 20) as u16).to_be_bytes());
+    p[28..].copy_from_slice(payload);
+    let l4 = (len - 20) as u16;
+    let pseudo = [&src[..], &dst[..], &[0, 17], &l4.to_be_bytes()].concat();
+    let c = naive_sum(&[&pseudo, &p[20..]]);
+    p[26..28].copy_from_slice(&c.to_be_bytes());
+    p
 }

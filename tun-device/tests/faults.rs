@@ -19,7 +19,12 @@ fn build_in(ns: &NetNs, b: tun_device::DeviceBuilder) -> Device {
 fn deleting_the_interface_wakes_blocked_readers() {
     let Some(ns) = private_ns() else { return };
     for batched in [false, true] {
-        let dev = build_in(&ns, Device::builder().name("gone0").offload(batched));
+        let dev = build_in(
+            &ns,
+            Device::builder()
+                .name(format!("gone{}", batched as u8))
+                .offload(batched),
+        );
         let iface = dev.interface().clone();
         let q = dev.into_queues().remove(0);
         let (tx, rx) = mpsc::channel();
@@ -48,7 +53,7 @@ fn deleting_the_interface_wakes_blocked_readers() {
             .recv_timeout(Duration::from_secs(5))
             .expect("reader still blocked");
         assert_eq!(err.kind(), ErrorKind::DeviceGone, "{err}");
-        assert!(err.to_string().contains("gone0"), "{err}");
+        assert!(err.to_string().contains("gone"), "{err}");
         reader.join().unwrap();
     }
 }
@@ -60,7 +65,7 @@ fn bad_packets_get_typed_errors_and_the_device_stays_usable() {
         let dev = build_in(
             &ns,
             Device::builder()
-                .name("bad0")
+                .name(format!("bad{}", offload as u8))
                 .offload(offload)
                 .address("10.3.0.1/24".parse().unwrap()),
         );
@@ -68,7 +73,7 @@ fn bad_packets_get_typed_errors_and_the_device_stays_usable() {
         let err = dev.send(&[0x99; 40]).unwrap_err();
         assert_eq!(err.kind(), ErrorKind::BadPacket, "{err}");
         assert_eq!(err.errno(), Some(libc::EINVAL));
-        assert!(err.to_string().contains("bad0"), "{err}");
+        assert!(err.to_string().contains("bad"), "{err}");
         // A good one still goes.
         let good = udp4_to(&[10, 3, 0, 1], 9999);
         assert_eq!(dev.send(&good).unwrap(), good.len());
@@ -148,7 +153,7 @@ fn buffer_too_small_is_typed_and_recoverable() {
         let dev = build_in(
             &ns,
             Device::builder()
-                .name("small0")
+                .name(format!("small{}", offload as u8))
                 .offload(offload)
                 .address("10.4.0.1/24".parse().unwrap()),
         );
@@ -171,7 +176,7 @@ fn buffer_too_small_is_typed_and_recoverable() {
             }
         };
         assert_eq!(err.kind(), ErrorKind::BufferTooSmall, "{err}");
-        assert!(err.to_string().contains("small0"), "{err}");
+        assert!(err.to_string().contains("small"), "{err}");
         send(200);
         let mut buf = [0u8; 1500];
         let n = loop {

@@ -127,7 +127,25 @@ pub fn pair(offload: bool, queues: usize, mtu: u32) -> Option<Pair> {
     };
     let a = make(&ns_a, A4, A6);
     let b = make(&ns_b, B4, B6);
+    settle(&a);
+    settle(&b);
     Some(Pair { ns_a, ns_b, a, b })
+}
+
+/// Wait until no address of `dev` is tentative (IPv6 finishes setting up
+/// an address in a work queue after the link comes up).
+pub fn settle(dev: &Device) {
+    const IFA_F_TENTATIVE: u32 = 0x40;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while dev
+        .addresses()
+        .unwrap()
+        .iter()
+        .any(|a| a.flags & IFA_F_TENTATIVE != 0)
+    {
+        assert!(Instant::now() < deadline, "addresses still tentative");
+        std::thread::sleep(Duration::from_millis(5));
+    }
 }
 
 /// RFC 1071 sum, written without tun-offload: the independent oracle.
@@ -209,8 +227,29 @@ pub struct Counts {
     pub errors: AtomicU64,
 }
 
-/// One direction: batched receive from `from`, check, batched send to `to`.
-pub fn pump(from: &Queue, to: &Queue, stop: &AtomicBool, counts: &Counts, mtu: usize) {
+/// How a relay direction moves packets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// `recv_batch` (split) and `send_batch` (coalesce).
+    Batch,
+    /// `recv` and `send`, one packet each.
+    Single,
+    /// `recv_vectored` and `send_vectored` over two slices.
+    Vectored,
+}
+
+fn check(p: &[u8], mtu: usize, counts: &Counts) {
+    if p.len() > mtu {
+        counts.oversize.fetch_add(1, Ordering::Relaxed);
+    }
+    if let Err(why) = verify_packet(p) {
+        eprintln!("packet of {} bytes: {why}", p.len());
+        counts.bad.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// One direction: receive from `from`, check every packet, send to `to`.
+pub fn pump(from: &Queue, to: &Queue, stop: &AtomicBool, counts: &Counts, mtu: usize, mode: Mode) {
     const OFF: usize = 10;
     let mut rx = RecvState::new();
     let mut tx = SendState::new();
@@ -222,37 +261,63 @@ pub fn pump(from: &Queue, to: &Queue, stop: &AtomicBool, counts: &Counts, mtu: u
             Ok(false) => continue,
             Err(_) => break,
         }
-        let n = match from.recv_batch(&mut rx, &mut bufs, &mut lens, OFF) {
+        let res = match mode {
+            Mode::Batch => from.recv_batch(&mut rx, &mut bufs, &mut lens, OFF),
+            Mode::Single => from.recv(&mut bufs[0]).map(|n| {
+                lens[0] = n;
+                1
+            }),
+            Mode::Vectored => {
+                let (x, y) = bufs[0].split_at_mut(700);
+                let mut iov = [std::io::IoSliceMut::new(x), std::io::IoSliceMut::new(y)];
+                from.recv_vectored(&mut iov).map(|n| {
+                    lens[0] = n;
+                    1
+                })
+            }
+        };
+        let n = match res {
             Ok(n) => n,
             Err(e) if e.is_would_block() => continue,
             Err(e) if e.is_device_gone() => break,
             Err(e) => {
-                eprintln!("recv_batch: {e}");
+                eprintln!("recv: {e}");
                 counts.errors.fetch_add(1, Ordering::Relaxed);
                 continue;
             }
         };
-        for i in 0..n {
-            let p = &bufs[i][OFF..OFF + lens[i]];
-            if lens[i] > mtu {
-                counts.oversize.fetch_add(1, Ordering::Relaxed);
-            }
-            if let Err(why) = verify_packet(p) {
-                eprintln!("packet {i} of {n}: {why}");
-                counts.bad.fetch_add(1, Ordering::Relaxed);
-            }
-        }
         counts.packets.fetch_add(n as u64, Ordering::Relaxed);
-        match to.send_batch(&mut tx, &mut bufs[..n], &mut lens[..n], OFF) {
-            Ok(r) => {
-                counts.writes.fetch_add(r.writes as u64, Ordering::Relaxed);
-                counts
-                    .merged
-                    .fetch_add(tx.gro_stats().segments_merged as u64, Ordering::Relaxed);
+        let sent = match mode {
+            Mode::Batch => {
+                for i in 0..n {
+                    check(&bufs[i][OFF..OFF + lens[i]], mtu, counts);
+                }
+                to.send_batch(&mut tx, &mut bufs[..n], &mut lens[..n], OFF)
+                    .map(|r| {
+                        counts.writes.fetch_add(r.writes as u64, Ordering::Relaxed);
+                        counts
+                            .merged
+                            .fetch_add(tx.gro_stats().segments_merged as u64, Ordering::Relaxed);
+                    })
             }
+            Mode::Single => {
+                check(&bufs[0][..lens[0]], mtu, counts);
+                counts.writes.fetch_add(1, Ordering::Relaxed);
+                to.send(&bufs[0][..lens[0]]).map(drop)
+            }
+            Mode::Vectored => {
+                check(&bufs[0][..lens[0]], mtu, counts);
+                counts.writes.fetch_add(1, Ordering::Relaxed);
+                let (x, y) = bufs[0][..lens[0]].split_at(lens[0].min(33));
+                to.send_vectored(&[std::io::IoSlice::new(x), std::io::IoSlice::new(y)])
+                    .map(drop)
+            }
+        };
+        match sent {
+            Ok(()) => {}
             Err(e) if e.is_device_gone() => break,
             Err(e) => {
-                eprintln!("send_batch: {e}");
+                eprintln!("send: {e}");
                 counts.errors.fetch_add(1, Ordering::Relaxed);
             }
         }
@@ -272,6 +337,10 @@ pub struct Relay {
 
 impl Relay {
     pub fn start(a: Queue, b: Queue, mtu: usize) -> Relay {
+        Self::start_with(a, b, mtu, Mode::Batch)
+    }
+
+    pub fn start_with(a: Queue, b: Queue, mtu: usize, mode: Mode) -> Relay {
         let stop = Arc::new(AtomicBool::new(false));
         let ab = Arc::new(Counts::default());
         let ba = Arc::new(Counts::default());
@@ -280,7 +349,9 @@ impl Relay {
         let mut threads = Vec::new();
         for (from, to, c) in [(a.clone(), b.clone(), ab.clone()), (b, a, ba.clone())] {
             let stop = stop.clone();
-            threads.push(std::thread::spawn(move || pump(&from, &to, &stop, &c, mtu)));
+            threads.push(std::thread::spawn(move || {
+                pump(&from, &to, &stop, &c, mtu, mode)
+            }));
         }
         Relay {
             stop,
@@ -336,6 +407,23 @@ impl Digest {
     }
 }
 
+/// Bind, waiting out the moment an IPv6 address stays tentative after the
+/// link came up (the kernel finishes address setup in a work queue).
+fn bind_retry<T>(mut f: impl FnMut() -> std::io::Result<T>) -> T {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        match f() {
+            Ok(v) => return v,
+            Err(e)
+                if e.raw_os_error() == Some(libc::EADDRNOTAVAIL) && Instant::now() < deadline =>
+            {
+                std::thread::sleep(Duration::from_millis(10))
+            }
+            Err(e) => panic!("bind: {e}"),
+        }
+    }
+}
+
 /// Send `total` bytes over TCP from `ns_a` to `dst:port` (a listener in
 /// `ns_b`); returns (bytes sent, digest sent, bytes received, digest received).
 pub fn tcp_transfer(ns_a: &NetNs, ns_b: &NetNs, dst: IpAddr, total: usize) -> (u64, u64, u64, u64) {
@@ -343,7 +431,7 @@ pub fn tcp_transfer(ns_a: &NetNs, ns_b: &NetNs, dst: IpAddr, total: usize) -> (u
     let (ready_tx, ready_rx) = std::sync::mpsc::channel();
     let server = ns_b
         .spawn(move || {
-            let l = TcpListener::bind(addr).expect("bind");
+            let l = bind_retry(|| TcpListener::bind(addr));
             ready_tx.send(()).unwrap();
             let (mut s, _) = l.accept().expect("accept");
             let mut d = Digest::new();
@@ -405,7 +493,7 @@ pub fn udp_gso_transfer(
     let got2 = got.clone();
     let server = ns_b
         .spawn(move || {
-            let s = UdpSocket::bind(addr).expect("bind");
+            let s = bind_retry(|| UdpSocket::bind(addr));
             let _ = nix::sys::socket::setsockopt(
                 &s,
                 nix::sys::socket::sockopt::RcvBufForce,
