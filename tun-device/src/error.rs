@@ -138,6 +138,21 @@ pub enum ConfigError {
     /// The call needs a device with offload (`IFF_VNET_HDR`) and without
     /// packet information.
     OffloadRequired,
+    /// Pass-through needs two devices with offload and the same offloads.
+    OffloadMismatch {
+        /// The offloads of the device read from.
+        from: tun_sys::OffloadFlags,
+        /// The offloads of the device written to.
+        to: tun_sys::OffloadFlags,
+    },
+    /// A relay needs as many queues on one side as on the other, and at
+    /// least one.
+    QueuePairs {
+        /// Queues of the first device.
+        a: usize,
+        /// Queues of the second device.
+        b: usize,
+    },
     /// `offset` leaves no room for the header the queue writes in front of
     /// each packet of a batched send.
     NoHeaderRoom {
@@ -201,6 +216,16 @@ impl fmt::Display for ConfigError {
             }
             ConfigError::OffloadRequired => {
                 f.write_str("the call needs offload on (IFF_VNET_HDR) and packet information off")
+            }
+            ConfigError::OffloadMismatch { from, to } => write!(
+                f,
+                "pass-through needs the same offloads on both devices ({from:?} and {to:?})"
+            ),
+            ConfigError::QueuePairs { a, b } => {
+                write!(
+                    f,
+                    "a relay pairs queues: {a} and {b} queues cannot be paired"
+                )
             }
             ConfigError::NoHeaderRoom { offset, required } => write!(
                 f,

@@ -62,6 +62,9 @@ mod interface;
 pub mod netlink;
 mod netns;
 mod queue;
+pub mod relay;
+#[cfg(feature = "testbed")]
+pub mod testbed;
 
 pub use batch::{RecvState, RecvStats, SendReport, SendState};
 pub use device::{Device, DeviceBuilder, Layer};

@@ -402,7 +402,17 @@ impl Queue {
     /// read or the queue reports an error (the interface was deleted);
     /// returns whether it is ready. A zero timeout only checks.
     pub fn wait_readable(&self, timeout: Option<std::time::Duration>) -> Result<bool> {
-        let mut fds = [PollFd::new(&self.fd, PollFlags::IN)];
+        self.wait_for(PollFlags::IN, timeout)
+    }
+
+    /// Wait up to `timeout` until a write would not block (or the queue
+    /// reports an error); returns whether it is ready.
+    pub fn wait_writable(&self, timeout: Option<std::time::Duration>) -> Result<bool> {
+        self.wait_for(PollFlags::OUT, timeout)
+    }
+
+    fn wait_for(&self, events: PollFlags, timeout: Option<std::time::Duration>) -> Result<bool> {
+        let mut fds = [PollFd::new(&self.fd, events)];
         let ts = timeout.map(|t| rustix::event::Timespec {
             tv_sec: t.as_secs().min(i64::MAX as u64) as i64,
             tv_nsec: i64::from(t.subsec_nanos()),

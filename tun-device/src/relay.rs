@@ -1,0 +1,431 @@
+//! Forwarding between two devices: what a VPN, a proxy or a tunnel does
+//! with its packets, minus the part in between. Each direction of each
+//! queue pair runs on its own thread with buffers allocated once.
+//!
+//! Three modes:
+//!
+//! - [`RelayMode::Plain`]: devices without offload; batched reads (several
+//!   per wake-up), one write per packet.
+//! - [`RelayMode::Offload`]: what a VPN that must see every packet does:
+//!   super-packets from the kernel are split into MTU-sized packets
+//!   ([`Queue::recv_batch`]), and coalesced again before they are written
+//!   ([`Queue::send_batch`]).
+//! - [`RelayMode::Passthrough`]: super-packets forwarded untouched, header
+//!   and all ([`Queue::recv_gso`], [`Queue::send_gso`]): two syscalls per
+//!   64 KiB, the ceiling of any userspace relay. Both devices must have
+//!   negotiated the same offloads.
+//!
+//! ```no_run
+//! use tun_device::{Device, relay::{Relay, RelayMode}};
+//! let a = Device::builder().name("a%d").offload(true).build()?;
+//! let b = Device::builder().name("b%d").offload(true).build()?;
+//! let relay = Relay::start(a.into_queues(), b.into_queues(), RelayMode::Offload)?;
+//! std::thread::sleep(std::time::Duration::from_secs(1));
+//! let (ab, ba) = relay.stop()?;
+//! println!("a->b {} packets in {} writes", ab.packets_in, ab.packets_out);
+//! # let _ = ba;
+//! # Ok::<(), tun_device::Error>(())
+//! ```
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use crate::batch::{RecvState, SendState};
+use crate::error::{ConfigError, Error, ErrorKind, Result};
+use crate::queue::Queue;
+
+/// How packets cross the relay.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RelayMode {
+    /// Offload off: batched reads, one write per packet.
+    Plain,
+    /// Split on receive, coalesce on send.
+    Offload,
+    /// Super-packets forwarded as they are.
+    Passthrough,
+}
+
+impl RelayMode {
+    /// A short lower-case name (`plain`, `offload`, `passthrough`).
+    pub fn name(self) -> &'static str {
+        match self {
+            RelayMode::Plain => "plain",
+            RelayMode::Offload => "offload",
+            RelayMode::Passthrough => "passthrough",
+        }
+    }
+}
+
+/// Live counters of one direction, updated once per batch.
+#[derive(Debug, Default)]
+pub struct RelayStats {
+    packets_in: AtomicU64,
+    bytes_in: AtomicU64,
+    super_packets_in: AtomicU64,
+    packets_out: AtomicU64,
+    errors: AtomicU64,
+}
+
+/// A snapshot of [`RelayStats`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct RelayCounters {
+    /// IP packets received (segments of a split super-packet counted one
+    /// by one; in pass-through, the segments a super-packet carries).
+    pub packets_in: u64,
+    /// IP bytes received.
+    pub bytes_in: u64,
+    /// Reads that returned a super-packet.
+    pub super_packets_in: u64,
+    /// Writes (coalesced packets count once).
+    pub packets_out: u64,
+    /// Packets dropped for an error (bad packet, refused write, buffer too small).
+    pub errors: u64,
+}
+
+impl RelayCounters {
+    /// Packets per write: how much the coalescing (or the kernel's
+    /// super-packets, in pass-through) saved.
+    pub fn coalescing_ratio(&self) -> f64 {
+        if self.packets_out == 0 {
+            0.0
+        } else {
+            self.packets_in as f64 / self.packets_out as f64
+        }
+    }
+
+    fn add(&mut self, o: &RelayCounters) {
+        self.packets_in += o.packets_in;
+        self.bytes_in += o.bytes_in;
+        self.super_packets_in += o.super_packets_in;
+        self.packets_out += o.packets_out;
+        self.errors += o.errors;
+    }
+}
+
+impl RelayStats {
+    /// The counters now.
+    pub fn snapshot(&self) -> RelayCounters {
+        RelayCounters {
+            packets_in: self.packets_in.load(Ordering::Relaxed),
+            bytes_in: self.bytes_in.load(Ordering::Relaxed),
+            super_packets_in: self.super_packets_in.load(Ordering::Relaxed),
+            packets_out: self.packets_out.load(Ordering::Relaxed),
+            errors: self.errors.load(Ordering::Relaxed),
+        }
+    }
+
+    fn add(&self, field: &AtomicU64, n: u64) {
+        let _ = self;
+        field.fetch_add(n, Ordering::Relaxed);
+    }
+}
+
+/// Packets per batch.
+pub const BATCH: usize = 64;
+/// Headroom in front of every packet: room for the virtio header.
+const OFFSET: usize = 10;
+/// How often a waiting pump looks at its stop flag.
+const STOP_POLL: Duration = Duration::from_millis(100);
+
+/// Check that `mode` fits the two queues' devices.
+fn check_mode(from: &Queue, to: &Queue, mode: RelayMode) -> Result<()> {
+    let (f, t) = (from.interface(), to.interface());
+    let refuse = |error| Err(Error::config(Some(f.cached_name()), error));
+    match mode {
+        RelayMode::Plain => Ok(()),
+        RelayMode::Offload if !(f.has_vnet_hdr() && t.has_vnet_hdr()) => {
+            refuse(ConfigError::OffloadRequired)
+        }
+        RelayMode::Passthrough
+            if !(f.has_vnet_hdr() && t.has_vnet_hdr()) || f.offloads() != t.offloads() =>
+        {
+            refuse(ConfigError::OffloadMismatch {
+                from: f.offloads(),
+                to: t.offloads(),
+            })
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Whether an error ends the pump (the device is gone or broken) rather
+/// than one packet.
+fn fatal(e: &Error) -> bool {
+    matches!(
+        e.kind(),
+        ErrorKind::DeviceGone | ErrorKind::PermissionDenied | ErrorKind::InvalidConfig
+    )
+}
+
+/// Forward packets from `from` to `to` until `stop` is set or a device
+/// goes away (which ends the pump with `Ok`; other fatal errors are
+/// returned). Both queues are switched to non-blocking mode: the pump
+/// waits itself, so that it sees `stop` while waiting.
+pub fn pump(
+    from: &Queue,
+    to: &Queue,
+    mode: RelayMode,
+    stop: &AtomicBool,
+    stats: &RelayStats,
+) -> Result<()> {
+    check_mode(from, to, mode)?;
+    from.set_nonblocking(true);
+    to.set_nonblocking(true);
+    let res = match mode {
+        RelayMode::Plain | RelayMode::Offload => pump_batches(from, to, mode, stop, stats),
+        RelayMode::Passthrough => pump_super_packets(from, to, stop, stats),
+    };
+    match res {
+        Err(e) if e.is_device_gone() => Ok(()),
+        other => other,
+    }
+}
+
+/// Wait for the next packet; `false` when told to stop.
+fn wait(from: &Queue, stop: &AtomicBool) -> Result<bool> {
+    loop {
+        if stop.load(Ordering::Relaxed) {
+            return Ok(false);
+        }
+        if from.wait_readable(Some(STOP_POLL))? {
+            return Ok(true);
+        }
+    }
+}
+
+/// Wait until `to` takes writes again; `false` when told to stop.
+fn wait_writable(to: &Queue, stop: &AtomicBool) -> Result<bool> {
+    loop {
+        if stop.load(Ordering::Relaxed) {
+            return Ok(false);
+        }
+        if to.wait_writable(Some(STOP_POLL))? {
+            return Ok(true);
+        }
+    }
+}
+
+fn pump_batches(
+    from: &Queue,
+    to: &Queue,
+    mode: RelayMode,
+    stop: &AtomicBool,
+    stats: &RelayStats,
+) -> Result<()> {
+    let mut rx = RecvState::new();
+    let mut tx = SendState::new();
+    // One zeroed region, split: the allocator maps it lazily, so only the
+    // pages packets touch become resident (a `vec![buf; n]` would copy
+    // every buffer in full).
+    let cap = match mode {
+        // Room for a run coalesced up to 64 KiB behind any packet.
+        RelayMode::Offload => OFFSET + 65535,
+        // Nothing grows: the largest packet a read can yield.
+        _ => OFFSET + from.interface().mtu_hint().max(1500) + 64,
+    };
+    let mut region = vec![0u8; cap * BATCH];
+    let mut bufs: Vec<&mut [u8]> = region.chunks_mut(cap).collect();
+    let mut lens = vec![0usize; BATCH];
+    let mut supers = 0;
+    while !stop.load(Ordering::Relaxed) {
+        let n = match from.recv_batch(&mut rx, &mut bufs, &mut lens, OFFSET) {
+            Ok(n) => n,
+            Err(e) if e.is_would_block() => {
+                if !wait(from, stop)? {
+                    break;
+                }
+                continue;
+            }
+            Err(e) if fatal(&e) => return Err(e),
+            Err(_) => {
+                stats.add(&stats.errors, 1);
+                continue;
+            }
+        };
+        let s = rx.stats().super_packets;
+        stats.add(&stats.super_packets_in, s - supers);
+        supers = s;
+        stats.add(&stats.packets_in, n as u64);
+        stats.add(&stats.bytes_in, lens[..n].iter().sum::<usize>() as u64);
+        let mut res = to.send_batch(&mut tx, &mut bufs[..n], &mut lens[..n], OFFSET);
+        loop {
+            match res {
+                Ok(r) => {
+                    stats.add(&stats.packets_out, r.writes as u64);
+                    break;
+                }
+                // The state keeps what is left; wait until it fits.
+                Err(e) if e.is_would_block() => {
+                    if !wait_writable(to, stop)? {
+                        return Ok(());
+                    }
+                }
+                Err(e) if fatal(&e) => return Err(e),
+                // One packet refused: count it, write the rest.
+                Err(_) => stats.add(&stats.errors, 1),
+            }
+            if tx.is_done() {
+                stats.add(&stats.packets_out, tx.report().writes as u64);
+                break;
+            }
+            res = to.send_pending(&mut tx, &mut bufs[..n], &lens[..n], OFFSET);
+        }
+    }
+    Ok(())
+}
+
+fn pump_super_packets(
+    from: &Queue,
+    to: &Queue,
+    stop: &AtomicBool,
+    stats: &RelayStats,
+) -> Result<()> {
+    let mut buf = vec![0u8; 65536 + 256];
+    while !stop.load(Ordering::Relaxed) {
+        let (hdr, len) = match from.recv_gso(&mut buf) {
+            Ok(v) => v,
+            Err(e) if e.is_would_block() => {
+                if !wait(from, stop)? {
+                    break;
+                }
+                continue;
+            }
+            Err(e) if fatal(&e) => return Err(e),
+            Err(_) => {
+                stats.add(&stats.errors, 1);
+                continue;
+            }
+        };
+        let pkt = &buf[..len];
+        let segments = match tun_offload::GsoPacket::parse(&hdr, pkt) {
+            Ok(g) => {
+                stats.add(&stats.super_packets_in, 1);
+                g.segment_count() as u64
+            }
+            Err(_) => 1,
+        };
+        stats.add(&stats.packets_in, segments);
+        stats.add(&stats.bytes_in, len as u64);
+        loop {
+            match to.send_gso(&hdr, pkt) {
+                Ok(_) => stats.add(&stats.packets_out, 1),
+                Err(e) if e.is_would_block() => {
+                    if !wait_writable(to, stop)? {
+                        return Ok(());
+                    }
+                    continue;
+                }
+                Err(e) if fatal(&e) => return Err(e),
+                Err(_) => stats.add(&stats.errors, 1),
+            }
+            break;
+        }
+    }
+    Ok(())
+}
+
+/// A running relay between two devices: one thread per direction of each
+/// queue pair.
+#[derive(Debug)]
+pub struct Relay {
+    stop: Arc<AtomicBool>,
+    threads: Vec<JoinHandle<Result<()>>>,
+    /// Per pair: (a to b, b to a).
+    stats: Vec<(Arc<RelayStats>, Arc<RelayStats>)>,
+}
+
+impl Relay {
+    /// Relay between the queues of `a` and `b`, paired in order (queue `i`
+    /// of `a` with queue `i` of `b`); both lists must be equally long.
+    pub fn start(a: Vec<Queue>, b: Vec<Queue>, mode: RelayMode) -> Result<Relay> {
+        if a.len() != b.len() || a.is_empty() {
+            return Err(Error::config(
+                a.first().map(|q| q.name()),
+                ConfigError::QueuePairs {
+                    a: a.len(),
+                    b: b.len(),
+                },
+            ));
+        }
+        check_mode(&a[0], &b[0], mode)?;
+        check_mode(&b[0], &a[0], mode)?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut threads = Vec::new();
+        let mut stats = Vec::new();
+        for (qa, qb) in a.into_iter().zip(b) {
+            let (qa, qb) = (Arc::new(qa), Arc::new(qb));
+            let ab = Arc::new(RelayStats::default());
+            let ba = Arc::new(RelayStats::default());
+            for (from, to, st) in [
+                (qa.clone(), qb.clone(), ab.clone()),
+                (qb.clone(), qa.clone(), ba.clone()),
+            ] {
+                let stop = stop.clone();
+                threads.push(
+                    std::thread::Builder::new()
+                        .name(format!("relay {}", from.name()))
+                        .spawn(move || pump(&from, &to, mode, &stop, &st))
+                        .map_err(|e| {
+                            Error::Sys(tun_sys::Error::new(
+                                tun_sys::Op::OpenTun,
+                                e.raw_os_error().unwrap_or(libc::EAGAIN),
+                            ))
+                        })?,
+                );
+            }
+            stats.push((ab, ba));
+        }
+        Ok(Relay {
+            stop,
+            threads,
+            stats,
+        })
+    }
+
+    /// The counters now, summed over the queue pairs: (a to b, b to a).
+    pub fn counters(&self) -> (RelayCounters, RelayCounters) {
+        let mut ab = RelayCounters::default();
+        let mut ba = RelayCounters::default();
+        for (x, y) in &self.stats {
+            ab.add(&x.snapshot());
+            ba.add(&y.snapshot());
+        }
+        (ab, ba)
+    }
+
+    /// Whether every pump is still running.
+    pub fn is_running(&self) -> bool {
+        self.threads.iter().all(|t| !t.is_finished())
+    }
+
+    /// Stop the pumps (within about 100 ms), wait for them, and return the
+    /// final counters, or the first error a pump ended with.
+    pub fn stop(mut self) -> Result<(RelayCounters, RelayCounters)> {
+        self.stop.store(true, Ordering::Relaxed);
+        let mut first = None;
+        for t in self.threads.drain(..) {
+            match t.join() {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => {
+                    first.get_or_insert(e);
+                }
+                Err(p) => std::panic::resume_unwind(p),
+            }
+        }
+        match first {
+            Some(e) => Err(e),
+            None => Ok(self.counters()),
+        }
+    }
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
+}
