@@ -193,6 +193,16 @@ fn main() {
             Load::Udp { v6: true },
         ]
     };
+    // `--only TEXT`: just the cases whose label contains TEXT (and veth).
+    let only = args
+        .iter()
+        .position(|a| a == "--only")
+        .and_then(|i| args.get(i + 1).cloned());
+    let secs = args
+        .iter()
+        .position(|a| a == "--secs")
+        .and_then(|i| args.get(i + 1)?.parse().ok())
+        .unwrap_or(secs);
     let mut report = String::new();
     let started = Instant::now();
     for &load in &loads {
@@ -205,6 +215,9 @@ fn main() {
         {
             // Multi-queue needs multi-queue devices on both sides: ours only.
             cases.push(Imp::Ours(RelayMode::Offload, 2));
+        }
+        if let Some(o) = &only {
+            cases.retain(|c| c.label().contains(o.as_str()));
         }
         let mut runs: Vec<Vec<Run>> = vec![Vec::new(); cases.len()];
         for round in 0..rounds {

@@ -182,6 +182,19 @@ impl Queue {
         if bufs.is_empty() {
             return Ok(0);
         }
+        for (index, b) in bufs.iter_mut().enumerate() {
+            let buf_len = b.as_mut().len();
+            if buf_len <= offset {
+                return Err(Error::config(
+                    Some(self.name()),
+                    ConfigError::NoRoomBehindOffset {
+                        index,
+                        offset,
+                        buf_len,
+                    },
+                ));
+            }
+        }
         if let Some(e) = st.deferred.take() {
             return Err(e);
         }
@@ -270,11 +283,8 @@ impl Queue {
         let mut prefix = [0u8; PI_LEN + VirtioNetHdr::LEN];
         let (front, overflow) = st.scratch.split_at_mut(FRONT);
         let total = {
-            let head = if offset <= buf.len() {
-                &mut buf[offset..offset + first]
-            } else {
-                &mut []
-            };
+            // `recv_batch_as` checked that every buffer reaches past `offset`.
+            let head = &mut buf[offset..offset + first];
             let mut iov = [
                 IoSliceMut::new(&mut prefix[..prefix_len]),
                 IoSliceMut::new(head),
@@ -294,7 +304,17 @@ impl Queue {
         }
         let hdr = if framing.vnet {
             let at = if framing.pi { PI_LEN } else { 0 };
-            VirtioNetHdr::decode(&prefix[at..at + VirtioNetHdr::LEN]).unwrap_or(VirtioNetHdr::ZERO)
+            match VirtioNetHdr::decode(&prefix[at..at + VirtioNetHdr::LEN]) {
+                Ok(h) => h,
+                Err(e) => {
+                    let error = tun_offload::PacketError::Truncated {
+                        layer: tun_offload::Layer::Ipv4,
+                        required: e.required,
+                        len: e.len,
+                    };
+                    return Err(self.bad_packet(op, n, error));
+                }
+            }
         } else {
             VirtioNetHdr::ZERO
         };
@@ -474,6 +494,8 @@ pub struct SendState {
     out: Vec<usize>,
     next: usize,
     rejected: Vec<usize>,
+    /// The batch `out` refers to: its length and offset.
+    batch: (usize, usize),
     segs: Vec<Vec<u8>>,
     /// Segments of a refused super-packet: the next to write, and how many.
     seg_pending: Option<(usize, usize)>,
@@ -504,6 +526,7 @@ impl SendState {
             out: Vec::new(),
             next: 0,
             rejected: Vec::new(),
+            batch: (0, 0),
             segs: Vec::new(),
             seg_pending: None,
             seg_lens: Vec::new(),
@@ -637,6 +660,7 @@ impl Queue {
             ));
         }
         st.clear();
+        st.batch = (bufs.len(), offset);
         st.report = SendReport {
             packets: 0,
             writes: 0,
@@ -698,6 +722,15 @@ impl Queue {
         let framing = self.framing();
         let prefix = framing.prefix_len();
         let shared = &self.interface().shared;
+        if !st.is_done() && ((bufs.len(), offset) != st.batch || lens.len() != bufs.len()) {
+            return Err(Error::config(
+                Some(self.name()),
+                ConfigError::NotThePreparedBatch {
+                    prepared: st.batch.0,
+                    given: bufs.len(),
+                },
+            ));
+        }
         while st.next < st.out.len() {
             if st.seg_pending.is_some() {
                 self.write_segments(st)?;
@@ -705,7 +738,18 @@ impl Queue {
                 continue;
             }
             let i = st.out[st.next];
-            let frame = &bufs[i].as_mut()[offset - prefix..offset + lens[i]];
+            let buf = bufs[i].as_mut();
+            let buf_len = buf.len();
+            let Some(frame) = buf.get(offset - prefix..offset + lens[i]) else {
+                return Err(Error::config(
+                    Some(self.name()),
+                    ConfigError::PacketOutsideBuffer {
+                        index: i,
+                        end: offset + lens[i],
+                        buf_len,
+                    },
+                ));
+            };
             let gso =
                 framing.vnet && Queue::is_gso(&frame[framing.prefix_len() - VirtioNetHdr::LEN..]);
             let injected = gso
@@ -728,7 +772,11 @@ impl Queue {
                     st.next += 1;
                 }
                 Err(rustix::io::Errno::INVAL) if gso => {
-                    self.split_refused(st, frame)?;
+                    if let Err(e) = self.split_refused(st, frame) {
+                        st.rejected.push(i);
+                        st.next += 1;
+                        return Err(e);
+                    }
                     self.write_segments(st)?;
                     st.next += 1;
                 }
@@ -742,20 +790,13 @@ impl Queue {
                 }
             }
         }
-        st.report.packets = lens.len();
+        st.report.packets = lens.len().saturating_sub(st.rejected.len());
         Ok(st.report)
     }
 
     /// The fallback for a refused coalesced write: split the super-packet
     /// in `frame` (virtio header in front) into the state's segments.
     fn split_refused(&self, st: &mut SendState, frame: &[u8]) -> Result<()> {
-        let shared = &self.interface().shared;
-        shared
-            .coalesce
-            .store(false, std::sync::atomic::Ordering::Relaxed);
-        shared
-            .gso_fallbacks
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let (hdr, pkt) = match VirtioNetHdr::split_prefix(frame) {
             Ok(v) => v,
             Err(_) => {
@@ -807,6 +848,13 @@ impl Queue {
                 },
             })?;
         st.seg_pending = Some((0, k));
+        let shared = &self.interface().shared;
+        shared
+            .coalesce
+            .store(false, std::sync::atomic::Ordering::Relaxed);
+        shared
+            .gso_fallbacks
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         Ok(())
     }
 
@@ -822,8 +870,13 @@ impl Queue {
             if let Err(e) = self.write_frame(seg) {
                 let err = self.send_error(IoOp::SendBatch, st.out[st.next], e);
                 if matches!(err, Error::Rejected { .. }) {
-                    // Refused as a plain packet too: skip it, go on later.
+                    // Refused as a plain packet too: skip it, go on later,
+                    // and say that this packet was not (wholly) written.
                     st.seg_pending = Some((next + 1, count));
+                    let i = st.out[st.next];
+                    if !st.rejected.contains(&i) {
+                        st.rejected.push(i);
+                    }
                 }
                 return Err(err);
             }

@@ -252,7 +252,10 @@ impl DeviceBuilder {
 
     /// Attach to an existing device of this name (persistent, or
     /// multi-queue): fail if there is none, and fail if its flags differ
-    /// from what this builder asks for.
+    /// from what this builder asks for. Without `attach`, an existing
+    /// persistent device is reopened with this builder's flags (the kernel
+    /// rewrites packet information and virtio header on a single-queue
+    /// device).
     pub fn attach(mut self, on: bool) -> Self {
         self.attach = on;
         self
@@ -392,6 +395,37 @@ impl DeviceBuilder {
             }
         }
 
+        // TUNSETIFF on an existing single-queue device rewrites its
+        // NO_PI/VNET_HDR flags silently (drivers/net/tun.c, tun_set_iff).
+        // Without `attach` that is the point (a persistent device reopened
+        // with this builder's flags, its stale offload mask cleared below);
+        // an attach must find the device as it was asked for.
+        if let (true, Some(n), Some(info)) = (self.attach, name, &existing) {
+            if let Some(t) = &info.tun {
+                let mut held = if t.tap { TunFlags::TAP } else { TunFlags::TUN };
+                if !t.pi {
+                    held |= TunFlags::NO_PI;
+                }
+                if t.vnet_hdr {
+                    held |= TunFlags::VNET_HDR;
+                }
+                if t.multi_queue {
+                    held |= TunFlags::MULTI_QUEUE;
+                }
+                let mask = TunFlags::TUN
+                    | TunFlags::TAP
+                    | TunFlags::NO_PI
+                    | TunFlags::VNET_HDR
+                    | TunFlags::MULTI_QUEUE;
+                if held != flags & mask && !self.exclusive {
+                    return Err(Error::FlagsMismatch {
+                        interface: n,
+                        requested: flags & mask,
+                        actual: held,
+                    });
+                }
+            }
+        }
         let real = tun_sys::set_iff(fds[0].as_fd(), name.as_ref(), setiff_flags)?;
         let (_, got) = tun_sys::get_iff(fds[0].as_fd())?;
         let info = nl.link_by_name(&real.to_string())?;
@@ -459,7 +493,11 @@ impl DeviceBuilder {
         let iface = Interface::new(tun_fd, real, index, Some(nl), flags, offload, mtu);
         let queues = fds
             .into_iter()
-            .map(|fd| Queue::new(fd, iface.clone(), self.nonblocking))
+            .enumerate()
+            .map(|(i, fd)| {
+                let q = Queue::new(fd, iface.clone(), self.nonblocking);
+                if i == 0 { q.sharing_control() } else { q }
+            })
             .collect();
         Ok(Device { iface, queues })
     }
@@ -547,12 +585,19 @@ impl Device {
     /// the caller may (`TUNGETDEVNETNS` needs CAP_NET_ADMIN there);
     /// without it, I/O works and configuration calls report
     /// [`ConfigError::NoControl`] (the MTU still answers, by ioctl).
+    ///
+    /// The fd is made non-blocking (`FIONBIO`), which the process that
+    /// shares its open file sees too; a queue in blocking mode waits with
+    /// `poll(2)` instead.
     pub fn from_fd(fd: OwnedFd, offload: OffloadFlags) -> Result<Self> {
         let (name, got) = tun_sys::get_iff(fd.as_fd())?;
         // Packet information is read from netlink below (TUNGETIFF's bit
         // for it means IFF_NOFILTER); persistence and a detached queue are
         // states, not flags to open with.
         let mut flags = got & CHECKED_FLAGS;
+        if flags.contains(TunFlags::TAP | TunFlags::VNET_HDR) {
+            return Err(Error::config(Some(name), ConfigError::OffloadOnTap));
+        }
         let offload = if flags.contains(TunFlags::VNET_HDR) {
             let size = tun_sys::get_vnet_hdr_size(fd.as_fd())
                 .map_err(|e| Error::Sys(e.with_interface(name)))?;
@@ -598,7 +643,7 @@ impl Device {
             ))
         })?;
         let iface = Interface::new(tun_fd, name, index, nl, flags, offload, mtu);
-        let queue = Queue::new(fd, iface.clone(), false);
+        let queue = Queue::new(fd, iface.clone(), false).sharing_control();
         Ok(Device {
             iface,
             queues: vec![queue],

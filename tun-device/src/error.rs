@@ -52,9 +52,11 @@ pub enum ErrorKind {
     /// Non-blocking I/O found nothing to read or no room to write: retry
     /// after readiness.
     WouldBlock,
-    /// The device is broken or gone (EBADFD, EIO, the interface deleted):
-    /// drop the queue.
+    /// The device is broken or gone (EBADFD, the interface deleted): drop
+    /// the queue.
     DeviceGone,
+    /// The interface is down: writes fail (EIO) until it is brought up.
+    InterfaceDown,
     /// A packet was malformed (ours before any write, or the kernel's
     /// EINVAL on a write); the device stays usable.
     BadPacket,
@@ -161,6 +163,24 @@ pub enum ConfigError {
         /// The bytes needed in front of each packet.
         required: usize,
     },
+    /// Buffer `index` of a batch ends at or before `offset`: no room for a
+    /// packet behind the headroom.
+    NoRoomBehindOffset {
+        /// Index in the batch.
+        index: usize,
+        /// The offset given.
+        offset: usize,
+        /// The buffer's length.
+        buf_len: usize,
+    },
+    /// `send_pending` was given another batch (length or offset) than the
+    /// one `prepare_batch` coalesced into the state.
+    NotThePreparedBatch {
+        /// Buffers of the prepared batch.
+        prepared: usize,
+        /// Buffers given now.
+        given: usize,
+    },
     /// `bufs` and `sizes`/`lens` of a batch differ in length.
     LengthsMismatch {
         /// Buffers given.
@@ -230,6 +250,19 @@ impl fmt::Display for ConfigError {
             ConfigError::NoHeaderRoom { offset, required } => write!(
                 f,
                 "offset {offset} leaves no room for the {required}-byte header in front"
+            ),
+            ConfigError::NoRoomBehindOffset {
+                index,
+                offset,
+                buf_len,
+            } => write!(
+                f,
+                "buffer {index} has {buf_len} bytes: no room behind offset {offset}"
+            ),
+            ConfigError::NotThePreparedBatch { prepared, given } => write!(
+                f,
+                "send_pending got another batch ({given} buffers, or another offset) \
+                 than was prepared ({prepared} buffers)"
             ),
             ConfigError::LengthsMismatch { bufs, lens } => {
                 write!(f, "{bufs} buffers but {lens} lengths")
@@ -412,6 +445,8 @@ fn io_kind(op: IoOp, errno: i32) -> ErrorKind {
         // A reader woken by the interface's removal gets EFAULT from the
         // kernel's shutdown of the queue (drivers/net/tun.c, tun_ring_recv),
         // later calls EBADFD; our buffers are always valid.
+        // tun_get_user refuses writes while the interface is down with EIO.
+        libc::EIO if matches!(op, IoOp::Send | IoOp::SendBatch) => ErrorKind::InterfaceDown,
         libc::EBADFD | libc::EBADF | libc::EIO | libc::EFAULT | libc::ENXIO | libc::EPIPE => {
             ErrorKind::DeviceGone
         }
@@ -440,6 +475,9 @@ impl fmt::Display for Error {
                 write!(f, "{op} on {interface} failed: {}", errno_text(*errno))?;
                 match io_kind(*op, *errno) {
                     ErrorKind::DeviceGone => f.write_str(" (the device is gone or broken)"),
+                    ErrorKind::InterfaceDown => {
+                        f.write_str(" (the interface is down: bring it up)")
+                    }
                     ErrorKind::BadPacket => f.write_str(" (the kernel refused the packet)"),
                     _ => Ok(()),
                 }
@@ -537,6 +575,7 @@ impl From<Error> for io::Error {
             ErrorKind::Unsupported => io::ErrorKind::Unsupported,
             ErrorKind::Busy => io::ErrorKind::ResourceBusy,
             ErrorKind::DeviceGone => io::ErrorKind::BrokenPipe,
+            ErrorKind::InterfaceDown => io::ErrorKind::NetworkDown,
             ErrorKind::Other => match e.errno() {
                 Some(errno) => io::Error::from_raw_os_error(errno).kind(),
                 None => io::ErrorKind::Other,

@@ -114,11 +114,30 @@ impl Interface {
         *lock(&self.shared.name)
     }
 
+    /// Run a netlink request on the interface. When the kernel says the
+    /// index is unknown (the device moved to another namespace, by us or by
+    /// anyone), find it again where it lives now (`TUNGETDEVNETNS` and
+    /// `TUNGETIFF`) and retry once.
     fn with_nl<T>(
         &self,
-        f: impl FnOnce(&mut Netlink, u32) -> Result<T, crate::netlink::NetlinkError>,
+        mut f: impl FnMut(&mut Netlink, u32) -> Result<T, crate::netlink::NetlinkError>,
     ) -> Result<T> {
         let mut c = lock(&self.shared.control);
+        if c.nl.is_some() {
+            let index = c.index;
+            if let Some(nl) = c.nl.as_mut() {
+                match f(nl, index) {
+                    Err(e) if e.errno() == libc::ENODEV => {}
+                    other => return other.map_err(Error::Netlink),
+                }
+            }
+        }
+        if self.resolve(&mut c).is_err() {
+            return Err(Error::config(
+                Some(self.cached_name()),
+                ConfigError::NoControl,
+            ));
+        }
         let index = c.index;
         match c.nl.as_mut() {
             Some(nl) => f(nl, index).map_err(Error::Netlink),
@@ -127,6 +146,24 @@ impl Interface {
                 ConfigError::NoControl,
             )),
         }
+    }
+
+    /// Open a netlink socket where the device lives now and look its index
+    /// up by its current name.
+    fn resolve(&self, c: &mut Control) -> Result<()> {
+        let fd = self.shared.tun_fd.as_fd();
+        let name = tun_sys::get_iff(fd)?.0;
+        let ns = NetNs::from_fd(tun_sys::get_dev_netns(fd)?);
+        let text = name.to_string();
+        let (nl, index) = ns.run(|| {
+            let mut nl = Netlink::open()?;
+            let info = nl.link_by_name(&text)?;
+            Ok((nl, info.index))
+        })?;
+        c.nl = Some(nl);
+        c.index = index;
+        *lock(&self.shared.name) = name;
+        Ok(())
     }
 
     /// The interface's current name, from the kernel (`TUNGETIFF`): right
@@ -361,23 +398,14 @@ impl Interface {
     /// may change (read it again with [`Self::index`]); configuration
     /// follows it there. Addresses are flushed by the kernel on a move.
     pub fn move_to_netns(&self, ns: &NetNs) -> Result<()> {
+        self.with_nl(|nl, index| nl.move_to_netns(index, ns.as_fd()))?;
+        // The socket stays behind: open one where the device went. Should
+        // that fail, the next call tries again.
         let mut c = lock(&self.shared.control);
-        let index = c.index;
-        let Some(nl) = c.nl.as_mut() else {
-            return Err(Error::config(
-                Some(self.cached_name()),
-                ConfigError::NoControl,
-            ));
-        };
-        nl.move_to_netns(index, ns.as_fd())?;
-        // The socket stays behind; open one where the device went.
-        let name = tun_sys::get_iff(self.shared.tun_fd.as_fd())?.0;
-        let mut nl = ns.run(|| Netlink::open().map_err(Error::Netlink))?;
-        let text = name.to_string();
-        let info = nl.link_by_name(&text)?;
-        c.nl = Some(nl);
-        c.index = info.index;
-        *lock(&self.shared.name) = name;
+        if let Err(e) = self.resolve(&mut c) {
+            c.nl = None;
+            return Err(e);
+        }
         Ok(())
     }
 

@@ -38,9 +38,15 @@ const MAX_IOV: usize = 16;
 /// (in an `Arc`) without splitting it into halves. Queues are `Send` and
 /// `Sync`.
 pub struct Queue {
-    fd: OwnedFd,
+    /// `Some` for as long as the queue lives: only [`Queue::into_fd`],
+    /// which consumes the queue, takes it out.
+    fd: Option<OwnedFd>,
     iface: Interface,
     nonblocking: AtomicBool,
+    /// Whether the interface's control fd is a duplicate of this queue's:
+    /// dropping this queue must then detach it, or the kernel keeps
+    /// steering flows to a queue nobody reads.
+    shares_control: bool,
     /// Receive state of the single-packet calls on an offload device
     /// (segments of a super-packet waiting to be handed out one by one).
     single: Mutex<Option<Box<RecvState>>>,
@@ -49,7 +55,7 @@ pub struct Queue {
 impl std::fmt::Debug for Queue {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Queue")
-            .field("fd", &self.fd.as_raw_fd())
+            .field("fd", &self.as_raw_fd())
             .field("interface", &self.iface.cached_name())
             .field("nonblocking", &self.is_nonblocking())
             .finish()
@@ -72,11 +78,18 @@ impl Framing {
 impl Queue {
     pub(crate) fn new(fd: OwnedFd, iface: Interface, nonblocking: bool) -> Self {
         Self {
-            fd,
+            fd: Some(fd),
             iface,
             nonblocking: AtomicBool::new(nonblocking),
+            shares_control: false,
             single: Mutex::new(None),
         }
+    }
+
+    /// The queue whose fd the interface duplicated for its ioctls.
+    pub(crate) fn sharing_control(mut self) -> Self {
+        self.shares_control = true;
+        self
     }
 
     /// The interface this queue belongs to.
@@ -110,21 +123,21 @@ impl Queue {
 
     /// Enable this queue again after [`Self::detach`] (`TUNSETQUEUE`).
     pub fn attach(&self) -> Result<()> {
-        tun_sys::set_queue(self.fd.as_fd(), true)
+        tun_sys::set_queue(self.as_fd(), true)
             .map_err(|e| Error::Sys(e.with_interface(self.name())))
     }
 
     /// Disable this queue of a multi-queue device: the kernel stops
     /// steering packets to it until [`Self::attach`] (`TUNSETQUEUE`).
     pub fn detach(&self) -> Result<()> {
-        tun_sys::set_queue(self.fd.as_fd(), false)
+        tun_sys::set_queue(self.as_fd(), false)
             .map_err(|e| Error::Sys(e.with_interface(self.name())))
     }
 
     /// Wait until the fd is ready for `events` (readable or writable), or
     /// reports an error (a removed interface wakes the waiter).
     pub(crate) fn wait(&self, events: PollFlags, op: IoOp) -> Result<()> {
-        let mut fds = [PollFd::new(&self.fd, events)];
+        let mut fds = [PollFd::new(self, events)];
         loop {
             match rustix::event::poll(&mut fds, None) {
                 Ok(_) => return Ok(()),
@@ -137,7 +150,7 @@ impl Queue {
     /// `readv` with retry on EINTR, and on EAGAIN a wait when `block`.
     pub(crate) fn readv(&self, iov: &mut [IoSliceMut<'_>], op: IoOp, block: bool) -> Result<usize> {
         loop {
-            match rustix::io::readv(&self.fd, iov) {
+            match rustix::io::readv(self, iov) {
                 Ok(n) => return Ok(n),
                 Err(Errno::INTR) => continue,
                 Err(Errno::AGAIN) if block => self.wait(PollFlags::IN, op)?,
@@ -150,10 +163,10 @@ impl Queue {
     /// EAGAIN in blocking mode. The kernel takes a frame whole or not at all.
     pub(crate) fn write_frame(&self, frame: &[u8]) -> Result<usize, Errno> {
         loop {
-            match rustix::io::write(&self.fd, frame) {
+            match rustix::io::write(self, frame) {
                 Err(Errno::INTR) => continue,
                 Err(Errno::AGAIN) if !self.is_nonblocking() => {
-                    let mut fds = [PollFd::new(&self.fd, PollFlags::OUT)];
+                    let mut fds = [PollFd::new(self, PollFlags::OUT)];
                     match rustix::event::poll(&mut fds, None) {
                         Ok(_) | Err(Errno::INTR) => continue,
                         Err(e) => return Err(e),
@@ -166,10 +179,10 @@ impl Queue {
 
     fn writev(&self, iov: &[IoSlice<'_>]) -> Result<usize, Errno> {
         loop {
-            match rustix::io::writev(&self.fd, iov) {
+            match rustix::io::writev(self, iov) {
                 Err(Errno::INTR) => continue,
                 Err(Errno::AGAIN) if !self.is_nonblocking() => {
-                    let mut fds = [PollFd::new(&self.fd, PollFlags::OUT)];
+                    let mut fds = [PollFd::new(self, PollFlags::OUT)];
                     match rustix::event::poll(&mut fds, None) {
                         Ok(_) | Err(Errno::INTR) => continue,
                         Err(e) => return Err(e),
@@ -401,8 +414,28 @@ impl Queue {
     /// Wait up to `timeout` (forever with `None`) until a packet can be
     /// read or the queue reports an error (the interface was deleted);
     /// returns whether it is ready. A zero timeout only checks.
+    ///
+    /// Segments of a super-packet that [`Self::recv`] split and has not
+    /// handed out yet count as readable: an offload queue's fd alone does
+    /// not tell (see [`Self::has_pending`]).
     pub fn wait_readable(&self, timeout: Option<std::time::Duration>) -> Result<bool> {
+        if self.has_pending() {
+            return Ok(true);
+        }
         self.wait_for(PollFlags::IN, timeout)
+    }
+
+    /// Whether single-packet receives ([`Self::recv`], [`Self::recv_vectored`])
+    /// hold segments of a super-packet already read from the kernel: the
+    /// next call returns one without a syscall, even though the fd is not
+    /// readable. Callers that wait on the fd themselves (an event loop)
+    /// must check this first.
+    pub fn has_pending(&self) -> bool {
+        self.single
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_ref()
+            .is_some_and(|st| st.has_pending())
     }
 
     /// Wait up to `timeout` until a write would not block (or the queue
@@ -412,7 +445,7 @@ impl Queue {
     }
 
     fn wait_for(&self, events: PollFlags, timeout: Option<std::time::Duration>) -> Result<bool> {
-        let mut fds = [PollFd::new(&self.fd, events)];
+        let mut fds = [PollFd::new(self, events)];
         let ts = timeout.map(|t| rustix::event::Timespec {
             tv_sec: t.as_secs().min(i64::MAX as u64) as i64,
             tv_nsec: i64::from(t.subsec_nanos()),
@@ -437,8 +470,13 @@ impl Queue {
     }
 
     /// Move this queue's fd out (the queue stays attached to the device).
-    pub fn into_fd(self) -> OwnedFd {
-        self.fd
+    /// The fd is non-blocking; segments [`Self::recv`] still held are
+    /// dropped.
+    pub fn into_fd(mut self) -> OwnedFd {
+        match self.fd.take() {
+            Some(fd) => fd,
+            None => unreachable!("a live queue holds its fd"),
+        }
     }
 }
 
@@ -472,26 +510,42 @@ pub(crate) fn pi_header(first: Option<u8>, tap: bool) -> [u8; PI_LEN] {
     [0, 0, p[0], p[1]]
 }
 
+impl Drop for Queue {
+    fn drop(&mut self) {
+        // The interface keeps a duplicate of this queue's fd for its
+        // ioctls, which keeps the kernel's queue attached: detach it, so
+        // the kernel stops steering flows to a queue nobody reads.
+        if let Some(fd) = &self.fd {
+            if self.shares_control && self.iface.tun_flags().contains(TunFlags::MULTI_QUEUE) {
+                let _ = tun_sys::set_queue(fd.as_fd(), false);
+            }
+        }
+    }
+}
+
 impl AsFd for Queue {
     fn as_fd(&self) -> BorrowedFd<'_> {
-        self.fd.as_fd()
+        match &self.fd {
+            Some(fd) => fd.as_fd(),
+            None => unreachable!("a live queue holds its fd"),
+        }
     }
 }
 
 impl AsRawFd for Queue {
     fn as_raw_fd(&self) -> RawFd {
-        self.fd.as_raw_fd()
+        self.as_fd().as_raw_fd()
     }
 }
 
 impl IntoRawFd for Queue {
     fn into_raw_fd(self) -> RawFd {
-        self.fd.into_raw_fd()
+        self.into_fd().into_raw_fd()
     }
 }
 
 impl From<Queue> for OwnedFd {
     fn from(q: Queue) -> Self {
-        q.fd
+        q.into_fd()
     }
 }

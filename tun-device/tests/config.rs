@@ -403,6 +403,24 @@ fn attach_checks_the_flags() {
         matches!(err, Error::FlagsMismatch { .. }) || err.errno() == Some(libc::EINVAL),
         "{err:?}"
     );
+    // Packet information on a device without it: refused before TUNSETIFF,
+    // which would otherwise rewrite the single-queue device's flags.
+    let err = build_in(
+        &ns,
+        Device::builder()
+            .name("att0")
+            .offload(true)
+            .attach(true)
+            .packet_information(true),
+    );
+    assert!(err.is_err());
+    let err = build_in(&ns, Device::builder().name("att0").attach(true)).unwrap_err();
+    assert!(matches!(err, Error::FlagsMismatch { .. }), "{err:?}");
+    let data = ip_link(&ns, "att0")["linkinfo"]["info_data"].clone();
+    assert_eq!(
+        (data["pi"].clone(), data["vnet_hdr"].clone()),
+        (false.into(), true.into())
+    );
     // Nothing there.
     let err = build_in(&ns, Device::builder().name("nothere0").attach(true)).unwrap_err();
     assert!(matches!(err, Error::NotTun { kind: None, .. }), "{err:?}");
