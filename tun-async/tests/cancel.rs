@@ -1,0 +1,338 @@
+//! Cancellation: a relay whose every receive and send is raced against a
+//! short timer (or a single yield) in `select!`, thousands of times while
+//! traffic flows. Dropped receives lose nothing; a dropped batched send is
+//! finished with `send_pending` from the caller's `SendState`, never
+//! writing a packet twice. Checked end to end: a TCP stream's digest, and
+//! UDP datagrams with sequence numbers arriving exactly once, with the
+//! relay's own count of datagrams equal to the sender's.
+//!
+//! Plus a deterministic case for the send side (TUN writes hardly ever
+//! block, so a send raced against a timer rarely stops half-way): a batched
+//! send dropped at its readiness wait, then resumed.
+
+mod common;
+
+use std::future::Future;
+use std::net::{SocketAddr, UdpSocket};
+use std::pin::pin;
+use std::sync::Arc;
+use std::task::Poll;
+use std::time::Duration;
+
+use common::*;
+use tokio::sync::watch;
+use tun_async::AsyncQueue;
+use tun_device::{RecvState, SendState};
+
+const OFF: usize = 10;
+
+#[derive(Debug, Default, Clone, Copy)]
+struct Seen {
+    /// Receives dropped while waiting (polled, then dropped).
+    recv_cancels: u64,
+    /// Receives dropped before their first poll.
+    recv_unpolled: u64,
+    /// Sends dropped before their first poll (nothing happened).
+    send_unpolled: u64,
+    /// Sends dropped after preparing (resumed with send_pending).
+    send_midway: u64,
+    /// Packets received, and packets the batched sends reported written.
+    packets_in: u64,
+    packets_out: u64,
+    /// UDP datagrams to the transfer's port, received.
+    udp_in: u64,
+}
+
+/// A short wait of one of four kinds: none (the raced operation may not
+/// be polled at all), a yield (it is dropped after one poll), a zero timer,
+/// or a timer of up to a millisecond.
+async fn short_wait(r: u64) {
+    match r % 4 {
+        0 => {}
+        1 => tokio::task::yield_now().await,
+        2 => tokio::time::sleep(Duration::ZERO).await,
+        _ => tokio::time::sleep(Duration::from_micros(r % 1000)).await,
+    }
+}
+
+fn next(r: &mut u64) -> u64 {
+    *r ^= *r << 13;
+    *r ^= *r >> 7;
+    *r ^= *r << 17;
+    *r
+}
+
+async fn pump(
+    from: Arc<AsyncQueue>,
+    to: Arc<AsyncQueue>,
+    stop: watch::Receiver<bool>,
+    seed: u64,
+) -> Seen {
+    let mut r = seed | 1;
+    let mut rx = RecvState::new();
+    let mut tx = SendState::new();
+    let mut bufs = vec![vec![0u8; OFF + 65535]; 64];
+    let mut lens = vec![0usize; 64];
+    let mut s = Seen::default();
+    while !*stop.borrow() {
+        let polled = std::sync::atomic::AtomicBool::new(false);
+        let recv = async {
+            polled.store(true, std::sync::atomic::Ordering::Relaxed);
+            from.recv_batch(&mut rx, &mut bufs, &mut lens, OFF).await
+        };
+        let n = tokio::select! {
+            res = recv => res.expect("recv_batch"),
+            _ = short_wait(next(&mut r)) => {
+                if polled.load(std::sync::atomic::Ordering::Relaxed) {
+                    s.recv_cancels += 1;
+                } else {
+                    s.recv_unpolled += 1;
+                }
+                continue;
+            }
+        };
+        s.packets_in += n as u64;
+        for i in 0..n {
+            if let Some((5002 | 5003, _)) = udp4_or_6(&bufs[i][OFF..OFF + lens[i]]) {
+                s.udp_in += 1;
+            }
+        }
+        let mut prepared = false;
+        loop {
+            let res = if prepared {
+                tokio::select! {
+                    res = to.send_pending(&mut tx, &mut bufs[..n], &lens[..n], OFF) => Some(res),
+                    _ = short_wait(next(&mut r)) => None,
+                }
+            } else {
+                tokio::select! {
+                    res = to.send_batch(&mut tx, &mut bufs[..n], &mut lens[..n], OFF) => Some(res),
+                    _ = short_wait(next(&mut r)) => None,
+                }
+            };
+            match res {
+                Some(res) => {
+                    s.packets_out += res.expect("send").packets as u64;
+                    break;
+                }
+                // Dropped before its first poll: nothing was prepared (the
+                // state is still the finished previous batch).
+                None if !prepared && tx.is_done() => s.send_unpolled += 1,
+                None => {
+                    prepared = true;
+                    s.send_midway += 1;
+                }
+            }
+        }
+    }
+    s
+}
+
+/// The UDP destination port and payload of an IPv4 or IPv6 packet.
+fn udp4_or_6(p: &[u8]) -> Option<(u16, &[u8])> {
+    if p.first()? >> 4 == 6 {
+        if p.len() < 48 || p[6] != 17 {
+            return None;
+        }
+        return Some((u16::from_be_bytes([p[42], p[43]]), &p[48..]));
+    }
+    udp4_payload(p)
+}
+
+fn relay_case(offload: bool) {
+    let Some(p) = pair(offload, 1, 1500) else {
+        return;
+    };
+    let rt = runtime();
+    let _g = rt.enter();
+    let a = Arc::new(AsyncQueue::new(p.a.into_queues().remove(0)).unwrap());
+    let b = Arc::new(AsyncQueue::new(p.b.into_queues().remove(0)).unwrap());
+    let (stop, rx) = watch::channel(false);
+    let ab = tokio::spawn(pump(a.clone(), b.clone(), rx.clone(), 0x1234_5678));
+    let ba = tokio::spawn(pump(b, a, rx, 0x8765_4321));
+
+    let (sent, dsent, got, dgot) = tcp_transfer(&p.ns_a, &p.ns_b, B4.parse().unwrap(), 8 << 20);
+    assert_eq!((got, dgot), (sent, dsent), "TCP data arrived changed");
+    // Bursts of super-packets over IPv6, then single small datagrams over
+    // IPv4 (the relay waits between them, so most cancellations fall on
+    // a waiting receive).
+    let mut count = 0;
+    for (dst, n, seg, per_send) in [(B6, 6000, 1000, 8), (B4, 15_000, 1000, 1)] {
+        let (ok, bad) = udp_gso_transfer(&p.ns_a, &p.ns_b, dst.parse().unwrap(), n, seg, per_send);
+        assert_eq!(
+            (ok, bad),
+            (n, 0),
+            "UDP datagrams to {dst} lost, damaged or doubled"
+        );
+        count += n;
+    }
+    // Then a paced stream of datagrams: the relay waits for each, and its
+    // waiting receive is dropped by the racing timers again and again.
+    let paced = 3000;
+    let (ok, bad) = paced_udp(&p.ns_a, &p.ns_b, paced);
+    assert_eq!(
+        (ok, bad),
+        (paced, 0),
+        "paced datagrams lost, damaged or doubled"
+    );
+    count += paced;
+
+    stop.send(true).unwrap();
+    let ab = rt.block_on(ab).unwrap();
+    let ba = rt.block_on(ba).unwrap();
+    eprintln!("offload {offload}: a->b {ab:?}\n b->a {ba:?}");
+    for s in [&ab, &ba] {
+        assert_eq!(
+            s.packets_in, s.packets_out,
+            "a packet read was not written once: {s:?}"
+        );
+    }
+    assert_eq!(ab.udp_in, count, "the relay read each datagram once");
+    let waiting = ab.recv_cancels + ba.recv_cancels;
+    let cancels = waiting
+        + ab.recv_unpolled
+        + ba.recv_unpolled
+        + ab.send_unpolled
+        + ba.send_unpolled
+        + ab.send_midway
+        + ba.send_midway;
+    assert!(cancels >= 2000, "only {cancels} cancellations");
+    assert!(
+        waiting >= 1000,
+        "only {waiting} receives dropped while waiting"
+    );
+}
+
+/// `count` datagrams of 300 bytes from `ns_a` to B4:5003, one every ~100 µs,
+/// each with its sequence number; returns (arrived intact once, damaged or
+/// doubled).
+fn paced_udp(ns_a: &tun_device::NetNs, ns_b: &tun_device::NetNs, count: u64) -> (u64, u64) {
+    let addr = SocketAddr::new(B4.parse().unwrap(), 5003);
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+    let server = ns_b
+        .spawn(move || {
+            let s = UdpSocket::bind(addr).unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+            ready_tx.send(()).unwrap();
+            let mut seen = vec![false; count as usize];
+            let (mut ok, mut bad) = (0, 0);
+            let mut buf = [0u8; 2048];
+            let mut expect = [0u8; 300];
+            while ok < count {
+                let Ok(k) = s.recv(&mut buf) else { break };
+                let seq = u64::from_le_bytes(buf[..8].try_into().unwrap());
+                Stream::new(seq + 1).fill(&mut expect[8..]);
+                if k != 300 || seq >= count || buf[8..k] != expect[8..] || seen[seq as usize] {
+                    bad += 1;
+                    continue;
+                }
+                seen[seq as usize] = true;
+                ok += 1;
+            }
+            (ok, bad)
+        })
+        .unwrap();
+    ready_rx.recv_timeout(Duration::from_secs(10)).unwrap();
+    let client = ns_a
+        .spawn(move || {
+            let s = UdpSocket::bind("0.0.0.0:0").unwrap();
+            let mut d = [0u8; 300];
+            for seq in 0..count {
+                d[..8].copy_from_slice(&seq.to_le_bytes());
+                Stream::new(seq + 1).fill(&mut d[8..]);
+                s.send_to(&d, addr).unwrap();
+                std::thread::sleep(Duration::from_micros(100));
+            }
+        })
+        .unwrap();
+    client.join().unwrap().unwrap();
+    server.join().unwrap().unwrap()
+}
+
+#[test]
+fn relay_raced_against_timers_offload() {
+    relay_case(true);
+}
+
+#[test]
+fn relay_raced_against_timers_plain() {
+    relay_case(false);
+}
+
+/// A batched send dropped at its wait for writability (a fresh queue:
+/// tokio learns the fd is writable only on its first reactor turn) has
+/// prepared the batch and written nothing; `send_pending` then writes every
+/// packet exactly once.
+#[test]
+fn batched_send_dropped_at_its_wait_resumes_without_duplicates() {
+    let Some(ns) = private_ns() else { return };
+    for offload in [false, true] {
+        let dev = single(&ns, &format!("resume{}", offload as u8), offload, 1);
+        let sock = ns
+            .run(|| {
+                let s = UdpSocket::bind(SocketAddr::new(A4.parse().unwrap(), 6000)).unwrap();
+                s.set_read_timeout(Some(Duration::from_millis(300)))
+                    .unwrap();
+                Ok(s)
+            })
+            .unwrap();
+        let count = 32u64;
+        let mut bufs: Vec<Vec<u8>> = (0..count)
+            .map(|seq| {
+                let mut payload = vec![0u8; 600];
+                payload[..8].copy_from_slice(&seq.to_le_bytes());
+                Stream::new(seq + 1).fill(&mut payload[8..]);
+                let p = udp4([10, 9, 0, 2], [10, 9, 0, 1], 7000, 6000, &payload);
+                let mut b = vec![0u8; OFF + 65535];
+                b[OFF..OFF + p.len()].copy_from_slice(&p);
+                b
+            })
+            .collect();
+        let mut lens: Vec<usize> = vec![628; count as usize];
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let q = AsyncQueue::new(dev.into_queues().remove(0)).unwrap();
+            let mut tx = SendState::new();
+            {
+                let mut fut = pin!(q.send_batch(&mut tx, &mut bufs, &mut lens, OFF));
+                let first = std::future::poll_fn(|cx| Poll::Ready(fut.as_mut().poll(cx))).await;
+                assert!(first.is_pending(), "the first send did not wait: {first:?}");
+            } // dropped at its wait
+            assert!(!tx.is_done());
+            assert_eq!(tx.written().count(), 0);
+            let pending = tx.pending().len();
+            if offload {
+                assert!(pending < count as usize, "not coalesced: {pending}");
+            } else {
+                assert_eq!(pending, count as usize);
+            }
+            let report = q
+                .send_pending(&mut tx, &mut bufs, &lens, OFF)
+                .await
+                .unwrap();
+            assert_eq!(report.packets, count as usize);
+            assert_eq!(report.writes, pending);
+            assert!(tx.is_done());
+        });
+        let mut seen = vec![false; count as usize];
+        let mut buf = vec![0u8; 65536];
+        let mut expect = vec![0u8; 600];
+        while let Ok(k) = sock.recv(&mut buf) {
+            assert_eq!(k, 600);
+            let seq = u64::from_le_bytes(buf[..8].try_into().unwrap());
+            Stream::new(seq + 1).fill(&mut expect[8..]);
+            assert_eq!(buf[8..k], expect[8..], "datagram {seq} damaged");
+            assert!(
+                !std::mem::replace(&mut seen[seq as usize], true),
+                "{seq} twice"
+            );
+        }
+        assert!(
+            seen.iter().all(|&s| s),
+            "missing datagrams: offload {offload}"
+        );
+    }
+}
