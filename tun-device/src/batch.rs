@@ -106,6 +106,18 @@ impl RecvState {
         !matches!(self.pending, Pending::None)
     }
 
+    /// Whether an error met after some packets of the last batch waits to
+    /// be returned by the next call.
+    pub fn has_deferred(&self) -> bool {
+        self.deferred.is_some()
+    }
+
+    /// Whether the next call has nothing to hand out before reading: no
+    /// pending segments and no deferred error.
+    pub fn is_empty(&self) -> bool {
+        !self.has_pending() && !self.has_deferred()
+    }
+
     /// Drop what waits here (segments not handed out, a deferred error).
     pub fn clear(&mut self) {
         self.pending = Pending::None;

@@ -109,6 +109,12 @@ impl Queue {
         self.iface.cached_name()
     }
 
+    /// The interface's name as last seen (no syscall; [`Interface::name`]
+    /// asks the kernel), for error messages.
+    pub fn interface_name(&self) -> InterfaceName {
+        self.iface.cached_name()
+    }
+
     /// Whether calls return [`ErrorKind::WouldBlock`](crate::ErrorKind::WouldBlock)
     /// instead of waiting.
     pub fn is_nonblocking(&self) -> bool {
