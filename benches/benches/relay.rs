@@ -28,6 +28,10 @@ use tun_device::{Device, NetNs};
 enum Imp {
     Ours(RelayMode, usize),
     TunRs(TunRsMode),
+    /// tun-async's relay (batched, offload) on a two-worker tokio runtime.
+    OursAsync,
+    /// tun-rs's AsyncDevice with recv_multiple/send_multiple, likewise.
+    TunRsAsync,
     Veth,
 }
 
@@ -46,6 +50,8 @@ impl Imp {
             Imp::TunRs(TunRsMode::Plain) => "tun-rs plain".into(),
             Imp::TunRs(TunRsMode::Offload) => "tun-rs offload".into(),
             Imp::TunRs(TunRsMode::Passthrough) => "tun-rs passthrough".into(),
+            Imp::OursAsync => "ours async offload".into(),
+            Imp::TunRsAsync => "tun-rs async offload".into(),
             Imp::Veth => "kernel veth".into(),
         }
     }
@@ -56,6 +62,8 @@ impl Imp {
             Imp::TunRs(TunRsMode::Plain) => "tunrs:plain".into(),
             Imp::TunRs(TunRsMode::Offload) => "tunrs:offload".into(),
             Imp::TunRs(TunRsMode::Passthrough) => "tunrs:passthrough".into(),
+            Imp::OursAsync => "async:ours".into(),
+            Imp::TunRsAsync => "async:tunrs".into(),
             Imp::Veth => "veth".into(),
         }
     }
@@ -75,6 +83,8 @@ impl Imp {
             ("tunrs", Some("plain"), None) => Imp::TunRs(TunRsMode::Plain),
             ("tunrs", Some("offload"), None) => Imp::TunRs(TunRsMode::Offload),
             ("tunrs", Some("passthrough"), None) => Imp::TunRs(TunRsMode::Passthrough),
+            ("async", Some("ours"), None) => Imp::OursAsync,
+            ("async", Some("tunrs"), None) => Imp::TunRsAsync,
             ("veth", None, None) => Imp::Veth,
             _ => return None,
         })
@@ -166,6 +176,8 @@ fn main() {
         Imp::TunRs(TunRsMode::Offload),
         Imp::Ours(RelayMode::Plain, 1),
         Imp::TunRs(TunRsMode::Plain),
+        Imp::OursAsync,
+        Imp::TunRsAsync,
     ];
     let loads: Vec<Load> = if quick || !full {
         vec![
@@ -264,6 +276,7 @@ fn table(load: Load, cases: &[Imp], runs: &[Vec<Run>]) -> String {
         Imp::Ours(RelayMode::Plain, _) => find(Imp::TunRs(TunRsMode::Plain)),
         Imp::Ours(RelayMode::Offload, _) => find(Imp::TunRs(TunRsMode::Offload)),
         Imp::Ours(RelayMode::Passthrough, _) => find(Imp::TunRs(TunRsMode::Passthrough)),
+        Imp::OursAsync => find(Imp::TunRsAsync),
         _ => None,
     };
     let pass = find(Imp::Ours(RelayMode::Passthrough, 1));
@@ -435,6 +448,10 @@ fn child(args: &[String]) {
             tunrs::start(&tb, mode, counters.clone());
             None
         }
+        Imp::OursAsync | Imp::TunRsAsync => {
+            asynch::start(&tb, imp == Imp::OursAsync, counters.clone());
+            None
+        }
         Imp::Veth => unreachable!(),
     };
     println!("ready");
@@ -559,5 +576,95 @@ mod tunrs {
                 }
             });
         }
+    }
+}
+
+mod asynch {
+    //! The async offload relays: tun-async's, and tun-rs's AsyncDevice,
+    //! each on its own two-worker tokio runtime.
+
+    use super::*;
+    use tun_async::AsyncQueue;
+    use tun_rs::{DeviceBuilder, GROTable, IDEAL_BATCH_SIZE, VIRTIO_NET_HDR_LEN};
+
+    pub fn start(tb: &Testbed, ours: bool, counters: Arc<[AtomicU64; 2]>) {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("runtime");
+        if ours {
+            let mk = |side| {
+                let b = Device::builder().name("bench%d").offload(true).mtu(1500);
+                tb.device(side, b).expect("device")
+            };
+            let (a, b) = (mk(Side::A), mk(Side::B));
+            rt.block_on(async {
+                let qa = Arc::new(AsyncQueue::new(a.into_queues().remove(0)).expect("async a"));
+                let qb = Arc::new(AsyncQueue::new(b.into_queues().remove(0)).expect("async b"));
+                let relay = tun_async::relay::spawn(qa, qb, tun_async::relay::Config::default());
+                std::mem::forget(relay); // runs until the process exits
+            });
+        } else {
+            let build = |side: Side| {
+                let ns = tb.ns(side).try_clone().expect("ns");
+                let (v4, v6) = match side {
+                    Side::A => (tun_device::testbed::A4, tun_device::testbed::A6),
+                    Side::B => (tun_device::testbed::B4, tun_device::testbed::B6),
+                };
+                let handle = rt.handle().clone();
+                std::thread::spawn(move || {
+                    tun_device::sys::enter_network(std::os::fd::AsFd::as_fd(&ns)).expect("setns");
+                    let _guard = handle.enter();
+                    let dev = DeviceBuilder::new()
+                        .mtu(1500)
+                        .ipv4(v4, 24, None)
+                        .ipv6(v6, 64)
+                        .offload(true)
+                        .build_async()
+                        .expect("tun-rs async device");
+                    std::thread::sleep(Duration::from_millis(200));
+                    dev
+                })
+                .join()
+                .expect("build thread")
+            };
+            let a = Arc::new(build(Side::A));
+            let b = Arc::new(build(Side::B));
+            for (from, to) in [(a.clone(), b.clone()), (b, a)] {
+                let counters = counters.clone();
+                rt.spawn(async move {
+                    let off = VIRTIO_NET_HDR_LEN;
+                    let mut original = vec![0u8; VIRTIO_NET_HDR_LEN + 65535];
+                    let mut bufs: Vec<Vec<u8>> = (0..IDEAL_BATCH_SIZE)
+                        .map(|_| {
+                            let mut v = Vec::with_capacity(off + 65535);
+                            v.resize(off + 1500, 0);
+                            v
+                        })
+                        .collect();
+                    let mut sizes = vec![0usize; IDEAL_BATCH_SIZE];
+                    let mut gro = GROTable::default();
+                    loop {
+                        for b in bufs.iter_mut() {
+                            b.resize(off + 1500, 0);
+                        }
+                        let Ok(n) = from
+                            .recv_multiple(&mut original, &mut bufs, &mut sizes, off)
+                            .await
+                        else {
+                            return;
+                        };
+                        for i in 0..n {
+                            bufs[i].truncate(off + sizes[i]);
+                        }
+                        counters[0].fetch_add(n as u64, Ordering::Relaxed);
+                        let _ = to.send_multiple(&mut gro, &mut bufs[..n], off).await;
+                    }
+                });
+            }
+        }
+        // The runtime runs until the process exits.
+        std::mem::forget(rt);
     }
 }

@@ -169,7 +169,12 @@ async fn pump(
     let mut rx = RecvState::new();
     let mut tx = SendState::new();
     let batch = cfg.batch.max(1);
-    let mut bufs = vec![vec![0u8; cfg.offset + cfg.buf_len]; batch];
+    // One zeroed region, split: the allocator maps it lazily, so only the
+    // pages packets touch become resident (`vec![buf; n]` would copy every
+    // buffer in full).
+    let cap = cfg.offset + cfg.buf_len;
+    let mut region = vec![0u8; cap * batch];
+    let mut bufs: Vec<&mut [u8]> = region.chunks_mut(cap).collect();
     let mut lens = vec![0usize; batch];
     let mut stats = DirectionStats::default();
     let mut error = None;
