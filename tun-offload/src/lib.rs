@@ -51,7 +51,8 @@ mod split;
 mod virtio;
 pub mod wire;
 
-pub use error::{HeaderError, Layer, PacketError, SplitError};
+pub use error::{Layer, PacketError};
 pub use gro::{GroError, GroStats, GroTable};
-pub use split::{GsoPacket, Transport, complete_checksum, split};
-pub use virtio::{GsoType, HdrFlags, VirtioNetHdr, VirtioNetHdrMrgRxbuf};
+pub use partial::complete_checksum;
+pub use split::{GsoPacket, SplitError, Transport, split};
+pub use virtio::{GsoType, HdrFlags, HeaderError, VirtioNetHdr, VirtioNetHdrMrgRxbuf};

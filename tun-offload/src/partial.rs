@@ -1,10 +1,49 @@
-//! The small reverse helper a sender needs: ask the kernel to finish the
-//! transport checksum of a plain packet instead of computing it here.
+//! Partial checksums (`NEEDS_CSUM`), both ways: a receiver completes the
+//! transport checksum of a packet the kernel left partial
+//! ([`complete_checksum`]); a sender leaves it partial for the kernel to
+//! complete ([`prepare_partial_checksum`]).
 
-use crate::checksum::{self, protocol};
+use crate::checksum::{self, Checksum, protocol};
+use crate::error::PacketError;
 use crate::route;
 use crate::virtio::{GsoType, HdrFlags, VirtioNetHdr};
 use crate::wire::{Ipv4Packet, Ipv6Packet, TcpPacket, UdpPacket};
+
+/// Complete a partial checksum in place (GSO_NONE with NEEDS_CSUM): the
+/// 16 bits at `csum_start + csum_offset` hold the pseudo-header sum; sum from
+/// `csum_start` to the end and store the complement. A header without
+/// NEEDS_CSUM leaves the packet as it is.
+///
+/// When the field is at UDP's checksum offset (6), a result of zero is
+/// stored as `0xffff`, since zero means "no checksum" to UDP; elsewhere
+/// (TCP, ICMPv6) zero is stored as it is. Both encodings verify.
+pub fn complete_checksum(hdr: &VirtioNetHdr, packet: &mut [u8]) -> Result<(), PacketError> {
+    if !hdr.flags().contains(HdrFlags::NEEDS_CSUM) {
+        return Ok(());
+    }
+    let start = usize::from(hdr.csum_start());
+    let field = start + usize::from(hdr.csum_offset());
+    if field + 2 > packet.len() {
+        return Err(PacketError::CsumOutOfRange {
+            csum_start: hdr.csum_start(),
+            csum_offset: hdr.csum_offset(),
+            len: packet.len(),
+        });
+    }
+    if hdr.csum_offset() % 2 == 1 {
+        return Err(PacketError::CsumOffsetOdd {
+            csum_offset: hdr.csum_offset(),
+        });
+    }
+    let sum = Checksum::of(&packet[start..]);
+    let c = if usize::from(hdr.csum_offset()) == UdpPacket::<&[u8]>::CHECKSUM_OFFSET {
+        sum.finish_udp()
+    } else {
+        sum.finish()
+    };
+    packet[field..field + 2].copy_from_slice(&c.to_be_bytes());
+    Ok(())
+}
 
 /// Prepare `packet` (one complete IPv4 or IPv6 packet) for a write with a
 /// NEEDS_CSUM header, and return that header.

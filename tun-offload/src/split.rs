@@ -14,7 +14,7 @@
 //! own headers in front of its share of the payload), its checksum is
 //! computed over the freshly written, cache-hot copy, and nothing is
 //! allocated. Packets that need no split can be completed in place with
-//! [`complete_checksum`], with no copy at all.
+//! [`complete_checksum`](crate::complete_checksum), with no copy at all.
 //!
 //! The kernel's `hdr_len` is never trusted: header lengths are recomputed
 //! from the packet, and every offset is bounds-checked before use.
@@ -47,11 +47,58 @@
 //!   32-bit arithmetic, FIN and PSH on the last segment only, CWR on the first
 //!   only; UDP length; full transport checksum (a UDP zero sent as 0xffff).
 
+use core::fmt;
+
 use crate::checksum::{self, Checksum, WideSum, protocol};
-use crate::error::{Layer, PacketError, SplitError};
+use crate::error::{Layer, PacketError};
+use crate::partial::complete_checksum;
 use crate::route;
 use crate::virtio::{GsoType, HdrFlags, VirtioNetHdr};
 use crate::wire::{Ipv4Packet, Ipv6Packet, TcpPacket, UdpPacket, tcp_flags};
+
+/// Why a GSO split stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SplitError {
+    /// The header or packet is invalid; nothing was produced.
+    Invalid(PacketError),
+    /// The caller's buffers ran out. The first `produced` segments are
+    /// complete and valid in the first `produced` buffers; `dropped` more
+    /// would have followed. Not a device error: retry with more or larger
+    /// buffers, or count the drop.
+    OutOfSpace {
+        /// Segments written.
+        produced: usize,
+        /// Segments that did not fit.
+        dropped: usize,
+    },
+}
+
+impl From<PacketError> for SplitError {
+    fn from(e: PacketError) -> Self {
+        SplitError::Invalid(e)
+    }
+}
+
+impl fmt::Display for SplitError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SplitError::Invalid(e) => write!(f, "invalid GSO packet: {e}"),
+            SplitError::OutOfSpace { produced, dropped } => write!(
+                f,
+                "out of output space: {produced} segments produced, {dropped} dropped"
+            ),
+        }
+    }
+}
+
+impl core::error::Error for SplitError {
+    fn source(&self) -> Option<&(dyn core::error::Error + 'static)> {
+        match self {
+            SplitError::Invalid(e) => Some(e),
+            SplitError::OutOfSpace { .. } => None,
+        }
+    }
+}
 
 /// The transport protocol of a super-packet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -462,47 +509,11 @@ fn out_slot<'a, B: AsMut<[u8]>>(
     Some(out)
 }
 
-/// Complete a partial checksum in place (GSO_NONE with NEEDS_CSUM): the
-/// 16 bits at `csum_start + csum_offset` hold the pseudo-header sum; sum from
-/// `csum_start` to the end and store the complement. A header without
-/// NEEDS_CSUM leaves the packet as it is.
-///
-/// When the field is at UDP's checksum offset (6), a result of zero is
-/// stored as `0xffff`, since zero means "no checksum" to UDP; elsewhere
-/// (TCP, ICMPv6) zero is stored as it is. Both encodings verify.
-pub fn complete_checksum(hdr: &VirtioNetHdr, packet: &mut [u8]) -> Result<(), PacketError> {
-    if !hdr.flags().contains(HdrFlags::NEEDS_CSUM) {
-        return Ok(());
-    }
-    let start = usize::from(hdr.csum_start());
-    let field = start + usize::from(hdr.csum_offset());
-    if field + 2 > packet.len() {
-        return Err(PacketError::CsumOutOfRange {
-            csum_start: hdr.csum_start(),
-            csum_offset: hdr.csum_offset(),
-            len: packet.len(),
-        });
-    }
-    if hdr.csum_offset() % 2 == 1 {
-        return Err(PacketError::CsumOffsetOdd {
-            csum_offset: hdr.csum_offset(),
-        });
-    }
-    let sum = Checksum::of(&packet[start..]);
-    let c = if usize::from(hdr.csum_offset()) == UdpPacket::<&[u8]>::CHECKSUM_OFFSET {
-        sum.finish_udp()
-    } else {
-        sum.finish()
-    };
-    packet[field..field + 2].copy_from_slice(&c.to_be_bytes());
-    Ok(())
-}
-
 /// Turn one TUN read (header decoded, `packet` behind it) into complete IP
 /// packets in `bufs[i][offset..]`, lengths in `sizes[i]`.
 ///
 /// - GSO_NONE: the packet is copied into `bufs[0]` and a partial checksum
-///   completed (use [`complete_checksum`] instead to do it in place).
+///   completed (use [`complete_checksum`](crate::complete_checksum) instead to do it in place).
 /// - TCPV4, TCPV6, UDP_L4: split into segments of `gso_size` payload bytes
 ///   with their own IP lengths, IPv4 IDs and header checksums, TCP sequence
 ///   numbers (FIN/PSH only on the last segment, CWR only on the first), UDP
@@ -539,4 +550,26 @@ pub fn split<B: AsMut<[u8]>>(
         return Ok(1);
     }
     GsoPacket::parse(hdr, packet)?.split_into(packet, bufs, sizes, offset)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloc::string::ToString;
+
+    #[test]
+    fn display_of_split_errors() {
+        assert_eq!(
+            SplitError::Invalid(PacketError::ZeroGsoSize).to_string(),
+            "invalid GSO packet: gso_size is zero on a GSO packet"
+        );
+        assert_eq!(
+            SplitError::OutOfSpace {
+                produced: 4,
+                dropped: 6
+            }
+            .to_string(),
+            "out of output space: 4 segments produced, 6 dropped"
+        );
+    }
 }
