@@ -61,22 +61,13 @@ fn expected_pseudo(
 ) -> Option<u16> {
     let ip_hl = plan.ip_header_len();
     if hdr.flags().contains(HdrFlags::NEEDS_CSUM) {
-        let at = ip_hl
-            + if plan.transport() == tun_offload::Transport::Tcp {
-                16
-            } else {
-                6
-            };
+        let at = ip_hl + if plan.kind().is_tcp() { 16 } else { 6 };
         let field = u16::from_be_bytes([packet[at], packet[at + 1]]);
         let old = (packet.len() - ip_hl) as u32;
         let s = add16(add16(field, !((old >> 16) as u16)), !(old as u16));
         Some(add16(s, seg_l4_len as u16))
     } else if (packet[0] >> 4 == 4 && ip_hl == 20) || (packet[0] >> 4 == 6 && ip_hl == 40) {
-        let proto = if plan.transport() == tun_offload::Transport::Tcp {
-            6
-        } else {
-            17
-        };
+        let proto = if plan.kind().is_tcp() { 6 } else { 17 };
         let mut img = packet[..ip_hl + seg_l4_len.min(packet.len() - ip_hl)].to_vec();
         img.truncate(ip_hl);
         img.resize(ip_hl + seg_l4_len, 0);
@@ -109,10 +100,7 @@ fn check_segment(seg: &[u8], plan: &GsoPacket, want: Option<u16>) {
             "IPv6 payload length"
         );
     }
-    let proto = match plan.transport() {
-        tun_offload::Transport::Tcp => 6,
-        tun_offload::Transport::Udp => 17,
-    };
+    let proto = if plan.kind().is_tcp() { 6 } else { 17 };
     if proto == 17 {
         assert_eq!(
             usize::from(u16::from_be_bytes([seg[ip_hl + 4], seg[ip_hl + 5]])),

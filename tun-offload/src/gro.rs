@@ -111,58 +111,18 @@ use core::fmt;
 
 use alloc::vec::Vec;
 
-use crate::checksum::{Checksum, protocol};
+use crate::checksum::Checksum;
+use crate::error::PacketError;
+use crate::kind::Kind;
 use crate::virtio::{GsoType, HdrFlags, VirtioNetHdr};
-use crate::wire::{Ipv4Packet, Ipv6Packet, TcpPacket, UdpPacket, tcp_flags};
+use crate::wire::{
+    IPV4_MIN_HEADER_LEN, IPV6_HEADER_LEN, IpPacket, IpProtocol, Ipv4Packet, Ipv6Packet, TcpPacket,
+    UDP_HEADER_LEN, UdpPacket, tcp_flags,
+};
 
 /// The largest packet a merge may produce (the IPv4 total-length limit,
 /// applied to both families).
 pub const MAX_MERGED_LEN: usize = 65535;
-
-/// Transport and family of a candidate.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Kind {
-    /// TCP over IPv4.
-    Tcp4,
-    /// TCP over IPv6.
-    Tcp6,
-    /// UDP over IPv4.
-    Udp4,
-    /// UDP over IPv6.
-    Udp6,
-}
-
-impl Kind {
-    /// TCP of either family.
-    pub fn is_tcp(self) -> bool {
-        matches!(self, Kind::Tcp4 | Kind::Tcp6)
-    }
-    /// IPv6 of either transport.
-    pub fn is_v6(self) -> bool {
-        matches!(self, Kind::Tcp6 | Kind::Udp6)
-    }
-    fn gso_type(self) -> GsoType {
-        match self {
-            Kind::Tcp4 => GsoType::TCPV4,
-            Kind::Tcp6 => GsoType::TCPV6,
-            Kind::Udp4 | Kind::Udp6 => GsoType::UDP_L4,
-        }
-    }
-    fn csum_offset(self) -> usize {
-        if self.is_tcp() {
-            TcpPacket::<&[u8]>::CHECKSUM_OFFSET
-        } else {
-            UdpPacket::<&[u8]>::CHECKSUM_OFFSET
-        }
-    }
-    fn protocol(self) -> u8 {
-        if self.is_tcp() {
-            protocol::TCP
-        } else {
-            protocol::UDP
-        }
-    }
-}
 
 /// A packet that may be coalesced, as [`classify`] found it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -289,44 +249,43 @@ const TCP_FLAGS_OK: u8 = tcp_flags::PSH | tcp_flags::ECE;
 
 #[inline]
 fn classify_with(packet: &[u8], udp_gro: bool, tcp_ecn: bool) -> Result<Candidate, Refusal> {
-    let Some(&first) = packet.first() else {
+    if packet.is_empty() {
         return Err(Refusal::TooShort);
-    };
+    }
     if packet.len() > MAX_MERGED_LEN {
         return Err(Refusal::TooLong);
     }
-    let (v6, ip_hl, proto) = match first >> 4 {
-        4 => {
-            let ip = Ipv4Packet::new_checked(packet).map_err(|_| Refusal::TooShort)?;
-            if ip.header_len() != 20 {
+    let ip = IpPacket::new_checked(packet).map_err(|e| match e {
+        PacketError::UnknownIpVersion { .. } => Refusal::BadIpVersion,
+        _ => Refusal::TooShort,
+    })?;
+    match ip {
+        IpPacket::V4(ip) => {
+            if ip.header_len() != IPV4_MIN_HEADER_LEN {
                 return Err(Refusal::Ipv4Options);
             }
             // Any bit but DF: MF, an offset, or the reserved bit.
             if ip.flags_frag() & !Ipv4Packet::<&[u8]>::DF != 0 {
                 return Err(Refusal::Fragment);
             }
-            if usize::from(ip.total_len()) != packet.len() {
-                return Err(Refusal::LengthMismatch);
-            }
-            (false, 20, ip.protocol())
         }
-        6 => {
-            let ip = Ipv6Packet::new_checked(packet).map_err(|_| Refusal::TooShort)?;
-            if usize::from(ip.payload_len()) + 40 != packet.len() {
-                return Err(Refusal::LengthMismatch);
-            }
-            match ip.next_header() {
-                protocol::TCP | protocol::UDP => {}
-                _ => return Err(Refusal::Ipv6ExtensionHeaders),
-            }
-            (true, 40, ip.next_header())
-        }
-        _ => return Err(Refusal::BadIpVersion),
+        IpPacket::V6(_) => {}
+    }
+    ip.check_claimed_len()
+        .map_err(|_| Refusal::LengthMismatch)?;
+    let Some(kind) = Kind::new(ip.version(), ip.protocol()) else {
+        return Err(if ip.version() == 6 {
+            Refusal::Ipv6ExtensionHeaders
+        } else {
+            Refusal::NotTcpOrUdp
+        });
     };
-    let cand = classify_l4(packet, v6, ip_hl, proto, udp_gro, tcp_ecn)?;
+    let cand = classify_l4(packet, kind, ip.header_len(), udp_gro, tcp_ecn)?;
     // Last, so that a packet refused for its shape says why.
-    if !v6 && !Ipv4Packet::new_unchecked(packet).verify_checksum() {
-        return Err(Refusal::BadIpv4Checksum);
+    if let IpPacket::V4(ip) = ip {
+        if !ip.verify_checksum() {
+            return Err(Refusal::BadIpv4Checksum);
+        }
     }
     Ok(cand)
 }
@@ -334,66 +293,58 @@ fn classify_with(packet: &[u8], udp_gro: bool, tcp_ecn: bool) -> Result<Candidat
 #[inline]
 fn classify_l4(
     packet: &[u8],
-    v6: bool,
+    kind: Kind,
     ip_hl: usize,
-    proto: u8,
     udp_gro: bool,
     tcp_ecn: bool,
 ) -> Result<Candidate, Refusal> {
     let l4 = &packet[ip_hl..];
-    match proto {
-        protocol::TCP => {
-            if l4.len() < 20 {
-                return Err(Refusal::TooShort);
-            }
-            let tcp = TcpPacket::new_checked(l4).map_err(|e| match e {
-                crate::PacketError::BadTcpDataOffset { .. } => Refusal::BadTcpHeader,
-                _ => Refusal::TooShort,
-            })?;
-            let flags = tcp.flags();
-            let ok = if tcp_ecn {
-                TCP_FLAGS_OK | tcp_flags::CWR
-            } else {
-                TCP_FLAGS_OK
-            };
-            if flags & tcp_flags::ACK == 0 || flags & !(ok | tcp_flags::ACK) != 0 {
-                return Err(Refusal::TcpFlags);
-            }
-            let payload_len = l4.len() - tcp.header_len();
-            if payload_len == 0 {
-                return Err(Refusal::EmptyPayload);
-            }
-            Ok(Candidate {
-                kind: if v6 { Kind::Tcp6 } else { Kind::Tcp4 },
-                ip_header_len: ip_hl,
-                l4_header_len: tcp.header_len(),
-                payload_len,
-                seq: tcp.seq_number(),
-                psh: flags & tcp_flags::PSH != 0,
-            })
+    if kind.is_tcp() {
+        let tcp = TcpPacket::new_checked(l4).map_err(|e| match e {
+            PacketError::BadTcpDataOffset { .. } => Refusal::BadTcpHeader,
+            _ => Refusal::TooShort,
+        })?;
+        let flags = tcp.flags();
+        let ok = if tcp_ecn {
+            TCP_FLAGS_OK | tcp_flags::CWR
+        } else {
+            TCP_FLAGS_OK
+        };
+        if flags & tcp_flags::ACK == 0 || flags & !(ok | tcp_flags::ACK) != 0 {
+            return Err(Refusal::TcpFlags);
         }
-        protocol::UDP => {
-            if !udp_gro {
-                return Err(Refusal::UdpDisabled);
-            }
-            let udp = UdpPacket::new_checked(l4).map_err(|_| Refusal::TooShort)?;
-            if usize::from(udp.len()) != l4.len() {
-                return Err(Refusal::LengthMismatch);
-            }
-            let payload_len = l4.len() - 8;
-            if payload_len == 0 {
-                return Err(Refusal::EmptyPayload);
-            }
-            Ok(Candidate {
-                kind: if v6 { Kind::Udp6 } else { Kind::Udp4 },
-                ip_header_len: ip_hl,
-                l4_header_len: 8,
-                payload_len,
-                seq: 0,
-                psh: false,
-            })
+        let payload_len = l4.len() - tcp.header_len();
+        if payload_len == 0 {
+            return Err(Refusal::EmptyPayload);
         }
-        _ => Err(Refusal::NotTcpOrUdp),
+        Ok(Candidate {
+            kind,
+            ip_header_len: ip_hl,
+            l4_header_len: tcp.header_len(),
+            payload_len,
+            seq: tcp.seq_number(),
+            psh: flags & tcp_flags::PSH != 0,
+        })
+    } else {
+        if !udp_gro {
+            return Err(Refusal::UdpDisabled);
+        }
+        let udp = UdpPacket::new_checked(l4).map_err(|_| Refusal::TooShort)?;
+        if usize::from(udp.len()) != l4.len() {
+            return Err(Refusal::LengthMismatch);
+        }
+        let payload_len = l4.len() - UDP_HEADER_LEN;
+        if payload_len == 0 {
+            return Err(Refusal::EmptyPayload);
+        }
+        Ok(Candidate {
+            kind,
+            ip_header_len: ip_hl,
+            l4_header_len: UDP_HEADER_LEN,
+            payload_len,
+            seq: 0,
+            psh: false,
+        })
     }
 }
 
@@ -690,48 +641,33 @@ enum Barrier {
 /// with or without options, IPv6 through hop-by-hop, routing, destination
 /// options and fragment headers. `None` for anything else.
 fn barrier_of(pkt: &[u8]) -> Option<Barrier> {
-    let kind = |v6: bool, proto: u8| match (v6, proto) {
-        (false, protocol::TCP) => Some(Kind::Tcp4),
-        (false, protocol::UDP) => Some(Kind::Udp4),
-        (true, protocol::TCP) => Some(Kind::Tcp6),
-        (true, protocol::UDP) => Some(Kind::Udp6),
-        _ => None,
-    };
-    let (k, l4, later_fragment) = match pkt.first()? >> 4 {
-        4 => {
-            let ip = Ipv4Packet::new_checked(pkt).ok()?;
-            (
-                kind(false, ip.protocol())?,
-                ip.header_len(),
-                ip.frag_offset() != 0,
-            )
-        }
-        6 => {
-            Ipv6Packet::new_checked(pkt).ok()?;
-            let mut next = pkt[6];
-            let mut at = 40;
+    let (version, proto, l4, later_fragment) = match IpPacket::new_checked(pkt).ok()? {
+        IpPacket::V4(ip) => (4, ip.protocol(), ip.header_len(), ip.frag_offset() != 0),
+        IpPacket::V6(ip) => {
+            let mut next = ip.next_header();
+            let mut at = IPV6_HEADER_LEN;
             let mut later = false;
             // A bounded walk: at most eight extension headers.
             for _ in 0..8 {
                 match next {
-                    0 | 43 | 60 => {
+                    IpProtocol::HOP_BY_HOP | IpProtocol::ROUTING | IpProtocol::DEST_OPTS => {
                         let (&nh, &len8) = (pkt.get(at)?, pkt.get(at + 1)?);
-                        next = nh;
+                        next = IpProtocol(nh);
                         at += (usize::from(len8) + 1) * 8;
                     }
-                    44 => {
+                    IpProtocol::FRAGMENT => {
                         let f = pkt.get(at..at + 4)?;
                         later |= u16::from_be_bytes([f[2], f[3]]) & 0xfff8 != 0;
-                        next = f[0];
+                        next = IpProtocol(f[0]);
                         at += 8;
                     }
                     _ => break,
                 }
             }
-            (kind(true, next)?, at, later)
+            (6, next, at, later)
         }
-        _ => return None,
     };
+    let k = Kind::new(version, proto)?;
     if later_fragment {
         return Some(Barrier::Hosts {
             kind: k,

@@ -45,6 +45,7 @@ extern crate std;
 pub mod checksum;
 mod error;
 pub mod gro;
+mod kind;
 pub mod partial;
 mod route;
 mod split;
@@ -53,6 +54,7 @@ pub mod wire;
 
 pub use error::{Layer, PacketError};
 pub use gro::{GroError, GroStats, GroTable};
+pub use kind::Kind;
 pub use partial::complete_checksum;
-pub use split::{GsoPacket, SplitError, Transport, split};
+pub use split::{GsoPacket, SplitError, split};
 pub use virtio::{GsoType, HdrFlags, HeaderError, VirtioNetHdr, VirtioNetHdrMrgRxbuf};

@@ -49,12 +49,16 @@
 
 use core::fmt;
 
-use crate::checksum::{self, Checksum, WideSum, protocol};
+use crate::checksum::{self, Checksum, WideSum};
 use crate::error::{Layer, PacketError};
+use crate::kind::Kind;
 use crate::partial::complete_checksum;
 use crate::route;
 use crate::virtio::{GsoType, HdrFlags, VirtioNetHdr};
-use crate::wire::{Ipv4Packet, Ipv6Packet, TcpPacket, UdpPacket, tcp_flags};
+use crate::wire::{
+    IPV4_MIN_HEADER_LEN, IPV6_HEADER_LEN, IpPacket, IpProtocol, Ipv4Packet, Ipv6Packet, TcpPacket,
+    UDP_HEADER_LEN, UdpPacket, tcp_flags,
+};
 
 /// Why a GSO split stopped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -100,31 +104,12 @@ impl core::error::Error for SplitError {
     }
 }
 
-/// The transport protocol of a super-packet.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Transport {
-    /// TCP (TSO).
-    Tcp,
-    /// UDP (USO).
-    Udp,
-}
-
-impl Transport {
-    fn number(self) -> u8 {
-        match self {
-            Transport::Tcp => protocol::TCP,
-            Transport::Udp => protocol::UDP,
-        }
-    }
-}
-
 /// A validated super-packet: what the split will produce, known before any
 /// output buffer is touched (size the buffers with [`Self::segment_count`]
 /// and [`Self::max_segment_len`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct GsoPacket {
-    version: u8,
-    transport: Transport,
+    kind: Kind,
     ip_header_len: usize,
     header_len: usize,
     gso_size: usize,
@@ -133,19 +118,15 @@ pub struct GsoPacket {
     pseudo: u16,
 }
 
-/// Extension headers that may sit between the IPv6 header and TCP/UDP.
-const IPV6_EXT_HOP_BY_HOP: u8 = 0;
-const IPV6_EXT_ROUTING: u8 = 43;
-const IPV6_EXT_DEST_OPTS: u8 = 60;
-
-/// Walk IPv6 extension headers from offset 40 up to `csum_start`; returns
-/// the protocol found there.
-fn ipv6_transport_at(packet: &[u8], csum_start: usize) -> Result<u8, PacketError> {
-    let mut next = packet[6];
-    let mut at = Ipv6Packet::<&[u8]>::HEADER_LEN;
+/// Walk IPv6 extension headers from the end of the fixed header up to
+/// `csum_start`; returns the protocol found there.
+fn ipv6_transport_at(ip: &Ipv6Packet<&[u8]>, csum_start: usize) -> Result<IpProtocol, PacketError> {
+    let packet = ip.into_inner();
+    let mut next = ip.next_header();
+    let mut at = IPV6_HEADER_LEN;
     while at < csum_start {
         match next {
-            IPV6_EXT_HOP_BY_HOP | IPV6_EXT_ROUTING | IPV6_EXT_DEST_OPTS => {}
+            IpProtocol::HOP_BY_HOP | IpProtocol::ROUTING | IpProtocol::DEST_OPTS => {}
             // A transport header before csum_start: csum_start points past it.
             _ => {
                 return Err(PacketError::CsumStartMismatch {
@@ -161,7 +142,7 @@ fn ipv6_transport_at(packet: &[u8], csum_start: usize) -> Result<u8, PacketError
                 len: packet.len(),
             });
         };
-        next = nh;
+        next = IpProtocol(nh);
         at += (usize::from(len8) + 1) * 8;
     }
     if at != csum_start {
@@ -174,24 +155,21 @@ fn ipv6_transport_at(packet: &[u8], csum_start: usize) -> Result<u8, PacketError
 }
 
 impl GsoPacket {
-    /// Validate `hdr` (a super-packet: TCPV4, TCPV6 or UDP_L4) against `packet`.
+    /// Validate `hdr` (a super-packet: TCPV4, TCPV6 or UDP_L4, the TCP types
+    /// also with the ECN bit) against `packet`.
     pub fn parse(hdr: &VirtioNetHdr, packet: &[u8]) -> Result<Self, PacketError> {
         let gso_type = hdr.gso_type();
-        // The ECN bit only with TCP (virtio_net_hdr_to_skb maps it to
-        // SKB_GSO_TCP_ECN): CWR stays on the first segment, as always here.
-        let (transport, want_version) = match gso_type {
-            GsoType::TCPV4 => (Transport::Tcp, Some(4)),
-            GsoType::TCPV6 => (Transport::Tcp, Some(6)),
-            GsoType::UDP_L4 => (Transport::Udp, None),
-            t if t.0 == GsoType::TCPV4.0 | GsoType::ECN => (Transport::Tcp, Some(4)),
-            t if t.0 == GsoType::TCPV6.0 | GsoType::ECN => (Transport::Tcp, Some(6)),
-            _ => return Err(PacketError::UnsupportedGsoType { gso_type }),
-        };
+        // An unsupported type first; then an empty packet is too short for
+        // the header the type needs (IPv6 for TCPV6, else IPv4).
+        let fits_v4 = Kind::from_gso_type(gso_type, 4);
+        if let Err(e @ PacketError::UnsupportedGsoType { .. }) = fits_v4 {
+            return Err(e);
+        }
         let Some(&first) = packet.first() else {
-            let (layer, required) = if want_version == Some(6) {
-                (Layer::Ipv6, 40)
+            let (layer, required) = if fits_v4.is_ok() {
+                (Layer::Ipv4, IPV4_MIN_HEADER_LEN)
             } else {
-                (Layer::Ipv4, 20)
+                (Layer::Ipv6, IPV6_HEADER_LEN)
             };
             return Err(PacketError::Truncated {
                 layer,
@@ -199,74 +177,59 @@ impl GsoPacket {
                 len: 0,
             });
         };
-        let version = first >> 4;
-        if version != 4 && version != 6 {
-            return Err(PacketError::UnknownIpVersion { version });
-        }
-        if want_version.is_some_and(|v| v != version) {
-            return Err(PacketError::IpVersionMismatch { gso_type, version });
-        }
+        // The ECN bit is accepted with TCP: CWR stays on the first segment,
+        // as it does in every TCP split here.
+        let kind = Kind::from_gso_type(gso_type, first >> 4)?;
         if hdr.gso_size() == 0 {
             return Err(PacketError::ZeroGsoSize);
         }
         let csum_start = usize::from(hdr.csum_start());
         let len = packet.len();
-        let proto = if version == 4 {
-            let ip = Ipv4Packet::new_checked(packet)?;
-            if csum_start != ip.header_len() {
-                return Err(PacketError::CsumStartMismatch {
-                    csum_start: hdr.csum_start(),
-                    ip_header_len: ip.header_len(),
-                });
-            }
-            ip.protocol()
-        } else {
-            Ipv6Packet::new_checked(packet)?;
-            if csum_start < Ipv6Packet::<&[u8]>::HEADER_LEN {
-                return Err(PacketError::CsumStartMismatch {
-                    csum_start: hdr.csum_start(),
-                    ip_header_len: 40,
-                });
-            }
-            ipv6_transport_at(packet, csum_start)?
-        };
-        if proto != transport.number() {
-            return Err(PacketError::ProtocolMismatch {
-                gso_type,
-                protocol: proto,
-            });
-        }
-        let l4_header_len = match transport {
-            Transport::Tcp => {
-                let min = csum_start + 20;
-                if len < min {
-                    return Err(PacketError::Truncated {
-                        layer: Layer::Tcp,
-                        required: min,
-                        len,
+        let proto = match IpPacket::new_checked(packet)? {
+            IpPacket::V4(ip) => {
+                if csum_start != ip.header_len() {
+                    return Err(PacketError::CsumStartMismatch {
+                        csum_start: hdr.csum_start(),
+                        ip_header_len: ip.header_len(),
                     });
                 }
-                let hl = usize::from(packet[csum_start + 12] >> 4) * 4;
-                if !(20..=60).contains(&hl) {
-                    return Err(PacketError::BadTcpDataOffset { header_len: hl });
-                }
-                hl
+                ip.protocol()
             }
-            Transport::Udp => UdpPacket::<&[u8]>::HEADER_LEN,
+            IpPacket::V6(ip) => {
+                if csum_start < IPV6_HEADER_LEN {
+                    return Err(PacketError::CsumStartMismatch {
+                        csum_start: hdr.csum_start(),
+                        ip_header_len: IPV6_HEADER_LEN,
+                    });
+                }
+                ipv6_transport_at(&ip, csum_start)?
+            }
         };
-        let header_len = csum_start + l4_header_len;
-        if len < header_len {
-            let layer = if transport == Transport::Tcp {
-                Layer::Tcp
-            } else {
-                Layer::Udp
-            };
-            return Err(PacketError::Truncated {
-                layer,
-                required: header_len,
-                len,
+        if proto != kind.protocol() {
+            return Err(PacketError::ProtocolMismatch {
+                gso_type,
+                protocol: proto.0,
             });
         }
+        // The transport header through its view, lengths counted from the
+        // start of the packet (csum_start may lie past an IPv6 packet's end).
+        let l4 = packet.get(csum_start..).unwrap_or(&[]);
+        let l4_header_len = if kind.is_tcp() {
+            TcpPacket::new_checked(l4).map(|t| t.header_len())
+        } else {
+            UdpPacket::new_checked(l4).map(|_| UDP_HEADER_LEN)
+        }
+        .map_err(|e| match e {
+            PacketError::Truncated {
+                layer, required, ..
+            } => PacketError::Truncated {
+                layer,
+                required: csum_start + required,
+                len,
+            },
+            e => e,
+        })?;
+        let header_len = csum_start + l4_header_len;
         if hdr.flags().contains(HdrFlags::NEEDS_CSUM)
             && usize::from(hdr.csum_offset()) + 2 > l4_header_len
         {
@@ -277,7 +240,12 @@ impl GsoPacket {
         }
         let gso_size = usize::from(hdr.gso_size());
         let max_seg = header_len + gso_size;
-        let limit = if version == 4 { 0xffff } else { 0xffff + 40 };
+        // IPv4's total length covers its header, IPv6's payload length does not.
+        let limit = if kind.is_v6() {
+            0xffff + IPV6_HEADER_LEN
+        } else {
+            0xffff
+        };
         if max_seg > limit || max_seg - csum_start > 0xffff {
             return Err(PacketError::SegmentTooLong { len: max_seg });
         }
@@ -287,11 +255,7 @@ impl GsoPacket {
             // or whatever address it had to use): take it and remove the
             // super-packet's length, as tcp_gso_segment and __udp_gso_segment
             // do, instead of rebuilding it from the fixed header.
-            let at = csum_start
-                + match transport {
-                    Transport::Tcp => TcpPacket::<&[u8]>::CHECKSUM_OFFSET,
-                    Transport::Udp => UdpPacket::<&[u8]>::CHECKSUM_OFFSET,
-                };
+            let at = csum_start + kind.csum_offset();
             let field = u16::from_be_bytes([packet[at], packet[at + 1]]);
             let l4_len = (len - csum_start) as u32;
             let mut sum = Checksum::from_folded(field);
@@ -300,20 +264,19 @@ impl GsoPacket {
             sum.fold()
         } else {
             // No pseudo sum to take: build it, with the final destination.
-            let proto = transport.number();
-            if version == 4 {
-                let ip = Ipv4Packet::new_unchecked(packet);
-                let dst = route::ipv4_final_destination(packet)?;
-                checksum::pseudo_header_v4(ip.src_addr(), dst.into(), proto, 0).fold()
-            } else {
+            let proto = kind.protocol().0;
+            if kind.is_v6() {
                 let ip = Ipv6Packet::new_unchecked(packet);
                 let dst = route::ipv6_final_destination(packet, csum_start)?;
                 checksum::pseudo_header_v6(ip.src_addr(), dst.into(), proto, 0).fold()
+            } else {
+                let ip = Ipv4Packet::new_unchecked(packet);
+                let dst = route::ipv4_final_destination(packet)?;
+                checksum::pseudo_header_v4(ip.src_addr(), dst.into(), proto, 0).fold()
             }
         };
         Ok(Self {
-            version,
-            transport,
+            kind,
             ip_header_len: csum_start,
             header_len,
             gso_size,
@@ -322,13 +285,13 @@ impl GsoPacket {
         })
     }
 
+    /// Transport and family.
+    pub fn kind(&self) -> Kind {
+        self.kind
+    }
     /// IP version, 4 or 6.
     pub fn ip_version(&self) -> u8 {
-        self.version
-    }
-    /// TCP or UDP.
-    pub fn transport(&self) -> Transport {
-        self.transport
+        self.kind.ip_version()
     }
     /// Bytes of IP header, IPv6 extension headers included.
     pub fn ip_header_len(&self) -> usize {
@@ -370,11 +333,7 @@ impl GsoPacket {
     ) -> Result<usize, SplitError> {
         if packet.len() != self.len {
             return Err(SplitError::Invalid(PacketError::IpLengthMismatch {
-                layer: if self.version == 4 {
-                    Layer::Ipv4
-                } else {
-                    Layer::Ipv6
-                },
+                layer: self.kind.ip_layer(),
                 claimed: self.len,
                 len: packet.len(),
             }));
@@ -389,9 +348,9 @@ impl GsoPacket {
         // pseudo header without its length, the IPv4 header without length,
         // ID and checksum, the transport header without sequence number,
         // flags, length and checksum. Per segment only those words are added.
-        let tcp = self.transport == Transport::Tcp;
+        let tcp = self.kind.is_tcp();
         let l4_hl = hl - csum_start;
-        let (first_id, pseudo_base, ip_base) = if self.version == 4 {
+        let (first_id, pseudo_base, ip_base) = if !self.kind.is_v6() {
             let ip = Ipv4Packet::new_unchecked(headers);
             // Bytes 2..4 (length), 4..6 (ID) and 10..12 (checksum) excluded.
             // The pieces have even lengths, so they combine as if adjacent.
@@ -447,7 +406,7 @@ impl GsoPacket {
             let mut sum = fixed;
             sum.copy_from(out_payload, seg_payload);
 
-            if self.version == 4 {
+            if !self.kind.is_v6() {
                 let id = first_id.wrapping_add(i as u16);
                 let mut c = ip_base;
                 c.add_be16(seg_len as u16);
@@ -458,7 +417,7 @@ impl GsoPacket {
                 ip.set_checksum(c.checksum().finish());
             } else {
                 Ipv6Packet::new_unchecked(&mut out_headers[..])
-                    .set_payload_len((seg_len - 40) as u16);
+                    .set_payload_len((seg_len - IPV6_HEADER_LEN) as u16);
             }
             let l4_len = (seg_len - csum_start) as u16;
             sum.add_be16(l4_len);

@@ -5,7 +5,8 @@ mod common;
 
 use common::{Ip, as_super, tcp, udp, verify};
 use proptest::prelude::*;
-use tun_offload::gro::{self, Candidate, GroTable, Kind, Merge, Refusal, Run};
+use tun_offload::Kind;
+use tun_offload::gro::{self, Candidate, GroTable, Merge, Refusal, Run};
 use tun_offload::{GroError, GsoPacket, GsoType, HdrFlags, VirtioNetHdr, complete_checksum, split};
 
 const ACK: u8 = 0x10;
