@@ -1,542 +1,20 @@
-//! Transmit path: coalesce a batch of outgoing IP packets into the fewest,
-//! largest packets the kernel accepts through a TUN with `IFF_VNET_HDR`
-//! (GRO in userspace), each with its virtio header filled in.
-//!
-//! # How a batch is handed over
-//!
-//! Packet `i` lives in `bufs[i][offset..offset + lens[i]]`; the
-//! `VirtioNetHdr::LEN` bytes before `offset` are where its header goes, and
-//! the bytes after the packet are spare capacity a merge may grow into.
-//! [`GroTable::coalesce`] then:
-//!
-//! - appends (or, for TCP segments that arrive out of order, prepends) the
-//!   payloads of later packets into the buffer of the first packet of their
-//!   run, so **data moves between buffers, but buffers never change places**:
-//!   a run always lives in the buffer of its earliest packet, and a packet
-//!   merged into another is simply not written;
-//! - updates `lens[i]` of merged packets and writes every written packet's
-//!   header (all-zero for a packet written as it is);
-//! - returns the indices to write, ascending.
-//!
-//! # Rules
-//!
-//! The kernel's GRO is the specification: net/ipv4/tcp_offload.c
-//! (tcp_gro_receive), net/ipv4/udp_offload.c (udp_gro_receive_segment),
-//! net/ipv4/af_inet.c and include/net/gro.h (inet_gro_receive,
-//! inet_gro_flush), net/ipv6/ip6_offload.c (ipv6_gro_receive), and what a
-//! write must satisfy, include/linux/virtio_net.h (virtio_net_hdr_to_skb).
-//! Where this table merges less than the kernel it says so; it never merges
-//! more, except for putting out-of-order TCP segments back in sequence.
-//!
-//! - **Candidates.** IPv4 without options, whose header checksum verifies
-//!   (inet_gro_receive drops a bad one; here it is written as it is, never
-//!   rewritten into a valid one) and whose flags/offset word has no bit but DF
-//!   set (MF, an offset or the reserved bit: no merge); IPv6 with TCP or UDP
-//!   directly behind the fixed header (extension headers: written as they
-//!   are, a refusal that only costs speed); IP length fields equal to the
-//!   buffer. TCP with ACK and a payload, optionally PSH and ECE, CWR only
-//!   when the table was told TSO_ECN was negotiated ([`GroTable::set_tcp_ecn`]);
-//!   FIN, SYN, RST and URG are written as they are (the kernel merges a FIN
-//!   as a run's last segment; here that costs one merge per connection). UDP
-//!   only when the device negotiated USO.
-//! - **Flows.** Keyed by family, transport, addresses and ports, as the
-//!   kernel's GRO lists are; only a flow's newest run may grow, as the kernel
-//!   holds one packet per flow, so a packet that cannot join it starts the
-//!   next run and the older one is final.
-//! - **IP headers** must agree: IPv4 TOS (ECN bits included), TTL and DF;
-//!   IPv6 version, traffic class, flow label and hop limit.
-//! - **IPv4 ID continuity** (inet_gro_flush): appended, a segment's ID must be
-//!   the run's first ID plus the run's segment count; with DF set, a second
-//!   segment with the first one's ID instead makes the run fixed-ID, and every
-//!   later segment must repeat it. Without DF, equal IDs never merge, so two
-//!   interleaved flows between the same hosts never come out of a
-//!   segmentation with repeated (source, destination, protocol, ID). The
-//!   merged packet carries the first ID and segmentation (the kernel's
-//!   inet_gso_segment, or [`crate::split`]) writes first ID + i: for a
-//!   fixed-ID run that rewrites the IDs of atomic datagrams, which RFC 6864
-//!   allows and the kernel itself does on a TSO_MANGLEID device; the virtio
-//!   header has no way to say "fixed ID". The same rule holds for UDP.
-//! - **TCP header** (tcp_gro_receive): the same length, acknowledgment number
-//!   and byte-equal options, and the same flag word, bytes 12..16 (data
-//!   offset, reserved and AE bits, flags, window) apart from CWR, FIN and PSH:
-//!   a segment with another window or another AE/reserved bit starts a new
-//!   run, so no value is lost. The urgent pointer must be equal too (the
-//!   kernel does not compare it without URG, but a split copies the first
-//!   one, so a difference would not survive).
-//! - **TCP sequence.** Appended when it continues the run, unless the run
-//!   ended with PSH or a shorter segment or the new payload is larger than
-//!   the segment size; PSH of the last segment is kept on the merged packet
-//!   (and restored only on the last segment by a split). Prepended when it
-//!   ends where the run starts (not with PSH, not shorter, not larger after
-//!   merges): the one place this table merges where the kernel would not,
-//!   putting two adjacent data segments of a flow back in sequence order.
-//! - **ECN** (tcp_gro_receive, tcp_gro_complete): a segment with CWR never
-//!   joins a run; with TSO_ECN negotiated it starts one, nothing is
-//!   prepended to it, and the merged packet says `GsoType::ECN`, so that
-//!   segmentation keeps CWR on the first segment only. ECE merges like any
-//!   flag that stays equal. Without TSO_ECN a CWR segment is written as it is.
-//! - **Segment counts.** A UDP run holds at most [`UDP_MAX_SEGMENTS`] (64)
-//!   datagrams: virtio_net_hdr_to_skb refuses a UDP_L4 packet with more
-//!   segments than UDP_MAX_SEGMENTS (64 up to 6.9 and in the 5.15/6.1 stable
-//!   trees) with EINVAL, and the kernel's own UDP GRO stops at 64. A TCP run
-//!   needs no count cap: virtio_net_hdr_to_skb checks none for TCP, gso_segs
-//!   is 16 bits wide and 65535 bytes cannot hold more segments, and an egress
-//!   device's gso_max_segs makes the kernel segment in software rather than
-//!   drop (netif_skb_features). No merged packet exceeds 65535 bytes,
-//!   whatever the buffers' capacity.
-//! - **Order within a flow.** A packet that is not coalesced (a pure ACK,
-//!   SYN/FIN/RST, a fragment, IPv4 options, extension headers, a bad length,
-//!   an empty datagram, a bad checksum) ends its flow's held run, so nothing
-//!   behind it overtakes it (a pure ACK flushes the flow in tcp_gro_receive
-//!   too). A later fragment carries no ports: it ends every run between its
-//!   two hosts with its transport.
-//! - **Checksums.** Transport checksums of both packets are verified before
-//!   merging; a packet with a bad one is written as it is and ends its flow's
-//!   run; a run whose first packet is bad is written alone, its header zeroed.
-//! - **Output.** NEEDS_CSUM, TCPV4/TCPV6 (with ECN as above) or UDP_L4,
-//!   `hdr_len`, `gso_size` of the first segment, `csum_start` at the transport
-//!   header, `csum_offset` 16 or 6; IPv4 total length, first ID and header
-//!   checksum rewritten, IPv6 payload length, UDP length; the transport
-//!   checksum field holds the folded pseudo-header sum.
-//!
-//! # Cost
-//!
-//! A table is reused across batches: its flow slots and run records grow to
-//! the largest batch seen and are then only reset, so a steady stream of
-//! batches allocates nothing. Each packet is classified once, hashed once
-//! (a multiply-xor hash, not SipHash), checksummed once and its payload
-//! copied at most once.
-
-use core::fmt;
+//! The table: flows, runs, and the batch loop that merges packets into the
+//! buffers of their runs and writes the virtio headers.
 
 use alloc::vec::Vec;
 
 use crate::checksum::Checksum;
-use crate::error::PacketError;
 use crate::kind::Kind;
 use crate::virtio::{GsoType, HdrFlags, VirtioNetHdr};
 use crate::wire::{
-    IPV4_MIN_HEADER_LEN, IPV6_HEADER_LEN, IpPacket, IpProtocol, Ipv4Packet, Ipv6Packet, TcpPacket,
-    UDP_HEADER_LEN, UdpPacket, tcp_flags,
+    IPV6_HEADER_LEN, IpPacket, IpProtocol, Ipv4Packet, Ipv6Packet, TcpPacket, UdpPacket, tcp_flags,
 };
 
-/// The largest packet a merge may produce (the IPv4 total-length limit,
-/// applied to both families).
-pub const MAX_MERGED_LEN: usize = 65535;
-
-/// A packet that may be coalesced, as [`classify`] found it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Candidate {
-    /// Transport and family.
-    pub kind: Kind,
-    /// IP header length (20 or 40).
-    pub ip_header_len: usize,
-    /// Transport header length (20..=60 for TCP, 8 for UDP).
-    pub l4_header_len: usize,
-    /// Payload bytes behind the headers (never zero).
-    pub payload_len: usize,
-    /// TCP sequence number (0 for UDP).
-    pub seq: u32,
-    /// TCP PSH flag.
-    pub psh: bool,
-}
-
-impl Candidate {
-    /// Both headers.
-    pub fn header_len(&self) -> usize {
-        self.ip_header_len + self.l4_header_len
-    }
-    /// The whole packet.
-    pub fn len(&self) -> usize {
-        self.header_len() + self.payload_len
-    }
-    /// Always false: candidates carry payload. Present for `len`'s sake.
-    pub fn is_empty(&self) -> bool {
-        false
-    }
-}
-
-/// Why a packet is not a coalescing candidate (it is written as it is).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Refusal {
-    /// Too short for its IP or transport header.
-    TooShort,
-    /// The version nibble is neither 4 nor 6.
-    BadIpVersion,
-    /// IPv4 header with options (IHL other than 5).
-    Ipv4Options,
-    /// IPv6 next header is not TCP or UDP (extension headers or another protocol).
-    Ipv6ExtensionHeaders,
-    /// IPv4 fragment (MF set or a fragment offset), or the reserved flag bit set:
-    /// any bit of the flags/offset word other than DF.
-    Fragment,
-    /// An IP or UDP length field disagrees with the buffer.
-    LengthMismatch,
-    /// Longer than 65535 bytes.
-    TooLong,
-    /// Neither TCP nor UDP.
-    NotTcpOrUdp,
-    /// TCP data offset outside 20..=60 bytes.
-    BadTcpHeader,
-    /// TCP flags other than ACK, optionally with PSH and ECE (and CWR when
-    /// the table was told TSO_ECN was negotiated): FIN, SYN, RST, URG, or no ACK.
-    TcpFlags,
-    /// No payload.
-    EmptyPayload,
-    /// UDP, but the device did not negotiate USO.
-    UdpDisabled,
-    /// The IPv4 header checksum does not verify (the kernel drops such a
-    /// packet; it is written as it is, never rewritten into a valid one).
-    BadIpv4Checksum,
-}
-
-impl Refusal {
-    const ALL: [Refusal; 13] = [
-        Refusal::TooShort,
-        Refusal::BadIpVersion,
-        Refusal::Ipv4Options,
-        Refusal::Ipv6ExtensionHeaders,
-        Refusal::Fragment,
-        Refusal::LengthMismatch,
-        Refusal::TooLong,
-        Refusal::NotTcpOrUdp,
-        Refusal::BadTcpHeader,
-        Refusal::TcpFlags,
-        Refusal::EmptyPayload,
-        Refusal::UdpDisabled,
-        Refusal::BadIpv4Checksum,
-    ];
-
-    fn index(self) -> usize {
-        self as usize
-    }
-}
-
-impl fmt::Display for Refusal {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Refusal::TooShort => "too short for its headers",
-            Refusal::BadIpVersion => "not IPv4 or IPv6",
-            Refusal::Ipv4Options => "IPv4 header has options",
-            Refusal::Ipv6ExtensionHeaders => {
-                "IPv6 extension headers or a protocol other than TCP/UDP"
-            }
-            Refusal::Fragment => "IPv4 fragment or a flag bit other than DF",
-            Refusal::LengthMismatch => "length field disagrees with the buffer",
-            Refusal::TooLong => "longer than 65535 bytes",
-            Refusal::NotTcpOrUdp => "neither TCP nor UDP",
-            Refusal::BadTcpHeader => "TCP data offset out of range",
-            Refusal::TcpFlags => "TCP flags other than ACK with PSH, ECE or CWR",
-            Refusal::EmptyPayload => "no payload",
-            Refusal::UdpDisabled => "UDP coalescing not enabled",
-            Refusal::BadIpv4Checksum => "IPv4 header checksum does not verify",
-        })
-    }
-}
-
-/// Decide whether `packet` (a whole IP packet) can be coalesced at all.
-///
-/// A TCP segment with CWR is refused here ([`Refusal::TcpFlags`]): a
-/// [`GroTable`] told that TSO_ECN was negotiated ([`GroTable::set_tcp_ecn`])
-/// lets it start a run instead.
-#[inline]
-pub fn classify(packet: &[u8], udp_gro: bool) -> Result<Candidate, Refusal> {
-    classify_with(packet, udp_gro, false)
-}
-
-/// TCP flags a candidate may carry besides ACK (CWR only with TSO_ECN).
-const TCP_FLAGS_OK: u8 = tcp_flags::PSH | tcp_flags::ECE;
-
-#[inline]
-fn classify_with(packet: &[u8], udp_gro: bool, tcp_ecn: bool) -> Result<Candidate, Refusal> {
-    if packet.is_empty() {
-        return Err(Refusal::TooShort);
-    }
-    if packet.len() > MAX_MERGED_LEN {
-        return Err(Refusal::TooLong);
-    }
-    let ip = IpPacket::new_checked(packet).map_err(|e| match e {
-        PacketError::UnknownIpVersion { .. } => Refusal::BadIpVersion,
-        _ => Refusal::TooShort,
-    })?;
-    match ip {
-        IpPacket::V4(ip) => {
-            if ip.header_len() != IPV4_MIN_HEADER_LEN {
-                return Err(Refusal::Ipv4Options);
-            }
-            // Any bit but DF: MF, an offset, or the reserved bit.
-            if ip.flags_frag() & !Ipv4Packet::<&[u8]>::DF != 0 {
-                return Err(Refusal::Fragment);
-            }
-        }
-        IpPacket::V6(_) => {}
-    }
-    ip.check_claimed_len()
-        .map_err(|_| Refusal::LengthMismatch)?;
-    let Some(kind) = Kind::new(ip.version(), ip.protocol()) else {
-        return Err(if ip.version() == 6 {
-            Refusal::Ipv6ExtensionHeaders
-        } else {
-            Refusal::NotTcpOrUdp
-        });
-    };
-    let cand = classify_l4(packet, kind, ip.header_len(), udp_gro, tcp_ecn)?;
-    // Last, so that a packet refused for its shape says why.
-    if let IpPacket::V4(ip) = ip {
-        if !ip.verify_checksum() {
-            return Err(Refusal::BadIpv4Checksum);
-        }
-    }
-    Ok(cand)
-}
-
-#[inline]
-fn classify_l4(
-    packet: &[u8],
-    kind: Kind,
-    ip_hl: usize,
-    udp_gro: bool,
-    tcp_ecn: bool,
-) -> Result<Candidate, Refusal> {
-    let l4 = &packet[ip_hl..];
-    if kind.is_tcp() {
-        let tcp = TcpPacket::new_checked(l4).map_err(|e| match e {
-            PacketError::BadTcpDataOffset { .. } => Refusal::BadTcpHeader,
-            _ => Refusal::TooShort,
-        })?;
-        let flags = tcp.flags();
-        let ok = if tcp_ecn {
-            TCP_FLAGS_OK | tcp_flags::CWR
-        } else {
-            TCP_FLAGS_OK
-        };
-        if flags & tcp_flags::ACK == 0 || flags & !(ok | tcp_flags::ACK) != 0 {
-            return Err(Refusal::TcpFlags);
-        }
-        let payload_len = l4.len() - tcp.header_len();
-        if payload_len == 0 {
-            return Err(Refusal::EmptyPayload);
-        }
-        Ok(Candidate {
-            kind,
-            ip_header_len: ip_hl,
-            l4_header_len: tcp.header_len(),
-            payload_len,
-            seq: tcp.seq_number(),
-            psh: flags & tcp_flags::PSH != 0,
-        })
-    } else {
-        if !udp_gro {
-            return Err(Refusal::UdpDisabled);
-        }
-        let udp = UdpPacket::new_checked(l4).map_err(|_| Refusal::TooShort)?;
-        if usize::from(udp.len()) != l4.len() {
-            return Err(Refusal::LengthMismatch);
-        }
-        let payload_len = l4.len() - UDP_HEADER_LEN;
-        if payload_len == 0 {
-            return Err(Refusal::EmptyPayload);
-        }
-        Ok(Candidate {
-            kind,
-            ip_header_len: ip_hl,
-            l4_header_len: UDP_HEADER_LEN,
-            payload_len,
-            seq: 0,
-            psh: false,
-        })
-    }
-}
-
-/// Whether the IP headers of two candidates of the same flow agree on
-/// everything a merge must keep: IPv4 TOS, TTL and DF/MF bits; IPv6
-/// traffic class, flow label and hop limit.
-#[inline]
-pub fn ip_headers_match(a: &[u8], b: &[u8], v6: bool) -> bool {
-    if v6 {
-        // Version, traffic class and flow label are the first four bytes.
-        a.get(..4) == b.get(..4) && a.get(7) == b.get(7)
-    } else {
-        let flags = |p: &[u8]| p.get(6).map(|x| x & 0x60);
-        a.get(1) == b.get(1) && a.get(8) == b.get(8) && flags(a) == flags(b)
-    }
-}
-
-/// Whether two TCP headers (at the start of `a` and `b`) may belong to one
-/// run: the same length, acknowledgment number, urgent pointer and
-/// byte-equal options, and the same flag word (bytes 12..16: data offset,
-/// reserved and AE bits, flags, window) apart from CWR, FIN and PSH, as
-/// tcp_gro_receive requires. Sequence numbers and checksums are not compared.
-pub fn tcp_headers_match(a: &[u8], b: &[u8]) -> bool {
-    let (Ok(ta), Ok(tb)) = (TcpPacket::new_checked(a), TcpPacket::new_checked(b)) else {
-        return false;
-    };
-    ta.header_len() == tb.header_len() && tcp_fixed_fields_match(a, b, ta.header_len())
-}
-
-/// The flag bits a run's segments may differ in (tcp_gro_receive's mask).
-const FLAG_WORD_FREE: u8 = tcp_flags::CWR | tcp_flags::FIN | tcp_flags::PSH;
-
-/// The comparison of [`tcp_headers_match`] on two TCP headers of `hl` bytes
-/// each (both slices at least `hl` long).
-#[inline]
-fn tcp_fixed_fields_match(a: &[u8], b: &[u8], hl: usize) -> bool {
-    a[8..13] == b[8..13]
-        && (a[13] ^ b[13]) & !FLAG_WORD_FREE == 0
-        && a[14..16] == b[14..16]
-        && a[18..hl] == b[18..hl]
-}
-
-/// The largest number of segments of a UDP_L4 super-packet: the kernel's
-/// UDP_MAX_SEGMENTS (64 in the 5.15 and 6.1 stable trees and 6.6 to 6.9, 128
-/// later). virtio_net_hdr_to_skb refuses a larger one with EINVAL, so a UDP
-/// run never holds more.
-pub const UDP_MAX_SEGMENTS: usize = 64;
-
-/// A run of coalesced segments, as far as the merge rules care.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Run {
-    /// Sequence number of the first byte (TCP).
-    pub seq: u32,
-    /// Payload bytes merged so far.
-    pub payload_len: usize,
-    /// Segment size: payload bytes of the first segment.
-    pub gso_size: usize,
-    /// Segments merged into the first one.
-    pub merged: usize,
-    /// The last segment has PSH (TCP): nothing may follow.
-    pub psh: bool,
-    /// The last segment is shorter than `gso_size`: nothing may follow.
-    pub closed: bool,
-}
-
-/// Where a new segment goes relative to a run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Merge {
-    /// Behind the run's last segment.
-    Append,
-    /// In front of the run's first segment.
-    Prepend,
-}
-
-/// The TCP rule: may a segment (`seq`, `payload_len`, `psh`) join `run`?
-pub fn tcp_merge(run: &Run, seq: u32, payload_len: usize, psh: bool) -> Option<Merge> {
-    if seq == run.seq.wrapping_add(run.payload_len as u32) {
-        if run.psh || run.closed || payload_len > run.gso_size {
-            return None;
-        }
-        return Some(Merge::Append);
-    }
-    if seq.wrapping_add(payload_len as u32) == run.seq {
-        if psh || payload_len < run.gso_size || (payload_len > run.gso_size && run.merged > 0) {
-            return None;
-        }
-        return Some(Merge::Prepend);
-    }
-    None
-}
-
-/// The UDP rule: may a datagram of `payload_len` bytes be appended to `run`
-/// (the newest run of its flow)?
-pub fn udp_merge(run: &Run, payload_len: usize) -> bool {
-    !run.closed && payload_len <= run.gso_size
-}
-
-/// Per-batch counters of a [`GroTable`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct GroStats {
-    /// Packets handed in.
-    pub packets_in: usize,
-    /// Packets to write.
-    pub packets_out: usize,
-    /// Packets merged into another.
-    pub segments_merged: usize,
-    /// Packets (or runs) written as they are because a checksum did not verify.
-    pub bad_checksum: usize,
-    /// Merges not done because the run's buffer had no spare capacity.
-    pub no_room: usize,
-    /// Merges not done because the result would exceed 65535 bytes.
-    pub too_large: usize,
-    /// Merges not done because the UDP run already held
-    /// [`UDP_MAX_SEGMENTS`] datagrams.
-    pub segment_limit: usize,
-    /// Packets that could not be coalesced and ended the run of their flow
-    /// (a pure ACK, a fragment, a refused datagram, a bad checksum), so that
-    /// nothing behind them overtakes them.
-    pub flow_barriers: usize,
-    refused: [usize; 13],
-}
-
-impl GroStats {
-    /// Packets that were not candidates for `reason`.
-    pub fn refused(&self, reason: Refusal) -> usize {
-        self.refused[reason.index()]
-    }
-    /// Packets that were not candidates, for any reason.
-    pub fn refused_total(&self) -> usize {
-        self.refused.iter().sum()
-    }
-    /// Every refusal reason with its count.
-    pub fn refusals(&self) -> impl Iterator<Item = (Refusal, usize)> + '_ {
-        Refusal::ALL.iter().map(|&r| (r, self.refused[r.index()]))
-    }
-}
-
-/// A batch the table cannot work on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum GroError {
-    /// `offset` leaves no room for the virtio header in front of the packets.
-    NoHeaderRoom {
-        /// The offset given.
-        offset: usize,
-        /// The header's size.
-        required: usize,
-    },
-    /// `bufs` and `lens` differ in length.
-    LengthsMismatch {
-        /// Buffers given.
-        bufs: usize,
-        /// Lengths given.
-        lens: usize,
-    },
-    /// Packet `index` claims more bytes than its buffer holds behind `offset`.
-    PacketOutsideBuffer {
-        /// Index in the batch.
-        index: usize,
-        /// `offset + lens[index]`.
-        end: usize,
-        /// The buffer's length.
-        buf_len: usize,
-    },
-}
-
-impl fmt::Display for GroError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match *self {
-            GroError::NoHeaderRoom { offset, required } => {
-                write!(
-                    f,
-                    "offset {offset} leaves no room for the {required}-byte virtio header"
-                )
-            }
-            GroError::LengthsMismatch { bufs, lens } => {
-                write!(f, "{bufs} buffers but {lens} lengths")
-            }
-            GroError::PacketOutsideBuffer {
-                index,
-                end,
-                buf_len,
-            } => {
-                write!(
-                    f,
-                    "packet {index} ends at byte {end} of a {buf_len}-byte buffer"
-                )
-            }
-        }
-    }
-}
-
-impl core::error::Error for GroError {}
+use super::rules::{IdMode, classify_with, ipv4_id_merge, tcp_fixed_fields_match};
+use super::{
+    Candidate, GroError, GroStats, MAX_MERGED_LEN, Merge, Run, UDP_MAX_SEGMENTS, ip_headers_match,
+    tcp_merge, udp_merge,
+};
 
 const NONE: u32 = u32::MAX;
 
@@ -676,46 +154,6 @@ fn barrier_of(pkt: &[u8]) -> Option<Barrier> {
     }
     pkt.get(l4..l4 + 4)?;
     Some(Barrier::Flow(FlowKey::at(pkt, k, l4)))
-}
-
-/// How the IPv4 IDs of a run go (include/net/gro.h, inet_gro_flush).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum IdMode {
-    /// One segment so far: decided by the second.
-    Open,
-    /// Segment `i` has the first segment's ID plus `i`.
-    Incrementing,
-    /// DF set and every ID equal to the first.
-    Fixed,
-}
-
-/// Whether a segment with IPv4 ID `new` may join a run whose first segment
-/// has ID `first`, holding `merged + 1` segments in `mode`; `df` is the DF
-/// bit (equal in every segment of a run). Returns the run's mode after the
-/// merge.
-///
-/// Appended, the new ID must be `first + merged + 1`; prepended, `first - 1`.
-/// With DF set, an ID equal to the first is also accepted if the run is
-/// fixed or still open (it then becomes fixed). IPv6 has no ID: pass
-/// `first == new`, `df == true`.
-fn ipv4_id_merge(
-    mode: IdMode,
-    first: u16,
-    merged: usize,
-    new: u16,
-    df: bool,
-    how: Merge,
-) -> Option<IdMode> {
-    let (offset, step) = match how {
-        Merge::Append => (new.wrapping_sub(first), (merged as u16).wrapping_add(1)),
-        Merge::Prepend => (first.wrapping_sub(new), 1),
-    };
-    match mode {
-        IdMode::Fixed if offset == 0 => Some(IdMode::Fixed),
-        IdMode::Open if offset == 0 && df => Some(IdMode::Fixed),
-        IdMode::Open | IdMode::Incrementing if offset == step => Some(IdMode::Incrementing),
-        _ => None,
-    }
 }
 
 /// One run in the table: where it lives and what the merge rules need.
@@ -913,7 +351,10 @@ impl GroTable {
             let item = self.items[it];
             let buf = bufs[item.buf as usize].as_mut();
             let (hdr, pkt) = buf[offset - VirtioNetHdr::LEN..].split_at_mut(VirtioNetHdr::LEN);
-            if item.run.merged == 0 || item.dead {
+            // A dead run never merged: its first packet's checksum is
+            // verified at its first merge, and a bad one makes it dead.
+            debug_assert!(!item.dead || item.run.merged == 0);
+            if item.run.merged == 0 {
                 hdr.copy_from_slice(&VirtioNetHdr::ZERO.to_bytes());
                 continue;
             }
@@ -956,12 +397,17 @@ impl GroTable {
         let key = FlowKey::of(&bufs[i].as_mut()[offset..offset + pkt_len], &cand);
         let slot = self.slot_of(&key);
         let head = self.slots[slot];
-        let mut pkt_csum: Option<bool> = None;
+        let mut incoming = Incoming {
+            index: i,
+            len: pkt_len,
+            cand,
+            csum_ok: None,
+        };
         // Only the flow's newest run may grow, as the kernel holds one
         // packet per flow: a packet that cannot join it starts the next one.
         if head != NONE && !self.items[head as usize].dead && !self.items[head as usize].sealed {
             let idx = head as usize;
-            match self.try_merge(bufs, offset, idx, i, pkt_len, &cand, &mut pkt_csum) {
+            match self.try_merge(bufs, offset, idx, &mut incoming) {
                 Attempt::Merged => {
                     self.role[i] = Role::Absorbed;
                     self.stats.segments_merged += 1;
@@ -982,15 +428,9 @@ impl GroTable {
             }
         }
         let p = &bufs[i].as_mut()[offset..offset + pkt_len];
-        let (ip_id, cwr) = match cand.kind {
-            Kind::Tcp4 => (
-                u16::from_be_bytes([p[4], p[5]]),
-                p[33] & tcp_flags::CWR != 0,
-            ),
-            Kind::Tcp6 => (0, p[53] & tcp_flags::CWR != 0),
-            Kind::Udp4 => (u16::from_be_bytes([p[4], p[5]]), false),
-            Kind::Udp6 => (0, false),
-        };
+        let ip_id = ipv4_ident(p, cand.kind);
+        let cwr = cand.kind.is_tcp()
+            && TcpPacket::new_unchecked(&p[cand.ip_header_len..]).flags() & tcp_flags::CWR != 0;
         let pseudo = pseudo_header(p, &cand, 0);
         self.slots[slot] = self.items.len() as u32;
         self.role[i] = Role::Run;
@@ -1006,7 +446,7 @@ impl GroTable {
                 psh: cand.psh,
                 closed: false,
             },
-            csum_ok: pkt_csum,
+            csum_ok: incoming.csum_ok,
             dead: false,
             sealed: false,
             ip_id,
@@ -1056,17 +496,22 @@ impl GroTable {
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
+    /// Try to merge the `incoming` packet into the run `idx` of its flow (an
+    /// earlier packet's buffer); records what it learns about the packet's
+    /// checksum in `incoming.csum_ok`.
     fn try_merge<B: AsMut<[u8]>>(
         &mut self,
         bufs: &mut [B],
         offset: usize,
         idx: usize,
-        i: usize,
-        pkt_len: usize,
-        cand: &Candidate,
-        pkt_csum: &mut Option<bool>,
+        incoming: &mut Incoming,
     ) -> Attempt {
+        let Incoming {
+            index: i,
+            len: pkt_len,
+            ref cand,
+            csum_ok: ref mut pkt_csum,
+        } = *incoming;
         // Only the fields the checks need, not a copy of the whole record.
         let item = {
             let it = &self.items[idx];
@@ -1102,7 +547,7 @@ impl GroTable {
             // but CWR/FIN/PSH, urgent pointer and options must be equal.
             if tcp
                 && (!tcp_fixed_fields_match(&item_pkt[ip_hl..], &pkt[ip_hl..], hl - ip_hl)
-                    || pkt[ip_hl + 13] & tcp_flags::CWR != 0)
+                    || TcpPacket::new_unchecked(&pkt[ip_hl..]).flags() & tcp_flags::CWR != 0)
             {
                 return Attempt::No;
             }
@@ -1126,8 +571,8 @@ impl GroTable {
         let id_mode = if cand.kind.is_v6() {
             IdMode::Fixed
         } else {
-            let new_id = u16::from_be_bytes([pkt[4], pkt[5]]);
-            let df = pkt[6] & 0x40 != 0;
+            let ip = Ipv4Packet::new_unchecked(pkt);
+            let (new_id, df) = (ip.ident(), ip.dont_frag());
             match ipv4_id_merge(item.id_mode, item.ip_id, item.run.merged, new_id, df, how) {
                 Some(m) => m,
                 None => return Attempt::No,
@@ -1196,9 +641,7 @@ impl GroTable {
                 }
                 it.run.gso_size = it.run.gso_size.max(cand.payload_len);
                 it.run.seq = cand.seq;
-                if !cand.kind.is_v6() {
-                    it.ip_id = u16::from_be_bytes([pkt[4], pkt[5]]);
-                }
+                it.ip_id = ipv4_ident(pkt, cand.kind);
             }
         }
         let it = &mut self.items[idx];
@@ -1206,6 +649,28 @@ impl GroTable {
         it.run.merged += 1;
         it.id_mode = id_mode;
         Attempt::Merged
+    }
+}
+
+/// The packet a merge attempt is about.
+struct Incoming {
+    /// Its index in the batch (later than any run's).
+    index: usize,
+    /// Its length behind the offset.
+    len: usize,
+    /// What [`classify`](super::classify) found.
+    cand: Candidate,
+    /// Whether its transport checksum verifies; `None`: not checked yet.
+    csum_ok: Option<bool>,
+}
+
+/// The IPv4 identification of a packet of `kind` (0 for IPv6, which has none).
+#[inline]
+fn ipv4_ident(pkt: &[u8], kind: Kind) -> u16 {
+    if kind.is_v6() {
+        0
+    } else {
+        Ipv4Packet::new_unchecked(pkt).ident()
     }
 }
 
