@@ -41,7 +41,7 @@ impl Candidate {
 /// Decide whether `packet` (a whole IP packet) can be coalesced at all.
 ///
 /// A TCP segment with CWR is refused here ([`Refusal::TcpFlags`]): a
-/// [`GroTable`] told that TSO_ECN was negotiated ([`GroTable::set_tcp_ecn`])
+/// [`GroTable`](super::GroTable) told that TSO_ECN was negotiated ([`GroTable::set_tcp_ecn`](super::GroTable::set_tcp_ecn))
 /// lets it start a run instead.
 #[inline]
 pub fn classify(packet: &[u8], udp_gro: bool) -> Result<Candidate, Refusal> {
