@@ -1,7 +1,7 @@
 //! Bodies of the fuzz targets, shared by the cargo-fuzz binaries
 //! (`fuzz_targets/`) and by the stable regression test in
-//! `tun-offload/tests/fuzz_corpus.rs`, which replays every committed corpus
-//! file and every crash ever found. Each body panics when a property fails.
+//! `tun-offload/tests/fuzz_corpus.rs`, which replays every file under
+//! `corpus/` and `regressions/`. Each body panics when a property fails.
 //!
 //! Only `std`, `tun_offload`, `tun_test_support` (the naive checksum) and
 //! `arbitrary` are used, all dependencies of tun-offload's tests too, so the

@@ -1,4 +1,5 @@
-//! Transmit path: wireguard-go's table cases (OFFLOAD-RULES "Transmit"),
+//! Transmit path: the table cases of wireguard-go's `Test_handleGRO`
+//! (tun/offload_linux_test.go),
 //! candidate classification, and property tests of the coalescing table.
 
 mod common;
