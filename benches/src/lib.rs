@@ -5,8 +5,10 @@
 
 #![forbid(unsafe_code)]
 
-use tun_offload::checksum::{Checksum, pseudo_header_v4, pseudo_header_v6};
+use std::net::IpAddr;
+
 use tun_offload::{GsoType, HdrFlags, VirtioNetHdr};
+use tun_test_support::{Ip, as_super_parts, tcp, udp};
 
 /// A source and destination for generated packets.
 #[derive(Debug, Clone, Copy)]
@@ -26,70 +28,44 @@ impl Addrs {
         [0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2],
     );
 
-    fn ip_header(&self, proto: u8, l4_len: usize) -> Vec<u8> {
-        match self {
-            Addrs::V4(s, d) => {
-                let mut h = vec![0x45, 0];
-                h.extend_from_slice(&((20 + l4_len) as u16).to_be_bytes());
-                h.extend_from_slice(&[0, 0, 0x40, 0, 64, proto, 0, 0]);
-                h.extend_from_slice(s);
-                h.extend_from_slice(d);
-                let c = Checksum::of(&h).finish();
-                h[10..12].copy_from_slice(&c.to_be_bytes());
-                h
-            }
-            Addrs::V6(s, d) => {
-                let mut h = vec![0x60, 0, 0, 0];
-                h.extend_from_slice(&(l4_len as u16).to_be_bytes());
-                h.extend_from_slice(&[proto, 64]);
-                h.extend_from_slice(s);
-                h.extend_from_slice(d);
-                h
-            }
-        }
-    }
-
-    fn pseudo(&self, proto: u8, l4_len: usize) -> Checksum {
-        match self {
-            Addrs::V4(s, d) => pseudo_header_v4((*s).into(), (*d).into(), proto, l4_len as u16),
-            Addrs::V6(s, d) => pseudo_header_v6((*s).into(), (*d).into(), proto, l4_len as u32),
+    /// The IP fields of every generated packet: TTL 64, IPv4 ID 0 with DF.
+    fn ip(&self) -> Ip {
+        let (src, dst) = match *self {
+            Addrs::V4(s, d) => (IpAddr::from(s), IpAddr::from(d)),
+            Addrs::V6(s, d) => (IpAddr::from(s), IpAddr::from(d)),
+        };
+        Ip {
+            src,
+            dst,
+            df: true,
+            ..Ip::v4([0; 4], [0; 4])
         }
     }
 }
 
+/// The TCP timestamp option (NOP, NOP, TS) of every generated segment.
+const TIMESTAMP_OPTION: [u8; 12] = [1, 1, 8, 10, 0, 0, 0, 1, 0, 0, 0, 2];
+
+/// TCP ACK.
+const ACK: u8 = 0x10;
+
 /// A TCP packet (ACK, 12 bytes of timestamp option) with a valid checksum.
 pub fn tcp_packet(addrs: Addrs, sport: u16, seq: u32, payload: &[u8]) -> Vec<u8> {
-    let mut t = Vec::with_capacity(32 + payload.len());
-    t.extend_from_slice(&sport.to_be_bytes());
-    t.extend_from_slice(&5201u16.to_be_bytes());
-    t.extend_from_slice(&seq.to_be_bytes());
-    t.extend_from_slice(&1u32.to_be_bytes());
-    t.extend_from_slice(&[0x80, 0x10, 0x01, 0xf5, 0, 0, 0, 0]);
-    t.extend_from_slice(&[1, 1, 8, 10, 0, 0, 0, 1, 0, 0, 0, 2]);
-    t.extend_from_slice(payload);
-    let c = addrs.pseudo(6, t.len()).combine(Checksum::of(&t)).finish();
-    t[16..18].copy_from_slice(&c.to_be_bytes());
-    let mut p = addrs.ip_header(6, t.len());
-    p.extend_from_slice(&t);
-    p
+    tcp(
+        &addrs.ip(),
+        sport,
+        5201,
+        seq,
+        1,
+        ACK,
+        &TIMESTAMP_OPTION,
+        payload,
+    )
 }
 
 /// A UDP packet with a valid checksum.
 pub fn udp_packet(addrs: Addrs, sport: u16, payload: &[u8]) -> Vec<u8> {
-    let mut u = Vec::with_capacity(8 + payload.len());
-    u.extend_from_slice(&sport.to_be_bytes());
-    u.extend_from_slice(&4433u16.to_be_bytes());
-    u.extend_from_slice(&((8 + payload.len()) as u16).to_be_bytes());
-    u.extend_from_slice(&[0, 0]);
-    u.extend_from_slice(payload);
-    let c = addrs
-        .pseudo(17, u.len())
-        .combine(Checksum::of(&u))
-        .finish_udp();
-    u[6..8].copy_from_slice(&c.to_be_bytes());
-    let mut p = addrs.ip_header(17, u.len());
-    p.extend_from_slice(&u);
-    p
+    udp(&addrs.ip(), sport, 4433, payload)
 }
 
 /// Bytes that look like payload (not all one value).
@@ -113,26 +89,14 @@ pub fn super_packet(
     } else {
         udp_packet(addrs, 40000, &data)
     };
-    let ip_hl = if matches!(addrs, Addrs::V4(..)) {
-        20
-    } else {
-        40
-    };
-    let (l4_hl, off, proto) = if tcp { (32, 16, 6) } else { (8, 6, 17) };
-    let gso_type = match (tcp, addrs) {
-        (true, Addrs::V4(..)) => GsoType::TCPV4,
-        (true, Addrs::V6(..)) => GsoType::TCPV6,
-        (false, _) => GsoType::UDP_L4,
-    };
-    let pseudo = addrs.pseudo(proto, p.len() - ip_hl).fold();
-    p[ip_hl + off..ip_hl + off + 2].copy_from_slice(&pseudo.to_be_bytes());
+    let h = as_super_parts(&mut p);
     let hdr = VirtioNetHdr::new(
         HdrFlags::NEEDS_CSUM,
-        gso_type,
-        (ip_hl + l4_hl) as u16,
+        GsoType(h.gso_type),
+        h.hdr_len,
         gso_size,
-        ip_hl as u16,
-        off as u16,
+        h.csum_start,
+        h.csum_offset,
     );
     (hdr, p)
 }

@@ -1,52 +1,23 @@
 //! Bodies of the fuzz targets, shared by the cargo-fuzz binaries
 //! (`fuzz_targets/`) and by the stable regression test in
-//! `tun-offload/tests/fuzz_corpus.rs`, which replays every committed corpus
-//! file and every crash ever found. Each body panics when a property fails.
+//! `tun-offload/tests/fuzz_corpus.rs`, which replays every file under
+//! `corpus/` and `regressions/`. Each body panics when a property fails.
 //!
-//! Only `std`, `tun_offload` and `arbitrary` are used, so the regression
-//! test can include this file by path.
+//! Only `std`, `tun_offload`, `tun_test_support` (the naive checksum) and
+//! `arbitrary` are used, all dependencies of tun-offload's tests too, so the
+//! regression test can include this file by path.
 
 use arbitrary::{Arbitrary, Unstructured};
 use tun_offload::{
     GroTable, GsoPacket, GsoType, HdrFlags, SplitError, VirtioNetHdr, VirtioNetHdrMrgRxbuf,
     complete_checksum, split,
 };
+use tun_test_support::{add16, naive_packet_pseudo, naive_sum};
 
 const HDR: usize = VirtioNetHdr::LEN;
 
 /// Output buffer sizes the receive target picks from, tiny to ample.
 const BUF_SIZES: [usize; 10] = [0, 1, 20, 64, 128, 576, 1280, 1500, 2048, 65_600];
-
-/// RFC 1071 the slow way, independent of the crate's checksum code.
-pub fn naive_sum(data: &[u8]) -> u16 {
-    let mut s: u32 = 0;
-    for pair in data.chunks(2) {
-        s += (u32::from(pair[0]) << 8) | u32::from(*pair.get(1).unwrap_or(&0));
-        s = (s & 0xffff) + (s >> 16);
-    }
-    s as u16
-}
-
-fn add16(a: u16, b: u16) -> u16 {
-    let s = u32::from(a) + u32::from(b);
-    ((s & 0xffff) + (s >> 16)) as u16
-}
-
-/// The pseudo-header sum of an IPv4 or IPv6 packet for its L4 part.
-fn pseudo(packet: &[u8], ip_hl: usize, proto: u8) -> u16 {
-    let l4_len = packet.len() - ip_hl;
-    let mut img = Vec::with_capacity(40);
-    if packet[0] >> 4 == 4 {
-        img.extend_from_slice(&packet[12..20]);
-        img.extend_from_slice(&[0, proto]);
-        img.extend_from_slice(&(l4_len as u16).to_be_bytes());
-    } else {
-        img.extend_from_slice(&packet[8..40]);
-        img.extend_from_slice(&(l4_len as u32).to_be_bytes());
-        img.extend_from_slice(&[0, 0, 0, proto]);
-    }
-    naive_sum(&img)
-}
 
 /// The pseudo-header sum a segment of `seg_l4_len` transport bytes must
 /// verify against: with NEEDS_CSUM, the super-packet's checksum field with
@@ -61,26 +32,17 @@ fn expected_pseudo(
 ) -> Option<u16> {
     let ip_hl = plan.ip_header_len();
     if hdr.flags().contains(HdrFlags::NEEDS_CSUM) {
-        let at = ip_hl
-            + if plan.transport() == tun_offload::Transport::Tcp {
-                16
-            } else {
-                6
-            };
+        let at = ip_hl + if plan.kind().is_tcp() { 16 } else { 6 };
         let field = u16::from_be_bytes([packet[at], packet[at + 1]]);
         let old = (packet.len() - ip_hl) as u32;
         let s = add16(add16(field, !((old >> 16) as u16)), !(old as u16));
         Some(add16(s, seg_l4_len as u16))
     } else if (packet[0] >> 4 == 4 && ip_hl == 20) || (packet[0] >> 4 == 6 && ip_hl == 40) {
-        let proto = if plan.transport() == tun_offload::Transport::Tcp {
-            6
-        } else {
-            17
-        };
+        let proto = if plan.kind().is_tcp() { 6 } else { 17 };
         let mut img = packet[..ip_hl + seg_l4_len.min(packet.len() - ip_hl)].to_vec();
         img.truncate(ip_hl);
         img.resize(ip_hl + seg_l4_len, 0);
-        Some(pseudo(&img, ip_hl, proto))
+        Some(naive_packet_pseudo(&img, ip_hl, proto))
     } else {
         None
     }
@@ -109,10 +71,7 @@ fn check_segment(seg: &[u8], plan: &GsoPacket, want: Option<u16>) {
             "IPv6 payload length"
         );
     }
-    let proto = match plan.transport() {
-        tun_offload::Transport::Tcp => 6,
-        tun_offload::Transport::Udp => 17,
-    };
+    let proto = if plan.kind().is_tcp() { 6 } else { 17 };
     if proto == 17 {
         assert_eq!(
             usize::from(u16::from_be_bytes([seg[ip_hl + 4], seg[ip_hl + 5]])),
@@ -366,7 +325,7 @@ fn build(rt: &RoundTrip) -> Option<(VirtioNetHdr, Vec<u8>)> {
         *b = (k as u8).wrapping_mul(13).wrapping_add(rt.fill);
     }
     let off = if rt.tcp { 16 } else { 6 };
-    let ps = pseudo(&p, ip_hl, proto);
+    let ps = naive_packet_pseudo(&p, ip_hl, proto);
     p[l4 + off..l4 + off + 2].copy_from_slice(&ps.to_be_bytes());
     let mut gso_type = match (rt.tcp, rt.v6) {
         (true, false) => GsoType::TCPV4,

@@ -319,16 +319,6 @@ impl WideSum {
     }
 }
 
-/// IP protocol numbers used in pseudo headers.
-pub mod protocol {
-    /// TCP.
-    pub const TCP: u8 = 6;
-    /// UDP.
-    pub const UDP: u8 = 17;
-    /// ICMPv6.
-    pub const ICMPV6: u8 = 58;
-}
-
 /// The IPv4 pseudo-header sum (RFC 793/768): addresses, protocol, L4 length.
 pub fn pseudo_header_v4(src: Ipv4Addr, dst: Ipv4Addr, protocol: u8, l4_len: u16) -> Checksum {
     let s = src.octets();

@@ -1,30 +1,16 @@
-//! Typed errors: each says what was wrong and carries the lengths and
-//! values involved.
+//! The error shared by the packet views, the split and the checksum
+//! helpers: [`PacketError`], with the [`Layer`] it is about.
+//!
+//! Where errors live: an error that one module's operations return is
+//! defined in that module, next to them ([`crate::HeaderError`] in virtio.rs,
+//! [`crate::SplitError`] in split.rs, [`crate::GroError`] and
+//! [`crate::gro::Refusal`] in gro/); this file holds the one several modules
+//! return. Each error says what was wrong and carries the lengths and values
+//! involved.
 
 use core::fmt;
 
 use crate::virtio::GsoType;
-
-/// A buffer too short for a virtio-net header.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct HeaderError {
-    /// Bytes available.
-    pub len: usize,
-    /// Bytes the header needs.
-    pub required: usize,
-}
-
-impl fmt::Display for HeaderError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "virtio-net header needs {} bytes, buffer has {}",
-            self.required, self.len
-        )
-    }
-}
-
-impl core::error::Error for HeaderError {}
 
 /// The protocol layer an error is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -252,50 +238,6 @@ impl fmt::Display for PacketError {
 
 impl core::error::Error for PacketError {}
 
-/// Why a GSO split stopped.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SplitError {
-    /// The header or packet is invalid; nothing was produced.
-    Invalid(PacketError),
-    /// The caller's buffers ran out. The first `produced` segments are
-    /// complete and valid in the first `produced` buffers; `dropped` more
-    /// would have followed. Not a device error: retry with more or larger
-    /// buffers, or count the drop.
-    OutOfSpace {
-        /// Segments written.
-        produced: usize,
-        /// Segments that did not fit.
-        dropped: usize,
-    },
-}
-
-impl From<PacketError> for SplitError {
-    fn from(e: PacketError) -> Self {
-        SplitError::Invalid(e)
-    }
-}
-
-impl fmt::Display for SplitError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            SplitError::Invalid(e) => write!(f, "invalid GSO packet: {e}"),
-            SplitError::OutOfSpace { produced, dropped } => write!(
-                f,
-                "out of output space: {produced} segments produced, {dropped} dropped"
-            ),
-        }
-    }
-}
-
-impl core::error::Error for SplitError {
-    fn source(&self) -> Option<&(dyn core::error::Error + 'static)> {
-        match self {
-            SplitError::Invalid(e) => Some(e),
-            SplitError::OutOfSpace { .. } => None,
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -403,26 +345,6 @@ mod tests {
         for (e, text) in cases {
             assert_eq!(e.to_string(), text);
         }
-        assert_eq!(
-            SplitError::Invalid(PacketError::ZeroGsoSize).to_string(),
-            "invalid GSO packet: gso_size is zero on a GSO packet"
-        );
-        assert_eq!(
-            SplitError::OutOfSpace {
-                produced: 4,
-                dropped: 6
-            }
-            .to_string(),
-            "out of output space: 4 segments produced, 6 dropped"
-        );
-        assert_eq!(
-            HeaderError {
-                len: 9,
-                required: 10
-            }
-            .to_string(),
-            "virtio-net header needs 10 bytes, buffer has 9"
-        );
         for (l, t) in [
             (Layer::Ipv4, "IPv4"),
             (Layer::Ipv6, "IPv6"),

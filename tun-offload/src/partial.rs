@@ -1,10 +1,50 @@
-//! The small reverse helper a sender needs: ask the kernel to finish the
-//! transport checksum of a plain packet instead of computing it here.
+//! Partial checksums (`NEEDS_CSUM`), both ways: a receiver completes the
+//! transport checksum of a packet the kernel left partial
+//! ([`complete_checksum`]); a sender leaves it partial for the kernel to
+//! complete ([`prepare_partial_checksum`]).
 
-use crate::checksum::{self, protocol};
+use crate::checksum::{self, Checksum};
+use crate::error::PacketError;
+use crate::kind::Kind;
 use crate::route;
 use crate::virtio::{GsoType, HdrFlags, VirtioNetHdr};
-use crate::wire::{Ipv4Packet, Ipv6Packet, TcpPacket, UdpPacket};
+use crate::wire::{IpPacket, TcpPacket, UDP_HEADER_LEN, UdpPacket};
+
+/// Complete a partial checksum in place (GSO_NONE with NEEDS_CSUM): the
+/// 16 bits at `csum_start + csum_offset` hold the pseudo-header sum; sum from
+/// `csum_start` to the end and store the complement. A header without
+/// NEEDS_CSUM leaves the packet as it is.
+///
+/// When the field is at UDP's checksum offset (6), a result of zero is
+/// stored as `0xffff`, since zero means "no checksum" to UDP; elsewhere
+/// (TCP, ICMPv6) zero is stored as it is. Both encodings verify.
+pub fn complete_checksum(hdr: &VirtioNetHdr, packet: &mut [u8]) -> Result<(), PacketError> {
+    if !hdr.flags().contains(HdrFlags::NEEDS_CSUM) {
+        return Ok(());
+    }
+    let start = usize::from(hdr.csum_start());
+    let field = start + usize::from(hdr.csum_offset());
+    if field + 2 > packet.len() {
+        return Err(PacketError::CsumOutOfRange {
+            csum_start: hdr.csum_start(),
+            csum_offset: hdr.csum_offset(),
+            len: packet.len(),
+        });
+    }
+    if hdr.csum_offset() % 2 == 1 {
+        return Err(PacketError::CsumOffsetOdd {
+            csum_offset: hdr.csum_offset(),
+        });
+    }
+    let sum = Checksum::of(&packet[start..]);
+    let c = if usize::from(hdr.csum_offset()) == UdpPacket::<&[u8]>::CHECKSUM_OFFSET {
+        sum.finish_udp()
+    } else {
+        sum.finish()
+    };
+    packet[field..field + 2].copy_from_slice(&c.to_be_bytes());
+    Ok(())
+}
 
 /// Prepare `packet` (one complete IPv4 or IPv6 packet) for a write with a
 /// NEEDS_CSUM header, and return that header.
@@ -32,21 +72,22 @@ use crate::wire::{Ipv4Packet, Ipv6Packet, TcpPacket, UdpPacket};
 /// assert_eq!((hdr.csum_start(), hdr.csum_offset()), (20, 6));
 /// ```
 pub fn prepare_partial_checksum(packet: &mut [u8]) -> VirtioNetHdr {
-    let Some((ip_hl, proto, pseudo)) = locate(packet) else {
+    let Some((ip_hl, kind, pseudo)) = locate(packet) else {
         return VirtioNetHdr::ZERO;
     };
     let l4 = &packet[ip_hl..];
-    let (l4_hl, field) = match proto {
-        protocol::TCP => match TcpPacket::new_checked(l4) {
-            Ok(t) => (t.header_len(), TcpPacket::<&[u8]>::CHECKSUM_OFFSET),
+    let l4_hl = if kind.is_tcp() {
+        match TcpPacket::new_checked(l4) {
+            Ok(t) => t.header_len(),
             Err(_) => return VirtioNetHdr::ZERO,
-        },
-        protocol::UDP => match UdpPacket::new_checked(l4) {
-            Ok(u) if usize::from(u.len()) == l4.len() => (8, UdpPacket::<&[u8]>::CHECKSUM_OFFSET),
+        }
+    } else {
+        match UdpPacket::new_checked(l4) {
+            Ok(u) if usize::from(u.len()) == l4.len() => UDP_HEADER_LEN,
             _ => return VirtioNetHdr::ZERO,
-        },
-        _ => return VirtioNetHdr::ZERO,
+        }
     };
+    let field = kind.csum_offset();
     let at = ip_hl + field;
     packet[at..at + 2].copy_from_slice(&pseudo.to_be_bytes());
     VirtioNetHdr::new(
@@ -59,37 +100,27 @@ pub fn prepare_partial_checksum(packet: &mut [u8]) -> VirtioNetHdr {
     )
 }
 
-/// IP header length, transport protocol and folded pseudo-header sum of a
-/// packet whose IP layer allows checksum offload.
-fn locate(packet: &[u8]) -> Option<(usize, u8, u16)> {
-    match packet.first()? >> 4 {
-        4 => {
-            let ip = Ipv4Packet::new_checked(packet).ok()?;
-            if usize::from(ip.total_len()) != packet.len()
-                || ip.more_frags()
-                || ip.frag_offset() != 0
-            {
+/// IP header length, kind and folded pseudo-header sum of a TCP or UDP
+/// packet whose IP layer allows checksum offload: length field equal to the
+/// buffer, not an IPv4 fragment, no IPv6 extension headers.
+fn locate(packet: &[u8]) -> Option<(usize, Kind, u16)> {
+    let ip = IpPacket::new_checked(packet).ok()?;
+    ip.check_claimed_len().ok()?;
+    let kind = Kind::new(ip.version(), ip.protocol())?;
+    let hl = ip.header_len();
+    let pseudo = match ip {
+        IpPacket::V4(ip) => {
+            if ip.is_fragment() {
                 return None;
             }
-            let hl = ip.header_len();
             let l4_len = u16::try_from(packet.len() - hl).ok()?;
             // A loose or strict source route: the pseudo header has the
             // route's last address, the final destination. Malformed
             // options: left alone.
             let dst = route::ipv4_final_destination(packet).ok()?;
-            let pseudo =
-                checksum::pseudo_header_v4(ip.src_addr(), dst.into(), ip.protocol(), l4_len);
-            Some((hl, ip.protocol(), pseudo.fold()))
+            checksum::pseudo_header_v4(ip.src_addr(), dst.into(), kind.protocol().0, l4_len)
         }
-        6 => {
-            let ip = Ipv6Packet::new_checked(packet).ok()?;
-            let l4_len = packet.len() - 40;
-            if usize::from(ip.payload_len()) != l4_len {
-                return None;
-            }
-            let nh = ip.next_header();
-            Some((40, nh, ip.pseudo_header(nh, l4_len as u32).fold()))
-        }
-        _ => None,
-    }
+        IpPacket::V6(ip) => ip.pseudo_header(kind.protocol(), (packet.len() - hl) as u32),
+    };
+    Some((hl, kind, pseudo.fold()))
 }

@@ -5,18 +5,13 @@
 //! puts in its pseudo header).
 
 use crate::error::{Layer, PacketError};
+use crate::wire::{IPV4_MIN_HEADER_LEN, IPV6_HEADER_LEN, IpProtocol};
 
 /// IPv4 option kinds.
 const IPOPT_END: u8 = 0;
 const IPOPT_NOOP: u8 = 1;
 const IPOPT_LSRR: u8 = 131;
 const IPOPT_SSRR: u8 = 137;
-
-/// IPv6 extension headers walked on the way to the transport header.
-const HOP_BY_HOP: u8 = 0;
-const ROUTING: u8 = 43;
-const FRAGMENT: u8 = 44;
-const DEST_OPTS: u8 = 60;
 
 /// The final destination of an IPv4 packet (`header`: the whole header,
 /// options included): the last address of a loose or strict source route
@@ -26,7 +21,7 @@ pub(crate) fn ipv4_final_destination(header: &[u8]) -> Result<[u8; 4], PacketErr
     let hl = header
         .first()
         .map_or(0, |b| usize::from(b & 0x0f) * 4)
-        .max(20);
+        .max(IPV4_MIN_HEADER_LEN);
     let Some(h) = header.get(..hl) else {
         return Err(PacketError::Truncated {
             layer: Layer::Ipv4,
@@ -35,7 +30,7 @@ pub(crate) fn ipv4_final_destination(header: &[u8]) -> Result<[u8; 4], PacketErr
         });
     };
     let mut dst = [h[16], h[17], h[18], h[19]];
-    let mut at = 20;
+    let mut at = IPV4_MIN_HEADER_LEN;
     while at < hl {
         match h[at] {
             IPOPT_END => break,
@@ -83,17 +78,17 @@ pub(crate) fn ipv6_final_destination(
         Ok(a)
     };
     let mut dst = addr(24)?;
-    let mut next = *packet.get(6).ok_or(truncated(40))?;
-    let mut at = 40;
+    let mut next = IpProtocol(*packet.get(6).ok_or(truncated(IPV6_HEADER_LEN))?);
+    let mut at = IPV6_HEADER_LEN;
     while at < l4_start {
         let (nh, len8) = match (packet.get(at), packet.get(at + 1)) {
             (Some(&nh), Some(&len8)) => (nh, len8),
             _ => return Err(truncated(at + 2)),
         };
         let len = match next {
-            HOP_BY_HOP | DEST_OPTS => (usize::from(len8) + 1) * 8,
-            FRAGMENT => 8,
-            ROUTING => {
+            IpProtocol::HOP_BY_HOP | IpProtocol::DEST_OPTS => (usize::from(len8) + 1) * 8,
+            IpProtocol::FRAGMENT => 8,
+            IpProtocol::ROUTING => {
                 let len = (usize::from(len8) + 1) * 8;
                 let h = packet.get(at..at + len).ok_or(truncated(at + len))?;
                 let (routing_type, segments_left) = (h[2], h[3]);
@@ -110,7 +105,7 @@ pub(crate) fn ipv6_final_destination(
             }
             _ => break,
         };
-        next = nh;
+        next = IpProtocol(nh);
         at += len;
     }
     Ok(dst)

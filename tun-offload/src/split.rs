@@ -14,7 +14,7 @@
 //! own headers in front of its share of the payload), its checksum is
 //! computed over the freshly written, cache-hot copy, and nothing is
 //! allocated. Packets that need no split can be completed in place with
-//! [`complete_checksum`], with no copy at all.
+//! [`complete_checksum`](crate::complete_checksum), with no copy at all.
 //!
 //! The kernel's `hdr_len` is never trusted: header lengths are recomputed
 //! from the packet, and every offset is bounds-checked before use.
@@ -47,26 +47,59 @@
 //!   32-bit arithmetic, FIN and PSH on the last segment only, CWR on the first
 //!   only; UDP length; full transport checksum (a UDP zero sent as 0xffff).
 
-use crate::checksum::{self, Checksum, WideSum, protocol};
-use crate::error::{Layer, PacketError, SplitError};
+use core::fmt;
+
+use crate::checksum::{self, Checksum, WideSum};
+use crate::error::{Layer, PacketError};
+use crate::kind::Kind;
+use crate::partial::complete_checksum;
 use crate::route;
 use crate::virtio::{GsoType, HdrFlags, VirtioNetHdr};
-use crate::wire::{Ipv4Packet, Ipv6Packet, TcpPacket, UdpPacket, tcp_flags};
+use crate::wire::{
+    IPV4_MIN_HEADER_LEN, IPV6_HEADER_LEN, IpPacket, IpProtocol, Ipv4Packet, Ipv6Packet, TcpPacket,
+    UDP_HEADER_LEN, UdpPacket, tcp_flags,
+};
 
-/// The transport protocol of a super-packet.
+/// Why a GSO split stopped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Transport {
-    /// TCP (TSO).
-    Tcp,
-    /// UDP (USO).
-    Udp,
+pub enum SplitError {
+    /// The header or packet is invalid; nothing was produced.
+    Invalid(PacketError),
+    /// The caller's buffers ran out. The first `produced` segments are
+    /// complete and valid in the first `produced` buffers; `dropped` more
+    /// would have followed. Not a device error: retry with more or larger
+    /// buffers, or count the drop.
+    OutOfSpace {
+        /// Segments written.
+        produced: usize,
+        /// Segments that did not fit.
+        dropped: usize,
+    },
 }
 
-impl Transport {
-    fn number(self) -> u8 {
+impl From<PacketError> for SplitError {
+    fn from(e: PacketError) -> Self {
+        SplitError::Invalid(e)
+    }
+}
+
+impl fmt::Display for SplitError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Transport::Tcp => protocol::TCP,
-            Transport::Udp => protocol::UDP,
+            SplitError::Invalid(e) => write!(f, "invalid GSO packet: {e}"),
+            SplitError::OutOfSpace { produced, dropped } => write!(
+                f,
+                "out of output space: {produced} segments produced, {dropped} dropped"
+            ),
+        }
+    }
+}
+
+impl core::error::Error for SplitError {
+    fn source(&self) -> Option<&(dyn core::error::Error + 'static)> {
+        match self {
+            SplitError::Invalid(e) => Some(e),
+            SplitError::OutOfSpace { .. } => None,
         }
     }
 }
@@ -76,8 +109,7 @@ impl Transport {
 /// and [`Self::max_segment_len`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct GsoPacket {
-    version: u8,
-    transport: Transport,
+    kind: Kind,
     ip_header_len: usize,
     header_len: usize,
     gso_size: usize,
@@ -86,19 +118,15 @@ pub struct GsoPacket {
     pseudo: u16,
 }
 
-/// Extension headers that may sit between the IPv6 header and TCP/UDP.
-const IPV6_EXT_HOP_BY_HOP: u8 = 0;
-const IPV6_EXT_ROUTING: u8 = 43;
-const IPV6_EXT_DEST_OPTS: u8 = 60;
-
-/// Walk IPv6 extension headers from offset 40 up to `csum_start`; returns
-/// the protocol found there.
-fn ipv6_transport_at(packet: &[u8], csum_start: usize) -> Result<u8, PacketError> {
-    let mut next = packet[6];
-    let mut at = Ipv6Packet::<&[u8]>::HEADER_LEN;
+/// Walk IPv6 extension headers from the end of the fixed header up to
+/// `csum_start`; returns the protocol found there.
+fn ipv6_transport_at(ip: &Ipv6Packet<&[u8]>, csum_start: usize) -> Result<IpProtocol, PacketError> {
+    let packet = ip.into_inner();
+    let mut next = ip.next_header();
+    let mut at = IPV6_HEADER_LEN;
     while at < csum_start {
         match next {
-            IPV6_EXT_HOP_BY_HOP | IPV6_EXT_ROUTING | IPV6_EXT_DEST_OPTS => {}
+            IpProtocol::HOP_BY_HOP | IpProtocol::ROUTING | IpProtocol::DEST_OPTS => {}
             // A transport header before csum_start: csum_start points past it.
             _ => {
                 return Err(PacketError::CsumStartMismatch {
@@ -114,7 +142,7 @@ fn ipv6_transport_at(packet: &[u8], csum_start: usize) -> Result<u8, PacketError
                 len: packet.len(),
             });
         };
-        next = nh;
+        next = IpProtocol(nh);
         at += (usize::from(len8) + 1) * 8;
     }
     if at != csum_start {
@@ -127,24 +155,21 @@ fn ipv6_transport_at(packet: &[u8], csum_start: usize) -> Result<u8, PacketError
 }
 
 impl GsoPacket {
-    /// Validate `hdr` (a super-packet: TCPV4, TCPV6 or UDP_L4) against `packet`.
+    /// Validate `hdr` (a super-packet: TCPV4, TCPV6 or UDP_L4, the TCP types
+    /// also with the ECN bit) against `packet`.
     pub fn parse(hdr: &VirtioNetHdr, packet: &[u8]) -> Result<Self, PacketError> {
         let gso_type = hdr.gso_type();
-        // The ECN bit only with TCP (virtio_net_hdr_to_skb maps it to
-        // SKB_GSO_TCP_ECN): CWR stays on the first segment, as always here.
-        let (transport, want_version) = match gso_type {
-            GsoType::TCPV4 => (Transport::Tcp, Some(4)),
-            GsoType::TCPV6 => (Transport::Tcp, Some(6)),
-            GsoType::UDP_L4 => (Transport::Udp, None),
-            t if t.0 == GsoType::TCPV4.0 | GsoType::ECN => (Transport::Tcp, Some(4)),
-            t if t.0 == GsoType::TCPV6.0 | GsoType::ECN => (Transport::Tcp, Some(6)),
-            _ => return Err(PacketError::UnsupportedGsoType { gso_type }),
-        };
+        // An unsupported type first; then an empty packet is too short for
+        // the header the type needs (IPv6 for TCPV6, else IPv4).
+        let fits_v4 = Kind::from_gso_type(gso_type, 4);
+        if let Err(e @ PacketError::UnsupportedGsoType { .. }) = fits_v4 {
+            return Err(e);
+        }
         let Some(&first) = packet.first() else {
-            let (layer, required) = if want_version == Some(6) {
-                (Layer::Ipv6, 40)
+            let (layer, required) = if fits_v4.is_ok() {
+                (Layer::Ipv4, IPV4_MIN_HEADER_LEN)
             } else {
-                (Layer::Ipv4, 20)
+                (Layer::Ipv6, IPV6_HEADER_LEN)
             };
             return Err(PacketError::Truncated {
                 layer,
@@ -152,74 +177,59 @@ impl GsoPacket {
                 len: 0,
             });
         };
-        let version = first >> 4;
-        if version != 4 && version != 6 {
-            return Err(PacketError::UnknownIpVersion { version });
-        }
-        if want_version.is_some_and(|v| v != version) {
-            return Err(PacketError::IpVersionMismatch { gso_type, version });
-        }
+        // The ECN bit is accepted with TCP: CWR stays on the first segment,
+        // as it does in every TCP split here.
+        let kind = Kind::from_gso_type(gso_type, first >> 4)?;
         if hdr.gso_size() == 0 {
             return Err(PacketError::ZeroGsoSize);
         }
         let csum_start = usize::from(hdr.csum_start());
         let len = packet.len();
-        let proto = if version == 4 {
-            let ip = Ipv4Packet::new_checked(packet)?;
-            if csum_start != ip.header_len() {
-                return Err(PacketError::CsumStartMismatch {
-                    csum_start: hdr.csum_start(),
-                    ip_header_len: ip.header_len(),
-                });
-            }
-            ip.protocol()
-        } else {
-            Ipv6Packet::new_checked(packet)?;
-            if csum_start < Ipv6Packet::<&[u8]>::HEADER_LEN {
-                return Err(PacketError::CsumStartMismatch {
-                    csum_start: hdr.csum_start(),
-                    ip_header_len: 40,
-                });
-            }
-            ipv6_transport_at(packet, csum_start)?
-        };
-        if proto != transport.number() {
-            return Err(PacketError::ProtocolMismatch {
-                gso_type,
-                protocol: proto,
-            });
-        }
-        let l4_header_len = match transport {
-            Transport::Tcp => {
-                let min = csum_start + 20;
-                if len < min {
-                    return Err(PacketError::Truncated {
-                        layer: Layer::Tcp,
-                        required: min,
-                        len,
+        let proto = match IpPacket::new_checked(packet)? {
+            IpPacket::V4(ip) => {
+                if csum_start != ip.header_len() {
+                    return Err(PacketError::CsumStartMismatch {
+                        csum_start: hdr.csum_start(),
+                        ip_header_len: ip.header_len(),
                     });
                 }
-                let hl = usize::from(packet[csum_start + 12] >> 4) * 4;
-                if !(20..=60).contains(&hl) {
-                    return Err(PacketError::BadTcpDataOffset { header_len: hl });
-                }
-                hl
+                ip.protocol()
             }
-            Transport::Udp => UdpPacket::<&[u8]>::HEADER_LEN,
+            IpPacket::V6(ip) => {
+                if csum_start < IPV6_HEADER_LEN {
+                    return Err(PacketError::CsumStartMismatch {
+                        csum_start: hdr.csum_start(),
+                        ip_header_len: IPV6_HEADER_LEN,
+                    });
+                }
+                ipv6_transport_at(&ip, csum_start)?
+            }
         };
-        let header_len = csum_start + l4_header_len;
-        if len < header_len {
-            let layer = if transport == Transport::Tcp {
-                Layer::Tcp
-            } else {
-                Layer::Udp
-            };
-            return Err(PacketError::Truncated {
-                layer,
-                required: header_len,
-                len,
+        if proto != kind.protocol() {
+            return Err(PacketError::ProtocolMismatch {
+                gso_type,
+                protocol: proto.0,
             });
         }
+        // The transport header through its view, lengths counted from the
+        // start of the packet (csum_start may lie past an IPv6 packet's end).
+        let l4 = packet.get(csum_start..).unwrap_or(&[]);
+        let l4_header_len = if kind.is_tcp() {
+            TcpPacket::new_checked(l4).map(|t| t.header_len())
+        } else {
+            UdpPacket::new_checked(l4).map(|_| UDP_HEADER_LEN)
+        }
+        .map_err(|e| match e {
+            PacketError::Truncated {
+                layer, required, ..
+            } => PacketError::Truncated {
+                layer,
+                required: csum_start + required,
+                len,
+            },
+            e => e,
+        })?;
+        let header_len = csum_start + l4_header_len;
         if hdr.flags().contains(HdrFlags::NEEDS_CSUM)
             && usize::from(hdr.csum_offset()) + 2 > l4_header_len
         {
@@ -230,7 +240,12 @@ impl GsoPacket {
         }
         let gso_size = usize::from(hdr.gso_size());
         let max_seg = header_len + gso_size;
-        let limit = if version == 4 { 0xffff } else { 0xffff + 40 };
+        // IPv4's total length covers its header, IPv6's payload length does not.
+        let limit = if kind.is_v6() {
+            0xffff + IPV6_HEADER_LEN
+        } else {
+            0xffff
+        };
         if max_seg > limit || max_seg - csum_start > 0xffff {
             return Err(PacketError::SegmentTooLong { len: max_seg });
         }
@@ -240,11 +255,7 @@ impl GsoPacket {
             // or whatever address it had to use): take it and remove the
             // super-packet's length, as tcp_gso_segment and __udp_gso_segment
             // do, instead of rebuilding it from the fixed header.
-            let at = csum_start
-                + match transport {
-                    Transport::Tcp => TcpPacket::<&[u8]>::CHECKSUM_OFFSET,
-                    Transport::Udp => UdpPacket::<&[u8]>::CHECKSUM_OFFSET,
-                };
+            let at = csum_start + kind.csum_offset();
             let field = u16::from_be_bytes([packet[at], packet[at + 1]]);
             let l4_len = (len - csum_start) as u32;
             let mut sum = Checksum::from_folded(field);
@@ -253,20 +264,19 @@ impl GsoPacket {
             sum.fold()
         } else {
             // No pseudo sum to take: build it, with the final destination.
-            let proto = transport.number();
-            if version == 4 {
-                let ip = Ipv4Packet::new_unchecked(packet);
-                let dst = route::ipv4_final_destination(packet)?;
-                checksum::pseudo_header_v4(ip.src_addr(), dst.into(), proto, 0).fold()
-            } else {
+            let proto = kind.protocol().0;
+            if kind.is_v6() {
                 let ip = Ipv6Packet::new_unchecked(packet);
                 let dst = route::ipv6_final_destination(packet, csum_start)?;
                 checksum::pseudo_header_v6(ip.src_addr(), dst.into(), proto, 0).fold()
+            } else {
+                let ip = Ipv4Packet::new_unchecked(packet);
+                let dst = route::ipv4_final_destination(packet)?;
+                checksum::pseudo_header_v4(ip.src_addr(), dst.into(), proto, 0).fold()
             }
         };
         Ok(Self {
-            version,
-            transport,
+            kind,
             ip_header_len: csum_start,
             header_len,
             gso_size,
@@ -275,13 +285,13 @@ impl GsoPacket {
         })
     }
 
+    /// Transport and family.
+    pub fn kind(&self) -> Kind {
+        self.kind
+    }
     /// IP version, 4 or 6.
     pub fn ip_version(&self) -> u8 {
-        self.version
-    }
-    /// TCP or UDP.
-    pub fn transport(&self) -> Transport {
-        self.transport
+        self.kind.ip_version()
     }
     /// Bytes of IP header, IPv6 extension headers included.
     pub fn ip_header_len(&self) -> usize {
@@ -323,11 +333,7 @@ impl GsoPacket {
     ) -> Result<usize, SplitError> {
         if packet.len() != self.len {
             return Err(SplitError::Invalid(PacketError::IpLengthMismatch {
-                layer: if self.version == 4 {
-                    Layer::Ipv4
-                } else {
-                    Layer::Ipv6
-                },
+                layer: self.kind.ip_layer(),
                 claimed: self.len,
                 len: packet.len(),
             }));
@@ -342,9 +348,9 @@ impl GsoPacket {
         // pseudo header without its length, the IPv4 header without length,
         // ID and checksum, the transport header without sequence number,
         // flags, length and checksum. Per segment only those words are added.
-        let tcp = self.transport == Transport::Tcp;
+        let tcp = self.kind.is_tcp();
         let l4_hl = hl - csum_start;
-        let (first_id, pseudo_base, ip_base) = if self.version == 4 {
+        let (first_id, pseudo_base, ip_base) = if !self.kind.is_v6() {
             let ip = Ipv4Packet::new_unchecked(headers);
             // Bytes 2..4 (length), 4..6 (ID) and 10..12 (checksum) excluded.
             // The pieces have even lengths, so they combine as if adjacent.
@@ -400,7 +406,7 @@ impl GsoPacket {
             let mut sum = fixed;
             sum.copy_from(out_payload, seg_payload);
 
-            if self.version == 4 {
+            if !self.kind.is_v6() {
                 let id = first_id.wrapping_add(i as u16);
                 let mut c = ip_base;
                 c.add_be16(seg_len as u16);
@@ -411,7 +417,7 @@ impl GsoPacket {
                 ip.set_checksum(c.checksum().finish());
             } else {
                 Ipv6Packet::new_unchecked(&mut out_headers[..])
-                    .set_payload_len((seg_len - 40) as u16);
+                    .set_payload_len((seg_len - IPV6_HEADER_LEN) as u16);
             }
             let l4_len = (seg_len - csum_start) as u16;
             sum.add_be16(l4_len);
@@ -462,47 +468,11 @@ fn out_slot<'a, B: AsMut<[u8]>>(
     Some(out)
 }
 
-/// Complete a partial checksum in place (GSO_NONE with NEEDS_CSUM): the
-/// 16 bits at `csum_start + csum_offset` hold the pseudo-header sum; sum from
-/// `csum_start` to the end and store the complement. A header without
-/// NEEDS_CSUM leaves the packet as it is.
-///
-/// When the field is at UDP's checksum offset (6), a result of zero is
-/// stored as `0xffff`, since zero means "no checksum" to UDP; elsewhere
-/// (TCP, ICMPv6) zero is stored as it is. Both encodings verify.
-pub fn complete_checksum(hdr: &VirtioNetHdr, packet: &mut [u8]) -> Result<(), PacketError> {
-    if !hdr.flags().contains(HdrFlags::NEEDS_CSUM) {
-        return Ok(());
-    }
-    let start = usize::from(hdr.csum_start());
-    let field = start + usize::from(hdr.csum_offset());
-    if field + 2 > packet.len() {
-        return Err(PacketError::CsumOutOfRange {
-            csum_start: hdr.csum_start(),
-            csum_offset: hdr.csum_offset(),
-            len: packet.len(),
-        });
-    }
-    if hdr.csum_offset() % 2 == 1 {
-        return Err(PacketError::CsumOffsetOdd {
-            csum_offset: hdr.csum_offset(),
-        });
-    }
-    let sum = Checksum::of(&packet[start..]);
-    let c = if usize::from(hdr.csum_offset()) == UdpPacket::<&[u8]>::CHECKSUM_OFFSET {
-        sum.finish_udp()
-    } else {
-        sum.finish()
-    };
-    packet[field..field + 2].copy_from_slice(&c.to_be_bytes());
-    Ok(())
-}
-
 /// Turn one TUN read (header decoded, `packet` behind it) into complete IP
 /// packets in `bufs[i][offset..]`, lengths in `sizes[i]`.
 ///
 /// - GSO_NONE: the packet is copied into `bufs[0]` and a partial checksum
-///   completed (use [`complete_checksum`] instead to do it in place).
+///   completed (use [`complete_checksum`](crate::complete_checksum) instead to do it in place).
 /// - TCPV4, TCPV6, UDP_L4: split into segments of `gso_size` payload bytes
 ///   with their own IP lengths, IPv4 IDs and header checksums, TCP sequence
 ///   numbers (FIN/PSH only on the last segment, CWR only on the first), UDP
@@ -539,4 +509,26 @@ pub fn split<B: AsMut<[u8]>>(
         return Ok(1);
     }
     GsoPacket::parse(hdr, packet)?.split_into(packet, bufs, sizes, offset)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloc::string::ToString;
+
+    #[test]
+    fn display_of_split_errors() {
+        assert_eq!(
+            SplitError::Invalid(PacketError::ZeroGsoSize).to_string(),
+            "invalid GSO packet: gso_size is zero on a GSO packet"
+        );
+        assert_eq!(
+            SplitError::OutOfSpace {
+                produced: 4,
+                dropped: 6
+            }
+            .to_string(),
+            "out of output space: 4 segments produced, 6 dropped"
+        );
+    }
 }

@@ -10,7 +10,26 @@ use core::fmt;
 use zerocopy::byteorder::little_endian::U16;
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout, Unaligned};
 
-use crate::error::HeaderError;
+/// A buffer too short for a virtio-net header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HeaderError {
+    /// Bytes available.
+    pub len: usize,
+    /// Bytes the header needs.
+    pub required: usize,
+}
+
+impl fmt::Display for HeaderError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "virtio-net header needs {} bytes, buffer has {}",
+            self.required, self.len
+        )
+    }
+}
+
+impl core::error::Error for HeaderError {}
 
 /// Flags of `virtio_net_hdr.flags`.
 #[derive(
@@ -381,6 +400,7 @@ const _: () = assert!(core::mem::size_of::<VirtioNetHdrMrgRxbuf>() == VirtioNetH
 mod tests {
     use super::*;
     use alloc::format;
+    use alloc::string::ToString;
 
     #[test]
     fn decodes_a_kernel_header() {
@@ -427,6 +447,18 @@ mod tests {
                 len: 11,
                 required: 12
             }
+        );
+    }
+
+    #[test]
+    fn display_of_header_error() {
+        assert_eq!(
+            HeaderError {
+                len: 9,
+                required: 10
+            }
+            .to_string(),
+            "virtio-net header needs 10 bytes, buffer has 9"
         );
     }
 

@@ -2,7 +2,13 @@
 //! the smoltcp style: `new_checked` validates the lengths once, after which
 //! no accessor can panic. Getters need `T: AsRef<[u8]>`, setters
 //! `T: AsMut<[u8]>`. Multi-byte fields are big-endian on the wire.
+//!
+//! The IP protocol numbers ([`IpProtocol`]) and the header lengths
+//! ([`IPV4_MIN_HEADER_LEN`], [`IPV6_HEADER_LEN`], [`TCP_MIN_HEADER_LEN`],
+//! [`UDP_HEADER_LEN`], ...) are here too, so that no other module spells
+//! them as numbers.
 
+use core::fmt;
 use core::net::{Ipv4Addr, Ipv6Addr};
 
 use crate::checksum::{self, Checksum};
@@ -28,10 +34,84 @@ fn put32(b: &mut [u8], at: usize, v: u32) {
     b[at..at + 4].copy_from_slice(&v.to_be_bytes());
 }
 
-/// The IP version nibble of a packet, if it has a first byte.
-#[inline]
-pub fn ip_version(packet: &[u8]) -> Option<u8> {
-    packet.first().map(|b| b >> 4)
+/// Length of an IPv4 header without options (IHL 5).
+pub const IPV4_MIN_HEADER_LEN: usize = 20;
+/// Length of the longest IPv4 header (IHL 15).
+pub const IPV4_MAX_HEADER_LEN: usize = 60;
+/// Length of the IPv6 fixed header.
+pub const IPV6_HEADER_LEN: usize = 40;
+/// Length of a TCP header without options (data offset 5).
+pub const TCP_MIN_HEADER_LEN: usize = 20;
+/// Length of the longest TCP header (data offset 15).
+pub const TCP_MAX_HEADER_LEN: usize = 60;
+/// Length of the UDP header.
+pub const UDP_HEADER_LEN: usize = 8;
+
+/// An IP protocol number: the IPv4 protocol field, the IPv6 next header
+/// (IANA "Assigned Internet Protocol Numbers"). Any byte is representable;
+/// the constants are the ones this crate acts on.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct IpProtocol(pub u8);
+
+impl IpProtocol {
+    /// IPv6 Hop-by-Hop Options header (RFC 8200).
+    pub const HOP_BY_HOP: Self = Self(0);
+    /// TCP.
+    pub const TCP: Self = Self(6);
+    /// UDP.
+    pub const UDP: Self = Self(17);
+    /// IPv6 Routing header (RFC 8200).
+    pub const ROUTING: Self = Self(43);
+    /// IPv6 Fragment header (RFC 8200).
+    pub const FRAGMENT: Self = Self(44);
+    /// ICMPv6.
+    pub const ICMPV6: Self = Self(58);
+    /// IPv6 Destination Options header (RFC 8200).
+    pub const DEST_OPTS: Self = Self(60);
+
+    /// The protocol's name, if it is one of the constants above.
+    pub const fn name(self) -> Option<&'static str> {
+        Some(match self {
+            Self::HOP_BY_HOP => "HOP_BY_HOP",
+            Self::TCP => "TCP",
+            Self::UDP => "UDP",
+            Self::ROUTING => "ROUTING",
+            Self::FRAGMENT => "FRAGMENT",
+            Self::ICMPV6 => "ICMPV6",
+            Self::DEST_OPTS => "DEST_OPTS",
+            _ => return None,
+        })
+    }
+}
+
+impl From<u8> for IpProtocol {
+    fn from(v: u8) -> Self {
+        Self(v)
+    }
+}
+
+impl From<IpProtocol> for u8 {
+    fn from(p: IpProtocol) -> Self {
+        p.0
+    }
+}
+
+impl fmt::Debug for IpProtocol {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.name() {
+            Some(n) => write!(f, "IpProtocol::{n}"),
+            None => write!(f, "IpProtocol({})", self.0),
+        }
+    }
+}
+
+impl fmt::Display for IpProtocol {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.name() {
+            Some(n) => f.write_str(n),
+            None => write!(f, "{}", self.0),
+        }
+    }
 }
 
 mod ipv4_field {
@@ -45,7 +125,7 @@ mod ipv4_field {
     pub const CHECKSUM: usize = 10;
     pub const SRC: usize = 12;
     pub const DST: usize = 16;
-    pub const MIN_LEN: usize = 20;
+    pub const MIN_LEN: usize = super::IPV4_MIN_HEADER_LEN;
 }
 
 /// A view of an IPv4 header at the start of a buffer.
@@ -134,6 +214,10 @@ impl<T: AsRef<[u8]>> Ipv4Packet<T> {
     pub fn more_frags(&self) -> bool {
         self.flags_frag() & Self::MF != 0
     }
+    /// Part of a fragmented datagram: MF set or a fragment offset.
+    pub fn is_fragment(&self) -> bool {
+        self.more_frags() || self.frag_offset() != 0
+    }
     /// Fragment offset in 8-byte units.
     pub fn frag_offset(&self) -> u16 {
         self.flags_frag() & 0x1fff
@@ -143,8 +227,8 @@ impl<T: AsRef<[u8]>> Ipv4Packet<T> {
         self.buffer.as_ref()[ipv4_field::TTL]
     }
     /// Protocol of the payload.
-    pub fn protocol(&self) -> u8 {
-        self.buffer.as_ref()[ipv4_field::PROTOCOL]
+    pub fn protocol(&self) -> IpProtocol {
+        IpProtocol(self.buffer.as_ref()[ipv4_field::PROTOCOL])
     }
     /// Header checksum field.
     pub fn checksum(&self) -> u16 {
@@ -164,7 +248,12 @@ impl<T: AsRef<[u8]>> Ipv4Packet<T> {
     }
     /// The pseudo-header sum for an L4 segment of `l4_len` bytes.
     pub fn pseudo_header(&self, l4_len: u16) -> Checksum {
-        checksum::pseudo_header_v4(self.src_addr(), self.dst_addr(), self.protocol(), l4_len)
+        checksum::pseudo_header_v4(
+            self.src_addr(),
+            self.dst_addr(),
+            self.protocol().into(),
+            l4_len,
+        )
     }
 }
 
@@ -196,7 +285,7 @@ mod ipv6_field {
     pub const HOP_LIMIT: usize = 7;
     pub const SRC: usize = 8;
     pub const DST: usize = 24;
-    pub const LEN: usize = 40;
+    pub const LEN: usize = super::IPV6_HEADER_LEN;
 }
 
 /// A view of an IPv6 fixed header at the start of a buffer.
@@ -256,8 +345,8 @@ impl<T: AsRef<[u8]>> Ipv6Packet<T> {
         be16(self.buffer.as_ref(), ipv6_field::PAYLOAD_LEN)
     }
     /// Next header.
-    pub fn next_header(&self) -> u8 {
-        self.buffer.as_ref()[ipv6_field::NEXT_HEADER]
+    pub fn next_header(&self) -> IpProtocol {
+        IpProtocol(self.buffer.as_ref()[ipv6_field::NEXT_HEADER])
     }
     /// Hop limit.
     pub fn hop_limit(&self) -> u8 {
@@ -276,8 +365,8 @@ impl<T: AsRef<[u8]>> Ipv6Packet<T> {
         Ipv6Addr::from(a)
     }
     /// The pseudo-header sum for an upper-layer packet of `l4_len` bytes with `next_header`.
-    pub fn pseudo_header(&self, next_header: u8, l4_len: u32) -> Checksum {
-        checksum::pseudo_header_v6(self.src_addr(), self.dst_addr(), next_header, l4_len)
+    pub fn pseudo_header(&self, next_header: IpProtocol, l4_len: u32) -> Checksum {
+        checksum::pseudo_header_v6(self.src_addr(), self.dst_addr(), next_header.0, l4_len)
     }
 }
 
@@ -285,6 +374,100 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Ipv6Packet<T> {
     /// Set the payload length field.
     pub fn set_payload_len(&mut self, v: u16) {
         put16(self.buffer.as_mut(), ipv6_field::PAYLOAD_LEN, v);
+    }
+}
+
+/// A view of the IP header at the start of a buffer: IPv4 or IPv6, as its
+/// version nibble says. The one way into a packet's IP layer.
+#[derive(Debug, Clone, Copy)]
+pub enum IpPacket<T> {
+    /// An IPv4 header.
+    V4(Ipv4Packet<T>),
+    /// An IPv6 fixed header.
+    V6(Ipv6Packet<T>),
+}
+
+impl<T: AsRef<[u8]>> IpPacket<T> {
+    /// Wrap and check: a version nibble of 4 or 6
+    /// ([`PacketError::UnknownIpVersion`] otherwise), then the checks of
+    /// [`Ipv4Packet::new_checked`] or [`Ipv6Packet::new_checked`]. An empty
+    /// buffer is too short for an IPv4 header.
+    pub fn new_checked(buffer: T) -> Result<Self, PacketError> {
+        match buffer.as_ref().first().map(|b| b >> 4) {
+            None => Err(PacketError::Truncated {
+                layer: Layer::Ipv4,
+                required: IPV4_MIN_HEADER_LEN,
+                len: 0,
+            }),
+            Some(4) => Ipv4Packet::new_checked(buffer).map(Self::V4),
+            Some(6) => Ipv6Packet::new_checked(buffer).map(Self::V6),
+            Some(version) => Err(PacketError::UnknownIpVersion { version }),
+        }
+    }
+
+    /// 4 or 6.
+    pub fn version(&self) -> u8 {
+        match self {
+            Self::V4(_) => 4,
+            Self::V6(_) => 6,
+        }
+    }
+
+    /// The layer errors about this header name.
+    pub fn layer(&self) -> Layer {
+        match self {
+            Self::V4(_) => Layer::Ipv4,
+            Self::V6(_) => Layer::Ipv6,
+        }
+    }
+
+    /// Header length: IHL * 4 for IPv4, the fixed header for IPv6 (its
+    /// extension headers are payload as far as this view goes).
+    pub fn header_len(&self) -> usize {
+        match self {
+            Self::V4(ip) => ip.header_len(),
+            Self::V6(_) => IPV6_HEADER_LEN,
+        }
+    }
+
+    /// The IPv4 protocol or the IPv6 next header.
+    pub fn protocol(&self) -> IpProtocol {
+        match self {
+            Self::V4(ip) => ip.protocol(),
+            Self::V6(ip) => ip.next_header(),
+        }
+    }
+
+    /// The packet length the header claims: IPv4 total length, or IPv6
+    /// payload length plus the fixed header.
+    pub fn claimed_len(&self) -> usize {
+        match self {
+            Self::V4(ip) => usize::from(ip.total_len()),
+            Self::V6(ip) => usize::from(ip.payload_len()) + IPV6_HEADER_LEN,
+        }
+    }
+
+    /// Whether the header's length field is the buffer's length
+    /// ([`PacketError::IpLengthMismatch`] otherwise).
+    pub fn check_claimed_len(&self) -> Result<(), PacketError> {
+        let len = self.buffer_len();
+        let claimed = self.claimed_len();
+        if claimed == len {
+            Ok(())
+        } else {
+            Err(PacketError::IpLengthMismatch {
+                layer: self.layer(),
+                claimed,
+                len,
+            })
+        }
+    }
+
+    fn buffer_len(&self) -> usize {
+        match self {
+            Self::V4(ip) => ip.buffer.as_ref().len(),
+            Self::V6(ip) => ip.buffer.as_ref().len(),
+        }
     }
 }
 
@@ -298,8 +481,8 @@ mod tcp_field {
     pub const WINDOW: usize = 14;
     pub const CHECKSUM: usize = 16;
     pub const URGENT: usize = 18;
-    pub const MIN_LEN: usize = 20;
-    pub const MAX_LEN: usize = 60;
+    pub const MIN_LEN: usize = super::TCP_MIN_HEADER_LEN;
+    pub const MAX_LEN: usize = super::TCP_MAX_HEADER_LEN;
 }
 
 /// A view of a TCP header at the start of a buffer.
@@ -441,7 +624,7 @@ mod udp_field {
     pub const DST_PORT: usize = 2;
     pub const LENGTH: usize = 4;
     pub const CHECKSUM: usize = 6;
-    pub const LEN: usize = 8;
+    pub const LEN: usize = super::UDP_HEADER_LEN;
 }
 
 /// A view of a UDP header at the start of a buffer.
@@ -545,7 +728,7 @@ mod tests {
                 ip.ttl(),
                 ip.protocol()
             ),
-            (20, 40, 0x1234, 64, 6)
+            (20, 40, 0x1234, 64, IpProtocol::TCP)
         );
         assert!(ip.dont_frag() && !ip.more_frags() && ip.frag_offset() == 0);
         assert_eq!(ip.src_addr(), Ipv4Addr::new(192, 0, 2, 1));
@@ -650,7 +833,7 @@ mod tests {
             (p.traffic_class(), p.flow_label(), p.payload_len()),
             (0xab, 0xcdef0, 100)
         );
-        assert_eq!((p.next_header(), p.hop_limit()), (17, 64));
+        assert_eq!((p.next_header(), p.hop_limit()), (IpProtocol::UDP, 64));
         assert_eq!(p.src_addr().segments()[0], 0x2001);
         p.set_payload_len(7);
         assert_eq!(p.payload_len(), 7);

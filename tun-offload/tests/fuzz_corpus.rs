@@ -1,5 +1,6 @@
-//! Replays every committed fuzz corpus file and every crash ever found
-//! (`fuzz/corpus/TARGET/`, `fuzz/regressions/TARGET/`) through the same
+//! Replays every file under `fuzz/corpus/TARGET/` and
+//! `fuzz/regressions/TARGET/` (the committed seeds and every crash ever
+//! found, plus anything a local fuzzing run put there) through the same
 //! target bodies the fuzzers run, on the stable toolchain, so fixes stay
 //! fixed without nightly.
 
@@ -92,7 +93,8 @@ fn write_seeds() {
         write("virtio_header", &stem, &raw[..12]);
     }
 
-    // OFFLOAD-RULES "Transmit" table cases, as [flags][len lo][len hi][bytes]...
+    // The table cases of wireguard-go's Test_handleGRO (tun/offload_linux_test.go),
+    // as [flags][len lo][len hi][bytes]...
     let a = Ip::v4([192, 0, 2, 1], [192, 0, 2, 2]);
     let c = Ip::v4([192, 0, 2, 1], [192, 0, 2, 3]);
     let a6 = Ip::v6("2001:db8::1", "2001:db8::2");

@@ -1,11 +1,13 @@
-//! Transmit path: wireguard-go's table cases (OFFLOAD-RULES "Transmit"),
+//! Transmit path: the table cases of wireguard-go's `Test_handleGRO`
+//! (tun/offload_linux_test.go),
 //! candidate classification, and property tests of the coalescing table.
 
 mod common;
 
 use common::{Ip, as_super, tcp, udp, verify};
 use proptest::prelude::*;
-use tun_offload::gro::{self, Candidate, GroTable, Kind, Merge, Refusal, Run};
+use tun_offload::Kind;
+use tun_offload::gro::{self, Candidate, GroTable, Merge, Refusal, Run};
 use tun_offload::{GroError, GsoPacket, GsoType, HdrFlags, VirtioNetHdr, complete_checksum, split};
 
 const ACK: u8 = 0x10;

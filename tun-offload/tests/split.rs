@@ -37,7 +37,8 @@ fn v6() -> Ip {
     Ip::v6("2001:db8::1", "2001:db8::2")
 }
 
-/// OFFLOAD-RULES "Receive" worked cases: gso_size 100, NEEDS_CSUM, 200 bytes.
+/// The cases of wireguard-go's `Test_handleVirtioRead` (tun/offload_linux_test.go):
+/// gso_size 100, NEEDS_CSUM, 200 bytes.
 #[test]
 fn worked_cases() {
     let payload: Vec<u8> = (0..200u32).map(|i| i as u8).collect();

@@ -163,8 +163,10 @@ impl Error {
         self.errno == libc::EPERM || self.errno == libc::EACCES
     }
 
-    /// The operation is not known to this kernel (ENOTTY/EINVAL on an ioctl,
-    /// ENOENT/ENODEV when opening /dev/net/tun).
+    /// The operation is not known to this kernel or device (ENOTTY or
+    /// EOPNOTSUPP from any operation, ENOENT/ENODEV when opening
+    /// /dev/net/tun). EINVAL is not counted: the kernel also returns it for
+    /// a known request with a bad argument.
     pub const fn is_unsupported(&self) -> bool {
         matches!(self.errno, libc::ENOTTY | libc::EOPNOTSUPP)
             || (matches!(self.op, Op::OpenTun) && matches!(self.errno, libc::ENOENT | libc::ENODEV))

@@ -1,16 +1,40 @@
-//! TUN ioctl request numbers, computed from direction, type, number and size.
+//! TUN ioctl request numbers, computed from direction, type, number and
+//! size, and the crate's private helpers that issue an ioctl.
 //!
 //! The kernel's `_IOC` encoding is generic on most architectures; mips,
 //! powerpc and sparc use a different layout (three direction bits, a 13-bit
 //! size). Numbers are computed here by `const fn` so that each architecture
-//! gets its own, and unit-tested against the kernel's x86-64 values.
+//! gets its own, and unit-tested against the kernel's x86-64 values. An
+//! architecture in neither list below does not compile: its layout has to
+//! be looked up in its `arch/*/include/uapi/asm/ioctl.h` and added first.
+//!
+//! Every request number in this crate is a `u32` (the kernel's `unsigned
+//! int cmd`), converted to the C library's [`Request`] type in one place,
+//! when the ioctl is issued.
 
-use core::ffi::{c_int, c_uint};
+use core::ffi::{c_int, c_uint, c_ulong, c_void};
 use core::mem::size_of;
+use std::os::fd::{AsRawFd, BorrowedFd};
+
+use crate::{Error, InterfaceName, Op};
 
 /// The `ioctl(2)` request type of the C library in use: `c_ulong` on glibc,
 /// `c_int` on musl.
 pub type Request = libc::Ioctl;
+
+/// The architectures whose `_IOC` layout is the generic one of
+/// `include/uapi/asm-generic/ioctl.h` (two direction bits, a 14-bit size).
+const GENERIC_LAYOUT: bool = cfg!(any(
+    target_arch = "x86",
+    target_arch = "x86_64",
+    target_arch = "arm",
+    target_arch = "aarch64",
+    target_arch = "riscv32",
+    target_arch = "riscv64",
+    target_arch = "loongarch64",
+    target_arch = "s390x",
+    target_arch = "csky"
+));
 
 /// The architectures whose `_IOC` layout has three direction bits and a
 /// 13-bit size field (`asm/ioctl.h` of mips, powerpc and sparc).
@@ -24,6 +48,34 @@ const ALT_LAYOUT: bool = cfg!(any(
     target_arch = "sparc",
     target_arch = "sparc64"
 ));
+
+#[cfg(not(any(
+    target_arch = "x86",
+    target_arch = "x86_64",
+    target_arch = "arm",
+    target_arch = "aarch64",
+    target_arch = "riscv32",
+    target_arch = "riscv64",
+    target_arch = "loongarch64",
+    target_arch = "s390x",
+    target_arch = "csky",
+    target_arch = "mips",
+    target_arch = "mips32r6",
+    target_arch = "mips64",
+    target_arch = "mips64r6",
+    target_arch = "powerpc",
+    target_arch = "powerpc64",
+    target_arch = "sparc",
+    target_arch = "sparc64"
+)))]
+compile_error!(
+    "tun-sys: the _IOC layout of this architecture is not known; add it to GENERIC_LAYOUT or ALT_LAYOUT in tun-sys/src/ioctl.rs"
+);
+
+const _: () = assert!(
+    GENERIC_LAYOUT != ALT_LAYOUT,
+    "one _IOC layout per architecture"
+);
 
 mod layout {
     use super::ALT_LAYOUT;
@@ -120,13 +172,122 @@ pub const TUNSETCARRIER: u32 = iow::<c_int>(T, 226);
 /// Open the network namespace of the device: no argument, returns an fd.
 pub const TUNGETDEVNETNS: u32 = io(T, 227);
 
-/// Convert a computed request number to the C library's request type.
+/// A `SIOC*` request of `<linux/sockios.h>` (the C library gives them as
+/// its own integer type) as a request number of this crate. They are small
+/// values without an `_IOC` encoding, the same on every architecture.
+const fn sockios(n: c_ulong) -> u32 {
+    assert!(n <= u32::MAX as c_ulong, "SIOC* request out of range");
+    n as u32
+}
+
+/// `SIOCGIFFLAGS`: read the interface flags (`ifru_flags`).
+pub(crate) const SIOCGIFFLAGS: u32 = sockios(libc::SIOCGIFFLAGS);
+/// `SIOCSIFFLAGS`: write the interface flags (`ifru_flags`).
+pub(crate) const SIOCSIFFLAGS: u32 = sockios(libc::SIOCSIFFLAGS);
+/// `SIOCGIFMTU`: read the MTU (`ifru_mtu`).
+pub(crate) const SIOCGIFMTU: u32 = sockios(libc::SIOCGIFMTU);
+/// `SIOCSIFMTU`: write the MTU (`ifru_mtu`).
+pub(crate) const SIOCSIFMTU: u32 = sockios(libc::SIOCSIFMTU);
+/// `SIOCGIFHWADDR`: read the hardware address (`ifru_hwaddr`).
+pub(crate) const SIOCGIFHWADDR: u32 = sockios(libc::SIOCGIFHWADDR);
+/// `SIOCSIFHWADDR`: write the hardware address (`ifru_hwaddr`).
+pub(crate) const SIOCSIFHWADDR: u32 = sockios(libc::SIOCSIFHWADDR);
+/// `SIOCGIFTXQLEN`: read the transmit queue length (the int member).
+pub(crate) const SIOCGIFTXQLEN: u32 = sockios(libc::SIOCGIFTXQLEN);
+/// `SIOCSIFTXQLEN`: write the transmit queue length (the int member).
+pub(crate) const SIOCSIFTXQLEN: u32 = sockios(libc::SIOCSIFTXQLEN);
+/// `SIOCSIFNAME`: rename (`ifru_newname`).
+pub(crate) const SIOCSIFNAME: u32 = sockios(libc::SIOCSIFNAME);
+/// `SIOCGIFINDEX`: read the interface index (`ifru_ifindex`).
+pub(crate) const SIOCGIFINDEX: u32 = sockios(libc::SIOCGIFINDEX);
+
+/// Convert a request number of this crate to the C library's request type.
 ///
 /// On glibc the type is `c_ulong` (a plain widening); on musl it is `c_int`
 /// and the kernel reads the same 32 bits, so the bit pattern is kept.
 #[inline]
 pub(crate) const fn req(n: u32) -> Request {
     n as Request
+}
+
+/// An `ifreq` with the name (if any) and nothing else set.
+pub(crate) fn ifreq_named(name: Option<&InterfaceName>) -> libc::ifreq {
+    // SAFETY: ifreq is plain data (arrays, integers, a raw pointer in a union);
+    // all-zero bytes are a valid value of every field.
+    let mut ifr: libc::ifreq = unsafe { core::mem::zeroed() };
+    if let Some(name) = name {
+        ifr.ifr_name = name.to_ifreq_bytes();
+    }
+    ifr
+}
+
+/// The result of `ioctl(2)`: the return value, or the error of `op`.
+fn check(op: Op, rc: c_int) -> Result<c_int, Error> {
+    if rc < 0 { Err(Error::last(op)) } else { Ok(rc) }
+}
+
+/// Issue an ioctl whose argument points to `arg` (a `T`, or the bytes of a
+/// slice, whose address alone is passed).
+///
+/// # Safety
+/// `request` must be one whose kernel handler, given this address, reads
+/// and/or writes only bytes of `arg` (at most `size_of_val(arg)` of them),
+/// with a layout `arg` matches; it must not keep the address after the call.
+pub(crate) unsafe fn ioctl_ptr<T: ?Sized>(
+    fd: BorrowedFd<'_>,
+    op: Op,
+    request: u32,
+    arg: &mut T,
+) -> Result<c_int, Error> {
+    let arg: *mut c_void = (arg as *mut T).cast();
+    // SAFETY: the caller guarantees `request` accesses only the bytes of
+    // `arg`, a live, exclusive borrow for the duration of the call.
+    let rc = unsafe { libc::ioctl(fd.as_raw_fd(), req(request), arg) };
+    check(op, rc)
+}
+
+/// Issue an ioctl whose argument is an integer passed by value.
+///
+/// # Safety
+/// `request` must be one whose kernel handler takes its argument as an
+/// integer and dereferences nothing: the same value as a pointer would let
+/// the kernel touch arbitrary memory of the process.
+pub(crate) unsafe fn ioctl_val(
+    fd: BorrowedFd<'_>,
+    op: Op,
+    request: u32,
+    value: c_ulong,
+) -> Result<c_int, Error> {
+    // SAFETY: the caller guarantees `request` takes an integer by value.
+    let rc = unsafe { libc::ioctl(fd.as_raw_fd(), req(request), value) };
+    check(op, rc)
+}
+
+/// Issue an ioctl that writes one `int` at its argument, and return it.
+///
+/// # Safety
+/// `request` must be one whose kernel handler writes (or reads) at most one
+/// `int` at its argument.
+pub(crate) unsafe fn get_int(fd: BorrowedFd<'_>, op: Op, request: u32) -> Result<c_int, Error> {
+    let mut v: c_int = 0;
+    // SAFETY: the caller guarantees `request` touches one `int` at most.
+    unsafe { ioctl_ptr(fd, op, request, &mut v) }?;
+    Ok(v)
+}
+
+/// Issue an ioctl that reads one `int` at its argument.
+///
+/// # Safety
+/// `request` must be one whose kernel handler reads (or writes) at most one
+/// `int` at its argument.
+pub(crate) unsafe fn set_int(
+    fd: BorrowedFd<'_>,
+    op: Op,
+    request: u32,
+    mut v: c_int,
+) -> Result<(), Error> {
+    // SAFETY: the caller guarantees `request` touches one `int` at most.
+    unsafe { ioctl_ptr(fd, op, request, &mut v) }.map(drop)
 }
 
 #[cfg(test)]
@@ -185,5 +346,7 @@ mod tests {
         assert_eq!(req(TUNGETFEATURES), libc::TUNGETFEATURES);
         assert_eq!(req(TUNSETOFFLOAD), libc::TUNSETOFFLOAD);
         assert_eq!(req(TUNSETSTEERINGEBPF), libc::TUNSETSTEERINGEBPF);
+        assert_eq!(libc::c_ulong::from(SIOCGIFFLAGS), libc::SIOCGIFFLAGS);
+        assert_eq!(libc::c_ulong::from(SIOCGIFINDEX), libc::SIOCGIFINDEX);
     }
 }

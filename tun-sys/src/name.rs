@@ -90,8 +90,9 @@ impl InterfaceName {
         Self::from_bytes(name.as_bytes())
     }
 
-    /// Validate a name given as bytes (it must still be UTF-8 free of the
-    /// forbidden characters; non-ASCII bytes are allowed, as by the kernel).
+    /// Validate a name given as bytes. The rules are the same as for
+    /// [`Self::new`]; the bytes need not be UTF-8 (the kernel does not ask
+    /// for it), so [`Self::as_str`] is `None` for such a name.
     pub fn from_bytes(name: &[u8]) -> Result<Self, NameError> {
         if name.is_empty() {
             return Err(NameError::Empty);
@@ -205,6 +206,13 @@ mod tests {
         }
         assert!(InterfaceName::new("tun%d").unwrap().is_template());
         assert!(!InterfaceName::new("tun0").unwrap().is_template());
+    }
+
+    #[test]
+    fn bytes_need_not_be_utf8() {
+        let n = InterfaceName::from_bytes(b"tun\xff").unwrap();
+        assert_eq!(n.as_bytes(), b"tun\xff");
+        assert_eq!(n.as_str(), None);
     }
 
     #[test]

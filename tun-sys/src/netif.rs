@@ -10,7 +10,7 @@
 use core::ffi::c_int;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 
-use crate::tun::{ifreq_named, ioctl_ptr};
+use crate::ioctl::{self, ifreq_named, ioctl_ptr};
 use crate::{Error, InterfaceFlags, InterfaceName, Op};
 
 /// The union inside `struct ifreq`.
@@ -48,14 +48,12 @@ impl ControlSocket {
     unsafe fn ifreq(
         &self,
         op: Op,
-        request: libc::c_ulong,
+        request: u32,
         name: &InterfaceName,
         fill: impl FnOnce(&mut Ifru),
     ) -> Result<libc::ifreq, Error> {
         let mut ifr = ifreq_named(Some(name));
         fill(&mut ifr.ifr_ifru);
-        // SIOC* numbers are small positive values that fit any request type.
-        let request = request as u32;
         // SAFETY: the caller guarantees the request touches only this ifreq.
         unsafe { ioctl_ptr(self.fd.as_fd(), op, request, &mut ifr) }
             .map_err(|e| e.with_interface(*name))?;
@@ -65,7 +63,7 @@ impl ControlSocket {
     /// `SIOCGIFFLAGS`: the interface flags.
     pub fn flags(&self, name: &InterfaceName) -> Result<InterfaceFlags, Error> {
         // SAFETY: SIOCGIFFLAGS writes `ifru_flags` of one ifreq.
-        let ifr = unsafe { self.ifreq(Op::SiocGIfFlags, libc::SIOCGIFFLAGS, name, |_| {}) }?;
+        let ifr = unsafe { self.ifreq(Op::SiocGIfFlags, ioctl::SIOCGIFFLAGS, name, |_| {}) }?;
         // SAFETY: the kernel wrote `ifru_flags`; any c_short is valid.
         Ok(InterfaceFlags::from_bits_retain(
             unsafe { ifr.ifr_ifru.ifru_flags } as u16,
@@ -76,7 +74,7 @@ impl ControlSocket {
     pub fn set_flags(&self, name: &InterfaceName, flags: InterfaceFlags) -> Result<(), Error> {
         let fill = |u: &mut Ifru| u.ifru_flags = flags.bits() as libc::c_short;
         // SAFETY: SIOCSIFFLAGS reads `ifru_flags` of one ifreq.
-        unsafe { self.ifreq(Op::SiocSIfFlags, libc::SIOCSIFFLAGS, name, fill) }.map(drop)
+        unsafe { self.ifreq(Op::SiocSIfFlags, ioctl::SIOCSIFFLAGS, name, fill) }.map(drop)
     }
 
     /// Bring the interface up or down (`IFF_UP`), keeping its other flags.
@@ -89,7 +87,7 @@ impl ControlSocket {
     /// `SIOCGIFMTU`: the MTU in bytes.
     pub fn mtu(&self, name: &InterfaceName) -> Result<u32, Error> {
         // SAFETY: SIOCGIFMTU writes `ifru_mtu` of one ifreq.
-        let ifr = unsafe { self.ifreq(Op::SiocGIfMtu, libc::SIOCGIFMTU, name, |_| {}) }?;
+        let ifr = unsafe { self.ifreq(Op::SiocGIfMtu, ioctl::SIOCGIFMTU, name, |_| {}) }?;
         // SAFETY: the kernel wrote `ifru_mtu`; any c_int is valid.
         Ok(unsafe { ifr.ifr_ifru.ifru_mtu } as u32)
     }
@@ -100,14 +98,14 @@ impl ControlSocket {
             .map_err(|_| Error::new(Op::SiocSIfMtu, libc::EINVAL).with_interface(*name))?;
         let fill = |u: &mut Ifru| u.ifru_mtu = mtu;
         // SAFETY: SIOCSIFMTU reads `ifru_mtu` of one ifreq.
-        unsafe { self.ifreq(Op::SiocSIfMtu, libc::SIOCSIFMTU, name, fill) }.map(drop)
+        unsafe { self.ifreq(Op::SiocSIfMtu, ioctl::SIOCSIFMTU, name, fill) }.map(drop)
     }
 
     /// `SIOCGIFHWADDR`: the hardware type (`ARPHRD_*`) and the first six
     /// bytes of the hardware address (the MAC of a TAP device; zero for TUN).
     pub fn hw_addr(&self, name: &InterfaceName) -> Result<(u16, [u8; 6]), Error> {
         // SAFETY: SIOCGIFHWADDR writes `ifru_hwaddr` (a sockaddr) of one ifreq.
-        let ifr = unsafe { self.ifreq(Op::SiocGIfHwAddr, libc::SIOCGIFHWADDR, name, |_| {}) }?;
+        let ifr = unsafe { self.ifreq(Op::SiocGIfHwAddr, ioctl::SIOCGIFHWADDR, name, |_| {}) }?;
         // SAFETY: the kernel wrote `ifru_hwaddr`; a sockaddr is plain data.
         let sa = unsafe { ifr.ifr_ifru.ifru_hwaddr };
         let mut mac = [0u8; 6];
@@ -129,13 +127,13 @@ impl ControlSocket {
         };
         let fill = |u: &mut Ifru| u.ifru_hwaddr = sa;
         // SAFETY: SIOCSIFHWADDR reads `ifru_hwaddr` (a sockaddr) of one ifreq.
-        unsafe { self.ifreq(Op::SiocSIfHwAddr, libc::SIOCSIFHWADDR, name, fill) }.map(drop)
+        unsafe { self.ifreq(Op::SiocSIfHwAddr, ioctl::SIOCSIFHWADDR, name, fill) }.map(drop)
     }
 
     /// `SIOCGIFTXQLEN`: the transmit queue length in packets.
     pub fn tx_queue_len(&self, name: &InterfaceName) -> Result<u32, Error> {
         // SAFETY: SIOCGIFTXQLEN writes `ifru_metric` (the int member) of one ifreq.
-        let ifr = unsafe { self.ifreq(Op::SiocGIfTxQLen, libc::SIOCGIFTXQLEN, name, |_| {}) }?;
+        let ifr = unsafe { self.ifreq(Op::SiocGIfTxQLen, ioctl::SIOCGIFTXQLEN, name, |_| {}) }?;
         // SAFETY: the kernel wrote the int member; any c_int is valid.
         Ok(unsafe { ifr.ifr_ifru.ifru_metric } as u32)
     }
@@ -146,7 +144,7 @@ impl ControlSocket {
             .map_err(|_| Error::new(Op::SiocSIfTxQLen, libc::EINVAL).with_interface(*name))?;
         let fill = |u: &mut Ifru| u.ifru_metric = len;
         // SAFETY: SIOCSIFTXQLEN reads the int member of one ifreq.
-        unsafe { self.ifreq(Op::SiocSIfTxQLen, libc::SIOCSIFTXQLEN, name, fill) }.map(drop)
+        unsafe { self.ifreq(Op::SiocSIfTxQLen, ioctl::SIOCSIFTXQLEN, name, fill) }.map(drop)
     }
 
     /// `SIOCSIFNAME`: rename a down interface.
@@ -154,13 +152,13 @@ impl ControlSocket {
         let newname = new_name.to_ifreq_bytes();
         let fill = |u: &mut Ifru| u.ifru_newname = newname;
         // SAFETY: SIOCSIFNAME reads `ifru_newname` of one ifreq.
-        unsafe { self.ifreq(Op::SiocSIfName, libc::SIOCSIFNAME, name, fill) }.map(drop)
+        unsafe { self.ifreq(Op::SiocSIfName, ioctl::SIOCSIFNAME, name, fill) }.map(drop)
     }
 
     /// `SIOCGIFINDEX`: the interface index (never 0 on success).
     pub fn index(&self, name: &InterfaceName) -> Result<u32, Error> {
         // SAFETY: SIOCGIFINDEX writes `ifru_ifindex` of one ifreq.
-        let ifr = unsafe { self.ifreq(Op::SiocGIfIndex, libc::SIOCGIFINDEX, name, |_| {}) }?;
+        let ifr = unsafe { self.ifreq(Op::SiocGIfIndex, ioctl::SIOCGIFINDEX, name, |_| {}) }?;
         // SAFETY: the kernel wrote `ifru_ifindex`; any c_int is valid.
         Ok(unsafe { ifr.ifr_ifru.ifru_ifindex } as u32)
     }

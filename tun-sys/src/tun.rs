@@ -5,7 +5,7 @@
 use core::ffi::{c_int, c_uint, c_ulong};
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 
-use crate::ioctl::{self, req};
+use crate::ioctl::{self, get_int, ifreq_named, ioctl_ptr, ioctl_val, set_int};
 use crate::{Error, InterfaceName, OffloadFlags, Op, TunFlags};
 
 /// Path of the TUN clone device.
@@ -31,42 +31,6 @@ pub fn open_tun(nonblocking: bool) -> Result<OwnedFd, Error> {
     }
     // SAFETY: open returned a new fd that nothing else owns.
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
-}
-
-/// An `ifreq` with the name (if any) and nothing else set.
-pub(crate) fn ifreq_named(name: Option<&InterfaceName>) -> libc::ifreq {
-    // SAFETY: ifreq is plain data (arrays, integers, a raw pointer in a union);
-    // all-zero bytes are a valid value of every field.
-    let mut ifr: libc::ifreq = unsafe { core::mem::zeroed() };
-    if let Some(name) = name {
-        ifr.ifr_name = name.to_ifreq_bytes();
-    }
-    ifr
-}
-
-/// Issue an ioctl whose argument is a pointer to `T`.
-///
-/// # Safety
-/// `request` must be one whose kernel handler reads and/or writes at most
-/// `size_of::<T>()` bytes at its argument, with a layout `T` matches.
-pub(crate) unsafe fn ioctl_ptr<T>(
-    fd: BorrowedFd<'_>,
-    op: Op,
-    request: u32,
-    arg: &mut T,
-) -> Result<c_int, Error> {
-    // SAFETY: the caller guarantees `request` accesses only a `T` at `arg`,
-    // which is a live, exclusive reference for the duration of the call.
-    let rc = unsafe { libc::ioctl(fd.as_raw_fd(), req(request), arg as *mut T) };
-    if rc < 0 { Err(Error::last(op)) } else { Ok(rc) }
-}
-
-/// Issue an ioctl whose argument is an integer passed by value.
-fn ioctl_val(fd: BorrowedFd<'_>, op: Op, request: u32, value: c_ulong) -> Result<c_int, Error> {
-    // SAFETY: every caller passes a request whose argument is an integer by
-    // value, so the kernel dereferences nothing.
-    let rc = unsafe { libc::ioctl(fd.as_raw_fd(), req(request), value) };
-    if rc < 0 { Err(Error::last(op)) } else { Ok(rc) }
 }
 
 /// `TUNSETIFF`: create (or attach to) the interface `name` with `flags`.
@@ -113,12 +77,15 @@ pub fn get_iff(fd: BorrowedFd<'_>) -> Result<(InterfaceName, TunFlags), Error> {
 
 /// `TUNSETPERSIST`: keep the device after its last fd closes (or stop keeping it).
 pub fn set_persist(fd: BorrowedFd<'_>, persist: bool) -> Result<(), Error> {
-    ioctl_val(
-        fd,
-        Op::TunSetPersist,
-        ioctl::TUNSETPERSIST,
-        c_ulong::from(persist),
-    )
+    // SAFETY: TUNSETPERSIST takes an integer by value.
+    unsafe {
+        ioctl_val(
+            fd,
+            Op::TunSetPersist,
+            ioctl::TUNSETPERSIST,
+            c_ulong::from(persist),
+        )
+    }
     .map(drop)
 }
 
@@ -127,19 +94,22 @@ pub fn set_persist(fd: BorrowedFd<'_>, persist: bool) -> Result<(), Error> {
 /// The kernel has no way to clear an owner once set; an id that does not map
 /// into the caller's user namespace (such as `u32::MAX`) is EINVAL.
 pub fn set_owner(fd: BorrowedFd<'_>, uid: u32) -> Result<(), Error> {
-    ioctl_val(fd, Op::TunSetOwner, ioctl::TUNSETOWNER, c_ulong::from(uid)).map(drop)
+    // SAFETY: TUNSETOWNER takes a uid by value.
+    unsafe { ioctl_val(fd, Op::TunSetOwner, ioctl::TUNSETOWNER, c_ulong::from(uid)) }.map(drop)
 }
 
 /// `TUNSETGROUP`: the gid that may attach without CAP_NET_ADMIN.
 ///
 /// As with [`set_owner`], an unmapped id is EINVAL and a group cannot be cleared.
 pub fn set_group(fd: BorrowedFd<'_>, gid: u32) -> Result<(), Error> {
-    ioctl_val(fd, Op::TunSetGroup, ioctl::TUNSETGROUP, c_ulong::from(gid)).map(drop)
+    // SAFETY: TUNSETGROUP takes a gid by value.
+    unsafe { ioctl_val(fd, Op::TunSetGroup, ioctl::TUNSETGROUP, c_ulong::from(gid)) }.map(drop)
 }
 
 /// `TUNSETLINK`: the link type (an `ARPHRD_*` value) of a device that is down.
 pub fn set_link(fd: BorrowedFd<'_>, arphrd: u16) -> Result<(), Error> {
-    ioctl_val(fd, Op::TunSetLink, ioctl::TUNSETLINK, c_ulong::from(arphrd)).map(drop)
+    // SAFETY: TUNSETLINK takes the link type by value.
+    unsafe { ioctl_val(fd, Op::TunSetLink, ioctl::TUNSETLINK, c_ulong::from(arphrd)) }.map(drop)
 }
 
 /// `TUNGETFEATURES`: the `IFF_*` flags this kernel's TUN driver supports.
@@ -153,12 +123,15 @@ pub fn get_features(fd: BorrowedFd<'_>) -> Result<TunFlags, Error> {
 /// `TUNSETOFFLOAD`: the offloads this reader accepts (EINVAL for unknown bits
 /// or USO on a kernel older than 6.2).
 pub fn set_offload(fd: BorrowedFd<'_>, offloads: OffloadFlags) -> Result<(), Error> {
-    ioctl_val(
-        fd,
-        Op::TunSetOffload,
-        ioctl::TUNSETOFFLOAD,
-        c_ulong::from(offloads.bits()),
-    )
+    // SAFETY: TUNSETOFFLOAD takes the offload mask by value.
+    unsafe {
+        ioctl_val(
+            fd,
+            Op::TunSetOffload,
+            ioctl::TUNSETOFFLOAD,
+            c_ulong::from(offloads.bits()),
+        )
+    }
     .map(drop)
 }
 
@@ -179,47 +152,42 @@ pub fn set_tx_filter(
     for a in addrs {
         buf.extend_from_slice(a);
     }
-    // SAFETY: the kernel reads the 4-byte header, then `count` 6-byte
-    // addresses; `buf` holds exactly that many bytes and outlives the call.
-    let rc = unsafe { libc::ioctl(fd.as_raw_fd(), req(ioctl::TUNSETTXFILTER), buf.as_ptr()) };
-    if rc < 0 {
-        Err(Error::last(Op::TunSetTxFilter))
-    } else {
-        Ok(())
+    // SAFETY: TUNSETTXFILTER reads the 4-byte header, then `count` 6-byte
+    // addresses; `buf` holds exactly that many bytes.
+    unsafe {
+        ioctl_ptr(
+            fd,
+            Op::TunSetTxFilter,
+            ioctl::TUNSETTXFILTER,
+            buf.as_mut_slice(),
+        )
     }
-}
-
-fn get_int(fd: BorrowedFd<'_>, op: Op, request: u32) -> Result<c_int, Error> {
-    let mut v: c_int = 0;
-    // SAFETY: every caller passes a request that writes one `int`.
-    unsafe { ioctl_ptr(fd, op, request, &mut v) }?;
-    Ok(v)
-}
-
-fn set_int(fd: BorrowedFd<'_>, op: Op, request: u32, mut v: c_int) -> Result<(), Error> {
-    // SAFETY: every caller passes a request that reads one `int`.
-    unsafe { ioctl_ptr(fd, op, request, &mut v) }.map(drop)
+    .map(drop)
 }
 
 /// `TUNGETSNDBUF`: the socket send buffer of this queue, in bytes.
 pub fn get_sndbuf(fd: BorrowedFd<'_>) -> Result<i32, Error> {
-    get_int(fd, Op::TunGetSndBuf, ioctl::TUNGETSNDBUF)
+    // SAFETY: TUNGETSNDBUF writes one `int`.
+    unsafe { get_int(fd, Op::TunGetSndBuf, ioctl::TUNGETSNDBUF) }
 }
 
 /// `TUNSETSNDBUF`: the socket send buffer of this queue, in bytes (> 0).
 pub fn set_sndbuf(fd: BorrowedFd<'_>, bytes: i32) -> Result<(), Error> {
-    set_int(fd, Op::TunSetSndBuf, ioctl::TUNSETSNDBUF, bytes)
+    // SAFETY: TUNSETSNDBUF reads one `int`.
+    unsafe { set_int(fd, Op::TunSetSndBuf, ioctl::TUNSETSNDBUF, bytes) }
 }
 
 /// `TUNGETVNETHDRSZ`: the size of the virtio-net header (10 by default).
 pub fn get_vnet_hdr_size(fd: BorrowedFd<'_>) -> Result<i32, Error> {
-    get_int(fd, Op::TunGetVnetHdrSz, ioctl::TUNGETVNETHDRSZ)
+    // SAFETY: TUNGETVNETHDRSZ writes one `int`.
+    unsafe { get_int(fd, Op::TunGetVnetHdrSz, ioctl::TUNGETVNETHDRSZ) }
 }
 
 /// `TUNSETVNETHDRSZ`: the size of the virtio-net header (at least 10; 12
 /// adds `num_buffers`).
 pub fn set_vnet_hdr_size(fd: BorrowedFd<'_>, size: i32) -> Result<(), Error> {
-    set_int(fd, Op::TunSetVnetHdrSz, ioctl::TUNSETVNETHDRSZ, size)
+    // SAFETY: TUNSETVNETHDRSZ reads one `int`.
+    unsafe { set_int(fd, Op::TunSetVnetHdrSz, ioctl::TUNSETVNETHDRSZ, size) }
 }
 
 /// `TUNSETQUEUE`: enable (`attach`) or disable this queue of a multi-queue device.
@@ -244,46 +212,54 @@ pub fn set_ifindex(fd: BorrowedFd<'_>, index: u32) -> Result<(), Error> {
 
 /// `TUNSETVNETLE`: force little-endian virtio header fields.
 pub fn set_vnet_le(fd: BorrowedFd<'_>, on: bool) -> Result<(), Error> {
-    set_int(fd, Op::TunSetVnetLe, ioctl::TUNSETVNETLE, c_int::from(on))
+    // SAFETY: TUNSETVNETLE reads one `int`.
+    unsafe { set_int(fd, Op::TunSetVnetLe, ioctl::TUNSETVNETLE, c_int::from(on)) }
 }
 
 /// `TUNGETVNETLE`: whether virtio header fields are forced little-endian.
 pub fn get_vnet_le(fd: BorrowedFd<'_>) -> Result<bool, Error> {
-    get_int(fd, Op::TunGetVnetLe, ioctl::TUNGETVNETLE).map(|v| v != 0)
+    // SAFETY: TUNGETVNETLE writes one `int`.
+    unsafe { get_int(fd, Op::TunGetVnetLe, ioctl::TUNGETVNETLE) }.map(|v| v != 0)
 }
 
 /// `TUNSETVNETBE`: big-endian virtio header fields (kernels built with
 /// `CONFIG_TUN_VNET_CROSS_LE` only; EINVAL elsewhere).
 pub fn set_vnet_be(fd: BorrowedFd<'_>, on: bool) -> Result<(), Error> {
-    set_int(fd, Op::TunSetVnetBe, ioctl::TUNSETVNETBE, c_int::from(on))
+    // SAFETY: TUNSETVNETBE reads one `int`.
+    unsafe { set_int(fd, Op::TunSetVnetBe, ioctl::TUNSETVNETBE, c_int::from(on)) }
 }
 
 /// `TUNGETVNETBE`: whether virtio header fields are big-endian.
 pub fn get_vnet_be(fd: BorrowedFd<'_>) -> Result<bool, Error> {
-    get_int(fd, Op::TunGetVnetBe, ioctl::TUNGETVNETBE).map(|v| v != 0)
+    // SAFETY: TUNGETVNETBE writes one `int`.
+    unsafe { get_int(fd, Op::TunGetVnetBe, ioctl::TUNGETVNETBE) }.map(|v| v != 0)
 }
 
 /// `TUNSETSTEERINGEBPF`: the eBPF program choosing each packet's queue, or `None` to detach.
 pub fn set_steering_ebpf(fd: BorrowedFd<'_>, prog: Option<BorrowedFd<'_>>) -> Result<(), Error> {
     let prog = prog.map_or(-1, |p| p.as_raw_fd());
-    set_int(fd, Op::TunSetSteeringEbpf, ioctl::TUNSETSTEERINGEBPF, prog)
+    // SAFETY: TUNSETSTEERINGEBPF reads one `int`.
+    unsafe { set_int(fd, Op::TunSetSteeringEbpf, ioctl::TUNSETSTEERINGEBPF, prog) }
 }
 
 /// `TUNSETFILTEREBPF`: an eBPF socket filter for the device, or `None` to detach.
 pub fn set_filter_ebpf(fd: BorrowedFd<'_>, prog: Option<BorrowedFd<'_>>) -> Result<(), Error> {
     let prog = prog.map_or(-1, |p| p.as_raw_fd());
-    set_int(fd, Op::TunSetFilterEbpf, ioctl::TUNSETFILTEREBPF, prog)
+    // SAFETY: TUNSETFILTEREBPF reads one `int`.
+    unsafe { set_int(fd, Op::TunSetFilterEbpf, ioctl::TUNSETFILTEREBPF, prog) }
 }
 
 /// `TUNSETCARRIER`: carrier on or off (the link shows NO-CARRIER when off).
 pub fn set_carrier(fd: BorrowedFd<'_>, on: bool) -> Result<(), Error> {
-    set_int(fd, Op::TunSetCarrier, ioctl::TUNSETCARRIER, c_int::from(on))
+    // SAFETY: TUNSETCARRIER reads one `int`.
+    unsafe { set_int(fd, Op::TunSetCarrier, ioctl::TUNSETCARRIER, c_int::from(on)) }
 }
 
 /// `TUNGETDEVNETNS`: an fd for the network namespace the device lives in
 /// (needs CAP_NET_ADMIN in that namespace).
 pub fn get_dev_netns(fd: BorrowedFd<'_>) -> Result<OwnedFd, Error> {
-    let nsfd = ioctl_val(fd, Op::TunGetDevNetns, ioctl::TUNGETDEVNETNS, 0)?;
+    // SAFETY: TUNGETDEVNETNS takes no argument; the zero is not read.
+    let nsfd = unsafe { ioctl_val(fd, Op::TunGetDevNetns, ioctl::TUNGETDEVNETNS, 0) }?;
     // SAFETY: on success TUNGETDEVNETNS returns a new fd that we now own.
     Ok(unsafe { OwnedFd::from_raw_fd(nsfd) })
 }

@@ -1,0 +1,770 @@
+//! The table: flows, runs, and the batch loop that merges packets into the
+//! buffers of their runs and writes the virtio headers.
+
+use alloc::vec::Vec;
+
+use crate::checksum::Checksum;
+use crate::kind::Kind;
+use crate::virtio::{GsoType, HdrFlags, VirtioNetHdr};
+use crate::wire::{
+    IPV6_HEADER_LEN, IpPacket, IpProtocol, Ipv4Packet, Ipv6Packet, TcpPacket, UdpPacket, tcp_flags,
+};
+
+use super::rules::{IdMode, classify_with, ipv4_id_merge, tcp_fixed_fields_match};
+use super::{
+    Candidate, GroError, GroStats, MAX_MERGED_LEN, Merge, Run, UDP_MAX_SEGMENTS, ip_headers_match,
+    tcp_merge, udp_merge,
+};
+
+const NONE: u32 = u32::MAX;
+
+/// What identifies a flow: family and transport, addresses and ports (the
+/// kernel's GRO flow; the TCP acknowledgment number is a merge condition,
+/// not part of the key, so a segment with a new one ends the flow's run).
+///
+/// Addresses are held as words read straight from the packet, so the key
+/// lives in registers: built as a byte array on the stack, its wide compare
+/// loads stalled on store forwarding.
+#[derive(Debug, Clone, Copy, Eq)]
+struct FlowKey {
+    kind: Kind,
+    addrs: [u64; 4],
+    ports: u32,
+}
+
+impl PartialEq for FlowKey {
+    /// Word by word: a derived compare of the address array uses 16-byte
+    /// loads, which stall on the 8-byte stores that spilled the key.
+    #[inline]
+    fn eq(&self, o: &Self) -> bool {
+        self.ports == o.ports
+            && self.kind == o.kind
+            && self.addrs[0] == o.addrs[0]
+            && self.addrs[1] == o.addrs[1]
+            && self.addrs[2] == o.addrs[2]
+            && self.addrs[3] == o.addrs[3]
+    }
+}
+
+#[inline]
+fn word(p: &[u8], at: usize) -> u64 {
+    match p.get(at..at + 8) {
+        Some(c) => u64::from_ne_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]),
+        None => 0,
+    }
+}
+
+/// The address words of a packet of either family (IPv4: source and
+/// destination in the first word).
+#[inline]
+fn addr_words(packet: &[u8], v6: bool) -> [u64; 4] {
+    if v6 {
+        [
+            word(packet, 8),
+            word(packet, 16),
+            word(packet, 24),
+            word(packet, 32),
+        ]
+    } else {
+        [word(packet, 12), 0, 0, 0]
+    }
+}
+
+impl FlowKey {
+    #[inline]
+    fn of(packet: &[u8], c: &Candidate) -> Self {
+        Self::at(packet, c.kind, c.ip_header_len)
+    }
+
+    /// The key of a packet of `kind` whose transport header starts at `l4`
+    /// (at least four bytes must be there).
+    #[inline]
+    fn at(packet: &[u8], kind: Kind, l4: usize) -> Self {
+        let p = &packet[l4..l4 + 4];
+        Self {
+            kind,
+            addrs: addr_words(packet, kind.is_v6()),
+            ports: u32::from_be_bytes([p[0], p[1], p[2], p[3]]),
+        }
+    }
+
+    /// A multiply-xor hash: the words are folded with rotations (so source
+    /// and destination do not cancel), then mixed by one multiplication whose
+    /// high bits pick the slot.
+    #[inline]
+    fn hash(&self) -> u64 {
+        const K: u64 = 0x9e37_79b9_7f4a_7c15;
+        let h = self.addrs[0]
+            ^ self.addrs[1].rotate_left(16)
+            ^ self.addrs[2].rotate_left(32)
+            ^ self.addrs[3].rotate_left(48)
+            ^ u64::from(self.ports).rotate_left(40)
+            ^ self.kind as u64;
+        h.wrapping_mul(K)
+    }
+}
+
+/// Which held runs a packet that is not coalesced must end.
+#[derive(Debug, Clone, Copy)]
+enum Barrier {
+    /// The run of one flow.
+    Flow(FlowKey),
+    /// Every run between two hosts with one transport: a fragment other than
+    /// the first carries no ports.
+    Hosts { kind: Kind, addrs: [u64; 4] },
+}
+
+/// The flow (or, for a later fragment, the host pair) of a TCP or UDP
+/// packet that was not coalesced, read as far as its headers allow: IPv4
+/// with or without options, IPv6 through hop-by-hop, routing, destination
+/// options and fragment headers. `None` for anything else.
+fn barrier_of(pkt: &[u8]) -> Option<Barrier> {
+    let (version, proto, l4, later_fragment) = match IpPacket::new_checked(pkt).ok()? {
+        IpPacket::V4(ip) => (4, ip.protocol(), ip.header_len(), ip.frag_offset() != 0),
+        IpPacket::V6(ip) => {
+            let mut next = ip.next_header();
+            let mut at = IPV6_HEADER_LEN;
+            let mut later = false;
+            // A bounded walk: at most eight extension headers.
+            for _ in 0..8 {
+                match next {
+                    IpProtocol::HOP_BY_HOP | IpProtocol::ROUTING | IpProtocol::DEST_OPTS => {
+                        let (&nh, &len8) = (pkt.get(at)?, pkt.get(at + 1)?);
+                        next = IpProtocol(nh);
+                        at += (usize::from(len8) + 1) * 8;
+                    }
+                    IpProtocol::FRAGMENT => {
+                        let f = pkt.get(at..at + 4)?;
+                        later |= u16::from_be_bytes([f[2], f[3]]) & 0xfff8 != 0;
+                        next = IpProtocol(f[0]);
+                        at += 8;
+                    }
+                    _ => break,
+                }
+            }
+            (6, next, at, later)
+        }
+    };
+    let k = Kind::new(version, proto)?;
+    if later_fragment {
+        return Some(Barrier::Hosts {
+            kind: k,
+            addrs: addr_words(pkt, k.is_v6()),
+        });
+    }
+    pkt.get(l4..l4 + 4)?;
+    Some(Barrier::Flow(FlowKey::at(pkt, k, l4)))
+}
+
+/// One run in the table: where it lives and what the merge rules need.
+#[derive(Debug, Clone, Copy)]
+struct Item {
+    key: FlowKey,
+    cand: Candidate,
+    buf: u32,
+    run: Run,
+    /// None: not checked yet.
+    csum_ok: Option<bool>,
+    /// Removed from merging (bad checksum); written as it is.
+    dead: bool,
+    /// Ended by a packet of its flow that was not coalesced: nothing may
+    /// join it any more, in front or behind.
+    sealed: bool,
+    /// IPv4 identification of the first segment (changes on prepend).
+    ip_id: u16,
+    /// How the run's IPv4 IDs go.
+    id_mode: IdMode,
+    /// The first segment has CWR: nothing may be prepended, and a merged
+    /// run says GSO_ECN.
+    cwr: bool,
+    /// The flow's pseudo-header sum without the length (the same for every
+    /// packet of the flow: addresses and protocol are part of the key).
+    pseudo: Checksum,
+}
+
+/// A reusable GRO table: one per sending thread, used batch after batch.
+///
+/// ```
+/// use tun_offload::checksum::{pseudo_header_v4, Checksum};
+/// use tun_offload::{GroTable, GsoType, VirtioNetHdr};
+///
+/// // Two in-order TCP segments of one flow, 100 payload bytes each.
+/// fn segment(seq: u32) -> Vec<u8> {
+///     let mut p = vec![0u8; 140];
+///     // DF set, ID 0 in both: the kernel's GRO merges equal IDs only with DF.
+///     p[..20].copy_from_slice(&[0x45, 0, 0, 140, 0, 0, 0x40, 0, 64, 6, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2]);
+///     let c = Checksum::of(&p[..20]).finish();
+///     p[10..12].copy_from_slice(&c.to_be_bytes());
+///     p[20..22].copy_from_slice(&4000u16.to_be_bytes());
+///     p[22..24].copy_from_slice(&80u16.to_be_bytes());
+///     p[24..28].copy_from_slice(&seq.to_be_bytes());
+///     p[32] = 5 << 4; // data offset: 20 bytes
+///     p[33] = 0x10; // ACK
+///     let l4 = pseudo_header_v4([10, 0, 0, 1].into(), [10, 0, 0, 2].into(), 6, 120);
+///     let c = l4.combine(Checksum::of(&p[20..])).finish();
+///     p[36..38].copy_from_slice(&c.to_be_bytes());
+///     p
+/// }
+///
+/// const OFF: usize = VirtioNetHdr::LEN; // room for the header in front
+/// let mut bufs: Vec<Vec<u8>> = [segment(1), segment(101)]
+///     .iter()
+///     .map(|p| {
+///         let mut b = vec![0u8; OFF + 65535]; // spare room to grow into
+///         b[OFF..OFF + p.len()].copy_from_slice(p);
+///         b
+///     })
+///     .collect();
+/// let mut lens = vec![140, 140];
+///
+/// let mut table = GroTable::new(false);
+/// let written = table.coalesce(&mut bufs, &mut lens, OFF).unwrap();
+/// assert_eq!(written, [0]); // write bufs[0][..OFF + lens[0]] only
+/// assert_eq!(lens[0], 240);
+/// let hdr = VirtioNetHdr::decode(&bufs[0]).unwrap();
+/// assert_eq!((hdr.gso_type(), hdr.gso_size()), (GsoType::TCPV4, 100));
+/// assert_eq!(table.stats().segments_merged, 1);
+/// ```
+#[derive(Debug, Clone)]
+pub struct GroTable {
+    udp_gro: bool,
+    tcp_ecn: bool,
+    items: Vec<Item>,
+    slots: Vec<u32>,
+    role: Vec<Role>,
+    out: Vec<usize>,
+    stats: GroStats,
+}
+
+impl GroTable {
+    /// A table; `udp_gro` when the device negotiated USO (TUN_F_USO4|USO6).
+    pub fn new(udp_gro: bool) -> Self {
+        Self::with_capacity(udp_gro, 0)
+    }
+
+    /// A table sized for batches of `batch` packets up front.
+    pub fn with_capacity(udp_gro: bool, batch: usize) -> Self {
+        let mut t = Self {
+            udp_gro,
+            tcp_ecn: false,
+            items: Vec::new(),
+            slots: Vec::new(),
+            role: Vec::new(),
+            out: Vec::new(),
+            stats: GroStats::default(),
+        };
+        t.reserve(batch);
+        t
+    }
+
+    /// Whether UDP datagrams are coalesced.
+    pub fn udp_gro(&self) -> bool {
+        self.udp_gro
+    }
+
+    /// Turn UDP coalescing on or off (after a USO renegotiation).
+    pub fn set_udp_gro(&mut self, on: bool) {
+        self.udp_gro = on;
+    }
+
+    /// Whether a TCP segment with CWR may start a run (written with
+    /// `GsoType::ECN` set in its virtio header).
+    pub fn tcp_ecn(&self) -> bool {
+        self.tcp_ecn
+    }
+
+    /// Let a TCP segment with CWR start a run, as the kernel's GRO does,
+    /// when the device negotiated TSO_ECN (TUN_F_TSO_ECN): the merged packet
+    /// then carries `GsoType::ECN` in its virtio header, so that a
+    /// segmentation keeps CWR on the first segment only. Off by default:
+    /// such segments are written as they are.
+    pub fn set_tcp_ecn(&mut self, on: bool) {
+        self.tcp_ecn = on;
+    }
+
+    /// Counters of the last batch.
+    pub fn stats(&self) -> &GroStats {
+        &self.stats
+    }
+
+    fn reserve(&mut self, batch: usize) {
+        self.items.reserve(batch.saturating_sub(self.items.len()));
+        self.role.reserve(batch.saturating_sub(self.role.len()));
+        self.out.reserve(batch.saturating_sub(self.out.len()));
+        let want = (batch * 2).next_power_of_two().max(16);
+        if self.slots.len() < want {
+            self.slots.resize(want, NONE);
+        }
+    }
+
+    /// Coalesce the batch (see the module docs for the buffer layout) and
+    /// return the indices of the packets to write, ascending. Each written
+    /// packet has its virtio header at `bufs[i][offset - 10..offset]` and its
+    /// length (header excluded) in `lens[i]`.
+    pub fn coalesce<B: AsMut<[u8]>>(
+        &mut self,
+        bufs: &mut [B],
+        lens: &mut [usize],
+        offset: usize,
+    ) -> Result<&[usize], GroError> {
+        if offset < VirtioNetHdr::LEN {
+            return Err(GroError::NoHeaderRoom {
+                offset,
+                required: VirtioNetHdr::LEN,
+            });
+        }
+        if bufs.len() != lens.len() {
+            return Err(GroError::LengthsMismatch {
+                bufs: bufs.len(),
+                lens: lens.len(),
+            });
+        }
+        for (index, (b, &len)) in bufs.iter_mut().zip(lens.iter()).enumerate() {
+            let buf_len = b.as_mut().len();
+            match offset.checked_add(len) {
+                Some(end) if end <= buf_len => {}
+                end => {
+                    return Err(GroError::PacketOutsideBuffer {
+                        index,
+                        end: end.unwrap_or(usize::MAX),
+                        buf_len,
+                    });
+                }
+            }
+        }
+        let n = bufs.len();
+        self.reserve(n);
+        self.items.clear();
+        self.slots.fill(NONE);
+        self.role.clear();
+        self.role.resize(n, Role::Alone);
+        self.out.clear();
+        self.stats = GroStats {
+            packets_in: n,
+            ..GroStats::default()
+        };
+
+        for i in 0..n {
+            self.insert(bufs, lens, offset, i);
+        }
+        for it in 0..self.items.len() {
+            let item = self.items[it];
+            let buf = bufs[item.buf as usize].as_mut();
+            let (hdr, pkt) = buf[offset - VirtioNetHdr::LEN..].split_at_mut(VirtioNetHdr::LEN);
+            // A dead run never merged: its first packet's checksum is
+            // verified at its first merge, and a bad one makes it dead.
+            debug_assert!(!item.dead || item.run.merged == 0);
+            if item.run.merged == 0 {
+                hdr.copy_from_slice(&VirtioNetHdr::ZERO.to_bytes());
+                continue;
+            }
+            let len = item.cand.header_len() + item.run.payload_len;
+            lens[item.buf as usize] = len;
+            let v = finish_run(&item, &mut pkt[..len]);
+            hdr.copy_from_slice(&v.to_bytes());
+        }
+        for (i, role) in self.role.iter().enumerate() {
+            match role {
+                Role::Absorbed => continue,
+                Role::Run => {}
+                // Refused or bad packets are written as they are.
+                Role::Alone => bufs[i].as_mut()[offset - VirtioNetHdr::LEN..offset]
+                    .copy_from_slice(&VirtioNetHdr::ZERO.to_bytes()),
+            }
+            self.out.push(i);
+        }
+        self.stats.packets_out = self.out.len();
+        Ok(&self.out)
+    }
+
+    fn insert<B: AsMut<[u8]>>(&mut self, bufs: &mut [B], lens: &[usize], offset: usize, i: usize) {
+        let pkt_len = lens[i];
+        let cand = {
+            let pkt = &bufs[i].as_mut()[offset..offset + pkt_len];
+            match classify_with(pkt, self.udp_gro, self.tcp_ecn) {
+                Ok(c) => c,
+                Err(r) => {
+                    self.stats.refused[r.index()] += 1;
+                    // Written as it is, at its place: the run its flow holds
+                    // ends here, so that nothing behind it overtakes it.
+                    if let Some(b) = barrier_of(pkt) {
+                        self.barrier(b);
+                    }
+                    return;
+                }
+            }
+        };
+        let key = FlowKey::of(&bufs[i].as_mut()[offset..offset + pkt_len], &cand);
+        let slot = self.slot_of(&key);
+        let head = self.slots[slot];
+        let mut incoming = Incoming {
+            index: i,
+            len: pkt_len,
+            cand,
+            csum_ok: None,
+        };
+        // Only the flow's newest run may grow, as the kernel holds one
+        // packet per flow: a packet that cannot join it starts the next one.
+        if head != NONE && !self.items[head as usize].dead && !self.items[head as usize].sealed {
+            let idx = head as usize;
+            match self.try_merge(bufs, offset, idx, &mut incoming) {
+                Attempt::Merged => {
+                    self.role[i] = Role::Absorbed;
+                    self.stats.segments_merged += 1;
+                    return;
+                }
+                Attempt::PacketBad => {
+                    // Written as it is, behind the run: the run ends.
+                    self.stats.bad_checksum += 1;
+                    self.stats.flow_barriers += 1;
+                    self.items[idx].sealed = true;
+                    return;
+                }
+                Attempt::ItemBad => {
+                    self.stats.bad_checksum += 1;
+                    self.items[idx].dead = true;
+                }
+                Attempt::No => {}
+            }
+        }
+        let p = &bufs[i].as_mut()[offset..offset + pkt_len];
+        let ip_id = ipv4_ident(p, cand.kind);
+        let cwr = cand.kind.is_tcp()
+            && TcpPacket::new_unchecked(&p[cand.ip_header_len..]).flags() & tcp_flags::CWR != 0;
+        let pseudo = pseudo_header(p, &cand, 0);
+        self.slots[slot] = self.items.len() as u32;
+        self.role[i] = Role::Run;
+        self.items.push(Item {
+            key,
+            cand,
+            buf: i as u32,
+            run: Run {
+                seq: cand.seq,
+                payload_len: cand.payload_len,
+                gso_size: cand.payload_len,
+                merged: 0,
+                psh: cand.psh,
+                closed: false,
+            },
+            csum_ok: incoming.csum_ok,
+            dead: false,
+            sealed: false,
+            ip_id,
+            id_mode: IdMode::Open,
+            cwr,
+            pseudo,
+        });
+    }
+
+    /// The slot of `key`'s flow: where its newest run is, or the empty slot
+    /// where it will be.
+    #[inline]
+    fn slot_of(&self, key: &FlowKey) -> usize {
+        let mask = self.slots.len() - 1;
+        // The slot count is a power of two: take the hash's top bits.
+        let bits = self.slots.len().trailing_zeros();
+        let mut slot = (key.hash() >> (64 - bits)) as usize & mask;
+        loop {
+            let head = self.slots[slot];
+            if head == NONE || self.items[head as usize].key == *key {
+                return slot;
+            }
+            slot = (slot + 1) & mask;
+        }
+    }
+
+    /// End the held run(s) a packet that was not coalesced is a barrier for.
+    fn barrier(&mut self, b: Barrier) {
+        match b {
+            Barrier::Flow(key) => {
+                let head = self.slots[self.slot_of(&key)];
+                if head != NONE {
+                    self.items[head as usize].sealed = true;
+                    self.stats.flow_barriers += 1;
+                }
+            }
+            Barrier::Hosts { kind, addrs } => {
+                let mut any = false;
+                for it in self.items.iter_mut() {
+                    if it.key.kind == kind && it.key.addrs == addrs && !it.sealed {
+                        it.sealed = true;
+                        any = true;
+                    }
+                }
+                self.stats.flow_barriers += usize::from(any);
+            }
+        }
+    }
+
+    /// Try to merge the `incoming` packet into the run `idx` of its flow (an
+    /// earlier packet's buffer); records what it learns about the packet's
+    /// checksum in `incoming.csum_ok`.
+    fn try_merge<B: AsMut<[u8]>>(
+        &mut self,
+        bufs: &mut [B],
+        offset: usize,
+        idx: usize,
+        incoming: &mut Incoming,
+    ) -> Attempt {
+        let Incoming {
+            index: i,
+            len: pkt_len,
+            ref cand,
+            csum_ok: ref mut pkt_csum,
+        } = *incoming;
+        // Only the fields the checks need, not a copy of the whole record.
+        let item = {
+            let it = &self.items[idx];
+            ItemView {
+                buf: it.buf,
+                run: it.run,
+                csum_ok: it.csum_ok,
+                pseudo: it.pseudo,
+                hl: it.cand.header_len(),
+                ip_id: it.ip_id,
+                id_mode: it.id_mode,
+                cwr: it.cwr,
+            }
+        };
+        let ib = item.buf as usize;
+        if item.hl != cand.header_len() {
+            return Attempt::No;
+        }
+        let hl = cand.header_len();
+        let ip_hl = cand.ip_header_len;
+        let tcp = cand.kind.is_tcp();
+        // Borrow the item's and the packet's buffers at once (ib < i).
+        let (left, right) = bufs.split_at_mut(i);
+        let item_buf = left[ib].as_mut();
+        let pkt = &right[0].as_mut()[offset..offset + pkt_len];
+        let item_len = hl + item.run.payload_len;
+        {
+            let item_pkt = &item_buf[offset..offset + item_len];
+            if !ip_headers_match(item_pkt, pkt, cand.kind.is_v6()) {
+                return Attempt::No;
+            }
+            // Same header length (checked above): acknowledgment, flag word
+            // but CWR/FIN/PSH, urgent pointer and options must be equal.
+            if tcp
+                && (!tcp_fixed_fields_match(&item_pkt[ip_hl..], &pkt[ip_hl..], hl - ip_hl)
+                    || TcpPacket::new_unchecked(&pkt[ip_hl..]).flags() & tcp_flags::CWR != 0)
+            {
+                return Attempt::No;
+            }
+        }
+        let how = if tcp {
+            match tcp_merge(&item.run, cand.seq, cand.payload_len, cand.psh) {
+                // CWR stays on the first segment.
+                Some(Merge::Prepend) if item.cwr => return Attempt::No,
+                Some(m) => m,
+                None => return Attempt::No,
+            }
+        } else if udp_merge(&item.run, cand.payload_len) {
+            if item.run.merged + 1 >= UDP_MAX_SEGMENTS {
+                self.stats.segment_limit += 1;
+                return Attempt::No;
+            }
+            Merge::Append
+        } else {
+            return Attempt::No;
+        };
+        let id_mode = if cand.kind.is_v6() {
+            IdMode::Fixed
+        } else {
+            let ip = Ipv4Packet::new_unchecked(pkt);
+            let (new_id, df) = (ip.ident(), ip.dont_frag());
+            match ipv4_id_merge(item.id_mode, item.ip_id, item.run.merged, new_id, df, how) {
+                Some(m) => m,
+                None => return Attempt::No,
+            }
+        };
+        let new_len = item_len + cand.payload_len;
+        if new_len > MAX_MERGED_LEN {
+            self.stats.too_large += 1;
+            return Attempt::No;
+        }
+        if offset + new_len > item_buf.len() {
+            self.stats.no_room += 1;
+            return Attempt::No;
+        }
+        // Verify both checksums, each at most once.
+        if item.csum_ok.is_none() {
+            // Same flow and header length: the run's first packet has the
+            // candidate's shape.
+            let ok = l4_checksum_ok(&item_buf[offset..offset + item_len], cand, item.pseudo);
+            self.items[idx].csum_ok = Some(ok);
+        }
+        if self.items[idx].csum_ok == Some(false) {
+            return Attempt::ItemBad;
+        }
+        let payload = &pkt[hl..];
+        let data = &mut item_buf[offset..offset + new_len];
+        match how {
+            Merge::Append => {
+                // Copy first and verify from the same pass: the bytes land
+                // behind the run's end, which stays where it is if the
+                // checksum turns out bad.
+                let payload_sum = Checksum::copy_from(&mut data[item_len..], payload);
+                let ok = match *pkt_csum {
+                    Some(ok) => ok,
+                    None => {
+                        let mut sum = item.pseudo;
+                        sum.add_u16((pkt.len() - ip_hl) as u16);
+                        let ok = sum
+                            .combine(Checksum::of(&pkt[ip_hl..hl]))
+                            .combine(payload_sum)
+                            .fold()
+                            == 0xffff;
+                        *pkt_csum = Some(ok);
+                        ok
+                    }
+                };
+                if !ok {
+                    return Attempt::PacketBad;
+                }
+                let it = &mut self.items[idx];
+                if cand.payload_len < it.run.gso_size {
+                    it.run.closed = true;
+                }
+                it.run.psh |= cand.psh;
+            }
+            Merge::Prepend => {
+                if !*pkt_csum.get_or_insert_with(|| l4_checksum_ok(pkt, cand, item.pseudo)) {
+                    return Attempt::PacketBad;
+                }
+                data.copy_within(hl..item_len, hl + cand.payload_len);
+                data[hl..hl + cand.payload_len].copy_from_slice(payload);
+                let it = &mut self.items[idx];
+                if it.run.merged == 0 && cand.payload_len > it.run.gso_size {
+                    // The old first segment is now a shorter last one.
+                    it.run.closed = true;
+                }
+                it.run.gso_size = it.run.gso_size.max(cand.payload_len);
+                it.run.seq = cand.seq;
+                it.ip_id = ipv4_ident(pkt, cand.kind);
+            }
+        }
+        let it = &mut self.items[idx];
+        it.run.payload_len += cand.payload_len;
+        it.run.merged += 1;
+        it.id_mode = id_mode;
+        Attempt::Merged
+    }
+}
+
+/// The packet a merge attempt is about.
+struct Incoming {
+    /// Its index in the batch (later than any run's).
+    index: usize,
+    /// Its length behind the offset.
+    len: usize,
+    /// What [`classify`](super::classify) found.
+    cand: Candidate,
+    /// Whether its transport checksum verifies; `None`: not checked yet.
+    csum_ok: Option<bool>,
+}
+
+/// The IPv4 identification of a packet of `kind` (0 for IPv6, which has none).
+#[inline]
+fn ipv4_ident(pkt: &[u8], kind: Kind) -> u16 {
+    if kind.is_v6() {
+        0
+    } else {
+        Ipv4Packet::new_unchecked(pkt).ident()
+    }
+}
+
+/// The parts of an [`Item`] a merge attempt reads.
+#[derive(Clone, Copy)]
+struct ItemView {
+    buf: u32,
+    run: Run,
+    csum_ok: Option<bool>,
+    pseudo: Checksum,
+    hl: usize,
+    ip_id: u16,
+    id_mode: IdMode,
+    cwr: bool,
+}
+
+/// What became of a packet of the batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Role {
+    /// Written as it is, with a zero header.
+    Alone,
+    /// The first packet of a run (merged or not).
+    Run,
+    /// Merged into an earlier packet's buffer; not written.
+    Absorbed,
+}
+
+enum Attempt {
+    Merged,
+    No,
+    PacketBad,
+    ItemBad,
+}
+
+/// Whether the transport checksum of a candidate verifies.
+/// `pseudo` is the flow's pseudo-header sum without the length.
+fn l4_checksum_ok(pkt: &[u8], c: &Candidate, mut pseudo: Checksum) -> bool {
+    let l4 = &pkt[c.ip_header_len..];
+    pseudo.add_u16(l4.len() as u16);
+    pseudo.combine(Checksum::of(l4)).fold() == 0xffff
+}
+
+fn pseudo_header(pkt: &[u8], c: &Candidate, l4_len: usize) -> Checksum {
+    if c.kind.is_v6() {
+        Ipv6Packet::new_unchecked(pkt).pseudo_header(c.kind.protocol(), l4_len as u32)
+    } else {
+        Ipv4Packet::new_unchecked(pkt).pseudo_header(l4_len as u16)
+    }
+}
+
+/// Rewrite the headers of a merged run in `pkt` (exactly its bytes) and
+/// return its virtio header.
+fn finish_run(item: &Item, pkt: &mut [u8]) -> VirtioNetHdr {
+    let c = &item.cand;
+    let len = pkt.len();
+    let ip_hl = c.ip_header_len;
+    let l4_len = len - ip_hl;
+    if c.kind.is_v6() {
+        Ipv6Packet::new_unchecked(&mut *pkt).set_payload_len(l4_len as u16);
+    } else {
+        let mut ip = Ipv4Packet::new_unchecked(&mut pkt[..ip_hl]);
+        ip.set_total_len(len as u16);
+        ip.set_ident(item.ip_id);
+        ip.fill_checksum();
+    }
+    let mut pseudo = item.pseudo;
+    pseudo.add_u16(l4_len as u16);
+    let pseudo = pseudo.fold();
+    let l4 = &mut pkt[ip_hl..];
+    let mut gso_type = c.kind.gso_type();
+    if c.kind.is_tcp() {
+        let mut tcp = TcpPacket::new_unchecked(&mut *l4);
+        tcp.set_seq_number(item.run.seq);
+        // The first segment's flags (CWR, ECE), PSH from the last.
+        let mut flags = tcp.flags() & !tcp_flags::PSH;
+        if item.run.psh {
+            flags |= tcp_flags::PSH;
+        }
+        tcp.set_flags(flags);
+        tcp.set_checksum(pseudo);
+        if item.cwr {
+            gso_type = GsoType(gso_type.0 | GsoType::ECN);
+        }
+    } else {
+        let mut udp = UdpPacket::new_unchecked(&mut *l4);
+        udp.set_len(l4_len as u16);
+        udp.set_checksum(pseudo);
+    }
+    VirtioNetHdr::new(
+        HdrFlags::NEEDS_CSUM,
+        gso_type,
+        c.header_len() as u16,
+        item.run.gso_size as u16,
+        ip_hl as u16,
+        c.kind.csum_offset() as u16,
+    )
+}
