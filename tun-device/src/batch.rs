@@ -151,7 +151,8 @@ impl Queue {
     ///   a packet that needs no split is read straight into its buffer
     ///   (no copy of its payload) and its partial checksum completed.
     /// - The first read waits (in blocking mode); further reads are made
-    ///   while the kernel has more and buffers remain, never waiting.
+    ///   while the kernel has more and buffers remain, never waiting, until
+    ///   a super-packet arrives (it fills a batch by itself).
     /// - A super-packet that does not fit the buffers left is kept in
     ///   `state` and comes first in the next call; one that does not fit
     ///   even an empty batch is handed out over several calls. Nothing the
@@ -230,10 +231,14 @@ impl Queue {
         }
         while n < bufs.len() {
             let block = n == 0 && !self.is_nonblocking();
+            let supers = st.stats.super_packets;
             match self.read_one(st, bufs, sizes, offset, n, block, op) {
                 Ok(k) => {
                     n += k;
-                    if st.has_pending() {
+                    // A super-packet is a full batch by itself: another
+                    // read would most often find the queue empty (a wasted
+                    // syscall), or bring one that no longer fits.
+                    if st.has_pending() || st.stats.super_packets != supers {
                         break;
                     }
                 }

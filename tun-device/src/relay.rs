@@ -229,15 +229,16 @@ fn pump_batches(
     let mut bufs: Vec<&mut [u8]> = region.chunks_mut(cap).collect();
     let mut lens = vec![0usize; BATCH];
     let mut supers = 0;
-    while !stop.load(Ordering::Relaxed) {
+    loop {
+        // Poll first: when packets wait it returns at once, and when none
+        // do it saves a read that would only say EAGAIN. Segments the state
+        // holds need no poll (the fd may be empty meanwhile).
+        if stop.load(Ordering::Relaxed) || (rx.is_empty() && !wait(from, stop)?) {
+            break;
+        }
         let n = match from.recv_batch(&mut rx, &mut bufs, &mut lens, OFFSET) {
             Ok(n) => n,
-            Err(e) if e.is_would_block() => {
-                if !wait(from, stop)? {
-                    break;
-                }
-                continue;
-            }
+            Err(e) if e.is_would_block() => continue,
             Err(e) if fatal(&e) => return Err(e),
             Err(_) => {
                 stats.add(&stats.errors, 1);
@@ -283,15 +284,13 @@ fn pump_super_packets(
     stats: &RelayStats,
 ) -> Result<()> {
     let mut buf = vec![0u8; 65536 + 256];
-    while !stop.load(Ordering::Relaxed) {
+    loop {
+        if !wait(from, stop)? {
+            break;
+        }
         let (hdr, len) = match from.recv_gso(&mut buf) {
             Ok(v) => v,
-            Err(e) if e.is_would_block() => {
-                if !wait(from, stop)? {
-                    break;
-                }
-                continue;
-            }
+            Err(e) if e.is_would_block() => continue,
             Err(e) if fatal(&e) => return Err(e),
             Err(_) => {
                 stats.add(&stats.errors, 1);
