@@ -207,7 +207,8 @@ pub fn run(args: &BenchArgs, json: bool) -> Result<()> {
     let tb = Testbed::new().map_err(|e| {
         if e.kind() == ErrorKind::PermissionDenied {
             CliError::refused(
-                format!("bench: cannot create the test network namespaces: {e}"),
+                "bench: cannot create the test network namespaces: \
+                 unshare(CLONE_NEWNET) was refused (EPERM)",
                 "run as root (it needs CAP_SYS_ADMIN and CAP_NET_ADMIN)",
             )
         } else {
