@@ -52,6 +52,8 @@ not counted; the veth path runs in the kernel and has none); super-packets
 in: reads that returned a TSO/USO super-packet; packets/write: packets
 received per write made (coalescing, or super-packets passed through);
 % veth: throughput against the kernel's veth pair in the same run.
+UDP is sent as fast as the sender can, without congestion control: loss is
+expected and reported, not an error; Gbit/s counts what arrived intact.
 
 Exit status: 0 when every byte arrived intact, 1 on damage or an error, 130
 when Ctrl-C stopped it (after cleaning up).")]

@@ -121,11 +121,9 @@ fn wait_exit(child: &mut Child, secs: u64) -> std::process::ExitStatus {
 }
 
 fn sigint(child: &Child) {
-    let st = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .expect("kill");
-    assert!(st.success());
+    use nix::sys::signal::{Signal, kill};
+    use nix::unistd::Pid;
+    kill(Pid::from_raw(child.id() as i32), Signal::SIGINT).expect("SIGINT");
 }
 
 /// Send UDP datagrams from inside `ns`: `plain` payload sizes one by one,
