@@ -1,0 +1,154 @@
+//! Opening the device `dump` and `relay` work on: attach to an existing
+//! TUN/TAP device with the flags it has (read over rtnetlink), or create a
+//! new one that goes away with the process.
+
+use tun_device::ipnet::IpNet;
+use tun_device::{Device, Layer, NetNs};
+
+use crate::error::{CliError, Result};
+use crate::show;
+use crate::util;
+
+/// What a device created by `dump` or `relay` gets.
+#[derive(Debug, Clone, Default)]
+pub struct OpenOptions {
+    /// Offload (virtio-net headers) on a new device.
+    pub offload: bool,
+    /// A TAP on a new device.
+    pub tap: bool,
+    /// Queues to open (multi-queue when more than one).
+    pub queues: usize,
+    /// Addresses of a new device.
+    pub addrs: Vec<IpNet>,
+    /// MTU of a new device.
+    pub mtu: Option<u32>,
+}
+
+/// An opened device and how it was found.
+#[derive(Debug)]
+pub struct Opened {
+    /// The device, its queues non-blocking.
+    pub device: Device,
+    /// Its name.
+    pub name: String,
+    /// Whether it was created here (else attached to).
+    pub created: bool,
+}
+
+/// Attach to `name` if it exists (in `ns`), else create it (a template
+/// `tun%d`/`tap%d` when `name` is `None`).
+pub fn open(name: Option<&str>, opts: &OpenOptions, ns: Option<&NetNs>) -> Result<Opened> {
+    let queues = opts.queues.max(1);
+    let existing = match name.filter(|n| !n.contains('%')) {
+        Some(n) => util::in_netns(ns, || {
+            let mut nl = util::netlink()?;
+            match nl.link_by_name(n) {
+                Ok(_) => Ok(Some(show::tun_link(&mut nl, n, "attach to")?)),
+                Err(e) if e.is_not_found() => Ok(None),
+                Err(e) => Err(CliError::netlink(format!("look up {n}"), e)),
+            }
+        })?,
+        None => None,
+    };
+    let default_name = if opts.tap { "tap%d" } else { "tun%d" };
+    let mut b = Device::builder()
+        .name(name.unwrap_or(default_name))
+        .nonblocking(true);
+    let created = match existing.as_ref().and_then(|l| l.tun.map(|t| (l, t))) {
+        Some((link, tun)) => {
+            if queues > 1 && !tun.multi_queue {
+                return Err(CliError::refused(
+                    format!(
+                        "attach to {}: {queues} queues need a multi-queue device",
+                        link.name
+                    ),
+                    "recreate it with `tun create --multi-queue`",
+                ));
+            }
+            b = b
+                .attach(true)
+                .layer(if tun.tap { Layer::Tap } else { Layer::Tun })
+                .packet_information(tun.pi)
+                .offload(tun.vnet_hdr)
+                .multi_queue(tun.multi_queue)
+                .queues(queues);
+            false
+        }
+        None => {
+            b = b
+                .layer(if opts.tap { Layer::Tap } else { Layer::Tun })
+                .offload(opts.offload)
+                .queues(queues)
+                .multi_queue(queues > 1)
+                .up(true);
+            for a in &opts.addrs {
+                b = b.address(*a);
+            }
+            if let Some(mtu) = opts.mtu {
+                b = b.mtu(mtu);
+            }
+            true
+        }
+    };
+    let what = format!(
+        "{} {}",
+        if created { "create" } else { "attach to" },
+        name.unwrap_or(default_name)
+    );
+    if let Some(ns) = ns {
+        b = b.netns(
+            ns.try_clone()
+                .map_err(|e| CliError::device(what.clone(), e))?,
+        );
+    }
+    let device = b.build().map_err(|e| CliError::device(what.clone(), e))?;
+    let name = device
+        .name()
+        .map_err(|e| CliError::device(what, e))?
+        .to_string();
+    Ok(Opened {
+        device,
+        name,
+        created,
+    })
+}
+
+/// A short description: `tun0 (tun, offload csum|tso4|..., 1 queue)`.
+pub fn describe(o: &Opened) -> String {
+    let d = &o.device;
+    let offload = if d.has_vnet_hdr() {
+        format!("offload {}", offload_names(d.offloads()).join(","))
+    } else {
+        "no offload".into()
+    };
+    format!(
+        "{} ({}, {}, {} queue{}, {})",
+        o.name,
+        if d.is_tap() { "tap" } else { "tun" },
+        offload,
+        d.queues().len(),
+        if d.queues().len() == 1 { "" } else { "s" },
+        if o.created {
+            "created, gone on exit"
+        } else {
+            "attached"
+        }
+    )
+}
+
+/// Lower-case names of offload flags.
+pub fn offload_names(f: tun_device::OffloadFlags) -> Vec<&'static str> {
+    use tun_device::OffloadFlags as F;
+    [
+        (F::CSUM, "csum"),
+        (F::TSO4, "tso4"),
+        (F::TSO6, "tso6"),
+        (F::TSO_ECN, "tso_ecn"),
+        (F::USO4, "uso4"),
+        (F::USO6, "uso6"),
+    ]
+    .into_iter()
+    .filter(|(b, _)| f.contains(*b))
+    .map(|(_, n)| n)
+    .collect()
+}

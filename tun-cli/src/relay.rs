@@ -1,0 +1,186 @@
+//! `tun relay`: tun-device's relay between two devices, both directions,
+//! with live counters on stderr and a summary when Ctrl-C stops it.
+
+use std::io::IsTerminal;
+use std::time::{Duration, Instant};
+
+use clap::Args;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use serde::Serialize;
+use tun_device::relay::{Relay, RelayCounters, RelayMode};
+
+use crate::error::{CliError, Result};
+use crate::open::{self, OpenOptions};
+use crate::util;
+
+/// Arguments of `tun relay`.
+#[derive(Debug, Args)]
+pub struct RelayArgs {
+    /// First device: attached to if it exists, else created (gone on exit).
+    pub a: String,
+    /// Second device, the same way.
+    pub b: String,
+    /// Split super-packets on receive and coalesce on send (needs devices
+    /// with offload; new devices get it).
+    #[arg(long)]
+    pub offload: bool,
+    /// Forward super-packets untouched, virtio header and all (devices
+    /// with offload, the same offloads on both).
+    #[arg(long, conflicts_with = "offload")]
+    pub passthrough: bool,
+    /// Queue pairs, one thread per direction each (multi-queue devices).
+    #[arg(long, default_value_t = 1, value_name = "N",
+          value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub queues: u16,
+    /// The network namespace of A (a name from `ip netns` or a path).
+    #[arg(long, value_name = "NAME|PATH")]
+    pub netns_a: Option<String>,
+    /// The network namespace of B.
+    #[arg(long, value_name = "NAME|PATH")]
+    pub netns_b: Option<String>,
+}
+
+/// One direction's counters, for output.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct Direction {
+    /// Packets received (segments counted one by one).
+    pub packets: u64,
+    /// IP bytes received.
+    pub bytes: u64,
+    /// Super-packets received.
+    pub super_packets_in: u64,
+    /// Writes made (a coalesced packet counts once).
+    pub packets_out: u64,
+    /// Packets per write.
+    pub coalescing_ratio: f64,
+    /// Packets dropped for an error.
+    pub errors: u64,
+}
+
+impl From<RelayCounters> for Direction {
+    fn from(c: RelayCounters) -> Self {
+        Direction {
+            packets: c.packets_in,
+            bytes: c.bytes_in,
+            super_packets_in: c.super_packets_in,
+            packets_out: c.packets_out,
+            coalescing_ratio: c.coalescing_ratio(),
+            errors: c.errors,
+        }
+    }
+}
+
+fn human_bytes(b: u64) -> String {
+    let b = b as f64;
+    if b >= 1e9 {
+        format!("{:.2} GB", b / 1e9)
+    } else if b >= 1e6 {
+        format!("{:.1} MB", b / 1e6)
+    } else if b >= 1e3 {
+        format!("{:.1} kB", b / 1e3)
+    } else {
+        format!("{b} B")
+    }
+}
+
+fn live(c: &RelayCounters) -> String {
+    format!(
+        "{} pkts {} ({} super in, {} out)",
+        c.packets_in,
+        human_bytes(c.bytes_in),
+        c.super_packets_in,
+        c.packets_out
+    )
+}
+
+fn line(from: &str, to: &str, d: &Direction) -> String {
+    format!(
+        "  {from} -> {to}: {} packets, {}, {} super-packets in, {} packets out ({:.1} packets per write), {} errors",
+        d.packets,
+        human_bytes(d.bytes),
+        d.super_packets_in,
+        d.packets_out,
+        d.coalescing_ratio,
+        d.errors
+    )
+}
+
+/// Run `tun relay`.
+pub fn run(args: &RelayArgs, json: bool) -> Result<()> {
+    let mode = if args.passthrough {
+        RelayMode::Passthrough
+    } else if args.offload {
+        RelayMode::Offload
+    } else {
+        RelayMode::Plain
+    };
+    let opts = OpenOptions {
+        offload: mode != RelayMode::Plain,
+        queues: usize::from(args.queues),
+        ..OpenOptions::default()
+    };
+    let ns_a = args.netns_a.as_deref().map(util::open_netns).transpose()?;
+    let ns_b = args.netns_b.as_deref().map(util::open_netns).transpose()?;
+    let a = open::open(Some(&args.a), &opts, ns_a.as_ref())?;
+    let b = open::open(Some(&args.b), &opts, ns_b.as_ref())?;
+    let (da, db) = (open::describe(&a), open::describe(&b));
+    let (na, nb) = (a.name.clone(), b.name.clone());
+    let relay = Relay::start(a.device.into_queues(), b.device.into_queues(), mode)
+        .map_err(|e| CliError::device(format!("relay {na} <-> {nb} ({})", mode.name()), e))?;
+    eprintln!("relay: {da} <-> {db}, {} mode; Ctrl-C stops", mode.name());
+
+    let tty = std::io::stderr().is_terminal();
+    let pb = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
+    pb.set_style(
+        ProgressStyle::with_template("{spinner} [{elapsed}] {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+    );
+    let start = Instant::now();
+    let mut last_line = Instant::now();
+    let mut failed = None;
+    while !util::interrupted() {
+        std::thread::sleep(Duration::from_millis(100));
+        if !relay.is_running() {
+            failed = Some(());
+            break;
+        }
+        let (ab, ba) = relay.counters();
+        let msg = format!("{na} -> {nb}: {} | {nb} -> {na}: {}", live(&ab), live(&ba));
+        if tty {
+            pb.set_message(msg);
+            pb.tick();
+        } else if last_line.elapsed() >= Duration::from_secs(5) {
+            eprintln!("relay: {msg}");
+            last_line = Instant::now();
+        }
+    }
+    pb.finish_and_clear();
+    let secs = start.elapsed().as_secs_f64();
+    let (ab, ba) = match relay.stop() {
+        Ok(c) => c,
+        Err(e) => return Err(CliError::device(format!("relay {na} <-> {nb}"), e)),
+    };
+    if failed.is_some() {
+        return Err(CliError::refused(
+            format!("relay {na} <-> {nb}: a device went away after {secs:.1} s"),
+            "it was deleted or its namespace removed; nothing left to relay",
+        ));
+    }
+    let (ab, ba) = (Direction::from(ab), Direction::from(ba));
+    if json {
+        util::out_json(&serde_json::json!({
+            "a": na, "b": nb, "mode": mode.name(), "queues": args.queues,
+            "seconds": secs, "a_to_b": ab, "b_to_a": ba,
+        }));
+    } else {
+        util::out(format!(
+            "relay {na} <-> {nb} ({} mode, {} queue pair{}) ran {secs:.1} s",
+            mode.name(),
+            args.queues,
+            if args.queues == 1 { "" } else { "s" }
+        ));
+        util::out(line(&na, &nb, &ab));
+        util::out(line(&nb, &na, &ba));
+    }
+    Ok(())
+}

@@ -1,0 +1,665 @@
+//! The `tun` binary run as a real process, each privileged test inside a
+//! private network namespace the test makes (the child enters it with
+//! `nsenter --net=/proc/PID/fd/FD`). Without root these tests are skipped,
+//! unless `TUN_REQUIRE_PRIVILEGED=1`, which makes them fail instead.
+//!
+//! Traffic goes only to addresses inside those namespaces.
+
+use std::io::{BufRead, BufReader};
+use std::net::UdpSocket;
+use std::os::fd::AsRawFd;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use tun_device::NetNs;
+use tun_device::netlink::Netlink;
+
+const BIN: &str = env!("CARGO_BIN_EXE_tun");
+
+/// A fresh namespace, or `None` (skip) without privileges.
+fn private_ns() -> Option<NetNs> {
+    match NetNs::new_anonymous() {
+        Ok(ns) => {
+            // No IPv6 chatter (router solicitations, MLD) on new devices.
+            ns.run(|| {
+                for p in ["all", "default"] {
+                    let _ =
+                        std::fs::write(format!("/proc/sys/net/ipv6/conf/{p}/disable_ipv6"), "1");
+                }
+                Ok(())
+            })
+            .expect("sysctl");
+            Some(ns)
+        }
+        Err(e) => {
+            if std::env::var_os("TUN_REQUIRE_PRIVILEGED").is_some_and(|v| v == "1") {
+                panic!("privileged test cannot make a namespace: {e}");
+            }
+            eprintln!("skipped: needs root ({e})");
+            None
+        }
+    }
+}
+
+fn ns_path(ns: &NetNs) -> String {
+    format!("/proc/{}/fd/{}", std::process::id(), ns.as_raw_fd())
+}
+
+/// `tun ARGS` inside `ns`.
+fn tun_in(ns: &NetNs, args: &[&str]) -> Command {
+    let mut c = Command::new("nsenter");
+    c.arg(format!("--net={}", ns_path(ns))).arg(BIN).args(args);
+    c
+}
+
+fn run(mut c: Command) -> Output {
+    c.stdin(Stdio::null()).output().expect("run tun")
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+#[track_caller]
+fn ok(out: &Output) -> String {
+    assert!(
+        out.status.success(),
+        "tun failed: {:?}\nstdout: {}\nstderr: {}",
+        out.status,
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    text(&out.stdout)
+}
+
+/// The one-line error of a failed run with exit code `code`.
+#[track_caller]
+fn fails(out: &Output, code: i32) -> String {
+    let err = text(&out.stderr);
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "stdout: {}\nstderr: {err}",
+        text(&out.stdout)
+    );
+    assert!(
+        !err.contains("panicked") && !err.contains("RUST_BACKTRACE"),
+        "{err}"
+    );
+    err
+}
+
+/// Whether `name` exists in `ns`.
+fn exists(ns: &NetNs, name: &str) -> bool {
+    let name = name.to_string();
+    ns.run(move || Ok(Netlink::open()?.link_by_name(&name).is_ok()))
+        .expect("netlink")
+}
+
+fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Wait for `child` to exit within `secs`; kill it and fail otherwise.
+fn wait_exit(child: &mut Child, secs: u64) -> std::process::ExitStatus {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        if let Some(s) = child.try_wait().expect("wait") {
+            return s;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("tun did not exit within {secs} s");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn sigint(child: &Child) {
+    use nix::sys::signal::{Signal, kill};
+    use nix::unistd::Pid;
+    kill(Pid::from_raw(child.id() as i32), Signal::SIGINT).expect("SIGINT");
+}
+
+/// Send UDP datagrams from inside `ns`: `plain` payload sizes one by one,
+/// then `gso` as (segment size, total) sends with UDP_SEGMENT.
+fn send_udp(ns: &NetNs, dst: &str, plain: &[usize], gso: &[(usize, usize)]) {
+    let (dst, plain, gso) = (dst.to_string(), plain.to_vec(), gso.to_vec());
+    ns.run(move || {
+        let s = UdpSocket::bind("0.0.0.0:0").expect("bind");
+        for n in plain {
+            s.send_to(&vec![0x55; n], &dst).expect("send");
+        }
+        for (seg, total) in gso {
+            nix::sys::socket::setsockopt(
+                &s,
+                nix::sys::socket::sockopt::UdpGsoSegment,
+                &(seg as i32),
+            )
+            .expect("UDP_SEGMENT");
+            s.send_to(&vec![0x66; total], &dst).expect("send gso");
+        }
+        Ok(())
+    })
+    .expect("send udp");
+}
+
+/// IP lengths of the UDP packets in a pcap file, as tcpdump reads them.
+fn tcpdump_ip_lengths(path: &std::path::Path) -> Vec<usize> {
+    let out = Command::new("tcpdump")
+        .args(["-n", "-v", "-r"])
+        .arg(path)
+        .output()
+        .expect("tcpdump is installed (Debian package tcpdump)");
+    assert!(out.status.success(), "tcpdump: {}", text(&out.stderr));
+    let s = text(&out.stdout);
+    s.lines()
+        .filter_map(|l| {
+            l.split("proto UDP (17), length ")
+                .nth(1)?
+                .trim_end_matches(')')
+                .parse()
+                .ok()
+        })
+        .collect()
+}
+
+fn tmp(name: &str) -> std::path::PathBuf {
+    std::env::temp_dir().join(format!("tun-cli-{}-{name}", std::process::id()))
+}
+
+// ------------------------------------------------------------- usage ---
+
+#[test]
+fn help_on_every_command() {
+    for cmd in [
+        &["--help"][..],
+        &["create", "--help"],
+        &["delete", "--help"],
+        &["show", "--help"],
+        &["dump", "--help"],
+        &["relay", "--help"],
+        &["bench", "--help"],
+    ] {
+        let out = run({
+            let mut c = Command::new(BIN);
+            c.args(cmd);
+            c
+        });
+        let s = ok(&out);
+        assert!(s.contains("Usage: tun"), "{cmd:?}: {s}");
+    }
+    let bench = text(
+        &Command::new(BIN)
+            .args(["bench", "--help"])
+            .output()
+            .unwrap()
+            .stdout,
+    );
+    assert!(
+        bench.contains("schedstat"),
+        "bench --help says how CPU is measured"
+    );
+}
+
+#[test]
+fn usage_errors_exit_2_with_a_message() {
+    for args in [
+        &[][..],
+        &["frobnicate"],
+        &["create"],
+        &["create", "t0", "--tap", "--offload"],
+        &["create", "t0", "--addr", "10.0.0.1"],
+        &["create", "t0", "--mtu", "big"],
+        &["bench", "--mode", "turbo"],
+        &["bench", "--seconds", "0"],
+        &["relay", "a"],
+        &["relay", "a", "b", "--offload", "--passthrough"],
+    ] {
+        let out = Command::new(BIN).args(args).output().unwrap();
+        let err = fails(&out, 2);
+        assert!(!err.trim().is_empty(), "{args:?}: no message");
+        assert!(
+            err.contains("Usage") || err.contains("error"),
+            "{args:?}: {err}"
+        );
+    }
+}
+
+#[test]
+fn unknown_user_is_a_usage_error() {
+    let out = Command::new(BIN)
+        .args(["create", "t0", "--owner", "no-such-user-here"])
+        .output()
+        .unwrap();
+    let err = fails(&out, 2);
+    assert!(err.contains("unknown user"), "{err}");
+}
+
+// -------------------------------------------------------- privileges ---
+
+/// `tun` copied where `nobody` can run it.
+fn bin_for_nobody() -> std::path::PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tmp("nobody");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let bin = dir.join("tun");
+    std::fs::copy(BIN, &bin).unwrap();
+    std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
+    bin
+}
+
+#[test]
+fn unprivileged_runs_get_a_clear_refusal() {
+    let Some(ns) = private_ns() else { return };
+    let bin = bin_for_nobody();
+    let as_nobody = |args: &[&str]| {
+        Command::new("nsenter")
+            .arg(format!("--net={}", ns_path(&ns)))
+            .args([
+                "setpriv",
+                "--reuid=65534",
+                "--regid=65534",
+                "--clear-groups",
+                "--inh-caps=-all",
+                "--bounding-set=-all",
+            ])
+            .arg(&bin)
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let err = fails(&as_nobody(&["create", "t0"]), 1);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.starts_with("tun: create t0: "), "{err}");
+    assert!(err.contains("CAP_NET_ADMIN"), "{err}");
+
+    let err = fails(&as_nobody(&["bench", "--seconds", "1"]), 1);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("run as root"), "{err}");
+    assert!(!exists(&ns, "t0"));
+    let _ = std::fs::remove_dir_all(bin.parent().unwrap());
+}
+
+// ------------------------------------------- create / show / delete ---
+
+#[test]
+fn create_show_delete() {
+    let Some(ns) = private_ns() else { return };
+    let out = run(tun_in(
+        &ns,
+        &[
+            "create",
+            "t0",
+            "--offload",
+            "--multi-queue",
+            "--mtu",
+            "1400",
+            "--addr",
+            "10.7.0.1/24",
+            "--txqueuelen",
+            "200",
+            "--owner",
+            "65534",
+            "--group",
+            "65534",
+            "--up",
+        ],
+    ));
+    let s = ok(&out);
+    assert!(s.starts_with("created tun t0\n"), "{s}");
+
+    let s = ok(&run(tun_in(&ns, &["show", "t0"])));
+    assert!(s.contains(": t0: <"), "{s}");
+    assert!(s.contains("mtu 1400 qlen 200"), "{s}");
+    assert!(
+        s.contains(
+            "tun type tun pi off vnet_hdr on multi_queue on numqueues 0 numdisabled 0 persist on"
+        ),
+        "{s}"
+    );
+    assert!(s.contains("inet 10.7.0.1/24"), "{s}");
+    assert!(s.contains("offloads csum tso4 tso6"), "{s}");
+
+    // --json, checked against iproute2's own reading.
+    let j: serde_json::Value =
+        serde_json::from_str(&ok(&run(tun_in(&ns, &["show", "--json"])))).unwrap();
+    let d = &j[0];
+    assert_eq!(d["name"], "t0");
+    assert_eq!(d["kind"], "tun");
+    assert_eq!(d["mtu"], 1400);
+    assert_eq!(d["vnet_hdr"], true);
+    assert_eq!(d["multi_queue"], true);
+    assert_eq!(d["persist"], true);
+    assert_eq!(d["user"], 65534);
+    assert_eq!(d["group"], 65534);
+    assert_eq!(d["addresses"][0]["local"], "10.7.0.1/24");
+    let ip = Command::new("nsenter")
+        .arg(format!("--net={}", ns_path(&ns)))
+        .args(["ip", "-d", "-j", "link", "show", "t0"])
+        .output()
+        .unwrap();
+    let ip: serde_json::Value = serde_json::from_slice(&ip.stdout).unwrap();
+    assert_eq!(ip[0]["ifindex"], d["index"]);
+    assert_eq!(ip[0]["mtu"], d["mtu"]);
+    assert_eq!(ip[0]["txqlen"], d["qlen"]);
+
+    // A second create of the same name is refused, the first left alone.
+    let err = fails(&run(tun_in(&ns, &["create", "t0"])), 1);
+    assert!(err.contains("exists"), "{err}");
+
+    // Not ours: the loopback device, and a name that does not exist.
+    let err = fails(&run(tun_in(&ns, &["delete", "lo"])), 1);
+    assert!(
+        err.contains("delete lo: it is the loopback device, not TUN/TAP"),
+        "{err}"
+    );
+    let err = fails(&run(tun_in(&ns, &["delete", "nope0"])), 1);
+    assert!(err.contains("delete nope0: no such interface"), "{err}");
+
+    let s = ok(&run(tun_in(&ns, &["delete", "t0"])));
+    assert_eq!(s.trim(), "deleted t0");
+    assert!(!exists(&ns, "t0"));
+    let err = fails(&run(tun_in(&ns, &["show", "t0"])), 1);
+    assert!(err.contains("no such interface"), "{err}");
+    assert_eq!(ok(&run(tun_in(&ns, &["show"]))), "");
+}
+
+#[test]
+fn create_tap_in_a_named_path_namespace() {
+    let Some(ns) = private_ns() else { return };
+    // Created from outside the namespace with --netns PATH.
+    let s = ok(&run({
+        let mut c = Command::new(BIN);
+        c.args([
+            "create",
+            "tap%d",
+            "--tap",
+            "--netns",
+            &ns_path(&ns),
+            "--json",
+        ]);
+        c
+    }));
+    let j: serde_json::Value = serde_json::from_str(&s).unwrap();
+    assert_eq!(j["kind"], "tap");
+    let name = j["name"].as_str().unwrap().to_string();
+    assert!(j["mac"].is_string());
+    assert!(exists(&ns, &name));
+    ok(&run({
+        let mut c = Command::new(BIN);
+        c.args(["delete", &name, "--netns", &ns_path(&ns)]);
+        c
+    }));
+    assert!(!exists(&ns, &name));
+}
+
+// -------------------------------------------------------------- dump ---
+
+#[test]
+fn dump_prints_packets_and_show_d_names_the_process() {
+    let Some(ns) = private_ns() else { return };
+    let mut child = tun_in(
+        &ns,
+        &[
+            "dump",
+            "d0",
+            "--offload",
+            "--addr",
+            "10.8.0.1/24",
+            "-c",
+            "2",
+        ],
+    )
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
+    wait_for("d0", || exists(&ns, "d0"));
+
+    // Not persistent: delete refuses and names the holder; show -d lists it.
+    let err = fails(&run(tun_in(&ns, &["delete", "d0"])), 1);
+    assert!(err.contains("not a persistent device"), "{err}");
+    let s = ok(&run(tun_in(&ns, &["show", "-d", "d0"])));
+    assert!(s.contains("persist off"), "{s}");
+    assert!(s.contains("process "), "{s}");
+
+    send_udp(&ns, "10.8.0.2:9", &[100], &[(1000, 3000)]);
+    let st = wait_exit(&mut child, 10);
+    let out = child.wait_with_output().unwrap();
+    assert!(st.success(), "{}", text(&out.stderr));
+    let s = text(&out.stdout);
+    let lines: Vec<&str> = s.lines().collect();
+    assert_eq!(lines.len(), 2, "{s}");
+    assert!(lines[0].contains("len 128: IP 10.8.0.1."), "{s}");
+    assert!(lines[0].ends_with("> 10.8.0.2.9: UDP, length 100"), "{s}");
+    assert!(lines[1].contains("gso UDP_L4 size 1000 segs 3"), "{s}");
+    assert!(lines[1].contains("len 3028: IP"), "{s}");
+    assert!(!exists(&ns, "d0"), "the device goes with the dump");
+}
+
+#[test]
+fn dump_writes_pcap_files_tcpdump_reads() {
+    let Some(ns) = private_ns() else { return };
+    let (whole, split) = (tmp("whole.pcap"), tmp("split.pcap"));
+    let start = |name: &str, addr: &str, count: &str, file: &std::path::Path, extra: &[&str]| {
+        let mut args = vec![
+            "dump",
+            name,
+            "--offload",
+            "--addr",
+            addr,
+            "--count",
+            count,
+            "--pcap",
+        ];
+        let f = file.to_str().unwrap().to_string();
+        args.push(&f);
+        args.extend_from_slice(extra);
+        let c = tun_in(&ns, &args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        wait_for(name, || exists(&ns, name));
+        c
+    };
+    let mut a = start("p0", "10.9.1.1/24", "3", &whole, &[]);
+    let mut b = start("p1", "10.9.2.1/24", "1", &split, &["--split"]);
+    send_udp(&ns, "10.9.1.2:9", &[100, 200], &[(1000, 3000)]);
+    send_udp(&ns, "10.9.2.2:9", &[], &[(1000, 2500)]);
+    assert!(wait_exit(&mut a, 10).success());
+    assert!(wait_exit(&mut b, 10).success());
+
+    // Super-packets as read, then the segments with --split.
+    assert_eq!(tcpdump_ip_lengths(&whole), vec![128, 228, 3028]);
+    assert_eq!(tcpdump_ip_lengths(&split), vec![1028, 1028, 528]);
+    let _ = std::fs::remove_file(whole);
+    let _ = std::fs::remove_file(split);
+}
+
+// ------------------------------------------------------------- relay ---
+
+#[test]
+fn relay_forwards_and_summarises_on_ctrl_c() {
+    let (Some(na), Some(nb)) = (private_ns(), private_ns()) else {
+        return;
+    };
+    for (ns, name, addr) in [(&na, "ra", "10.98.0.1/24"), (&nb, "rb", "10.98.0.2/24")] {
+        ok(&run(tun_in(
+            ns,
+            &["create", name, "--offload", "--addr", addr, "--up"],
+        )));
+    }
+    let (pa, pb) = (ns_path(&na), ns_path(&nb));
+    let mut relay = Command::new(BIN)
+        .args([
+            "relay",
+            "ra",
+            "rb",
+            "--offload",
+            "--netns-a",
+            &pa,
+            "--netns-b",
+            &pb,
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut err = BufReader::new(relay.stderr.take().unwrap());
+    let mut first = String::new();
+    err.read_line(&mut first).unwrap();
+    assert!(first.starts_with("relay: ra (tun, offload"), "{first}");
+
+    // 5 datagrams of 1000 bytes from A arrive in B through the relay.
+    let rx = nb
+        .run(|| Ok(UdpSocket::bind("10.98.0.2:7000").expect("bind")))
+        .unwrap();
+    rx.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    send_udp(&na, "10.98.0.2:7000", &[1000; 5], &[]);
+    let mut buf = [0u8; 2000];
+    for _ in 0..5 {
+        assert_eq!(rx.recv(&mut buf).expect("datagram through the relay"), 1000);
+    }
+
+    sigint(&relay);
+    let st = wait_exit(&mut relay, 10);
+    let mut rest = String::new();
+    let _ = std::io::Read::read_to_string(&mut err, &mut rest);
+    assert!(st.success(), "{rest}");
+    let mut out = String::new();
+    std::io::Read::read_to_string(&mut relay.stdout.take().unwrap(), &mut out).unwrap();
+    assert!(
+        out.starts_with("relay ra <-> rb (offload mode, 1 queue pair) ran "),
+        "{out}"
+    );
+    let ab = out.lines().find(|l| l.contains("ra -> rb")).unwrap();
+    assert!(ab.contains(": 5 packets, 5.1 kB"), "{out}");
+    for (ns, name) in [(&na, "ra"), (&nb, "rb")] {
+        ok(&run(tun_in(ns, &["delete", name])));
+    }
+}
+
+// ------------------------------------------------------------- bench ---
+
+/// Whether any process or mount still refers to network namespace `id`
+/// (`net:[INODE]`).
+fn netns_in_use(id: &str) -> bool {
+    let inode = id.trim_start_matches("net:[").trim_end_matches(']');
+    if std::fs::read_to_string("/proc/self/mountinfo").is_ok_and(|m| m.contains(id)) {
+        return true;
+    }
+    let Ok(procs) = std::fs::read_dir("/proc") else {
+        return false;
+    };
+    for p in procs.flatten() {
+        let path = p.path();
+        let mut links = vec![path.join("ns/net")];
+        if let Ok(tasks) = std::fs::read_dir(path.join("task")) {
+            links.extend(tasks.flatten().map(|t| t.path().join("ns/net")));
+        }
+        if let Ok(fds) = std::fs::read_dir(path.join("fd")) {
+            links.extend(fds.flatten().map(|f| f.path()));
+        }
+        if links.iter().any(|l| {
+            std::fs::read_link(l).is_ok_and(|t| t.to_string_lossy() == format!("net:[{inode}]"))
+        }) {
+            return true;
+        }
+    }
+    false
+}
+
+fn namespaces_in(stderr_line: &str) -> Vec<String> {
+    stderr_line
+        .split_whitespace()
+        .filter(|w| w.starts_with("net:["))
+        .map(str::to_string)
+        .collect()
+}
+
+fn links_in(ns: &NetNs) -> Vec<String> {
+    ns.run(|| Ok(Netlink::open()?.links()?))
+        .unwrap()
+        .into_iter()
+        .map(|l| l.name)
+        .collect()
+}
+
+#[test]
+fn bench_smoke_checks_every_byte_and_cleans_up() {
+    let Some(ns) = private_ns() else { return };
+    let out = run(tun_in(&ns, &["bench", "--seconds", "1", "--json"]));
+    let s = ok(&out);
+    let j: serde_json::Value = serde_json::from_str(&s).unwrap();
+    let results = j["results"].as_array().unwrap();
+    assert_eq!(results.len(), 8, "veth and three modes, TCP and UDP: {s}");
+    for r in results {
+        assert_eq!(r["intact"], true, "{r}");
+        assert!(r["gbits"].as_f64().unwrap() > 0.0, "{r}");
+        if r["path"] != "kernel veth" {
+            assert!(r["cpu_s_per_gb"].as_f64().unwrap() > 0.0, "{r}");
+        }
+        if r["path"] == "relay offload" {
+            assert!(r["super_packets_in"].as_u64().unwrap() > 0, "{r}");
+            assert!(r["coalescing_ratio"].as_f64().unwrap() > 1.0, "{r}");
+        }
+    }
+    let ids: Vec<String> = j["netns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(ids.len(), 2);
+    for id in &ids {
+        assert!(!netns_in_use(id), "{id} outlived the bench");
+    }
+    assert_eq!(
+        links_in(&ns),
+        vec!["lo".to_string()],
+        "a device was left behind"
+    );
+}
+
+#[test]
+fn bench_ctrl_c_cleans_up() {
+    let Some(ns) = private_ns() else { return };
+    let mut child = tun_in(&ns, &["bench", "--seconds", "2", "--mode", "offload"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut err = BufReader::new(child.stderr.take().unwrap());
+    let mut first = String::new();
+    err.read_line(&mut first).unwrap();
+    let ids = namespaces_in(&first);
+    assert_eq!(ids.len(), 2, "{first}");
+    // Interrupt during the relay run (the veth runs take the first 4 s).
+    let mut line = String::new();
+    loop {
+        line.clear();
+        assert!(err.read_line(&mut line).unwrap() > 0, "bench ended early");
+        if line.contains("[2/4]") {
+            break;
+        }
+    }
+    std::thread::sleep(Duration::from_millis(700));
+    sigint(&child);
+    let st = wait_exit(&mut child, 10);
+    let mut rest = String::new();
+    let _ = std::io::Read::read_to_string(&mut err, &mut rest);
+    assert_eq!(st.code(), Some(130), "{rest}");
+    assert!(rest.contains("interrupted"), "{rest}");
+    for id in &ids {
+        assert!(!netns_in_use(id), "{id} outlived the bench");
+    }
+    assert_eq!(links_in(&ns), vec!["lo".to_string()]);
+}
