@@ -76,12 +76,10 @@ fn lift<T>(r: Result<T>) -> io::Result<Result<T>> {
     }
 }
 
-/// The name for an error message (the kernel may not know it any more).
+/// The name for an error message, as last seen (no syscall: the kernel
+/// may not know the interface any more).
 fn name_of(q: &Queue) -> InterfaceName {
-    q.interface()
-        .name()
-        .or_else(|_| InterfaceName::new("unknown").map_err(drop))
-        .unwrap_or_else(|()| unreachable!("\"unknown\" is a valid interface name"))
+    q.interface_name()
 }
 
 /// An error of the reactor (registration refused, runtime shutting down)
