@@ -301,8 +301,8 @@ proptest! {
         if let Ok(n) = split_frame(&hdr, &f, &mut bufs, &mut sizes, 2) {
             if hdr.gso_type() != GsoType::NONE {
                 let l2_len = tun_offload::frame::ip_offset(&f).unwrap();
-                for k in 0..n {
-                    prop_assert_eq!(&bufs[k][2..2 + l2_len], &f[..l2_len]);
+                for b in bufs.iter().take(n) {
+                    prop_assert_eq!(&b[2..2 + l2_len], &f[..l2_len]);
                 }
             }
         }
