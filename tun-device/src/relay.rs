@@ -299,7 +299,7 @@ fn pump_super_packets(
             }
         };
         let pkt = &buf[..len];
-        let segments = match tun_offload::GsoPacket::parse(&hdr, pkt) {
+        let segments = match from.parse_gso(&hdr, pkt) {
             Ok(g) => {
                 stats.add(&stats.super_packets_in, 1);
                 g.segment_count() as u64
