@@ -10,7 +10,7 @@
 use arbitrary::{Arbitrary, Unstructured};
 use tun_offload::{
     GroTable, GsoPacket, GsoType, HdrFlags, SplitError, VirtioNetHdr, VirtioNetHdrMrgRxbuf,
-    complete_checksum, split,
+    complete_checksum, split, split_frame,
 };
 use tun_test_support::{add16, naive_packet_pseudo, naive_sum};
 
@@ -109,8 +109,88 @@ pub fn virtio_header(data: &[u8]) {
     }
 }
 
+/// An Ethernet header for `packet` (EtherType from its version nibble), with
+/// an 802.1Q tag when `vlan`; `mac` varies the source address.
+fn l2_header(packet: &[u8], vlan: bool, mac: u8) -> Vec<u8> {
+    let mut h = vec![0x02, 0, 0, 0, 0, 0x0b, 0x02, 0, 0, 0, mac, 0x0a];
+    if vlan {
+        h.extend_from_slice(&[0x81, 0x00, 0x00, 0x2a]);
+    }
+    let et: u16 = if packet.first().map(|b| b >> 4) == Some(6) {
+        0x86dd
+    } else {
+        0x0800
+    };
+    h.extend_from_slice(&et.to_be_bytes());
+    h
+}
+
+/// `hdr` moved to a frame with `l2` bytes of L2 header: `csum_start` and
+/// `hdr_len` count from the frame start. `None` when they would not fit.
+fn frame_hdr(hdr: &VirtioNetHdr, l2: usize) -> Option<VirtioNetHdr> {
+    let mut h = *hdr;
+    h.set_csum_start(hdr.csum_start().checked_add(l2 as u16)?);
+    h.set_hdr_len(hdr.hdr_len().saturating_add(l2 as u16));
+    Some(h)
+}
+
+/// The receive path on a frame: the same packet behind an L2 header (VLAN
+/// tag when `vlan`) and with `csum_start` moved must split exactly as the
+/// bare packet does, each segment behind a copy of the L2 header, or fail
+/// with the same kind of error.
+fn receive_frame(
+    hdr: &VirtioNetHdr,
+    packet: &[u8],
+    size: usize,
+    offset: usize,
+    nbufs: usize,
+    vlan: bool,
+) {
+    let l2h = l2_header(packet, vlan, 0);
+    let l2 = l2h.len();
+    let Some(fh) = frame_hdr(hdr, l2) else {
+        return;
+    };
+    let frame = [&l2h[..], packet].concat();
+    let mut bufs = vec![vec![0u8; size]; nbufs];
+    let mut sizes = vec![0usize; nbufs];
+    let mut fbufs = vec![vec![0u8; size + l2]; nbufs];
+    let mut fsizes = vec![0usize; nbufs];
+    let bare = split(hdr, packet, &mut bufs, &mut sizes, offset);
+    let framed = split_frame(&fh, &frame, &mut fbufs, &mut fsizes, offset);
+    match (bare, framed) {
+        (Ok(n), Ok(m)) => {
+            assert_eq!(n, m, "segment count of a frame");
+            for i in 0..n {
+                let f = &fbufs[i][offset..offset + fsizes[i]];
+                assert_eq!(&f[..l2], &l2h[..], "L2 header copied");
+                assert_eq!(&f[l2..], &bufs[i][offset..offset + sizes[i]], "segment {i}");
+            }
+        }
+        (
+            Err(SplitError::OutOfSpace { produced, dropped }),
+            Err(SplitError::OutOfSpace {
+                produced: p2,
+                dropped: d2,
+            }),
+        ) => {
+            assert_eq!((produced, dropped), (p2, d2));
+        }
+        (Err(SplitError::Invalid(a)), Err(SplitError::Invalid(b))) => {
+            assert_eq!(
+                std::mem::discriminant(&a),
+                std::mem::discriminant(&b),
+                "{a:?} vs {b:?}"
+            );
+        }
+        (a, b) => panic!("packet {a:?}, frame {b:?}"),
+    }
+}
+
 /// receive: `[size selector][offset][buffer count]` + virtio header + packet
-/// into the split (and the GSO_NONE completion), with every output shape.
+/// into the split (and the GSO_NONE completion), with every output shape;
+/// then the same packet as a frame behind an Ethernet II or 802.1Q header
+/// (the size selector's top bit picks) through [`split_frame`].
 pub fn receive(data: &[u8]) {
     let [sel, offset, nbufs, rest @ ..] = data else {
         return;
@@ -118,9 +198,23 @@ pub fn receive(data: &[u8]) {
     let Ok((hdr, packet)) = VirtioNetHdr::split_prefix(rest) else {
         return;
     };
+    receive_packet(&hdr, packet, *sel, *offset, *nbufs);
     let size = BUF_SIZES[usize::from(*sel) % BUF_SIZES.len()];
-    let offset = usize::from(*offset % 64);
-    let nbufs = usize::from(*nbufs % 70);
+    receive_frame(
+        &hdr,
+        packet,
+        size,
+        usize::from(*offset % 64),
+        usize::from(*nbufs % 70),
+        sel & 0x80 != 0,
+    );
+}
+
+fn receive_packet(hdr: &VirtioNetHdr, packet: &[u8], sel: u8, offset: u8, nbufs: u8) {
+    let hdr = *hdr;
+    let size = BUF_SIZES[usize::from(sel) % BUF_SIZES.len()];
+    let offset = usize::from(offset % 64);
+    let nbufs = usize::from(nbufs % 70);
     let mut bufs = vec![vec![0u8; size]; nbufs];
     let mut sizes = vec![0usize; nbufs];
     let plan = GsoPacket::parse(&hdr, packet);
