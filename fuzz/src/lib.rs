@@ -281,10 +281,77 @@ fn split_and_check(hdr: &VirtioNetHdr, packet: &[u8]) -> Vec<Vec<u8>> {
         .collect()
 }
 
+/// Coalesce `pkts` once, each behind an L2 header, with a frame table;
+/// returns the written indices with each one's header and frame.
+fn coalesce_frames(
+    pkts: &[&[u8]],
+    udp_gro: bool,
+    vlan: bool,
+    macs: bool,
+) -> Vec<(usize, VirtioNetHdr, Vec<u8>)> {
+    let frames: Vec<Vec<u8>> = pkts
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            [
+                &l2_header(p, vlan, if macs { (i % 2) as u8 } else { 0 })[..],
+                p,
+            ]
+            .concat()
+        })
+        .collect();
+    let cap = HDR + 18 + pkts.iter().map(|p| p.len()).sum::<usize>().min(65_535) + 64;
+    let mut bufs: Vec<Vec<u8>> = frames
+        .iter()
+        .map(|f| {
+            let mut b = vec![0u8; cap.max(HDR + f.len())];
+            b[HDR..HDR + f.len()].copy_from_slice(f);
+            b
+        })
+        .collect();
+    let mut lens: Vec<usize> = frames.iter().map(Vec::len).collect();
+    let mut table = GroTable::new(udp_gro).with_frames();
+    let written = table
+        .coalesce(&mut bufs, &mut lens, HDR)
+        .expect("well-formed batch")
+        .to_vec();
+    assert!(written.windows(2).all(|w| w[0] < w[1]));
+    assert_eq!(table.stats().segments_merged + written.len(), pkts.len());
+    written
+        .iter()
+        .map(|&i| {
+            let hdr = VirtioNetHdr::decode(&bufs[i]).unwrap();
+            let f = bufs[i][HDR..HDR + lens[i]].to_vec();
+            let l2 = frames[i].len() - pkts[i].len();
+            if hdr == VirtioNetHdr::ZERO {
+                assert_eq!(f, frames[i], "a frame written alone is untouched");
+            } else {
+                assert_eq!(&f[..l2], &frames[i][..l2], "the run's L2 header");
+                let inner = frame_hdr_back(&hdr, l2);
+                split_and_check(&inner, &f[l2..]);
+                let plan = GsoPacket::parse_frame(&hdr, &f).expect("a merged frame parses");
+                assert_eq!(plan.l2_len(), l2);
+            }
+            (i, hdr, f)
+        })
+        .collect()
+}
+
+/// The header of a frame's IP packet: `csum_start` and `hdr_len` less `l2`.
+fn frame_hdr_back(hdr: &VirtioNetHdr, l2: usize) -> VirtioNetHdr {
+    let mut h = *hdr;
+    h.set_csum_start(hdr.csum_start() - l2 as u16);
+    h.set_hdr_len(hdr.hdr_len() - l2 as u16);
+    h
+}
+
 /// transmit: `[flags]` then packets as `[len lo][len hi][bytes]`, coalesced
 /// by one table in two rounds. Checks the written list (ascending, unique,
 /// in range), the 65535 cap, and that every merged packet is a valid
-/// super-packet whose segments verify.
+/// super-packet whose segments verify. Then the same packets as frames
+/// (flags bit 2: 802.1Q-tagged; bit 3: two alternating source MACs): with
+/// one L2 header for all, exactly what the packets gave, behind it; with
+/// two, valid frames and no merge across L2 headers.
 pub fn transmit(data: &[u8]) {
     let Some((&flags, mut rest)) = data.split_first() else {
         return;
@@ -300,6 +367,7 @@ pub fn transmit(data: &[u8]) {
     }
     let cap = HDR + pkts.iter().map(|p| p.len()).sum::<usize>().min(65_535) + 64;
     let mut table = GroTable::new(flags & 1 != 0);
+    let mut first_round = Vec::new();
     for _ in 0..2 {
         let mut bufs: Vec<Vec<u8>> = pkts
             .iter()
@@ -323,6 +391,7 @@ pub fn transmit(data: &[u8]) {
         assert_eq!(stats.packets_in, pkts.len());
         assert_eq!(stats.packets_out, written.len());
         assert_eq!(stats.segments_merged + written.len(), pkts.len());
+        first_round.clear();
         for &i in &written {
             let hdr = VirtioNetHdr::decode(&bufs[i]).unwrap();
             let p = &bufs[i][HDR..HDR + lens[i]];
@@ -331,6 +400,22 @@ pub fn transmit(data: &[u8]) {
             } else {
                 assert!(p.len() <= 65_535, "merged packet of {} bytes", p.len());
                 split_and_check(&hdr, p);
+            }
+            first_round.push((i, hdr, p.to_vec()));
+        }
+    }
+    let (vlan, macs) = (flags & 4 != 0, flags & 8 != 0);
+    let framed = coalesce_frames(&pkts, flags & 1 != 0, vlan, macs);
+    if !macs {
+        assert_eq!(framed.len(), first_round.len(), "frames as packets");
+        for ((i, h, p), (j, fh, f)) in first_round.iter().zip(&framed) {
+            let l2 = f.len() - p.len();
+            assert_eq!(i, j);
+            assert_eq!(&f[l2..], &p[..], "frame {i}");
+            if *h == VirtioNetHdr::ZERO {
+                assert_eq!(*fh, VirtioNetHdr::ZERO);
+            } else {
+                assert_eq!(frame_hdr_back(fh, l2), *h, "header of frame {i}");
             }
         }
     }
@@ -451,6 +536,7 @@ pub fn round_trip(data: &[u8]) {
         return;
     };
     let segs = split_and_check(&hdr, &original);
+    round_trip_frame(&rt, &hdr, &original, segs.len());
     let mut bufs: Vec<Vec<u8>> = segs
         .iter()
         .map(|s| {
@@ -474,5 +560,44 @@ pub fn round_trip(data: &[u8]) {
     } else {
         assert_eq!(got_hdr, hdr, "header ({rt:?})");
         assert_eq!(got, &original[..], "packet ({rt:?})");
+    }
+}
+
+/// The round trip on a frame (802.1Q-tagged when `fill` is odd): split the
+/// super-frame with [`split_frame`], coalesce the frames with a frame table,
+/// get the frame and its header back.
+fn round_trip_frame(rt: &RoundTrip, hdr: &VirtioNetHdr, original: &[u8], count: usize) {
+    let l2h = l2_header(original, rt.fill & 1 == 1, 0);
+    let l2 = l2h.len();
+    let Some(fh) = frame_hdr(hdr, l2) else {
+        return;
+    };
+    let frame = [&l2h[..], original].concat();
+    let plan = GsoPacket::parse_frame(&fh, &frame).expect("a super-frame");
+    assert_eq!(plan.segment_count(), count);
+    let mut bufs = vec![vec![0u8; HDR + l2 + 65_535]; count];
+    let mut lens = vec![0usize; count];
+    assert_eq!(
+        split_frame(&fh, &frame, &mut bufs, &mut lens, HDR),
+        Ok(count)
+    );
+    for (b, &len) in bufs.iter().zip(&lens) {
+        assert_eq!(&b[HDR..HDR + l2], &l2h[..], "L2 header of a segment");
+        assert!(len <= plan.max_segment_len());
+    }
+    let mut table = GroTable::new(true).with_frames();
+    table.set_tcp_ecn(true);
+    let written = table.coalesce(&mut bufs, &mut lens, HDR).unwrap().to_vec();
+    assert_eq!(written, [0], "one frame comes back ({rt:?})");
+    let got_hdr = VirtioNetHdr::decode(&bufs[0]).unwrap();
+    let got = &bufs[0][HDR..HDR + lens[0]];
+    if count == 1 {
+        let mut done = frame.clone();
+        complete_checksum(&fh, &mut done).unwrap();
+        assert_eq!(got_hdr, VirtioNetHdr::ZERO);
+        assert_eq!(got, &done[..], "single segment frame ({rt:?})");
+    } else {
+        assert_eq!(got_hdr, fh, "frame header ({rt:?})");
+        assert_eq!(got, &frame[..], "frame ({rt:?})");
     }
 }

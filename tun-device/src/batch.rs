@@ -705,12 +705,13 @@ impl Queue {
             bytes: lens.iter().sum(),
         };
         let iface = self.interface();
-        // TODO(frames): coalesce frames once the GRO table takes them.
-        if framing.vnet && !framing.pi && !framing.l2 && iface.coalescing() {
+        if framing.vnet && !framing.pi && iface.coalescing() {
             let uso = iface
                 .offloads()
                 .contains(OffloadFlags::USO4 | OffloadFlags::USO6);
             st.table.set_udp_gro(uso);
+            // A TAP's buffers hold Ethernet frames.
+            st.table.set_frames(framing.l2);
             // With TSO_ECN granted, a CWR segment may start a run that is
             // written with the ECN bit (SKB_GSO_TCP_ECN).
             st.table

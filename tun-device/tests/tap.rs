@@ -66,6 +66,11 @@ fn tcp_case(v6: bool, total: usize) {
     // Coalesced frames (far fewer writes than frames) were accepted: the
     // data arrived.
     let writes = ab.writes.load(Ordering::Relaxed);
+    eprintln!(
+        "a->b: {packets} frames ({} super-frames read), {writes} writes, {} ARP/ND",
+        ab.super_packets.load(Ordering::Relaxed),
+        ab.neighbour.load(Ordering::Relaxed)
+    );
     assert!(ab.merged.load(Ordering::Relaxed) > 0, "nothing coalesced");
     assert!(writes * 2 < packets, "{writes} writes for {packets} frames");
 }

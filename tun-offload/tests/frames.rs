@@ -308,3 +308,236 @@ proptest! {
         }
     }
 }
+
+// ---- coalescing ----
+
+use tun_offload::GroTable;
+use tun_offload::gro::Refusal;
+
+const OFF: usize = VirtioNetHdr::LEN + 2;
+const CAP: usize = OFF + 18 + 65_535;
+
+/// A TCP segment; IPv4 with DF, as Linux sends (equal IDs merge only with DF).
+fn tcp_seg(ip: &Ip, seq: u32, len: usize) -> Vec<u8> {
+    let mut ip = ip.clone();
+    ip.df = true;
+    tcp(
+        &ip,
+        4000,
+        80,
+        seq,
+        1,
+        ACK,
+        &[],
+        &vec![(seq % 251) as u8; len],
+    )
+}
+
+/// Coalesce frames; returns (index, header, frame) of each one written,
+/// after checking that a merged frame splits back into valid frames behind
+/// its own L2 header and that a frame written alone is untouched.
+fn coalesce_frames(
+    table: &mut GroTable,
+    frames: &[Vec<u8>],
+) -> Vec<(usize, VirtioNetHdr, Vec<u8>)> {
+    let mut bufs: Vec<Vec<u8>> = frames
+        .iter()
+        .map(|f| {
+            let mut b = vec![0xAAu8; CAP];
+            b[OFF..OFF + f.len()].copy_from_slice(f);
+            b
+        })
+        .collect();
+    let mut lens: Vec<usize> = frames.iter().map(Vec::len).collect();
+    let idx = table.coalesce(&mut bufs, &mut lens, OFF).unwrap().to_vec();
+    idx.iter()
+        .map(|&i| {
+            let hdr = VirtioNetHdr::decode(&bufs[i][OFF - VirtioNetHdr::LEN..]).unwrap();
+            let f = bufs[i][OFF..OFF + lens[i]].to_vec();
+            if hdr == VirtioNetHdr::ZERO {
+                assert_eq!(f, frames[i], "a frame written alone is untouched");
+            } else {
+                let l2_len = tun_offload::frame::ip_offset(&f).unwrap();
+                assert_eq!(
+                    &f[..l2_len],
+                    &frames[i][..l2_len],
+                    "first frame's L2 header"
+                );
+                assert!(f.len() - l2_len <= 65_535);
+                assert!(
+                    usize::from(hdr.csum_start()) > l2_len,
+                    "csum_start from the frame start"
+                );
+                let mut done = f.clone();
+                complete_checksum(&hdr, &mut done).unwrap();
+                verify(&done[l2_len..]);
+                for s in split_all(&hdr, &f, 0) {
+                    assert_eq!(&s[..l2_len], &f[..l2_len]);
+                    verify(&s[l2_len..]);
+                }
+            }
+            (i, hdr, f)
+        })
+        .collect()
+}
+
+#[test]
+fn frames_with_equal_headers_merge() {
+    for vlan in [None, Some(12)] {
+        let frames: Vec<Vec<u8>> = (0..4)
+            .map(|k| frame(vlan, &tcp_seg(&v4(), 1 + 1000 * k, 1000)))
+            .collect();
+        let mut t = GroTable::new(false).with_frames();
+        assert!(t.frames());
+        let out = coalesce_frames(&mut t, &frames);
+        assert_eq!(out.len(), 1, "{vlan:?}");
+        let (_, hdr, f) = &out[0];
+        let l2_len = if vlan.is_some() { 18 } else { 14 };
+        assert_eq!(f.len(), l2_len + 40 + 4000);
+        assert_eq!(hdr.gso_type(), GsoType::TCPV4);
+        assert_eq!(hdr.gso_size(), 1000);
+        assert_eq!(usize::from(hdr.csum_start()), l2_len + 20);
+        assert_eq!(usize::from(hdr.hdr_len()), l2_len + 40);
+        assert_eq!(t.stats().segments_merged, 3);
+    }
+    // UDP over IPv6, with USO.
+    let frames: Vec<Vec<u8>> = (0..3)
+        .map(|_| frame(Some(3), &udp(&v6(), 5, 6, &[1u8; 900])))
+        .collect();
+    let mut t = GroTable::new(true);
+    t.set_frames(true);
+    let out = coalesce_frames(&mut t, &frames);
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].1.gso_type(), GsoType::UDP_L4);
+    assert_eq!(usize::from(out[0].1.csum_start()), 18 + 40);
+}
+
+#[test]
+fn frames_with_other_l2_headers_never_merge() {
+    let seg = |k: u32| tcp_seg(&v4(), 1 + 1000 * k, 1000);
+    let plain = |k| frame(None, &seg(k));
+    let mut other_mac = plain(1);
+    other_mac[5] ^= 1; // another destination
+    let mut other_src = plain(1);
+    other_src[11] ^= 1;
+    let tagged = frame(Some(5), &seg(1)); // same IP flow, tagged
+    let other_vlan_first = frame(Some(5), &seg(0));
+    let other_vlan = frame(Some(6), &seg(1));
+    let cases: [(&str, Vec<Vec<u8>>); 4] = [
+        ("destination MAC", vec![plain(0), other_mac]),
+        ("source MAC", vec![plain(0), other_src]),
+        ("tag vs untagged", vec![plain(0), tagged]),
+        ("VLAN id", vec![other_vlan_first, other_vlan]),
+    ];
+    for (what, frames) in cases {
+        let mut t = GroTable::new(false).with_frames();
+        let out = coalesce_frames(&mut t, &frames);
+        assert_eq!(out.len(), 2, "{what}: merged");
+        assert_eq!(t.stats().segments_merged, 0, "{what}");
+    }
+    // Two MAC flows interleaved: each merges with its own kind only.
+    let b = |k: u32| {
+        let mut f = plain(k);
+        f[5] = 0x0c;
+        f
+    };
+    let frames = vec![plain(0), b(0), plain(1), b(1), plain(2), b(2)];
+    let mut t = GroTable::new(false).with_frames();
+    let out = coalesce_frames(&mut t, &frames);
+    assert_eq!(out.len(), 2);
+    assert_eq!(out[0].2[5], frames[0][5]);
+    assert_eq!(out[1].2[5], 0x0c);
+    assert_eq!(t.stats().segments_merged, 4);
+}
+
+#[test]
+fn non_ip_frames_are_written_as_they_are() {
+    let mut arp = l2([0xff; 6], MAC_A, None, 0x0806);
+    arp.extend_from_slice(&[0, 1, 8, 0, 6, 4, 0, 1]);
+    arp.extend_from_slice(&[7u8; 20]);
+    let mut tagged_arp = l2([0xff; 6], MAC_A, Some(2), 0x0806);
+    tagged_arp.extend_from_slice(&[8u8; 28]);
+    let mut lldp = l2(MAC_B, MAC_A, None, 0x88cc);
+    lldp.extend_from_slice(&[9u8; 30]);
+    let short = vec![1u8; 9];
+    let seg = |k: u32| frame(None, &tcp_seg(&v4(), 1 + 1000 * k, 1000));
+    let frames = vec![seg(0), arp, seg(1), tagged_arp, lldp, short, seg(2)];
+    let mut t = GroTable::new(false).with_frames();
+    let out = coalesce_frames(&mut t, &frames);
+    let idx: Vec<usize> = out.iter().map(|o| o.0).collect();
+    // Non-IP frames are no barrier: the TCP run goes on around them.
+    assert_eq!(idx, [0, 1, 3, 4, 5]);
+    assert_eq!(t.stats().refused(Refusal::NotIpFrame), 4);
+    assert_eq!(t.stats().segments_merged, 2);
+}
+
+#[test]
+fn ip_packets_without_frames_mode_are_unchanged() {
+    // The same table used for frames, then for packets again: the frame
+    // setting is all that differs.
+    let mut t = GroTable::new(false).with_frames();
+    let frames: Vec<Vec<u8>> = (0..2)
+        .map(|k| frame(None, &tcp_seg(&v4(), 1 + 100 * k, 100)))
+        .collect();
+    assert_eq!(coalesce_frames(&mut t, &frames).len(), 1);
+    t.set_frames(false);
+    let pkts: Vec<Vec<u8>> = (0..2).map(|k| tcp_seg(&v4(), 1 + 100 * k, 100)).collect();
+    let mut bufs: Vec<Vec<u8>> = pkts
+        .iter()
+        .map(|p| {
+            let mut b = vec![0u8; CAP];
+            b[OFF..OFF + p.len()].copy_from_slice(p);
+            b
+        })
+        .collect();
+    let mut lens: Vec<usize> = pkts.iter().map(Vec::len).collect();
+    assert_eq!(t.coalesce(&mut bufs, &mut lens, OFF).unwrap(), [0]);
+    let hdr = VirtioNetHdr::decode(&bufs[0][OFF - VirtioNetHdr::LEN..]).unwrap();
+    assert_eq!(hdr.csum_start(), 20);
+    // A frame read as a packet is no candidate.
+    let mut lens: Vec<usize> = frames.iter().map(Vec::len).collect();
+    let mut bufs: Vec<Vec<u8>> = frames
+        .iter()
+        .map(|f| {
+            let mut b = vec![0u8; CAP];
+            b[OFF..OFF + f.len()].copy_from_slice(f);
+            b
+        })
+        .collect();
+    assert_eq!(t.coalesce(&mut bufs, &mut lens, OFF).unwrap(), [0, 1]);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(48))]
+
+    /// Split a super-frame, coalesce the frames: the original frame and its
+    /// header come back, behind Ethernet II or an 802.1Q tag.
+    #[test]
+    fn split_then_coalesce_gives_back_the_frame(
+        is_v6 in any::<bool>(),
+        tcp_ in any::<bool>(),
+        vlan in proptest::option::of(1u16..4095),
+        gso in 200u16..1500,
+        segs in 2usize..30,
+        last in 1usize..200,
+    ) {
+        let ip = if is_v6 { v6() } else { v4() };
+        let payload_len = (segs - 1) * usize::from(gso) + last.min(usize::from(gso));
+        let payload: Vec<u8> = (0..payload_len).map(|i| (i * 31) as u8).collect();
+        let p = if tcp_ {
+            tcp(&ip, 4000, 80, 77, 1, ACK, &[], &payload)
+        } else {
+            udp(&ip, 4000, 80, &payload)
+        };
+        let (hdr, sup) = as_super(p, gso);
+        let f = frame(vlan, &sup);
+        let fh = at_frame(&hdr, f.len() - sup.len());
+        let segments = split_all(&fh, &f, 0);
+        prop_assert_eq!(segments.len(), segs);
+        let mut t = GroTable::new(true).with_frames();
+        let out = coalesce_frames(&mut t, &segments);
+        prop_assert_eq!(out.len(), 1);
+        prop_assert_eq!(&out[0].2, &f);
+        prop_assert_eq!(out[0].1, fh);
+    }
+}
