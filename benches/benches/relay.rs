@@ -28,6 +28,9 @@ use tun_device::{Device, NetNs};
 enum Imp {
     Ours(RelayMode, usize),
     TunRs(TunRsMode),
+    /// Our relay between TAP devices (Ethernet frames; the kernels do ARP
+    /// and neighbour discovery across it).
+    OursTap(RelayMode),
     /// tun-async's relay (batched, offload) on a two-worker tokio runtime.
     OursAsync,
     /// tun-rs's AsyncDevice with recv_multiple/send_multiple, likewise.
@@ -50,6 +53,7 @@ impl Imp {
             Imp::TunRs(TunRsMode::Plain) => "tun-rs plain".into(),
             Imp::TunRs(TunRsMode::Offload) => "tun-rs offload".into(),
             Imp::TunRs(TunRsMode::Passthrough) => "tun-rs passthrough".into(),
+            Imp::OursTap(m) => format!("ours tap {}", m.name()),
             Imp::OursAsync => "ours async offload".into(),
             Imp::TunRsAsync => "tun-rs async offload".into(),
             Imp::Veth => "kernel veth".into(),
@@ -62,6 +66,7 @@ impl Imp {
             Imp::TunRs(TunRsMode::Plain) => "tunrs:plain".into(),
             Imp::TunRs(TunRsMode::Offload) => "tunrs:offload".into(),
             Imp::TunRs(TunRsMode::Passthrough) => "tunrs:passthrough".into(),
+            Imp::OursTap(m) => format!("tap:{}", m.name()),
             Imp::OursAsync => "async:ours".into(),
             Imp::TunRsAsync => "async:tunrs".into(),
             Imp::Veth => "veth".into(),
@@ -83,6 +88,12 @@ impl Imp {
             ("tunrs", Some("plain"), None) => Imp::TunRs(TunRsMode::Plain),
             ("tunrs", Some("offload"), None) => Imp::TunRs(TunRsMode::Offload),
             ("tunrs", Some("passthrough"), None) => Imp::TunRs(TunRsMode::Passthrough),
+            ("tap", Some(m), None) => Imp::OursTap(match m {
+                "plain" => RelayMode::Plain,
+                "offload" => RelayMode::Offload,
+                "passthrough" => RelayMode::Passthrough,
+                _ => return None,
+            }),
             ("async", Some("ours"), None) => Imp::OursAsync,
             ("async", Some("tunrs"), None) => Imp::TunRsAsync,
             ("veth", None, None) => Imp::Veth,
@@ -176,6 +187,7 @@ fn main() {
         Imp::TunRs(TunRsMode::Offload),
         Imp::Ours(RelayMode::Plain, 1),
         Imp::TunRs(TunRsMode::Plain),
+        Imp::OursTap(RelayMode::Offload),
         Imp::OursAsync,
         Imp::TunRsAsync,
     ];
@@ -274,7 +286,9 @@ fn table(load: Load, cases: &[Imp], runs: &[Vec<Run>]) -> String {
     let find = |imp: Imp| cases.iter().position(|&c| c == imp);
     let tunrs_of = |imp: Imp| match imp {
         Imp::Ours(RelayMode::Plain, _) => find(Imp::TunRs(TunRsMode::Plain)),
-        Imp::Ours(RelayMode::Offload, _) => find(Imp::TunRs(TunRsMode::Offload)),
+        Imp::Ours(RelayMode::Offload, _) | Imp::OursTap(RelayMode::Offload) => {
+            find(Imp::TunRs(TunRsMode::Offload))
+        }
         Imp::Ours(RelayMode::Passthrough, _) => find(Imp::TunRs(TunRsMode::Passthrough)),
         Imp::OursAsync => find(Imp::TunRsAsync),
         _ => None,
@@ -440,6 +454,18 @@ fn child(args: &[String]) {
                     .multi_queue(queues > 1)
                     .queues(queues);
                 tb.device(side, b).expect("device")
+            };
+            let (a, b) = (mk(Side::A), mk(Side::B));
+            Some(Relay::start(a.into_queues(), b.into_queues(), mode).expect("relay"))
+        }
+        Imp::OursTap(mode) => {
+            let mk = |side| {
+                let b = Device::builder()
+                    .tap()
+                    .name("btap%d")
+                    .offload(mode != RelayMode::Plain)
+                    .mtu(1500);
+                tb.device(side, b).expect("TAP device")
             };
             let (a, b) = (mk(Side::A), mk(Side::B));
             Some(Relay::start(a.into_queues(), b.into_queues(), mode).expect("relay"))

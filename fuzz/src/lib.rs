@@ -10,7 +10,7 @@
 use arbitrary::{Arbitrary, Unstructured};
 use tun_offload::{
     GroTable, GsoPacket, GsoType, HdrFlags, SplitError, VirtioNetHdr, VirtioNetHdrMrgRxbuf,
-    complete_checksum, split,
+    complete_checksum, split, split_frame,
 };
 use tun_test_support::{add16, naive_packet_pseudo, naive_sum};
 
@@ -109,8 +109,88 @@ pub fn virtio_header(data: &[u8]) {
     }
 }
 
+/// An Ethernet header for `packet` (EtherType from its version nibble), with
+/// an 802.1Q tag when `vlan`; `mac` varies the source address.
+fn l2_header(packet: &[u8], vlan: bool, mac: u8) -> Vec<u8> {
+    let mut h = vec![0x02, 0, 0, 0, 0, 0x0b, 0x02, 0, 0, 0, mac, 0x0a];
+    if vlan {
+        h.extend_from_slice(&[0x81, 0x00, 0x00, 0x2a]);
+    }
+    let et: u16 = if packet.first().map(|b| b >> 4) == Some(6) {
+        0x86dd
+    } else {
+        0x0800
+    };
+    h.extend_from_slice(&et.to_be_bytes());
+    h
+}
+
+/// `hdr` moved to a frame with `l2` bytes of L2 header: `csum_start` and
+/// `hdr_len` count from the frame start. `None` when they would not fit.
+fn frame_hdr(hdr: &VirtioNetHdr, l2: usize) -> Option<VirtioNetHdr> {
+    let mut h = *hdr;
+    h.set_csum_start(hdr.csum_start().checked_add(l2 as u16)?);
+    h.set_hdr_len(hdr.hdr_len().saturating_add(l2 as u16));
+    Some(h)
+}
+
+/// The receive path on a frame: the same packet behind an L2 header (VLAN
+/// tag when `vlan`) and with `csum_start` moved must split exactly as the
+/// bare packet does, each segment behind a copy of the L2 header, or fail
+/// with the same kind of error.
+fn receive_frame(
+    hdr: &VirtioNetHdr,
+    packet: &[u8],
+    size: usize,
+    offset: usize,
+    nbufs: usize,
+    vlan: bool,
+) {
+    let l2h = l2_header(packet, vlan, 0);
+    let l2 = l2h.len();
+    let Some(fh) = frame_hdr(hdr, l2) else {
+        return;
+    };
+    let frame = [&l2h[..], packet].concat();
+    let mut bufs = vec![vec![0u8; size]; nbufs];
+    let mut sizes = vec![0usize; nbufs];
+    let mut fbufs = vec![vec![0u8; size + l2]; nbufs];
+    let mut fsizes = vec![0usize; nbufs];
+    let bare = split(hdr, packet, &mut bufs, &mut sizes, offset);
+    let framed = split_frame(&fh, &frame, &mut fbufs, &mut fsizes, offset);
+    match (bare, framed) {
+        (Ok(n), Ok(m)) => {
+            assert_eq!(n, m, "segment count of a frame");
+            for i in 0..n {
+                let f = &fbufs[i][offset..offset + fsizes[i]];
+                assert_eq!(&f[..l2], &l2h[..], "L2 header copied");
+                assert_eq!(&f[l2..], &bufs[i][offset..offset + sizes[i]], "segment {i}");
+            }
+        }
+        (
+            Err(SplitError::OutOfSpace { produced, dropped }),
+            Err(SplitError::OutOfSpace {
+                produced: p2,
+                dropped: d2,
+            }),
+        ) => {
+            assert_eq!((produced, dropped), (p2, d2));
+        }
+        (Err(SplitError::Invalid(a)), Err(SplitError::Invalid(b))) => {
+            assert_eq!(
+                std::mem::discriminant(&a),
+                std::mem::discriminant(&b),
+                "{a:?} vs {b:?}"
+            );
+        }
+        (a, b) => panic!("packet {a:?}, frame {b:?}"),
+    }
+}
+
 /// receive: `[size selector][offset][buffer count]` + virtio header + packet
-/// into the split (and the GSO_NONE completion), with every output shape.
+/// into the split (and the GSO_NONE completion), with every output shape;
+/// then the same packet as a frame behind an Ethernet II or 802.1Q header
+/// (the size selector's top bit picks) through [`split_frame`].
 pub fn receive(data: &[u8]) {
     let [sel, offset, nbufs, rest @ ..] = data else {
         return;
@@ -118,9 +198,23 @@ pub fn receive(data: &[u8]) {
     let Ok((hdr, packet)) = VirtioNetHdr::split_prefix(rest) else {
         return;
     };
+    receive_packet(&hdr, packet, *sel, *offset, *nbufs);
     let size = BUF_SIZES[usize::from(*sel) % BUF_SIZES.len()];
-    let offset = usize::from(*offset % 64);
-    let nbufs = usize::from(*nbufs % 70);
+    receive_frame(
+        &hdr,
+        packet,
+        size,
+        usize::from(*offset % 64),
+        usize::from(*nbufs % 70),
+        sel & 0x80 != 0,
+    );
+}
+
+fn receive_packet(hdr: &VirtioNetHdr, packet: &[u8], sel: u8, offset: u8, nbufs: u8) {
+    let hdr = *hdr;
+    let size = BUF_SIZES[usize::from(sel) % BUF_SIZES.len()];
+    let offset = usize::from(offset % 64);
+    let nbufs = usize::from(nbufs % 70);
     let mut bufs = vec![vec![0u8; size]; nbufs];
     let mut sizes = vec![0usize; nbufs];
     let plan = GsoPacket::parse(&hdr, packet);
@@ -187,10 +281,77 @@ fn split_and_check(hdr: &VirtioNetHdr, packet: &[u8]) -> Vec<Vec<u8>> {
         .collect()
 }
 
+/// Coalesce `pkts` once, each behind an L2 header, with a frame table;
+/// returns the written indices with each one's header and frame.
+fn coalesce_frames(
+    pkts: &[&[u8]],
+    udp_gro: bool,
+    vlan: bool,
+    macs: bool,
+) -> Vec<(usize, VirtioNetHdr, Vec<u8>)> {
+    let frames: Vec<Vec<u8>> = pkts
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            [
+                &l2_header(p, vlan, if macs { (i % 2) as u8 } else { 0 })[..],
+                p,
+            ]
+            .concat()
+        })
+        .collect();
+    let cap = HDR + 18 + pkts.iter().map(|p| p.len()).sum::<usize>().min(65_535) + 64;
+    let mut bufs: Vec<Vec<u8>> = frames
+        .iter()
+        .map(|f| {
+            let mut b = vec![0u8; cap.max(HDR + f.len())];
+            b[HDR..HDR + f.len()].copy_from_slice(f);
+            b
+        })
+        .collect();
+    let mut lens: Vec<usize> = frames.iter().map(Vec::len).collect();
+    let mut table = GroTable::new(udp_gro).with_frames();
+    let written = table
+        .coalesce(&mut bufs, &mut lens, HDR)
+        .expect("well-formed batch")
+        .to_vec();
+    assert!(written.windows(2).all(|w| w[0] < w[1]));
+    assert_eq!(table.stats().segments_merged + written.len(), pkts.len());
+    written
+        .iter()
+        .map(|&i| {
+            let hdr = VirtioNetHdr::decode(&bufs[i]).unwrap();
+            let f = bufs[i][HDR..HDR + lens[i]].to_vec();
+            let l2 = frames[i].len() - pkts[i].len();
+            if hdr == VirtioNetHdr::ZERO {
+                assert_eq!(f, frames[i], "a frame written alone is untouched");
+            } else {
+                assert_eq!(&f[..l2], &frames[i][..l2], "the run's L2 header");
+                let inner = frame_hdr_back(&hdr, l2);
+                split_and_check(&inner, &f[l2..]);
+                let plan = GsoPacket::parse_frame(&hdr, &f).expect("a merged frame parses");
+                assert_eq!(plan.l2_len(), l2);
+            }
+            (i, hdr, f)
+        })
+        .collect()
+}
+
+/// The header of a frame's IP packet: `csum_start` and `hdr_len` less `l2`.
+fn frame_hdr_back(hdr: &VirtioNetHdr, l2: usize) -> VirtioNetHdr {
+    let mut h = *hdr;
+    h.set_csum_start(hdr.csum_start() - l2 as u16);
+    h.set_hdr_len(hdr.hdr_len() - l2 as u16);
+    h
+}
+
 /// transmit: `[flags]` then packets as `[len lo][len hi][bytes]`, coalesced
 /// by one table in two rounds. Checks the written list (ascending, unique,
 /// in range), the 65535 cap, and that every merged packet is a valid
-/// super-packet whose segments verify.
+/// super-packet whose segments verify. Then the same packets as frames
+/// (flags bit 2: 802.1Q-tagged; bit 3: two alternating source MACs): with
+/// one L2 header for all, exactly what the packets gave, behind it; with
+/// two, valid frames and no merge across L2 headers.
 pub fn transmit(data: &[u8]) {
     let Some((&flags, mut rest)) = data.split_first() else {
         return;
@@ -206,6 +367,7 @@ pub fn transmit(data: &[u8]) {
     }
     let cap = HDR + pkts.iter().map(|p| p.len()).sum::<usize>().min(65_535) + 64;
     let mut table = GroTable::new(flags & 1 != 0);
+    let mut first_round = Vec::new();
     for _ in 0..2 {
         let mut bufs: Vec<Vec<u8>> = pkts
             .iter()
@@ -229,6 +391,7 @@ pub fn transmit(data: &[u8]) {
         assert_eq!(stats.packets_in, pkts.len());
         assert_eq!(stats.packets_out, written.len());
         assert_eq!(stats.segments_merged + written.len(), pkts.len());
+        first_round.clear();
         for &i in &written {
             let hdr = VirtioNetHdr::decode(&bufs[i]).unwrap();
             let p = &bufs[i][HDR..HDR + lens[i]];
@@ -237,6 +400,22 @@ pub fn transmit(data: &[u8]) {
             } else {
                 assert!(p.len() <= 65_535, "merged packet of {} bytes", p.len());
                 split_and_check(&hdr, p);
+            }
+            first_round.push((i, hdr, p.to_vec()));
+        }
+    }
+    let (vlan, macs) = (flags & 4 != 0, flags & 8 != 0);
+    let framed = coalesce_frames(&pkts, flags & 1 != 0, vlan, macs);
+    if !macs {
+        assert_eq!(framed.len(), first_round.len(), "frames as packets");
+        for ((i, h, p), (j, fh, f)) in first_round.iter().zip(&framed) {
+            let l2 = f.len() - p.len();
+            assert_eq!(i, j);
+            assert_eq!(&f[l2..], &p[..], "frame {i}");
+            if *h == VirtioNetHdr::ZERO {
+                assert_eq!(*fh, VirtioNetHdr::ZERO);
+            } else {
+                assert_eq!(frame_hdr_back(fh, l2), *h, "header of frame {i}");
             }
         }
     }
@@ -357,6 +536,7 @@ pub fn round_trip(data: &[u8]) {
         return;
     };
     let segs = split_and_check(&hdr, &original);
+    round_trip_frame(&rt, &hdr, &original, segs.len());
     let mut bufs: Vec<Vec<u8>> = segs
         .iter()
         .map(|s| {
@@ -380,5 +560,44 @@ pub fn round_trip(data: &[u8]) {
     } else {
         assert_eq!(got_hdr, hdr, "header ({rt:?})");
         assert_eq!(got, &original[..], "packet ({rt:?})");
+    }
+}
+
+/// The round trip on a frame (802.1Q-tagged when `fill` is odd): split the
+/// super-frame with [`split_frame`], coalesce the frames with a frame table,
+/// get the frame and its header back.
+fn round_trip_frame(rt: &RoundTrip, hdr: &VirtioNetHdr, original: &[u8], count: usize) {
+    let l2h = l2_header(original, rt.fill & 1 == 1, 0);
+    let l2 = l2h.len();
+    let Some(fh) = frame_hdr(hdr, l2) else {
+        return;
+    };
+    let frame = [&l2h[..], original].concat();
+    let plan = GsoPacket::parse_frame(&fh, &frame).expect("a super-frame");
+    assert_eq!(plan.segment_count(), count);
+    let mut bufs = vec![vec![0u8; HDR + l2 + 65_535]; count];
+    let mut lens = vec![0usize; count];
+    assert_eq!(
+        split_frame(&fh, &frame, &mut bufs, &mut lens, HDR),
+        Ok(count)
+    );
+    for (b, &len) in bufs.iter().zip(&lens) {
+        assert_eq!(&b[HDR..HDR + l2], &l2h[..], "L2 header of a segment");
+        assert!(len <= plan.max_segment_len());
+    }
+    let mut table = GroTable::new(true).with_frames();
+    table.set_tcp_ecn(true);
+    let written = table.coalesce(&mut bufs, &mut lens, HDR).unwrap().to_vec();
+    assert_eq!(written, [0], "one frame comes back ({rt:?})");
+    let got_hdr = VirtioNetHdr::decode(&bufs[0]).unwrap();
+    let got = &bufs[0][HDR..HDR + lens[0]];
+    if count == 1 {
+        let mut done = frame.clone();
+        complete_checksum(&fh, &mut done).unwrap();
+        assert_eq!(got_hdr, VirtioNetHdr::ZERO);
+        assert_eq!(got, &done[..], "single segment frame ({rt:?})");
+    } else {
+        assert_eq!(got_hdr, fh, "frame header ({rt:?})");
+        assert_eq!(got, &frame[..], "frame ({rt:?})");
     }
 }

@@ -2,6 +2,12 @@
 //! the caller's buffers (tun-offload's GSO split); send coalesces a batch
 //! (tun-offload's GRO table) and writes the few large packets that result.
 //!
+//! On a TAP the packets are Ethernet frames: the split puts a copy of a
+//! super-frame's Ethernet header (802.1Q tag included) in front of every
+//! segment, the coalescing merges only frames whose Ethernet headers are
+//! equal, and frames that carry no IP packet (ARP and the like) pass
+//! through as they are.
+//!
 //! The state of each direction is a caller-owned value ([`RecvState`],
 //! [`SendState`]) that is reused across batches: it holds the scratch
 //! buffer, the coalescing table, and whatever a call could not finish
@@ -64,7 +70,8 @@ pub struct RecvStats {
     pub super_packets: u64,
     /// Packets handed to the caller.
     pub packets: u64,
-    /// Bytes handed to the caller (IP bytes, no headers).
+    /// Bytes handed to the caller (IP bytes, or whole Ethernet frames on a
+    /// TAP; no virtio header or packet information).
     pub bytes: u64,
 }
 
@@ -291,9 +298,14 @@ impl Queue {
         let cap = room(buf, offset);
         // Only what may arrive without a split goes to the caller's buffer
         // directly; a super-packet's head is copied out again, so keep it
-        // short: about the MTU.
+        // short: about the MTU (and a tagged Ethernet header on a TAP).
         let first = if framing.vnet {
-            cap.min(self.interface().mtu_hint().clamp(576, FRONT))
+            let l2 = if framing.l2 {
+                tun_offload::frame::MAX_L2_LEN
+            } else {
+                0
+            };
+            cap.min((self.interface().mtu_hint() + l2).clamp(576, FRONT))
         } else {
             cap.min(FRONT)
         };
@@ -365,6 +377,20 @@ impl Queue {
         self.deliver_raw(st, bufs, sizes, offset, n, hdr, start, len, op)
     }
 
+    /// The super-packet (a super-frame on a TAP, `csum_start` counted from
+    /// the frame start) `hdr` describes.
+    pub(crate) fn parse_gso(
+        &self,
+        hdr: &VirtioNetHdr,
+        pkt: &[u8],
+    ) -> std::result::Result<GsoPacket, tun_offload::PacketError> {
+        if self.framing().l2 {
+            GsoPacket::parse_frame(hdr, pkt)
+        } else {
+            GsoPacket::parse(hdr, pkt)
+        }
+    }
+
     fn bad_packet(&self, op: IoOp, index: usize, error: tun_offload::PacketError) -> Error {
         self.interface()
             .shared
@@ -392,7 +418,7 @@ impl Queue {
         op: IoOp,
     ) -> Result<usize> {
         let pkt = &st.scratch[start..start + len];
-        let gso = match GsoPacket::parse(&hdr, pkt) {
+        let gso = match self.parse_gso(&hdr, pkt) {
             Ok(g) => g,
             Err(error) => {
                 st.pending = Pending::None;
@@ -689,6 +715,8 @@ impl Queue {
                 .offloads()
                 .contains(OffloadFlags::USO4 | OffloadFlags::USO6);
             st.table.set_udp_gro(uso);
+            // A TAP's buffers hold Ethernet frames.
+            st.table.set_frames(framing.l2);
             // With TSO_ECN granted, a CWR segment may start a run that is
             // written with the ECN bit (SKB_GSO_TCP_ECN).
             st.table
@@ -825,7 +853,7 @@ impl Queue {
                 });
             }
         };
-        let gso = GsoPacket::parse(&hdr, pkt).map_err(|error| Error::Packet {
+        let gso = self.parse_gso(&hdr, pkt).map_err(|error| Error::Packet {
             op: IoOp::SendBatch,
             interface: self.name(),
             index: st.out[st.next],

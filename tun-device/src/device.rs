@@ -323,9 +323,6 @@ impl DeviceBuilder {
         if self.offload && self.packet_info {
             return fail(ConfigError::OffloadWithPacketInfo);
         }
-        if self.offload && self.layer == Layer::Tap {
-            return fail(ConfigError::OffloadOnTap);
-        }
         if self.mac.is_some() && self.layer == Layer::Tun {
             return fail(ConfigError::MacOnTun);
         }
@@ -595,9 +592,6 @@ impl Device {
         // for it means IFF_NOFILTER); persistence and a detached queue are
         // states, not flags to open with.
         let mut flags = got & CHECKED_FLAGS;
-        if flags.contains(TunFlags::TAP | TunFlags::VNET_HDR) {
-            return Err(Error::config(Some(name), ConfigError::OffloadOnTap));
-        }
         let offload = if flags.contains(TunFlags::VNET_HDR) {
             let size = tun_sys::get_vnet_hdr_size(fd.as_fd())
                 .map_err(|e| Error::Sys(e.with_interface(name)))?;

@@ -94,9 +94,6 @@ pub enum ConfigError {
     /// kernel would put the virtio header behind the 4-byte `tun_pi`, and
     /// either side would misread the other.
     OffloadWithPacketInfo,
-    /// Offload on a TAP device is not supported yet: the split and the
-    /// coalescing work on IP packets, and a TAP carries Ethernet frames.
-    OffloadOnTap,
     /// A MAC address was given for a TUN (layer 3) device, which has none.
     MacOnTun,
     /// A peer address of another family than the local address.
@@ -206,9 +203,6 @@ impl fmt::Display for ConfigError {
             ConfigError::OffloadWithPacketInfo => f.write_str(
                 "offload (IFF_VNET_HDR) cannot be combined with packet information: \
                  turn one of them off",
-            ),
-            ConfigError::OffloadOnTap => f.write_str(
-                "offload on a TAP device is not supported yet (frames carry an Ethernet header)",
             ),
             ConfigError::MacOnTun => f.write_str("a TUN (layer 3) device has no MAC address"),
             ConfigError::PeerFamilyMismatch { addr, peer } => {

@@ -43,6 +43,21 @@
 //! is cleared (`TUNSETOFFLOAD 0`), so a persistent device that had offload
 //! on does not keep handing over super-packets.
 //!
+//! # TAP with offload
+//!
+//! A TAP (`DeviceBuilder::tap`) takes offload like a TUN: the kernel then
+//! hands over Ethernet frames whose virtio header counts `csum_start` and
+//! `hdr_len` from the start of the frame. Batched and single-packet I/O
+//! work on frames: [`Queue::recv_batch`] and [`Queue::recv`] split a
+//! super-frame into frames, each with a copy of its Ethernet header
+//! (802.1Q tag included), at most MTU plus that header long;
+//! [`Queue::send_batch`] coalesces only frames with equal Ethernet headers;
+//! frames that carry no IP packet (ARP and the like) pass through untouched
+//! both ways. MAC and up/down are configured as for any TAP, and the
+//! [`relay`] works on TAP pairs in every mode. [`Queue::recv_gso`] and
+//! [`Queue::send_gso`] hand over and take frames with the header as the
+//! kernel has it (`tun_offload::split_frame` splits them).
+//!
 //! # Why not netconfig-rs
 //!
 //! Addresses and link settings go through [`netlink`], a small synchronous

@@ -67,6 +67,9 @@ impl std::fmt::Debug for Queue {
 pub(crate) struct Framing {
     pub(crate) pi: bool,
     pub(crate) vnet: bool,
+    /// A TAP: Ethernet frames, whose virtio header counts `csum_start`
+    /// from the frame start.
+    pub(crate) l2: bool,
 }
 
 impl Framing {
@@ -102,6 +105,7 @@ impl Queue {
         Framing {
             pi: !flags.contains(TunFlags::NO_PI),
             vnet: flags.contains(TunFlags::VNET_HDR),
+            l2: flags.contains(TunFlags::TAP),
         }
     }
 
@@ -308,8 +312,8 @@ impl Queue {
         Ok(len)
     }
 
-    /// Send one complete IP packet (an Ethernet frame on TAP); returns its
-    /// length. With offload on it goes out with an all-zero virtio header
+    /// Send one complete IP packet (an Ethernet frame on TAP, any EtherType);
+    /// returns its length. With offload on it goes out with an all-zero virtio header
     /// (its checksums must be complete); with packet information on, the
     /// header is filled from the IP version.
     pub fn send(&self, packet: &[u8]) -> Result<usize> {
@@ -355,7 +359,9 @@ impl Queue {
     /// Receive one packet as the kernel handed it over: its virtio header
     /// (decoded) and the packet, possibly a super-packet, untouched (for a
     /// relay that passes super-packets through, or a caller that runs the
-    /// split itself). Needs offload on.
+    /// split itself). Needs offload on. On a TAP it is an Ethernet frame,
+    /// and the header counts `csum_start` from the frame start
+    /// ([`tun_offload::split_frame`] takes it).
     pub fn recv_gso(&self, buf: &mut [u8]) -> Result<(VirtioNetHdr, usize)> {
         self.require_vnet()?;
         let mut hdr = [0u8; VirtioNetHdr::LEN];
@@ -390,7 +396,7 @@ impl Queue {
         self.require_vnet()?;
         // The kernel takes a header that does not describe the packet and
         // drops the packet later, silently: check it here.
-        if let Err(error) = check_header(hdr, packet) {
+        if let Err(error) = check_header(hdr, packet, self.framing().l2) {
             return Err(Error::Packet {
                 op: IoOp::Send,
                 interface: self.name(),
@@ -486,11 +492,20 @@ impl Queue {
     }
 }
 
-/// Whether `hdr` describes `packet`: a super-packet must parse as one, a
-/// partial checksum must lie inside the packet.
-pub(crate) fn check_header(hdr: &VirtioNetHdr, packet: &[u8]) -> Result<(), PacketError> {
+/// Whether `hdr` describes `packet` (an Ethernet frame when `frame`): a
+/// super-packet must parse as one, a partial checksum must lie inside the
+/// packet.
+pub(crate) fn check_header(
+    hdr: &VirtioNetHdr,
+    packet: &[u8],
+    frame: bool,
+) -> Result<(), PacketError> {
     if hdr.gso_type() != GsoType::NONE {
-        return tun_offload::GsoPacket::parse(hdr, packet).map(drop);
+        return if frame {
+            tun_offload::GsoPacket::parse_frame(hdr, packet).map(drop)
+        } else {
+            tun_offload::GsoPacket::parse(hdr, packet).map(drop)
+        };
     }
     if hdr.flags().contains(HdrFlags::NEEDS_CSUM) {
         let end = usize::from(hdr.csum_start()) + usize::from(hdr.csum_offset()) + 2;

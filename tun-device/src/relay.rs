@@ -15,6 +15,10 @@
 //!   64 KiB, the ceiling of any userspace relay. Both devices must have
 //!   negotiated the same offloads.
 //!
+//! Both devices may be TAPs: the relay then forwards Ethernet frames (ARP,
+//! neighbour discovery and any other EtherType included); in offload mode
+//! the split and the coalescing work behind the Ethernet header.
+//!
 //! ```no_run
 //! use tun_device::{Device, relay::{Relay, RelayMode}};
 //! let a = Device::builder().name("a%d").offload(true).build()?;
@@ -220,8 +224,9 @@ fn pump_batches(
     // pages packets touch become resident (a `vec![buf; n]` would copy
     // every buffer in full).
     let cap = match mode {
-        // Room for a run coalesced up to 64 KiB behind any packet.
-        RelayMode::Offload => OFFSET + 65535,
+        // Room for a run coalesced up to 64 KiB behind any packet (and
+        // behind a tagged Ethernet header on a TAP).
+        RelayMode::Offload => OFFSET + tun_offload::frame::MAX_L2_LEN + 65535,
         // Nothing grows: the largest packet a read can yield.
         _ => OFFSET + from.interface().mtu_hint().max(1500) + 64,
     };
@@ -298,7 +303,7 @@ fn pump_super_packets(
             }
         };
         let pkt = &buf[..len];
-        let segments = match tun_offload::GsoPacket::parse(&hdr, pkt) {
+        let segments = match from.parse_gso(&hdr, pkt) {
             Ok(g) => {
                 stats.add(&stats.super_packets_in, 1);
                 g.segment_count() as u64

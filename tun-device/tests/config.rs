@@ -305,9 +305,6 @@ fn refused_before_any_syscall() {
             Device::builder().offload(true).packet_information(true),
             |e| matches!(e, ConfigError::OffloadWithPacketInfo),
         ),
-        (Device::builder().tap().offload(true), |e| {
-            matches!(e, ConfigError::OffloadOnTap)
-        }),
         (Device::builder().mac([2, 0, 0, 0, 0, 1]), |e| {
             matches!(e, ConfigError::MacOnTun)
         }),

@@ -25,6 +25,8 @@ pub enum Layer {
     Udp,
     /// Whatever lies at `csum_start` (GSO_NONE packets of any protocol).
     L4,
+    /// The Ethernet header of a TAP frame (with its 802.1Q tag, if any).
+    Ethernet,
 }
 
 impl fmt::Display for Layer {
@@ -35,6 +37,7 @@ impl fmt::Display for Layer {
             Layer::Tcp => "TCP",
             Layer::Udp => "UDP",
             Layer::L4 => "L4",
+            Layer::Ethernet => "Ethernet",
         })
     }
 }
@@ -145,6 +148,12 @@ pub enum PacketError {
         /// The routing type.
         routing_type: u8,
     },
+    /// A GSO header on an Ethernet frame that carries neither IPv4 nor
+    /// IPv6 (directly or behind one 802.1Q tag): there is nothing to split.
+    NotIpFrame {
+        /// The frame's EtherType (behind the tag, if tagged).
+        ether_type: u16,
+    },
 }
 
 impl fmt::Display for PacketError {
@@ -230,6 +239,12 @@ impl fmt::Display for PacketError {
                 write!(
                     f,
                     "IPv6 routing header of type {routing_type} with segments left: final destination unknown"
+                )
+            }
+            PacketError::NotIpFrame { ether_type } => {
+                write!(
+                    f,
+                    "GSO header on a frame of EtherType {ether_type:#06x}, which is not IPv4 or IPv6"
                 )
             }
         }

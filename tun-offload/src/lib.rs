@@ -44,6 +44,7 @@ extern crate std;
 
 pub mod checksum;
 mod error;
+pub mod frame;
 pub mod gro;
 mod kind;
 pub mod partial;
@@ -56,5 +57,5 @@ pub use error::{Layer, PacketError};
 pub use gro::{GroError, GroStats, GroTable};
 pub use kind::Kind;
 pub use partial::complete_checksum;
-pub use split::{GsoPacket, SplitError, split};
+pub use split::{GsoPacket, SplitError, split, split_frame};
 pub use virtio::{GsoType, HdrFlags, HeaderError, VirtioNetHdr, VirtioNetHdrMrgRxbuf};

@@ -19,6 +19,27 @@
 //! The kernel's `hdr_len` is never trusted: header lengths are recomputed
 //! from the packet, and every offset is bounds-checked before use.
 //!
+//! # Frames (TAP)
+//!
+//! A TAP device with `IFF_VNET_HDR` hands over Ethernet frames, and its
+//! virtio header counts `csum_start` (and `hdr_len`) from the start of the
+//! frame. [`split_frame`] and [`GsoPacket::parse_frame`] take such a frame:
+//!
+//! - The L2 header is found per frame ([`crate::frame::ip_offset`]):
+//!   Ethernet II (14 bytes) or one 802.1Q tag (18 bytes) in front of IPv4 or
+//!   IPv6. Each segment gets a copy of the frame's L2 header in front of its
+//!   IP packet; segment lengths (`sizes`) count the whole frame.
+//! - A frame without GSO (GSO_NONE) is copied as it is, IP or not (ARP,
+//!   anything else), and a partial checksum completed: `csum_start` counts
+//!   from the frame start, so nothing needs to know the L2 header.
+//! - A GSO header on a frame that carries no IP packet is
+//!   [`PacketError::NotIpFrame`]; a frame too short for its L2 header is
+//!   [`PacketError::Truncated`] at [`Layer::Ethernet`]. Offsets in the
+//!   errors of a frame count from the frame start.
+//!
+//! [`split`] and [`GsoPacket::parse`] are the same without an L2 header
+//! (TUN): the frame handling costs them nothing.
+//!
 //! # Rules
 //!
 //! The kernel's segmentation is the specification: net/ipv4/tcp_offload.c
@@ -110,7 +131,11 @@ impl core::error::Error for SplitError {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct GsoPacket {
     kind: Kind,
-    ip_header_len: usize,
+    /// Bytes of L2 header in front of the IP packet (0 for a TUN packet).
+    l2_len: usize,
+    /// Where the transport header starts, from the start of the frame.
+    csum_start: usize,
+    /// L2, IP and transport headers.
     header_len: usize,
     gso_size: usize,
     len: usize,
@@ -277,12 +302,65 @@ impl GsoPacket {
         };
         Ok(Self {
             kind,
-            ip_header_len: csum_start,
+            l2_len: 0,
+            csum_start,
             header_len,
             gso_size,
             len,
             pseudo,
         })
+    }
+
+    /// Validate `hdr` against an Ethernet `frame` from a TAP device: the IP
+    /// packet behind the frame's L2 header (Ethernet II or one 802.1Q tag,
+    /// see [`crate::frame`]) as [`Self::parse`] does, with `csum_start`
+    /// counted from the frame start. [`Self::split_into`] then takes the
+    /// whole frame and puts a copy of its L2 header in front of every
+    /// segment.
+    ///
+    /// Errors: those of [`Self::parse`] (their offsets and lengths counted
+    /// from the frame start), [`PacketError::Truncated`] at
+    /// [`Layer::Ethernet`] for a frame shorter than its L2 header,
+    /// [`PacketError::NotIpFrame`] for a frame that carries no IP packet.
+    pub fn parse_frame(hdr: &VirtioNetHdr, frame: &[u8]) -> Result<Self, PacketError> {
+        let Some(l2) = crate::frame::ip_offset(frame) else {
+            return Err(match crate::frame::ether_type(frame) {
+                Some(ether_type) => PacketError::NotIpFrame { ether_type },
+                None => PacketError::Truncated {
+                    layer: Layer::Ethernet,
+                    required: if frame.get(12..14)
+                        == Some(&crate::frame::ETHERTYPE_VLAN.to_be_bytes())
+                    {
+                        crate::frame::VLAN_ETHERNET_HEADER_LEN
+                    } else {
+                        crate::frame::ETHERNET_HEADER_LEN
+                    },
+                    len: frame.len(),
+                },
+            });
+        };
+        let csum_start = usize::from(hdr.csum_start());
+        if csum_start < l2 {
+            return Err(PacketError::CsumStartMismatch {
+                csum_start: hdr.csum_start(),
+                ip_header_len: l2,
+            });
+        }
+        let mut inner = *hdr;
+        inner.set_csum_start((csum_start - l2) as u16);
+        inner.set_hdr_len(hdr.hdr_len().saturating_sub(l2 as u16));
+        let mut g = Self::parse(&inner, &frame[l2..]).map_err(|e| shift(e, l2, hdr))?;
+        g.l2_len = l2;
+        g.csum_start += l2;
+        g.header_len += l2;
+        g.len += l2;
+        Ok(g)
+    }
+
+    /// Bytes of L2 header in front of the IP packet: 0 for a packet given to
+    /// [`Self::parse`], 14 or 18 for a frame given to [`Self::parse_frame`].
+    pub fn l2_len(&self) -> usize {
+        self.l2_len
     }
 
     /// Transport and family.
@@ -295,9 +373,10 @@ impl GsoPacket {
     }
     /// Bytes of IP header, IPv6 extension headers included.
     pub fn ip_header_len(&self) -> usize {
-        self.ip_header_len
+        self.csum_start - self.l2_len
     }
-    /// Bytes of IP plus transport header copied in front of each segment.
+    /// Bytes of headers copied in front of each segment: L2 (for a frame),
+    /// IP and transport.
     pub fn header_len(&self) -> usize {
         self.header_len
     }
@@ -313,7 +392,8 @@ impl GsoPacket {
     pub fn segment_count(&self) -> usize {
         self.payload_len().div_ceil(self.gso_size).max(1)
     }
-    /// The longest segment: headers plus `gso_size`, or less for short packets.
+    /// The longest segment: headers (the L2 header of a frame included)
+    /// plus `gso_size`, or less for short packets.
     pub fn max_segment_len(&self) -> usize {
         self.header_len + self.gso_size.min(self.payload_len())
     }
@@ -340,7 +420,8 @@ impl GsoPacket {
         }
         let n = self.segment_count();
         let hl = self.header_len;
-        let csum_start = self.ip_header_len;
+        let l2 = self.l2_len;
+        let csum_start = self.csum_start;
         let headers = &packet[..hl];
         let payload = &packet[hl..];
 
@@ -351,12 +432,13 @@ impl GsoPacket {
         let tcp = self.kind.is_tcp();
         let l4_hl = hl - csum_start;
         let (first_id, pseudo_base, ip_base) = if !self.kind.is_v6() {
-            let ip = Ipv4Packet::new_unchecked(headers);
+            let ip_headers = &headers[l2..csum_start];
+            let ip = Ipv4Packet::new_unchecked(ip_headers);
             // Bytes 2..4 (length), 4..6 (ID) and 10..12 (checksum) excluded.
             // The pieces have even lengths, so they combine as if adjacent.
-            let base = Checksum::of(&headers[..2])
-                .combine(Checksum::of(&headers[6..10]))
-                .combine(Checksum::of(&headers[12..csum_start]));
+            let base = Checksum::of(&ip_headers[..2])
+                .combine(Checksum::of(&ip_headers[6..10]))
+                .combine(Checksum::of(&ip_headers[12..]));
             (ip.ident(), Checksum::from_folded(self.pseudo), base)
         } else {
             (0, Checksum::from_folded(self.pseudo), Checksum::ZERO)
@@ -392,8 +474,9 @@ impl GsoPacket {
             };
             let (out_headers, out_payload) = out.split_at_mut(hl);
             // Word moves inline, where a memcpy call per segment costs more
-            // than the copy itself (header lengths are multiples of 4, so the
-            // byte tail is empty in practice).
+            // than the copy itself (header lengths of packets are multiples
+            // of 4, so the byte tail is empty but for an Ethernet header's
+            // two bytes).
             let mut d_words = out_headers.chunks_exact_mut(4);
             let mut s_words = headers.chunks_exact(4);
             for (d, s) in (&mut d_words).zip(&mut s_words) {
@@ -406,18 +489,19 @@ impl GsoPacket {
             let mut sum = fixed;
             sum.copy_from(out_payload, seg_payload);
 
+            let ip_len = seg_len - l2;
             if !self.kind.is_v6() {
                 let id = first_id.wrapping_add(i as u16);
                 let mut c = ip_base;
-                c.add_be16(seg_len as u16);
+                c.add_be16(ip_len as u16);
                 c.add_be16(id);
-                let mut ip = Ipv4Packet::new_unchecked(&mut out_headers[..csum_start]);
-                ip.set_total_len(seg_len as u16);
+                let mut ip = Ipv4Packet::new_unchecked(&mut out_headers[l2..csum_start]);
+                ip.set_total_len(ip_len as u16);
                 ip.set_ident(id);
                 ip.set_checksum(c.checksum().finish());
             } else {
-                Ipv6Packet::new_unchecked(&mut out_headers[..])
-                    .set_payload_len((seg_len - IPV6_HEADER_LEN) as u16);
+                Ipv6Packet::new_unchecked(&mut out_headers[l2..])
+                    .set_payload_len((ip_len - IPV6_HEADER_LEN) as u16);
             }
             let l4_len = (seg_len - csum_start) as u16;
             sum.add_be16(l4_len);
@@ -498,17 +582,98 @@ pub fn split<B: AsMut<[u8]>>(
     offset: usize,
 ) -> Result<usize, SplitError> {
     if hdr.gso_type() == GsoType::NONE {
-        let Some(out) = out_slot(bufs, sizes, 0, offset, packet.len()) else {
-            return Err(SplitError::OutOfSpace {
-                produced: 0,
-                dropped: 1,
-            });
-        };
-        out.copy_from_slice(packet);
-        complete_checksum(hdr, out)?;
-        return Ok(1);
+        return copy_one(hdr, packet, bufs, sizes, offset);
     }
     GsoPacket::parse(hdr, packet)?.split_into(packet, bufs, sizes, offset)
+}
+
+/// [`split`] for one read from a TAP device: an Ethernet `frame` whose
+/// virtio header counts `csum_start` from the frame start (see the module
+/// docs). Each segment is a frame: a copy of the frame's L2 header
+/// (Ethernet II or 802.1Q-tagged) in front of its IP packet, its length in
+/// `sizes[i]`. A frame without GSO, IP or not (ARP and the like), is copied
+/// as it is and a partial checksum completed.
+///
+/// ```
+/// use tun_offload::{split_frame, VirtioNetHdr};
+/// // An ARP frame: passed through as it is.
+/// let mut arp = [0u8; 42];
+/// arp[12..14].copy_from_slice(&[0x08, 0x06]);
+/// let mut bufs = [[0u8; 64]; 2];
+/// let mut sizes = [0usize; 2];
+/// let n = split_frame(&VirtioNetHdr::ZERO, &arp, &mut bufs, &mut sizes, 0).unwrap();
+/// assert_eq!((n, &bufs[0][..sizes[0]]), (1, &arp[..]));
+/// ```
+pub fn split_frame<B: AsMut<[u8]>>(
+    hdr: &VirtioNetHdr,
+    frame: &[u8],
+    bufs: &mut [B],
+    sizes: &mut [usize],
+    offset: usize,
+) -> Result<usize, SplitError> {
+    if hdr.gso_type() == GsoType::NONE {
+        return copy_one(hdr, frame, bufs, sizes, offset);
+    }
+    GsoPacket::parse_frame(hdr, frame)?.split_into(frame, bufs, sizes, offset)
+}
+
+/// A packet (or frame) without GSO: copied into `bufs[0]`, its partial
+/// checksum completed there.
+fn copy_one<B: AsMut<[u8]>>(
+    hdr: &VirtioNetHdr,
+    packet: &[u8],
+    bufs: &mut [B],
+    sizes: &mut [usize],
+    offset: usize,
+) -> Result<usize, SplitError> {
+    let Some(out) = out_slot(bufs, sizes, 0, offset, packet.len()) else {
+        return Err(SplitError::OutOfSpace {
+            produced: 0,
+            dropped: 1,
+        });
+    };
+    out.copy_from_slice(packet);
+    complete_checksum(hdr, out)?;
+    Ok(1)
+}
+
+/// An error of the IP packet behind an `l2`-byte L2 header, its offsets
+/// and lengths counted from the frame start again (`hdr`: the frame's
+/// header, as given).
+fn shift(e: PacketError, l2: usize, hdr: &VirtioNetHdr) -> PacketError {
+    match e {
+        PacketError::Truncated {
+            layer,
+            required,
+            len,
+        } => PacketError::Truncated {
+            layer,
+            required: required + l2,
+            len: len + l2,
+        },
+        PacketError::IpLengthMismatch {
+            layer,
+            claimed,
+            len,
+        } => PacketError::IpLengthMismatch {
+            layer,
+            claimed: claimed + l2,
+            len: len + l2,
+        },
+        PacketError::CsumStartMismatch { ip_header_len, .. } => PacketError::CsumStartMismatch {
+            csum_start: hdr.csum_start(),
+            ip_header_len: ip_header_len + l2,
+        },
+        PacketError::CsumOutOfRange {
+            csum_offset, len, ..
+        } => PacketError::CsumOutOfRange {
+            csum_start: hdr.csum_start(),
+            csum_offset,
+            len: len + l2,
+        },
+        PacketError::SegmentTooLong { len } => PacketError::SegmentTooLong { len: len + l2 },
+        e => e,
+    }
 }
 
 #[cfg(test)]

@@ -79,9 +79,18 @@ fn split_allocates_nothing() {
     let none = VirtioNetHdr::ZERO;
     let mut bufs = vec![vec![0u8; 2048]; 64];
     let mut sizes = vec![0usize; 64];
+    // The same TCP super-packet as an 802.1Q-tagged frame (TAP).
+    let mut f4 = vec![2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1, 0x81, 0, 0, 5, 0x08, 0];
+    f4.extend_from_slice(&p4);
+    let mut fh4 = h4;
+    fh4.set_csum_start(h4.csum_start() + 18);
 
     let region = Region::new(GLOBAL);
     for _ in 0..10 {
+        assert_eq!(
+            tun_offload::split_frame(&fh4, &f4, &mut bufs, &mut sizes, 16),
+            Ok(45)
+        );
         assert_eq!(split(&h4, &p4, &mut bufs, &mut sizes, 16), Ok(45));
         assert_eq!(split(&h6, &p6, &mut bufs, &mut sizes, 16), Ok(50));
         assert_eq!(split(&none, &plain, &mut bufs, &mut sizes, 0), Ok(1));
@@ -133,5 +142,38 @@ fn coalescing_allocates_nothing_after_warm_up() {
         (stats.allocations, stats.reallocations),
         (0, 0),
         "allocations during coalescing"
+    );
+
+    // The same batch as Ethernet frames (TAP), in a frame table.
+    let frames: Vec<Vec<u8>> = pkts
+        .iter()
+        .map(|p| {
+            let et: &[u8] = if p[0] >> 4 == 4 {
+                &[8, 0]
+            } else {
+                &[0x86, 0xdd]
+            };
+            [&[2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1][..], et, p].concat()
+        })
+        .collect();
+    let fill_frames = |bufs: &mut Vec<Vec<u8>>, lens: &mut Vec<usize>| {
+        for (i, f) in frames.iter().enumerate() {
+            bufs[i][OFF..OFF + f.len()].copy_from_slice(f);
+            lens[i] = f.len();
+        }
+    };
+    let mut table = GroTable::new(true).with_frames();
+    fill_frames(&mut bufs, &mut lens);
+    assert_eq!(table.coalesce(&mut bufs, &mut lens, OFF).unwrap().len(), 16); // warm-up
+    let region = Region::new(GLOBAL);
+    for _ in 0..10 {
+        fill_frames(&mut bufs, &mut lens);
+        assert_eq!(table.coalesce(&mut bufs, &mut lens, OFF).unwrap().len(), 16);
+    }
+    let stats = region.change();
+    assert_eq!(
+        (stats.allocations, stats.reallocations),
+        (0, 0),
+        "allocations while coalescing frames"
     );
 }

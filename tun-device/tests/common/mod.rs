@@ -109,14 +109,28 @@ pub const A6: &str = "fd09::1";
 pub const B6: &str = "fd09::2";
 
 pub fn pair(offload: bool, queues: usize, mtu: u32) -> Option<Pair> {
+    pair_of(false, offload, queues, mtu)
+}
+
+/// [`pair`] with TAP devices (Ethernet frames; the kernels resolve each
+/// other's MAC with ARP and neighbour discovery across the relay).
+pub fn tap_pair(offload: bool, queues: usize, mtu: u32) -> Option<Pair> {
+    pair_of(true, offload, queues, mtu)
+}
+
+fn pair_of(tap: bool, offload: bool, queues: usize, mtu: u32) -> Option<Pair> {
     let ns_a = private_ns()?;
     let ns_b = private_ns()?;
     no_dad(&ns_a);
     no_dad(&ns_b);
     let make = |ns: &NetNs, v4: &str, v6: &str| {
-        Device::builder()
-            .name("relay%d")
-            .offload(offload)
+        let b = Device::builder();
+        let b = if tap {
+            b.tap().name("rtap%d")
+        } else {
+            b.name("relay%d")
+        };
+        b.offload(offload)
             .queues(queues)
             .mtu(mtu)
             .address(format!("{v4}/24").parse().unwrap())
@@ -215,9 +229,23 @@ pub fn verify_packet(p: &[u8]) -> Result<(), String> {
     Ok(())
 }
 
+/// Where the IP packet of an Ethernet frame starts (14, or 18 behind one
+/// 802.1Q tag) and its EtherType, read without tun-offload.
+pub fn frame_l2(f: &[u8]) -> Option<(usize, u16)> {
+    let et = |at: usize| Some(u16::from_be_bytes([*f.get(at)?, *f.get(at + 1)?]));
+    match et(12)? {
+        0x8100 => Some((18, et(16)?)),
+        t => Some((14, t)),
+    }
+}
+
 /// What a relay direction saw.
 #[derive(Debug, Default)]
 pub struct Counts {
+    /// Frames that carry ARP or IPv6 neighbour discovery (TAP only).
+    pub neighbour: AtomicU64,
+    /// Frames of another EtherType than IPv4, IPv6 or ARP (TAP only).
+    pub other_l2: AtomicU64,
     pub packets: AtomicU64,
     pub super_packets: AtomicU64,
     pub writes: AtomicU64,
@@ -238,6 +266,44 @@ pub enum Mode {
     Vectored,
 }
 
+/// Check a frame from a TAP: IP frames fit the MTU plus their Ethernet
+/// header and verify; ARP and neighbour discovery are counted.
+fn check_frame(f: &[u8], mtu: usize, counts: &Counts) {
+    let Some((l2, et)) = frame_l2(f) else {
+        eprintln!("frame of {} bytes: no Ethernet header", f.len());
+        counts.bad.fetch_add(1, Ordering::Relaxed);
+        return;
+    };
+    match et {
+        0x0806 => {
+            counts.neighbour.fetch_add(1, Ordering::Relaxed);
+        }
+        0x0800 | 0x86dd => {
+            let p = &f[l2..];
+            // ICMPv6 (no extension headers) neighbour solicitation/advertisement.
+            if et == 0x86dd && p.get(6) == Some(&58) && matches!(p.get(40), Some(135 | 136)) {
+                counts.neighbour.fetch_add(1, Ordering::Relaxed);
+            }
+            if et == 0x0800 && p.first().map(|b| b >> 4) != Some(4)
+                || et == 0x86dd && p.first().map(|b| b >> 4) != Some(6)
+            {
+                eprintln!(
+                    "frame of EtherType {et:#x} carries IP version {:?}",
+                    p.first()
+                );
+                counts.bad.fetch_add(1, Ordering::Relaxed);
+            }
+            check(p, mtu, counts);
+            if f.len() > mtu + l2 {
+                counts.oversize.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        _ => {
+            counts.other_l2.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
 fn check(p: &[u8], mtu: usize, counts: &Counts) {
     if p.len() > mtu {
         counts.oversize.fetch_add(1, Ordering::Relaxed);
@@ -251,9 +317,17 @@ fn check(p: &[u8], mtu: usize, counts: &Counts) {
 /// One direction: receive from `from`, check every packet, send to `to`.
 pub fn pump(from: &Queue, to: &Queue, stop: &AtomicBool, counts: &Counts, mtu: usize, mode: Mode) {
     const OFF: usize = 10;
+    let check = |p: &[u8], mtu: usize, counts: &Counts| {
+        if from.interface().is_tap() {
+            check_frame(p, mtu, counts)
+        } else {
+            check(p, mtu, counts)
+        }
+    };
     let mut rx = RecvState::new();
     let mut tx = SendState::new();
-    let mut bufs = vec![vec![0u8; OFF + 65535]; 64];
+    // Room for a run coalesced up to 64 KiB of IP behind a tagged Ethernet header.
+    let mut bufs = vec![vec![0u8; OFF + 18 + 65535]; 64];
     let mut lens = vec![0usize; 64];
     while !stop.load(Ordering::Relaxed) {
         match from.wait_readable(Some(Duration::from_millis(50))) {

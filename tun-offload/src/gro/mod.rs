@@ -99,6 +99,24 @@
 //!   checksum rewritten, IPv6 payload length, UDP length; the transport
 //!   checksum field holds the folded pseudo-header sum.
 //!
+//! # Frames (TAP)
+//!
+//! With [`GroTable::set_frames`] each buffer holds an Ethernet frame, as a
+//! TAP with `IFF_VNET_HDR` takes them; `offset` and the header in front of
+//! it stay where they are, `lens` are frame lengths.
+//!
+//! - The L2 header is found per frame ([`crate::frame::ip_offset`]):
+//!   Ethernet II (14 bytes) or one 802.1Q tag (18 bytes) in front of IPv4
+//!   or IPv6. Everything above applies to the IP packet behind it.
+//! - Frames are one flow only if their L2 headers are byte-equal (same
+//!   length, addresses, tag and EtherType): a frame with another Ethernet
+//!   header never joins a run, and starts its own.
+//! - A merged frame keeps its first frame's L2 header; its virtio header
+//!   counts `csum_start` and `hdr_len` from the frame start.
+//! - A frame that carries no IP packet (ARP, LLDP, anything not 0x0800 or
+//!   0x86DD, also behind a tag) is written as it is
+//!   ([`Refusal::NotIpFrame`]) and is a barrier for no flow.
+//!
 //! # Cost
 //!
 //! A table is reused across batches: its flow slots and run records grow to
@@ -150,6 +168,9 @@ pub enum Refusal {
     /// The IPv4 header checksum does not verify (the kernel drops such a
     /// packet; it is written as it is, never rewritten into a valid one).
     BadIpv4Checksum,
+    /// A frame (with [`GroTable::set_frames`]) that carries neither IPv4
+    /// nor IPv6 behind an Ethernet II or 802.1Q header: ARP and the like.
+    NotIpFrame,
 }
 
 impl Refusal {
@@ -168,6 +189,7 @@ impl Refusal {
         Refusal::EmptyPayload,
         Refusal::UdpDisabled,
         Refusal::BadIpv4Checksum,
+        Refusal::NotIpFrame,
     ];
 
     fn index(self) -> usize {
@@ -184,7 +206,7 @@ const _: () = {
         assert!(Refusal::ALL[i] as usize == i);
         i += 1;
     }
-    assert!(Refusal::BadIpv4Checksum as usize + 1 == Refusal::ALL.len());
+    assert!(Refusal::NotIpFrame as usize + 1 == Refusal::ALL.len());
 };
 
 impl fmt::Display for Refusal {
@@ -205,6 +227,7 @@ impl fmt::Display for Refusal {
             Refusal::EmptyPayload => "no payload",
             Refusal::UdpDisabled => "UDP coalescing not enabled",
             Refusal::BadIpv4Checksum => "IPv4 header checksum does not verify",
+            Refusal::NotIpFrame => "frame carries no IPv4 or IPv6 packet",
         })
     }
 }

@@ -12,8 +12,8 @@ use crate::wire::{
 
 use super::rules::{IdMode, classify_with, ipv4_id_merge, tcp_fixed_fields_match};
 use super::{
-    Candidate, GroError, GroStats, MAX_MERGED_LEN, Merge, Run, UDP_MAX_SEGMENTS, ip_headers_match,
-    tcp_merge, udp_merge,
+    Candidate, GroError, GroStats, MAX_MERGED_LEN, Merge, Refusal, Run, UDP_MAX_SEGMENTS,
+    ip_headers_match, tcp_merge, udp_merge,
 };
 
 const NONE: u32 = u32::MAX;
@@ -30,6 +30,10 @@ struct FlowKey {
     kind: Kind,
     addrs: [u64; 4],
     ports: u32,
+    /// A hash of a frame's L2 header (0 for an IP packet): frames with
+    /// other Ethernet headers are other flows. A merge compares the L2
+    /// bytes themselves.
+    l2: u64,
 }
 
 impl PartialEq for FlowKey {
@@ -38,6 +42,7 @@ impl PartialEq for FlowKey {
     #[inline]
     fn eq(&self, o: &Self) -> bool {
         self.ports == o.ports
+            && self.l2 == o.l2
             && self.kind == o.kind
             && self.addrs[0] == o.addrs[0]
             && self.addrs[1] == o.addrs[1]
@@ -85,6 +90,7 @@ impl FlowKey {
             kind,
             addrs: addr_words(packet, kind.is_v6()),
             ports: u32::from_be_bytes([p[0], p[1], p[2], p[3]]),
+            l2: 0,
         }
     }
 
@@ -99,9 +105,24 @@ impl FlowKey {
             ^ self.addrs[2].rotate_left(32)
             ^ self.addrs[3].rotate_left(48)
             ^ u64::from(self.ports).rotate_left(40)
+            ^ self.l2
             ^ self.kind as u64;
         h.wrapping_mul(K)
     }
+}
+
+/// The flow-key word of a frame's L2 header (`l2`: its 14 or 18 bytes):
+/// the addresses, and the tag if any, folded (never 0, so a frame's key
+/// differs from a packet's).
+#[inline]
+fn l2_word(l2: &[u8]) -> u64 {
+    let w = |at: usize| word(l2, at);
+    // Destination and source MAC in two overlapping words, the tag (or the
+    // EtherType) in the last.
+    let tail = l2
+        .get(l2.len().saturating_sub(8)..)
+        .map_or(0, |t| word(t, 0));
+    (w(0) ^ w(6).rotate_left(24) ^ tail.rotate_left(48)).wrapping_mul(0xff51_afd7_ed55_8ccd) | 1
 }
 
 /// Which held runs a packet that is not coalesced must end.
@@ -118,7 +139,7 @@ enum Barrier {
 /// packet that was not coalesced, read as far as its headers allow: IPv4
 /// with or without options, IPv6 through hop-by-hop, routing, destination
 /// options and fragment headers. `None` for anything else.
-fn barrier_of(pkt: &[u8]) -> Option<Barrier> {
+fn barrier_of(pkt: &[u8], l2_key: u64) -> Option<Barrier> {
     let (version, proto, l4, later_fragment) = match IpPacket::new_checked(pkt).ok()? {
         IpPacket::V4(ip) => (4, ip.protocol(), ip.header_len(), ip.frag_offset() != 0),
         IpPacket::V6(ip) => {
@@ -153,7 +174,9 @@ fn barrier_of(pkt: &[u8]) -> Option<Barrier> {
         });
     }
     pkt.get(l4..l4 + 4)?;
-    Some(Barrier::Flow(FlowKey::at(pkt, k, l4)))
+    let mut key = FlowKey::at(pkt, k, l4);
+    key.l2 = l2_key;
+    Some(Barrier::Flow(key))
 }
 
 /// One run in the table: where it lives and what the merge rules need.
@@ -180,6 +203,8 @@ struct Item {
     /// The flow's pseudo-header sum without the length (the same for every
     /// packet of the flow: addresses and protocol are part of the key).
     pseudo: Checksum,
+    /// Bytes of L2 header in front of the IP packet (a frame's; else 0).
+    l2: u8,
 }
 
 /// A reusable GRO table: one per sending thread, used batch after batch.
@@ -229,6 +254,7 @@ struct Item {
 pub struct GroTable {
     udp_gro: bool,
     tcp_ecn: bool,
+    frames: bool,
     items: Vec<Item>,
     slots: Vec<u32>,
     role: Vec<Role>,
@@ -247,6 +273,7 @@ impl GroTable {
         let mut t = Self {
             udp_gro,
             tcp_ecn: false,
+            frames: false,
             items: Vec::new(),
             slots: Vec::new(),
             role: Vec::new(),
@@ -280,6 +307,29 @@ impl GroTable {
     /// such segments are written as they are.
     pub fn set_tcp_ecn(&mut self, on: bool) {
         self.tcp_ecn = on;
+    }
+
+    /// Whether each buffer holds an Ethernet frame (a TAP's) rather than an
+    /// IP packet.
+    pub fn frames(&self) -> bool {
+        self.frames
+    }
+
+    /// Treat each buffer as an Ethernet frame, as a TAP with
+    /// `IFF_VNET_HDR` takes them (see the module docs): the IP packet sits
+    /// behind an Ethernet II or 802.1Q header found per frame, only frames
+    /// with equal L2 headers merge, the virtio header still goes at
+    /// `offset - 10` and counts `csum_start` and `hdr_len` from the frame
+    /// start, and `lens` are frame lengths. Frames that carry no IP packet
+    /// are written as they are. Off by default (IP packets, a TUN's).
+    pub fn set_frames(&mut self, on: bool) {
+        self.frames = on;
+    }
+
+    /// [`Self::set_frames`] on, by value: `GroTable::new(uso).with_frames()`.
+    pub fn with_frames(mut self) -> Self {
+        self.frames = true;
+        self
     }
 
     /// Counters of the last batch.
@@ -358,9 +408,15 @@ impl GroTable {
                 hdr.copy_from_slice(&VirtioNetHdr::ZERO.to_bytes());
                 continue;
             }
+            let l2 = usize::from(item.l2);
             let len = item.cand.header_len() + item.run.payload_len;
-            lens[item.buf as usize] = len;
-            let v = finish_run(&item, &mut pkt[..len]);
+            lens[item.buf as usize] = l2 + len;
+            let mut v = finish_run(&item, &mut pkt[l2..l2 + len]);
+            if l2 != 0 {
+                // A frame's header counts from the frame start.
+                v.set_csum_start(v.csum_start() + l2 as u16);
+                v.set_hdr_len(v.hdr_len() + l2 as u16);
+            }
             hdr.copy_from_slice(&v.to_bytes());
         }
         for (i, role) in self.role.iter().enumerate() {
@@ -378,7 +434,23 @@ impl GroTable {
     }
 
     fn insert<B: AsMut<[u8]>>(&mut self, bufs: &mut [B], lens: &[usize], offset: usize, i: usize) {
-        let pkt_len = lens[i];
+        // A frame: the IP packet behind its L2 header, the rest as for a
+        // packet at `offset + l2`.
+        let (l2, l2_key) = if self.frames {
+            let frame = &bufs[i].as_mut()[offset..offset + lens[i]];
+            match crate::frame::ip_offset(frame) {
+                Some(l2) => (l2, l2_word(&frame[..l2])),
+                None => {
+                    // Not IP: written as it is, a barrier for no flow.
+                    self.stats.refused[Refusal::NotIpFrame.index()] += 1;
+                    return;
+                }
+            }
+        } else {
+            (0, 0)
+        };
+        let offset = offset + l2;
+        let pkt_len = lens[i] - l2;
         let cand = {
             let pkt = &bufs[i].as_mut()[offset..offset + pkt_len];
             match classify_with(pkt, self.udp_gro, self.tcp_ecn) {
@@ -387,19 +459,21 @@ impl GroTable {
                     self.stats.refused[r.index()] += 1;
                     // Written as it is, at its place: the run its flow holds
                     // ends here, so that nothing behind it overtakes it.
-                    if let Some(b) = barrier_of(pkt) {
+                    if let Some(b) = barrier_of(pkt, l2_key) {
                         self.barrier(b);
                     }
                     return;
                 }
             }
         };
-        let key = FlowKey::of(&bufs[i].as_mut()[offset..offset + pkt_len], &cand);
+        let mut key = FlowKey::of(&bufs[i].as_mut()[offset..offset + pkt_len], &cand);
+        key.l2 = l2_key;
         let slot = self.slot_of(&key);
         let head = self.slots[slot];
         let mut incoming = Incoming {
             index: i,
             len: pkt_len,
+            l2: l2 as u8,
             cand,
             csum_ok: None,
         };
@@ -453,6 +527,7 @@ impl GroTable {
             id_mode: IdMode::Open,
             cwr,
             pseudo,
+            l2: l2 as u8,
         });
     }
 
@@ -509,6 +584,7 @@ impl GroTable {
         let Incoming {
             index: i,
             len: pkt_len,
+            l2,
             ref cand,
             csum_ok: ref mut pkt_csum,
         } = *incoming;
@@ -524,10 +600,11 @@ impl GroTable {
                 ip_id: it.ip_id,
                 id_mode: it.id_mode,
                 cwr: it.cwr,
+                l2: it.l2,
             }
         };
         let ib = item.buf as usize;
-        if item.hl != cand.header_len() {
+        if item.hl != cand.header_len() || item.l2 != l2 {
             return Attempt::No;
         }
         let hl = cand.header_len();
@@ -536,7 +613,14 @@ impl GroTable {
         // Borrow the item's and the packet's buffers at once (ib < i).
         let (left, right) = bufs.split_at_mut(i);
         let item_buf = left[ib].as_mut();
-        let pkt = &right[0].as_mut()[offset..offset + pkt_len];
+        let frame = right[0].as_mut();
+        // Frames merge only behind equal L2 headers (`offset` is where
+        // their IP packets start).
+        let l2 = usize::from(l2);
+        if l2 != 0 && item_buf[offset - l2..offset] != frame[offset - l2..offset] {
+            return Attempt::No;
+        }
+        let pkt = &frame[offset..offset + pkt_len];
         let item_len = hl + item.run.payload_len;
         {
             let item_pkt = &item_buf[offset..offset + item_len];
@@ -656,8 +740,10 @@ impl GroTable {
 struct Incoming {
     /// Its index in the batch (later than any run's).
     index: usize,
-    /// Its length behind the offset.
+    /// Its length behind the offset (of its IP packet, for a frame).
     len: usize,
+    /// Bytes of L2 header in front of it (a frame's; else 0).
+    l2: u8,
     /// What [`classify`](super::classify) found.
     cand: Candidate,
     /// Whether its transport checksum verifies; `None`: not checked yet.
@@ -685,6 +771,7 @@ struct ItemView {
     ip_id: u16,
     id_mode: IdMode,
     cwr: bool,
+    l2: u8,
 }
 
 /// What became of a packet of the batch.
