@@ -422,15 +422,19 @@ fn long_run(tb: &Testbed) {
 
 // ---------------------------------------------------------------- child --
 
-fn rss_kib() -> i64 {
+fn status_kib(field: &str) -> i64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {
             s.lines()
-                .find_map(|l| l.strip_prefix("VmRSS:"))
+                .find_map(|l| l.strip_prefix(field))
                 .and_then(|v| v.split_whitespace().next()?.parse().ok())
         })
         .unwrap_or(0)
+}
+
+fn rss_kib() -> i64 {
+    status_kib("VmRSS:")
 }
 
 /// The relay process: build the devices in the two namespaces, say
@@ -515,7 +519,10 @@ fn child(args: &[String]) {
     let growth = if at5 > 0 { rss_kib() - at5 } else { 0 };
     println!(
         "cpu={cpu:.4} maxrss={} rss_growth={growth} packets_in={pin} packets_out={pout} secs={:.2}",
-        usage.max_rss(),
+        // Not getrusage's ru_maxrss: Linux keeps it across execve, so it
+        // would include the orchestrating parent's memory at the fork.
+        // VmHWM is this process's own peak, counted from the exec.
+        status_kib("VmHWM:"),
         start.elapsed().as_secs_f64()
     );
     std::io::stdout().flush().ok();
