@@ -132,14 +132,21 @@ impl RecvState {
     }
 
     fn ensure_segs(&mut self, count: usize, len: usize) {
-        if self.segs.len() < count {
-            self.segs.resize_with(count, Vec::new);
-            self.seg_lens.resize(count, 0);
-        }
-        for s in &mut self.segs[..count] {
-            if s.len() < len {
-                s.resize(len, 0);
-            }
+        ensure_segments(&mut self.segs, &mut self.seg_lens, count, len);
+    }
+}
+
+/// Grow `segs` (and `lens`) to at least `count` buffers of at least `len`
+/// bytes each: the segment storage of a split the caller's buffers could
+/// not take, reused from call to call.
+fn ensure_segments(segs: &mut Vec<Vec<u8>>, lens: &mut Vec<usize>, count: usize, len: usize) {
+    if segs.len() < count {
+        segs.resize_with(count, Vec::new);
+        lens.resize(count, 0);
+    }
+    for s in &mut segs[..count] {
+        if s.len() < len {
+            s.resize(len, 0);
         }
     }
 }
@@ -861,14 +868,8 @@ impl Queue {
         })?;
         let count = gso.segment_count();
         let seg_len = VirtioNetHdr::LEN + gso.max_segment_len();
-        if st.segs.len() < count {
-            st.segs.resize_with(count, Vec::new);
-            st.seg_lens.resize(count, 0);
-        }
+        ensure_segments(&mut st.segs, &mut st.seg_lens, count, seg_len);
         for s in &mut st.segs[..count] {
-            if s.len() < seg_len {
-                s.resize(seg_len, 0);
-            }
             s[..VirtioNetHdr::LEN].copy_from_slice(&Queue::PLAIN_HDR);
         }
         let k = gso

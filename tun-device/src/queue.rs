@@ -147,14 +147,7 @@ impl Queue {
     /// Wait until the fd is ready for `events` (readable or writable), or
     /// reports an error (a removed interface wakes the waiter).
     pub(crate) fn wait(&self, events: PollFlags, op: IoOp) -> Result<()> {
-        let mut fds = [PollFd::new(self, events)];
-        loop {
-            match rustix::event::poll(&mut fds, None) {
-                Ok(_) => return Ok(()),
-                Err(Errno::INTR) => continue,
-                Err(e) => return Err(Error::io(op, self.name(), e)),
-            }
-        }
+        self.wait_for(events, None, op).map(drop)
     }
 
     /// `readv` with retry on EINTR, and on EAGAIN a wait when `block`.
@@ -172,21 +165,10 @@ impl Queue {
     /// Write one frame (prefix included), retrying on EINTR and waiting on
     /// EAGAIN in blocking mode. The kernel takes a frame whole or not at all.
     pub(crate) fn write_frame(&self, frame: &[u8]) -> Result<usize, Errno> {
-        loop {
-            match rustix::io::write(self, frame) {
-                Err(Errno::INTR) => continue,
-                Err(Errno::AGAIN) if !self.is_nonblocking() => {
-                    let mut fds = [PollFd::new(self, PollFlags::OUT)];
-                    match rustix::event::poll(&mut fds, None) {
-                        Ok(_) | Err(Errno::INTR) => continue,
-                        Err(e) => return Err(e),
-                    }
-                }
-                other => return other,
-            }
-        }
+        self.writev(&[IoSlice::new(frame)])
     }
 
+    /// `writev` with the same retries as [`Self::write_frame`].
     fn writev(&self, iov: &[IoSlice<'_>]) -> Result<usize, Errno> {
         loop {
             match rustix::io::writev(self, iov) {
@@ -434,7 +416,7 @@ impl Queue {
         if self.has_pending() {
             return Ok(true);
         }
-        self.wait_for(PollFlags::IN, timeout)
+        self.wait_for(PollFlags::IN, timeout, IoOp::Poll)
     }
 
     /// Whether single-packet receives ([`Self::recv`], [`Self::recv_vectored`])
@@ -453,10 +435,17 @@ impl Queue {
     /// Wait up to `timeout` until a write would not block (or the queue
     /// reports an error); returns whether it is ready.
     pub fn wait_writable(&self, timeout: Option<std::time::Duration>) -> Result<bool> {
-        self.wait_for(PollFlags::OUT, timeout)
+        self.wait_for(PollFlags::OUT, timeout, IoOp::Poll)
     }
 
-    fn wait_for(&self, events: PollFlags, timeout: Option<std::time::Duration>) -> Result<bool> {
+    /// Poll for `events` up to `timeout` (forever with `None`), retrying on
+    /// EINTR; an error names `op`.
+    fn wait_for(
+        &self,
+        events: PollFlags,
+        timeout: Option<std::time::Duration>,
+        op: IoOp,
+    ) -> Result<bool> {
         let mut fds = [PollFd::new(self, events)];
         let ts = timeout.map(|t| rustix::event::Timespec {
             tv_sec: t.as_secs().min(i64::MAX as u64) as i64,
@@ -466,7 +455,7 @@ impl Queue {
             match rustix::event::poll(&mut fds, ts.as_ref()) {
                 Ok(n) => return Ok(n > 0),
                 Err(Errno::INTR) => continue,
-                Err(e) => return Err(Error::io(IoOp::Poll, self.name(), e)),
+                Err(e) => return Err(Error::io(op, self.name(), e)),
             }
         }
     }

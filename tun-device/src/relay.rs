@@ -187,28 +187,27 @@ pub fn pump(
     }
 }
 
-/// Wait for the next packet; `false` when told to stop.
-fn wait(from: &Queue, stop: &AtomicBool) -> Result<bool> {
+/// Wait (in slices of [`STOP_POLL`], so `stop` is seen) until `ready`
+/// says yes; `false` when told to stop.
+fn wait_until(stop: &AtomicBool, ready: impl Fn(Duration) -> Result<bool>) -> Result<bool> {
     loop {
         if stop.load(Ordering::Relaxed) {
             return Ok(false);
         }
-        if from.wait_readable(Some(STOP_POLL))? {
+        if ready(STOP_POLL)? {
             return Ok(true);
         }
     }
 }
 
+/// Wait for the next packet; `false` when told to stop.
+fn wait(from: &Queue, stop: &AtomicBool) -> Result<bool> {
+    wait_until(stop, |t| from.wait_readable(Some(t)))
+}
+
 /// Wait until `to` takes writes again; `false` when told to stop.
 fn wait_writable(to: &Queue, stop: &AtomicBool) -> Result<bool> {
-    loop {
-        if stop.load(Ordering::Relaxed) {
-            return Ok(false);
-        }
-        if to.wait_writable(Some(STOP_POLL))? {
-            return Ok(true);
-        }
-    }
+    wait_until(stop, |t| to.wait_writable(Some(t)))
 }
 
 fn pump_batches(
