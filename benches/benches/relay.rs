@@ -535,28 +535,84 @@ mod tunrs {
     use super::*;
     use tun_rs::{DeviceBuilder, GROTable, IDEAL_BATCH_SIZE, SyncDevice, VIRTIO_NET_HDR_LEN};
 
-    fn build(tb: &Testbed, side: Side, offload: bool) -> SyncDevice {
+    /// A tun-rs device with `side`'s addresses, made by `make` from a
+    /// configured builder. tun-rs has no namespace support: it is built on
+    /// a thread that entered the namespace (its fd and netlink socket stay
+    /// there).
+    pub fn build_in<T: Send + 'static>(
+        tb: &Testbed,
+        side: Side,
+        offload: bool,
+        make: impl FnOnce(DeviceBuilder) -> T + Send + 'static,
+    ) -> T {
         let ns = tb.ns(side).try_clone().expect("ns");
         let (v4, v6) = match side {
             Side::A => (tun_device::testbed::A4, tun_device::testbed::A6),
             Side::B => (tun_device::testbed::B4, tun_device::testbed::B6),
         };
-        // tun-rs has no namespace support: build it on a thread that
-        // entered the namespace (its fd and netlink socket stay there).
         std::thread::spawn(move || {
             tun_device::sys::enter_network(std::os::fd::AsFd::as_fd(&ns)).expect("setns");
-            let dev = DeviceBuilder::new()
-                .mtu(1500)
-                .ipv4(v4, 24, None)
-                .ipv6(v6, 64)
-                .offload(offload)
-                .build_sync()
-                .expect("tun-rs device");
+            let dev = make(
+                DeviceBuilder::new()
+                    .mtu(1500)
+                    .ipv4(v4, 24, None)
+                    .ipv6(v6, 64)
+                    .offload(offload),
+            );
             std::thread::sleep(Duration::from_millis(200)); // IPv6 settles
             dev
         })
         .join()
         .expect("build thread")
+    }
+
+    fn build(tb: &Testbed, side: Side, offload: bool) -> SyncDevice {
+        build_in(tb, side, offload, |b| {
+            b.build_sync().expect("tun-rs device")
+        })
+    }
+
+    /// The buffers of a tun-rs offload relay, as its documentation sets
+    /// them up, with 64 KiB of capacity so its GRO can coalesce.
+    pub struct Batch {
+        pub original: Vec<u8>,
+        pub bufs: Vec<Vec<u8>>,
+        pub sizes: Vec<usize>,
+        pub gro: GROTable,
+    }
+
+    /// Headroom of each buffer: tun-rs's virtio header.
+    pub const OFF: usize = VIRTIO_NET_HDR_LEN;
+
+    impl Batch {
+        pub fn new() -> Self {
+            Batch {
+                original: vec![0u8; VIRTIO_NET_HDR_LEN + 65535],
+                bufs: (0..IDEAL_BATCH_SIZE)
+                    .map(|_| {
+                        let mut v = Vec::with_capacity(OFF + 65535);
+                        v.resize(OFF + 1500, 0);
+                        v
+                    })
+                    .collect(),
+                sizes: vec![0usize; IDEAL_BATCH_SIZE],
+                gro: GROTable::default(),
+            }
+        }
+
+        /// Room for an MTU-sized segment in every buffer again.
+        pub fn reset(&mut self) {
+            for b in self.bufs.iter_mut() {
+                b.resize(OFF + 1500, 0);
+            }
+        }
+
+        /// The first `n` buffers hold exactly their packets.
+        pub fn trim(&mut self, n: usize) {
+            for i in 0..n {
+                self.bufs[i].truncate(OFF + self.sizes[i]);
+            }
+        }
     }
 
     pub fn start(tb: &Testbed, mode: TunRsMode, counters: Arc<[AtomicU64; 2]>) {
@@ -579,32 +635,19 @@ mod tunrs {
                     }
                 }
                 TunRsMode::Offload => {
-                    let off = VIRTIO_NET_HDR_LEN;
-                    let mut original = vec![0u8; VIRTIO_NET_HDR_LEN + 65535];
-                    let mut bufs: Vec<Vec<u8>> = (0..IDEAL_BATCH_SIZE)
-                        .map(|_| {
-                            let mut v = Vec::with_capacity(off + 65535);
-                            v.resize(off + 1500, 0);
-                            v
-                        })
-                        .collect();
-                    let mut sizes = vec![0usize; IDEAL_BATCH_SIZE];
-                    let mut gro = GROTable::default();
+                    let mut b = Batch::new();
                     loop {
-                        for b in bufs.iter_mut() {
-                            b.resize(off + 1500, 0);
-                        }
-                        let Ok(n) = from.recv_multiple(&mut original, &mut bufs, &mut sizes, off)
+                        b.reset();
+                        let Ok(n) =
+                            from.recv_multiple(&mut b.original, &mut b.bufs, &mut b.sizes, OFF)
                         else {
                             return;
                         };
-                        for i in 0..n {
-                            bufs[i].truncate(off + sizes[i]);
-                        }
+                        b.trim(n);
                         counters[0].fetch_add(n as u64, Ordering::Relaxed);
                         // tun-rs reports bytes, not writes: its packets
                         // per write stay unknown ("-").
-                        let _ = to.send_multiple(&mut gro, &mut bufs[..n], off);
+                        let _ = to.send_multiple(&mut b.gro, &mut b.bufs[..n], OFF);
                     }
                 }
             });
@@ -618,7 +661,6 @@ mod asynch {
 
     use super::*;
     use tun_async::AsyncQueue;
-    use tun_rs::{DeviceBuilder, GROTable, IDEAL_BATCH_SIZE, VIRTIO_NET_HDR_LEN};
 
     pub fn start(tb: &Testbed, ours: bool, counters: Arc<[AtomicU64; 2]>) {
         let rt = tokio::runtime::Builder::new_multi_thread()
@@ -640,59 +682,31 @@ mod asynch {
             });
         } else {
             let build = |side: Side| {
-                let ns = tb.ns(side).try_clone().expect("ns");
-                let (v4, v6) = match side {
-                    Side::A => (tun_device::testbed::A4, tun_device::testbed::A6),
-                    Side::B => (tun_device::testbed::B4, tun_device::testbed::B6),
-                };
                 let handle = rt.handle().clone();
-                std::thread::spawn(move || {
-                    tun_device::sys::enter_network(std::os::fd::AsFd::as_fd(&ns)).expect("setns");
+                tunrs::build_in(tb, side, true, move |b| {
                     let _guard = handle.enter();
-                    let dev = DeviceBuilder::new()
-                        .mtu(1500)
-                        .ipv4(v4, 24, None)
-                        .ipv6(v6, 64)
-                        .offload(true)
-                        .build_async()
-                        .expect("tun-rs async device");
-                    std::thread::sleep(Duration::from_millis(200));
-                    dev
+                    b.build_async().expect("tun-rs async device")
                 })
-                .join()
-                .expect("build thread")
             };
             let a = Arc::new(build(Side::A));
             let b = Arc::new(build(Side::B));
             for (from, to) in [(a.clone(), b.clone()), (b, a)] {
                 let counters = counters.clone();
                 rt.spawn(async move {
-                    let off = VIRTIO_NET_HDR_LEN;
-                    let mut original = vec![0u8; VIRTIO_NET_HDR_LEN + 65535];
-                    let mut bufs: Vec<Vec<u8>> = (0..IDEAL_BATCH_SIZE)
-                        .map(|_| {
-                            let mut v = Vec::with_capacity(off + 65535);
-                            v.resize(off + 1500, 0);
-                            v
-                        })
-                        .collect();
-                    let mut sizes = vec![0usize; IDEAL_BATCH_SIZE];
-                    let mut gro = GROTable::default();
+                    let mut b = tunrs::Batch::new();
                     loop {
-                        for b in bufs.iter_mut() {
-                            b.resize(off + 1500, 0);
-                        }
+                        b.reset();
                         let Ok(n) = from
-                            .recv_multiple(&mut original, &mut bufs, &mut sizes, off)
+                            .recv_multiple(&mut b.original, &mut b.bufs, &mut b.sizes, tunrs::OFF)
                             .await
                         else {
                             return;
                         };
-                        for i in 0..n {
-                            bufs[i].truncate(off + sizes[i]);
-                        }
+                        b.trim(n);
                         counters[0].fetch_add(n as u64, Ordering::Relaxed);
-                        let _ = to.send_multiple(&mut gro, &mut bufs[..n], off).await;
+                        let _ = to
+                            .send_multiple(&mut b.gro, &mut b.bufs[..n], tunrs::OFF)
+                            .await;
                     }
                 });
             }
