@@ -672,16 +672,19 @@ fn packets_reach_sockets_in_every_framing() {
         )
         .unwrap();
         assert_eq!(dev.has_packet_info(), pi);
+        // A port of its own too: the last one's socket may linger in a
+        // forked child for a moment, like the device.
+        let port = 9000 + k as u16;
         let sock = ns
-            .run(|| {
-                let s = std::net::UdpSocket::bind("10.6.0.1:9000").unwrap();
+            .run(move || {
+                let s = std::net::UdpSocket::bind(("10.6.0.1", port)).unwrap();
                 s.set_read_timeout(Some(std::time::Duration::from_secs(5)))
                     .unwrap();
                 Ok(s)
             })
             .unwrap();
         // Device to socket.
-        let pkt = udp4_packet_to([10, 6, 0, 2], [10, 6, 0, 1], 9000, b"hello device");
+        let pkt = udp4_packet_to([10, 6, 0, 2], [10, 6, 0, 1], port, b"hello device");
         assert_eq!(dev.send(&pkt).unwrap(), pkt.len());
         let mut buf = [0u8; 64];
         let (n, from) = sock.recv_from(&mut buf).unwrap();
