@@ -501,10 +501,7 @@ fn child(args: &[String]) {
         Some(r) => {
             let (ab, ba) = r.counters();
             drop(r);
-            (
-                ab.packets_in + ba.packets_in,
-                ab.packets_out + ba.packets_out,
-            )
+            (ab.packets_in + ba.packets_in, ab.writes + ba.writes)
         }
         None => (
             counters[0].load(Ordering::Relaxed),

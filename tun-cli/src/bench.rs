@@ -169,14 +169,9 @@ pub struct Report {
 }
 
 fn sum(c: (RelayCounters, RelayCounters)) -> RelayCounters {
-    let (a, b) = c;
-    RelayCounters {
-        packets_in: a.packets_in + b.packets_in,
-        bytes_in: a.bytes_in + b.bytes_in,
-        super_packets_in: a.super_packets_in + b.super_packets_in,
-        packets_out: a.packets_out + b.packets_out,
-        errors: a.errors + b.errors,
-    }
+    let (mut a, b) = c;
+    a.add(&b);
+    a
 }
 
 fn check_interrupt() -> Result<()> {
@@ -330,14 +325,14 @@ pub fn run(args: &BenchArgs, json: bool) -> Result<()> {
                 if let (Some((c0, cpu0)), Some((c1, cpu1))) = (before, after) {
                     let cpu = (cpu1 - cpu0).max(0.0);
                     let pin = c1.packets_in - c0.packets_in;
-                    let pout = c1.packets_out - c0.packets_out;
+                    let pout = c1.writes - c0.writes;
                     r.cpu_seconds = Some(cpu);
                     r.cpu_s_per_gb = (gb > 0.0).then(|| cpu / gb);
                     r.super_packets_in = Some(c1.super_packets_in - c0.super_packets_in);
                     r.packets_in = Some(pin);
                     r.writes_out = Some(pout);
                     r.coalescing_ratio = (pout > 0).then(|| pin as f64 / pout as f64);
-                    r.relay_errors = Some(c1.errors - c0.errors);
+                    r.relay_errors = Some(c1.dropped - c0.dropped);
                 }
                 pb.inc(1);
                 if !tty {

@@ -63,9 +63,9 @@ impl From<RelayCounters> for Direction {
             packets: c.packets_in,
             bytes: c.bytes_in,
             super_packets_in: c.super_packets_in,
-            packets_out: c.packets_out,
+            packets_out: c.writes,
             coalescing_ratio: c.coalescing_ratio(),
-            errors: c.errors,
+            errors: c.dropped,
         }
     }
 }
@@ -89,7 +89,7 @@ fn live(c: &RelayCounters) -> String {
         c.packets_in,
         human_bytes(c.bytes_in),
         c.super_packets_in,
-        c.packets_out
+        c.writes
     )
 }
 

@@ -45,6 +45,36 @@ impl fmt::Display for IoOp {
     }
 }
 
+/// A system call of the device layer that is neither queue I/O nor one of
+/// tun-sys's ioctls, for [`Error::Syscall`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Syscall {
+    /// `dup` of a queue's fd.
+    Dup,
+    /// `eventfd`, read or write of an [`Interrupt`](crate::Interrupt).
+    Eventfd,
+    /// Spawning a thread (a relay pump, a namespace switch).
+    SpawnThread,
+}
+
+impl Syscall {
+    /// A short name of the call.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Syscall::Dup => "dup",
+            Syscall::Eventfd => "eventfd",
+            Syscall::SpawnThread => "spawn thread",
+        }
+    }
+}
+
+impl fmt::Display for Syscall {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
 /// What a caller can do about an error.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
@@ -75,6 +105,9 @@ pub enum ErrorKind {
     InvalidConfig,
     /// This kernel lacks the feature.
     Unsupported,
+    /// A wait was cut short through the queue's [`Interrupt`](crate::Interrupt)
+    /// (another thread asked the caller to stop).
+    Interrupted,
     /// Anything else; the errno says more.
     Other,
 }
@@ -292,6 +325,15 @@ pub enum Error {
         /// The errno.
         errno: i32,
     },
+    /// A system call of the device layer failed (see [`Syscall`]).
+    Syscall {
+        /// The call.
+        call: Syscall,
+        /// The interface it was made for, when there is one.
+        interface: Option<InterfaceName>,
+        /// The errno.
+        errno: i32,
+    },
     /// The builder or a call refused a configuration before any syscall.
     Config {
         /// The interface, when there is one yet.
@@ -346,6 +388,16 @@ pub enum Error {
         /// What the kernel holds.
         actual: TunFlags,
     },
+    /// A wait of `op` ended because the queue's
+    /// [`Interrupt`](crate::Interrupt) was raised. Nothing was lost: what
+    /// the call had not done yet is still to do (in its state, for the
+    /// batched calls).
+    Interrupted {
+        /// The operation that was waiting.
+        op: IoOp,
+        /// The interface.
+        interface: InterfaceName,
+    },
     /// The device is not a TUN/TAP device of the kind asked (attach to an
     /// existing interface of another kind, or not existing at all).
     NotTun {
@@ -365,6 +417,18 @@ impl Error {
         }
     }
 
+    pub(crate) fn syscall(
+        call: Syscall,
+        interface: Option<InterfaceName>,
+        err: rustix::io::Errno,
+    ) -> Self {
+        Error::Syscall {
+            call,
+            interface,
+            errno: err.raw_os_error(),
+        }
+    }
+
     pub(crate) fn config(interface: Option<InterfaceName>, error: ConfigError) -> Self {
         Error::Config { interface, error }
     }
@@ -374,7 +438,9 @@ impl Error {
         match self {
             Error::Sys(e) => Some(e.errno()),
             Error::Netlink(e) => Some(e.errno()),
-            Error::Io { errno, .. } | Error::Rejected { errno, .. } => Some(*errno),
+            Error::Io { errno, .. }
+            | Error::Rejected { errno, .. }
+            | Error::Syscall { errno, .. } => Some(*errno),
             _ => None,
         }
     }
@@ -389,8 +455,9 @@ impl Error {
             | Error::Rejected { interface, .. }
             | Error::BufferTooSmall { interface, .. }
             | Error::FlagsMismatch { interface, .. }
-            | Error::NotTun { interface, .. } => Some(*interface),
-            Error::Config { interface, .. } => *interface,
+            | Error::NotTun { interface, .. }
+            | Error::Interrupted { interface, .. } => Some(*interface),
+            Error::Config { interface, .. } | Error::Syscall { interface, .. } => *interface,
         }
     }
 
@@ -400,10 +467,12 @@ impl Error {
             Error::Io { op, errno, .. } => io_kind(*op, *errno),
             Error::Sys(e) => errno_kind(e.errno()),
             Error::Netlink(e) => errno_kind(e.errno()),
+            Error::Syscall { errno, .. } => errno_kind(*errno),
             Error::Config { .. } | Error::FlagsMismatch { .. } => ErrorKind::InvalidConfig,
             Error::Packet { .. } | Error::Rejected { .. } => ErrorKind::BadPacket,
             Error::BufferTooSmall { .. } => ErrorKind::BufferTooSmall,
             Error::NotTun { kind: None, .. } => ErrorKind::NotFound,
+            Error::Interrupted { .. } => ErrorKind::Interrupted,
             Error::NotTun { .. } => ErrorKind::InvalidConfig,
         }
     }
@@ -476,6 +545,16 @@ impl fmt::Display for Error {
                     _ => Ok(()),
                 }
             }
+            Error::Syscall {
+                call,
+                interface,
+                errno,
+            } => {
+                if let Some(name) = interface {
+                    write!(f, "{name}: ")?;
+                }
+                write!(f, "{call} failed: {}", errno_text(*errno))
+            }
             Error::Config { interface, error } => {
                 if let Some(name) = interface {
                     write!(f, "{name}: ")?;
@@ -527,6 +606,9 @@ impl fmt::Display for Error {
                 interface,
                 kind: None,
             } => write!(f, "{interface} does not exist"),
+            Error::Interrupted { op, interface } => {
+                write!(f, "{op} on {interface}: interrupted")
+            }
         }
     }
 }
@@ -570,6 +652,7 @@ impl From<Error> for io::Error {
             ErrorKind::Busy => io::ErrorKind::ResourceBusy,
             ErrorKind::DeviceGone => io::ErrorKind::BrokenPipe,
             ErrorKind::InterfaceDown => io::ErrorKind::NetworkDown,
+            ErrorKind::Interrupted => io::ErrorKind::Interrupted,
             ErrorKind::Other => match e.errno() {
                 Some(errno) => io::Error::from_raw_os_error(errno).kind(),
                 None => io::ErrorKind::Other,

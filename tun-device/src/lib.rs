@@ -74,6 +74,7 @@ mod batch;
 mod device;
 mod error;
 mod interface;
+mod interrupt;
 pub mod netlink;
 mod netns;
 mod queue;
@@ -83,8 +84,9 @@ pub mod testbed;
 
 pub use batch::{RecvState, RecvStats, SendReport, SendState};
 pub use device::{Device, DeviceBuilder, Layer};
-pub use error::{ConfigError, Error, ErrorKind, IoOp, Result};
+pub use error::{ConfigError, Error, ErrorKind, IoOp, Result, Syscall};
 pub use interface::{DeviceStats, Interface};
+pub use interrupt::Interrupt;
 pub use netlink::{Address, LinkInfo, TunInfo};
 pub use netns::NetNs;
 pub use queue::Queue;
@@ -108,6 +110,7 @@ mod tests {
         send_sync::<crate::SendState>();
         send_sync::<crate::Error>();
         send_sync::<crate::NetNs>();
+        send_sync::<crate::Interrupt>();
         send_sync::<crate::netlink::Netlink>();
     }
 }

@@ -33,7 +33,10 @@ use netlink_packet_core::{
     NetlinkMessage, NetlinkPayload,
 };
 use netlink_packet_route::address::{AddressAttribute, AddressMessage, AddressScope};
-use netlink_packet_route::link::{LinkAttribute, LinkExtentMask, LinkFlags, LinkMessage};
+use netlink_packet_route::link::{
+    InfoData, InfoKind, InfoVeth, LinkAttribute, LinkExtentMask, LinkFlags,
+    LinkInfo as LinkInfoNla, LinkMessage,
+};
 use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 use netlink_sys::{Socket, SocketAddr, protocols::NETLINK_ROUTE};
 
@@ -107,6 +110,8 @@ pub enum NlOp {
     MoveNetns,
     /// `RTM_DELLINK`.
     DeleteLink,
+    /// `RTM_NEWLINK` creating a veth pair.
+    AddVeth,
     /// `RTM_NEWADDR`.
     AddAddress,
     /// `RTM_DELADDR`.
@@ -128,6 +133,7 @@ impl NlOp {
             | Self::SetUp
             | Self::MoveNetns => "RTM_SETLINK",
             Self::DeleteLink => "RTM_DELLINK",
+            Self::AddVeth => "RTM_NEWLINK",
             Self::AddAddress => "RTM_NEWADDR",
             Self::RemoveAddress => "RTM_DELADDR",
             Self::ListAddresses => "RTM_GETADDR",
@@ -147,6 +153,7 @@ impl NlOp {
             Self::SetUp => "set link",
             Self::MoveNetns => "move to netns",
             Self::DeleteLink => "delete link",
+            Self::AddVeth => "add veth pair",
             Self::AddAddress => "add address",
             Self::RemoveAddress => "remove address",
             Self::ListAddresses => "dump addresses",
@@ -603,6 +610,39 @@ impl Netlink {
             NLM_F_REQUEST | NLM_F_ACK,
             &mut |_, _| Ok(()),
         )?;
+        Ok(())
+    }
+
+    /// Creates a veth pair (`RTM_NEWLINK` with `IFLA_INFO_KIND` "veth" and
+    /// the peer in `VETH_INFO_PEER`, `NLM_F_CREATE | NLM_F_EXCL`), as
+    /// `ip link add NAME type veth peer name PEER [netns NS]` does: `name`
+    /// in this socket's namespace, `peer` in the namespace `peer_netns`
+    /// refers to (this one with `None`). Both ends are down. A name in use
+    /// fails with `EEXIST`.
+    pub fn add_veth(
+        &mut self,
+        name: &str,
+        peer: &str,
+        peer_netns: Option<BorrowedFd<'_>>,
+    ) -> Result<(), NetlinkError> {
+        let ctx = Ctx::new(NlOp::AddVeth, None, Some(format!("{name} peer {peer}")));
+        check_name(&ctx, name)?;
+        check_name(&ctx, peer)?;
+        let mut peer_attrs = vec![LinkAttribute::IfName(peer.to_owned())];
+        if let Some(ns) = peer_netns {
+            peer_attrs.push(LinkAttribute::NetNsFd(ns.as_raw_fd()));
+        }
+        let info = vec![
+            LinkInfoNla::Kind(InfoKind::Veth),
+            LinkInfoNla::Data(InfoData::Veth(InfoVeth::Peer(link_message(0, peer_attrs)))),
+        ];
+        let attrs = vec![
+            LinkAttribute::IfName(name.to_owned()),
+            LinkAttribute::LinkInfo(info),
+        ];
+        let request = RouteNetlinkMessage::NewLink(link_message(0, attrs));
+        let flags = NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL;
+        self.exchange(&ctx, &request, flags, &mut |_, _| Ok(()))?;
         Ok(())
     }
 

@@ -20,6 +20,7 @@ use tun_sys::{InterfaceName, TunFlags};
 use crate::batch::RecvState;
 use crate::error::{ConfigError, Error, IoOp, Result};
 use crate::interface::Interface;
+use crate::interrupt::Interrupt;
 
 /// `struct tun_pi` flag: the packet was truncated to the reader's buffer.
 const TUN_PKT_STRIP: u16 = 0x0001;
@@ -50,6 +51,8 @@ pub struct Queue {
     /// Receive state of the single-packet calls on an offload device
     /// (segments of a super-packet waiting to be handed out one by one).
     single: Mutex<Option<Box<RecvState>>>,
+    /// Polled beside the fd by every wait, when set.
+    interrupt: Mutex<Option<Interrupt>>,
 }
 
 impl std::fmt::Debug for Queue {
@@ -60,6 +63,12 @@ impl std::fmt::Debug for Queue {
             .field("nonblocking", &self.is_nonblocking())
             .finish()
     }
+}
+
+/// Why a poll ended other than by readiness or timeout.
+enum PollEnd {
+    Interrupted,
+    Failed(Errno),
 }
 
 /// What a batched receive needs to know about the queue's framing.
@@ -86,6 +95,7 @@ impl Queue {
             nonblocking: AtomicBool::new(nonblocking),
             shares_control: false,
             single: Mutex::new(None),
+            interrupt: Mutex::new(None),
         }
     }
 
@@ -131,6 +141,26 @@ impl Queue {
         self.nonblocking.store(on, Ordering::Relaxed);
     }
 
+    /// Attach `interrupt` to this queue (or detach it with `None`): while
+    /// it is raised, every call that would wait on this queue (a blocking
+    /// receive or send, [`Self::wait_readable`], [`Self::wait_writable`])
+    /// returns [`Error::Interrupted`] instead, at once. Calls that need no
+    /// wait are not affected. One interrupt may serve many queues.
+    pub fn set_interrupt(&self, interrupt: Option<Interrupt>) {
+        *self
+            .interrupt
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = interrupt;
+    }
+
+    /// The interrupt attached with [`Self::set_interrupt`].
+    pub fn interrupt(&self) -> Option<Interrupt> {
+        self.interrupt
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
     /// Enable this queue again after [`Self::detach`] (`TUNSETQUEUE`).
     pub fn attach(&self) -> Result<()> {
         tun_sys::set_queue(self.as_fd(), true)
@@ -163,7 +193,8 @@ impl Queue {
     }
 
     /// Write one frame (prefix included), retrying on EINTR and waiting on
-    /// EAGAIN in blocking mode. The kernel takes a frame whole or not at all.
+    /// EAGAIN in blocking mode (EINTR returned: the interrupt ended the
+    /// wait). The kernel takes a frame whole or not at all.
     pub(crate) fn write_frame(&self, frame: &[u8]) -> Result<usize, Errno> {
         self.writev(&[IoSlice::new(frame)])
     }
@@ -174,10 +205,10 @@ impl Queue {
             match rustix::io::writev(self, iov) {
                 Err(Errno::INTR) => continue,
                 Err(Errno::AGAIN) if !self.is_nonblocking() => {
-                    let mut fds = [PollFd::new(self, PollFlags::OUT)];
-                    match rustix::event::poll(&mut fds, None) {
-                        Ok(_) | Err(Errno::INTR) => continue,
-                        Err(e) => return Err(e),
+                    match self.poll(PollFlags::OUT, None) {
+                        Ok(_) => continue,
+                        Err(PollEnd::Interrupted) => return Err(Errno::INTR),
+                        Err(PollEnd::Failed(e)) => return Err(e),
                     }
                 }
                 other => return other,
@@ -187,6 +218,12 @@ impl Queue {
 
     pub(crate) fn send_error(&self, op: IoOp, index: usize, errno: Errno) -> Error {
         match errno {
+            // `writev` retries a real EINTR itself; it returns one only
+            // when the interrupt ended its wait.
+            Errno::INTR => Error::Interrupted {
+                op,
+                interface: self.name(),
+            },
             Errno::INVAL | Errno::MSGSIZE => Error::Rejected {
                 op,
                 interface: self.name(),
@@ -439,23 +476,54 @@ impl Queue {
     }
 
     /// Poll for `events` up to `timeout` (forever with `None`), retrying on
-    /// EINTR; an error names `op`.
+    /// EINTR; an error names `op`. The interrupt, when raised, ends it
+    /// with [`Error::Interrupted`].
     fn wait_for(
         &self,
         events: PollFlags,
         timeout: Option<std::time::Duration>,
         op: IoOp,
     ) -> Result<bool> {
-        let mut fds = [PollFd::new(self, events)];
+        match self.poll(events, timeout) {
+            Ok(ready) => Ok(ready),
+            Err(PollEnd::Interrupted) => Err(Error::Interrupted {
+                op,
+                interface: self.name(),
+            }),
+            Err(PollEnd::Failed(e)) => Err(Error::io(op, self.name(), e)),
+        }
+    }
+
+    /// `poll` on the fd and the interrupt (if any); `Ok(false)` on timeout.
+    fn poll(
+        &self,
+        events: PollFlags,
+        timeout: Option<std::time::Duration>,
+    ) -> std::result::Result<bool, PollEnd> {
+        let interrupt = self.interrupt();
         let ts = timeout.map(|t| rustix::event::Timespec {
             tv_sec: t.as_secs().min(i64::MAX as u64) as i64,
             tv_nsec: i64::from(t.subsec_nanos()),
         });
         loop {
-            match rustix::event::poll(&mut fds, ts.as_ref()) {
+            let mut fds = [
+                PollFd::new(self, events),
+                PollFd::new(self, PollFlags::empty()),
+            ];
+            let count = match &interrupt {
+                Some(i) => {
+                    fds[1] = PollFd::new(i, PollFlags::IN);
+                    2
+                }
+                None => 1,
+            };
+            match rustix::event::poll(&mut fds[..count], ts.as_ref()) {
+                Ok(_) if count == 2 && !fds[1].revents().is_empty() => {
+                    return Err(PollEnd::Interrupted);
+                }
                 Ok(n) => return Ok(n > 0),
                 Err(Errno::INTR) => continue,
-                Err(e) => return Err(Error::io(op, self.name(), e)),
+                Err(e) => return Err(PollEnd::Failed(e)),
             }
         }
     }

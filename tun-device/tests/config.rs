@@ -728,3 +728,28 @@ pub fn udp4_packet_to(src: [u8; 4], dst: [u8; 4], port: u16, payload: &[u8]) -> 
     p[26..28].copy_from_slice(&c.to_be_bytes());
     p
 }
+
+#[test]
+fn veth_pair_over_netlink_lands_in_both_namespaces() {
+    let Some(a) = private_ns() else { return };
+    let b = private_ns().unwrap();
+    let peer_ns = b.try_clone().unwrap();
+    a.run(move || {
+        let mut nl = tun_device::netlink::Netlink::open().unwrap();
+        nl.add_veth("va", "vb", Some(std::os::fd::AsFd::as_fd(&peer_ns)))
+            .unwrap();
+        // The same names again: the kernel says EEXIST, and we say so.
+        let err = nl.add_veth("va", "vb2", None).unwrap_err();
+        assert!(err.is_exists(), "{err}");
+        assert!(err.to_string().contains("add veth pair"), "{err}");
+        Ok(())
+    })
+    .unwrap();
+    let va = ip_link(&a, "va");
+    let vb = ip_link(&b, "vb");
+    assert_eq!(va["linkinfo"]["info_kind"], "veth");
+    assert_eq!(vb["linkinfo"]["info_kind"], "veth");
+    // Each end names the other's index as its link.
+    assert_eq!(va["link_index"], vb["ifindex"]);
+    assert_eq!(vb["link_index"], va["ifindex"]);
+}

@@ -26,19 +26,25 @@
 //! let relay = Relay::start(a.into_queues(), b.into_queues(), RelayMode::Offload)?;
 //! std::thread::sleep(std::time::Duration::from_secs(1));
 //! let (ab, ba) = relay.stop()?;
-//! println!("a->b {} packets in {} writes", ab.packets_in, ab.packets_out);
+//! println!("a->b {} packets in {} writes", ab.packets_in, ab.writes);
 //! # let _ = ba;
 //! # Ok::<(), tun_device::Error>(())
 //! ```
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
 use crate::batch::{RecvState, SendState};
 use crate::error::{ConfigError, Error, ErrorKind, Result};
 use crate::queue::Queue;
+
+mod counters;
+mod policy;
+
+pub use counters::{RelayCounters, RelayStats};
+pub use policy::{Backoff, Disposition};
 
 /// How packets cross the relay.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -59,70 +65,6 @@ impl RelayMode {
             RelayMode::Offload => "offload",
             RelayMode::Passthrough => "passthrough",
         }
-    }
-}
-
-/// Live counters of one direction, updated once per batch.
-#[derive(Debug, Default)]
-pub struct RelayStats {
-    packets_in: AtomicU64,
-    bytes_in: AtomicU64,
-    super_packets_in: AtomicU64,
-    packets_out: AtomicU64,
-    errors: AtomicU64,
-}
-
-/// A snapshot of [`RelayStats`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct RelayCounters {
-    /// IP packets received (segments of a split super-packet counted one
-    /// by one; in pass-through, the segments a super-packet carries).
-    pub packets_in: u64,
-    /// IP bytes received.
-    pub bytes_in: u64,
-    /// Reads that returned a super-packet.
-    pub super_packets_in: u64,
-    /// Writes (coalesced packets count once).
-    pub packets_out: u64,
-    /// Packets dropped for an error (bad packet, refused write, buffer too small).
-    pub errors: u64,
-}
-
-impl RelayCounters {
-    /// Packets per write: how much the coalescing (or the kernel's
-    /// super-packets, in pass-through) saved.
-    pub fn coalescing_ratio(&self) -> f64 {
-        if self.packets_out == 0 {
-            0.0
-        } else {
-            self.packets_in as f64 / self.packets_out as f64
-        }
-    }
-
-    fn add(&mut self, o: &RelayCounters) {
-        self.packets_in += o.packets_in;
-        self.bytes_in += o.bytes_in;
-        self.super_packets_in += o.super_packets_in;
-        self.packets_out += o.packets_out;
-        self.errors += o.errors;
-    }
-}
-
-impl RelayStats {
-    /// The counters now.
-    pub fn snapshot(&self) -> RelayCounters {
-        RelayCounters {
-            packets_in: self.packets_in.load(Ordering::Relaxed),
-            bytes_in: self.bytes_in.load(Ordering::Relaxed),
-            super_packets_in: self.super_packets_in.load(Ordering::Relaxed),
-            packets_out: self.packets_out.load(Ordering::Relaxed),
-            errors: self.errors.load(Ordering::Relaxed),
-        }
-    }
-
-    fn add(&self, field: &AtomicU64, n: u64) {
-        let _ = self;
-        field.fetch_add(n, Ordering::Relaxed);
     }
 }
 
@@ -245,20 +187,35 @@ fn pump_batches(
             Err(e) if e.is_would_block() => continue,
             Err(e) if fatal(&e) => return Err(e),
             Err(_) => {
-                stats.add(&stats.errors, 1);
+                stats.record(&RelayCounters {
+                    dropped: 1,
+                    ..RelayCounters::default()
+                });
                 continue;
             }
         };
         let s = rx.stats().super_packets;
-        stats.add(&stats.super_packets_in, s - supers);
+        stats.record(&RelayCounters {
+            super_packets_in: s - supers,
+            ..RelayCounters::default()
+        });
         supers = s;
-        stats.add(&stats.packets_in, n as u64);
-        stats.add(&stats.bytes_in, lens[..n].iter().sum::<usize>() as u64);
+        stats.record(&RelayCounters {
+            packets_in: n as u64,
+            ..RelayCounters::default()
+        });
+        stats.record(&RelayCounters {
+            bytes_in: lens[..n].iter().sum::<usize>() as u64,
+            ..RelayCounters::default()
+        });
         let mut res = to.send_batch(&mut tx, &mut bufs[..n], &mut lens[..n], OFFSET);
         loop {
             match res {
                 Ok(r) => {
-                    stats.add(&stats.packets_out, r.writes as u64);
+                    stats.record(&RelayCounters {
+                        writes: r.writes as u64,
+                        ..RelayCounters::default()
+                    });
                     break;
                 }
                 // The state keeps what is left; wait until it fits.
@@ -269,10 +226,16 @@ fn pump_batches(
                 }
                 Err(e) if fatal(&e) => return Err(e),
                 // One packet refused: count it, write the rest.
-                Err(_) => stats.add(&stats.errors, 1),
+                Err(_) => stats.record(&RelayCounters {
+                    dropped: 1,
+                    ..RelayCounters::default()
+                }),
             }
             if tx.is_done() {
-                stats.add(&stats.packets_out, tx.report().writes as u64);
+                stats.record(&RelayCounters {
+                    writes: tx.report().writes as u64,
+                    ..RelayCounters::default()
+                });
                 break;
             }
             res = to.send_pending(&mut tx, &mut bufs[..n], &lens[..n], OFFSET);
@@ -297,23 +260,38 @@ fn pump_super_packets(
             Err(e) if e.is_would_block() => continue,
             Err(e) if fatal(&e) => return Err(e),
             Err(_) => {
-                stats.add(&stats.errors, 1);
+                stats.record(&RelayCounters {
+                    dropped: 1,
+                    ..RelayCounters::default()
+                });
                 continue;
             }
         };
         let pkt = &buf[..len];
         let segments = match from.parse_gso(&hdr, pkt) {
             Ok(g) => {
-                stats.add(&stats.super_packets_in, 1);
+                stats.record(&RelayCounters {
+                    super_packets_in: 1,
+                    ..RelayCounters::default()
+                });
                 g.segment_count() as u64
             }
             Err(_) => 1,
         };
-        stats.add(&stats.packets_in, segments);
-        stats.add(&stats.bytes_in, len as u64);
+        stats.record(&RelayCounters {
+            packets_in: segments,
+            ..RelayCounters::default()
+        });
+        stats.record(&RelayCounters {
+            bytes_in: len as u64,
+            ..RelayCounters::default()
+        });
         loop {
             match to.send_gso(&hdr, pkt) {
-                Ok(_) => stats.add(&stats.packets_out, 1),
+                Ok(_) => stats.record(&RelayCounters {
+                    writes: 1,
+                    ..RelayCounters::default()
+                }),
                 Err(e) if e.is_would_block() => {
                     if !wait_writable(to, stop)? {
                         return Ok(());
@@ -321,7 +299,10 @@ fn pump_super_packets(
                     continue;
                 }
                 Err(e) if fatal(&e) => return Err(e),
-                Err(_) => stats.add(&stats.errors, 1),
+                Err(_) => stats.record(&RelayCounters {
+                    dropped: 1,
+                    ..RelayCounters::default()
+                }),
             }
             break;
         }
