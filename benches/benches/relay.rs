@@ -21,8 +21,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use tun_device::relay::{Relay, RelayMode};
-use tun_device::testbed::{Side, Testbed, Traffic};
 use tun_device::{Device, NetNs};
+use tun_testbed::{Side, Testbed, Traffic};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Imp {
@@ -444,7 +444,7 @@ fn child(args: &[String]) {
     let imp = Imp::parse(&args[0]).expect("case");
     let ns_a = NetNs::open(&args[1]).expect("ns a");
     let ns_b = NetNs::open(&args[2]).expect("ns b");
-    let tb = Testbed { ns_a, ns_b };
+    let tb = Testbed::from_namespaces(ns_a, ns_b).expect("test bed");
     let counters: Arc<[AtomicU64; 2]> = Arc::new([AtomicU64::new(0), AtomicU64::new(0)]);
     let start = Instant::now();
     let ours = match imp {
@@ -544,8 +544,8 @@ mod tunrs {
     ) -> T {
         let ns = tb.ns(side).try_clone().expect("ns");
         let (v4, v6) = match side {
-            Side::A => (tun_device::testbed::A4, tun_device::testbed::A6),
-            Side::B => (tun_device::testbed::B4, tun_device::testbed::B6),
+            Side::A => (tun_testbed::A4, tun_testbed::A6),
+            Side::B => (tun_testbed::B4, tun_testbed::B6),
         };
         std::thread::spawn(move || {
             tun_device::sys::enter_network(std::os::fd::AsFd::as_fd(&ns)).expect("setns");

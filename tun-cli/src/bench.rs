@@ -1,16 +1,20 @@
 //! `tun bench`: the relay measured end to end on this machine. Two private
 //! network namespaces, each holding a TUN device, the relay running in
 //! this process between them, and checked TCP and UDP (`UDP_SEGMENT`)
-//! traffic from tun-device's test bed crossing it; the kernel's own veth
-//! pair between the same namespaces is measured in the same run as the
-//! ceiling.
+//! traffic from the test bed crossing it; the kernel's own veth pair
+//! between the same namespaces is measured in the same rounds as the
+//! ceiling. Every cell is measured `--rounds` times, paths alternating,
+//! and reported as the median with the spread.
 //!
 //! Everything it makes goes with the process: the namespaces are
 //! anonymous (nothing names them, so they vanish with their last file
 //! descriptor), the devices are not persistent and the veth pair lives in
-//! one of the namespaces. Ctrl-C stops between runs and tears down in
-//! order; should a run not end within the grace period, the process exits
-//! and the kernel removes the rest.
+//! one of the namespaces. Ctrl-C cancels the run in progress, tears down
+//! in order and prints what was measured; should that not end within the
+//! grace period, the process exits and the kernel removes the rest.
+//!
+//! A run that fails is reported in its cell and the others go on: one
+//! failing run does not throw away the rest.
 
 use std::io::IsTerminal;
 use std::time::Duration;
@@ -19,11 +23,12 @@ use clap::{Args, ValueEnum};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::Serialize;
 use tun_device::relay::{Relay, RelayCounters, RelayMode};
-use tun_device::testbed::{Side, Testbed, Traffic};
 use tun_device::{Device, ErrorKind};
+use tun_testbed::{Side, Testbed, Traffic};
 
 use crate::cpu;
 use crate::error::{CliError, Result};
+use crate::stats;
 use crate::util;
 
 /// Which relay modes to measure.
@@ -39,6 +44,18 @@ pub enum BenchMode {
     All,
 }
 
+/// What the columns of the table mean (printed under it, and in `--help`).
+pub const COLUMNS: &str = "\
+Gbit/s: checked payload per second, the median of the rounds (min-max in
+  brackets); % veth: that median against the kernel's veth pair for the
+  same load; CPU s/GB: CPU seconds the relay's threads used per GB of
+  payload (from /proc/self/task/TID/schedstat of the threads named `relay
+  ...`; the traffic generator, in the same process, is not counted; veth
+  runs in the kernel and has none); super-pkts in: reads that returned a
+  TSO/USO super-packet; packets/write: packets received per write
+  (coalescing, or super-packets passed through). UDP is sent without
+  congestion control: loss is expected and reported, not an error.";
+
 /// Arguments of `tun bench`.
 #[derive(Debug, Args)]
 #[command(after_long_help = "\
@@ -47,21 +64,21 @@ Traffic stays inside the two namespaces the command makes.
 
 Columns: Gbit/s of checked payload; CPU s/GB: CPU seconds the relay's
 threads used per GB of payload, summed from /proc/self/task/TID/schedstat of
-the threads named `relay ...` (the traffic generator, in the same process, is
-not counted; the veth path runs in the kernel and has none); super-packets
-in: reads that returned a TSO/USO super-packet; packets/write: packets
-received per write made (coalescing, or super-packets passed through);
-% veth: throughput against the kernel's veth pair in the same run.
-UDP is sent as fast as the sender can, without congestion control: loss is
-expected and reported, not an error; Gbit/s counts what arrived intact.
+the threads named `relay ...`; super-pkts in; packets/write; % veth (see the
+notes printed under the table).
 
 Exit status: 0 when every byte arrived intact, 1 on damage or an error, 130
-when Ctrl-C stopped it (after cleaning up).")]
+when Ctrl-C stopped it (after cleaning up and printing what was measured).")]
 pub struct BenchArgs {
-    /// Seconds of traffic per run (one run per path and load).
+    /// Seconds of traffic per run (one run per path, load and round).
     #[arg(long, default_value_t = 3, value_name = "N",
           value_parser = clap::value_parser!(u64).range(1..=600))]
     pub seconds: u64,
+    /// Rounds: every cell is measured N times, the paths alternating, and
+    /// reported as the median with the spread.
+    #[arg(long, default_value_t = 3, value_name = "N",
+          value_parser = clap::value_parser!(u32).range(1..=50))]
+    pub rounds: u32,
     /// MTU of the devices and the veth pair.
     #[arg(long, default_value_t = 1500, value_name = "N",
           value_parser = clap::value_parser!(u32).range(1280..=65535))]
@@ -110,43 +127,60 @@ impl Load {
     }
 }
 
-/// One run's measurement.
+/// One run: what the traffic measured and what the relay counted.
+#[derive(Debug, Clone)]
+struct Run {
+    traffic: Traffic,
+    /// CPU seconds of the relay threads and the counters' growth.
+    relay: Option<(f64, RelayCounters)>,
+}
+
+/// One cell of the table: a path and a load over every round.
 #[derive(Debug, Clone, Serialize)]
-pub struct RunResult {
+pub struct CellResult {
     /// `kernel veth` or `relay MODE`.
     pub path: String,
     /// `TCP`, `TCP xN` or `UDP GSO`.
     pub load: String,
-    /// Checked payload throughput.
+    /// Median checked payload throughput over the rounds that ran.
     pub gbits: f64,
-    /// Payload bytes received intact.
+    /// Lowest and highest round.
+    pub gbits_min: f64,
+    /// Highest round.
+    pub gbits_max: f64,
+    /// Every round's Gbit/s, in order.
+    pub rounds: Vec<f64>,
+    /// Payload bytes received intact, all rounds.
     pub bytes: u64,
-    /// Seconds of traffic.
+    /// Seconds of traffic, all rounds.
     pub secs: f64,
-    /// CPU seconds of the relay's threads (none for veth).
+    /// CPU seconds of the relay's threads, all rounds (none for veth).
     pub cpu_seconds: Option<f64>,
-    /// CPU seconds per GB of payload.
+    /// Median CPU seconds per GB of payload.
     pub cpu_s_per_gb: Option<f64>,
-    /// Super-packets read by the relay (both directions).
+    /// Super-packets read by the relay (both directions, all rounds).
     pub super_packets_in: Option<u64>,
-    /// Packets the relay received (both directions).
+    /// Packets the relay received (both directions, all rounds).
     pub packets_in: Option<u64>,
-    /// Writes the relay made (both directions).
-    pub writes_out: Option<u64>,
+    /// Writes the relay made (both directions, all rounds).
+    pub writes: Option<u64>,
     /// Packets per write.
     pub coalescing_ratio: Option<f64>,
-    /// Throughput against the veth pair of the same load, in percent.
+    /// Median throughput against the veth pair's median, in percent.
     pub percent_of_veth: Option<f64>,
-    /// Every byte received was intact (TCP: and everything sent arrived).
+    /// Every byte received was intact in every round (TCP: and
+    /// everything sent arrived).
     pub intact: bool,
-    /// Damaged datagrams (UDP) or failed streams (TCP).
+    /// Damaged datagrams (UDP) or failed streams (TCP), all rounds.
     pub damaged: u64,
-    /// UDP datagrams lost (normal: UDP has no congestion control).
+    /// UDP datagrams lost, all rounds (normal: no congestion control).
     pub lost: u64,
     /// UDP datagrams lost, in percent of those sent.
     pub lost_percent: Option<f64>,
-    /// Packets the relay dropped for an error.
-    pub relay_errors: Option<u64>,
+    /// Packets the relay dropped, all rounds.
+    pub dropped: Option<u64>,
+    /// The errors of rounds that failed, each naming its step.
+    pub errors: Vec<String>,
 }
 
 /// The whole report.
@@ -154,6 +188,8 @@ pub struct RunResult {
 pub struct Report {
     /// Seconds per run.
     pub seconds: u64,
+    /// Rounds asked for.
+    pub rounds: u32,
     /// MTU.
     pub mtu: u32,
     /// TCP streams.
@@ -164,8 +200,13 @@ pub struct Report {
     pub netns: Vec<String>,
     /// How relay CPU was measured.
     pub cpu_source: &'static str,
-    /// The runs.
-    pub results: Vec<RunResult>,
+    /// The cells.
+    pub results: Vec<CellResult>,
+    /// Why the figures may not be trusted (a busy machine, a relay faster
+    /// than the kernel's own path).
+    pub warnings: Vec<String>,
+    /// Whether Ctrl-C stopped it before every round ran.
+    pub interrupted: bool,
 }
 
 fn sum(c: (RelayCounters, RelayCounters)) -> RelayCounters {
@@ -174,44 +215,115 @@ fn sum(c: (RelayCounters, RelayCounters)) -> RelayCounters {
     a
 }
 
-fn check_interrupt() -> Result<()> {
-    if util::interrupted() {
-        Err(CliError::Interrupted(
-            "bench: interrupted; devices, veth pair and namespaces removed".into(),
-        ))
-    } else {
-        Ok(())
+fn delta(after: &RelayCounters, before: &RelayCounters) -> RelayCounters {
+    RelayCounters {
+        packets_in: after.packets_in - before.packets_in,
+        bytes_in: after.bytes_in - before.bytes_in,
+        super_packets_in: after.super_packets_in - before.super_packets_in,
+        writes: after.writes - before.writes,
+        dropped: after.dropped - before.dropped,
     }
 }
 
-/// UDP datagram size for `mtu`.
+/// UDP datagram size for `mtu`: what one packet of that MTU carries,
+/// at most 8 KiB (the test bed sizes each send from it).
 fn udp_segment(args: &BenchArgs) -> usize {
     let ip_udp = if args.ipv6 { 48 } else { 28 };
     (args.mtu as usize - ip_udp).min(8192)
 }
 
-fn traffic(tb: &Testbed, load: Load, args: &BenchArgs) -> Result<Traffic> {
+fn traffic(tb: &Testbed, load: Load, args: &BenchArgs) -> tun_testbed::Result<Traffic> {
     let dur = Duration::from_secs(args.seconds);
-    let res = match load {
+    match load {
         Load::Tcp => tb.tcp(args.ipv6, usize::from(args.streams), dur, None),
         Load::Udp => tb.udp(args.ipv6, udp_segment(args), 32, dur, None),
+    }
+}
+
+/// What joins the namespaces for one path; dropped (and so removed) after it.
+enum Joined {
+    Veth(#[allow(dead_code)] tun_testbed::Veth),
+    Relay(Relay),
+}
+
+fn join(tb: &Testbed, path: Path, args: &BenchArgs) -> Result<Joined> {
+    match path {
+        Path::Veth => tb
+            .veth(args.mtu)
+            .map(Joined::Veth)
+            .map_err(|e| CliError::testbed("create the veth pair", e)),
+        Path::Relay(mode) => {
+            let mk = |side| {
+                let b = Device::builder()
+                    .name("bench%d")
+                    .offload(mode != RelayMode::Plain)
+                    .mtu(args.mtu);
+                tb.device(side, b).map_err(|e| {
+                    CliError::testbed(format!("create the device of side {side:?}"), e)
+                })
+            };
+            let (a, b) = (mk(Side::A)?, mk(Side::B)?);
+            Relay::start(a.into_queues(), b.into_queues(), mode)
+                .map(Joined::Relay)
+                .map_err(|e| CliError::device(format!("start the {} relay", mode.name()), e))
+        }
+    }
+}
+
+fn one_run(tb: &Testbed, joined: &Joined, load: Load, args: &BenchArgs) -> Result<Run> {
+    let relay = match joined {
+        Joined::Relay(r) => Some(r),
+        Joined::Veth(_) => None,
     };
-    res.map_err(|e| CliError::device(format!("bench: {} traffic", load.label(args.streams)), e))
+    let before = relay.map(|r| (sum(r.counters()), cpu::relay_threads()));
+    let t = traffic(tb, load, args)
+        .map_err(|e| CliError::testbed(format!("{} traffic", load.label(args.streams)), e))?;
+    let after = relay.map(|r| (sum(r.counters()), cpu::relay_threads()));
+    let relay = match (before, after) {
+        (Some((c0, cpu0)), Some((c1, cpu1))) => Some(((cpu1 - cpu0).max(0.0), delta(&c1, &c0))),
+        _ => None,
+    };
+    Ok(Run { traffic: t, relay })
+}
+
+/// The load average over the last minute, from /proc/loadavg.
+fn load_average() -> Option<f64> {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
+fn busy_warning() -> Option<String> {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let load = load_average()?;
+    (load > cores as f64).then(|| {
+        format!(
+            "the machine is busy (load average {load:.2} on {cores} core{}): the figures are \
+             noisy; run again when it is idle",
+            if cores == 1 { "" } else { "s" }
+        )
+    })
 }
 
 /// Run `tun bench`.
 pub fn run(args: &BenchArgs, json: bool) -> Result<()> {
-    let tb = Testbed::new().map_err(|e| {
-        if e.kind() == ErrorKind::PermissionDenied {
+    let mut tb = Testbed::new().map_err(|e| {
+        if e.device_error()
+            .is_some_and(|d| d.kind() == ErrorKind::PermissionDenied)
+        {
             CliError::refused(
-                "bench: cannot create the test network namespaces: \
+                "bench: create the test network namespaces: \
                  unshare(CLONE_NEWNET) was refused (EPERM)",
                 "run as root (it needs CAP_SYS_ADMIN and CAP_NET_ADMIN)",
             )
         } else {
-            CliError::device("bench: create the test network namespaces", e)
+            CliError::testbed("bench: create the test network namespaces", e)
         }
     })?;
+    tb.set_cancel(util::cancel_token());
     let netns: Vec<String> = [&tb.ns_a, &tb.ns_b]
         .iter()
         .map(|ns| {
@@ -232,21 +344,22 @@ pub fn run(args: &BenchArgs, json: bool) -> Result<()> {
         .collect();
     let loads = [Load::Tcp, Load::Udp];
     let ip = if args.ipv6 { "IPv6" } else { "IPv4" };
+    let per_round = paths.len() * loads.len();
+    let total = per_round * args.rounds as usize;
     eprintln!(
-        "bench: namespaces {} (anonymous, gone on exit); {ip}, MTU {}, {} TCP stream{}, {} s per run, {} runs",
-        netns.join(" "),
+        "bench: two private network namespaces (anonymous, gone on exit); {ip}, MTU {}, {} TCP \
+         stream{}, {} s per run, {} round{} of {per_round} runs",
         args.mtu,
         args.streams,
         if args.streams == 1 { "" } else { "s" },
         args.seconds,
-        paths.len() * loads.len()
+        args.rounds,
+        if args.rounds == 1 { "" } else { "s" },
     );
+    let mut warnings: Vec<String> = busy_warning().into_iter().collect();
 
     let tty = std::io::stderr().is_terminal();
-    let pb = ProgressBar::with_draw_target(
-        Some((paths.len() * loads.len()) as u64),
-        ProgressDrawTarget::stderr(),
-    );
+    let pb = ProgressBar::with_draw_target(Some(total as u64), ProgressDrawTarget::stderr());
     pb.set_style(
         ProgressStyle::with_template(
             "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} runs  {msg}",
@@ -255,131 +368,140 @@ pub fn run(args: &BenchArgs, json: bool) -> Result<()> {
     );
     pb.enable_steady_tick(Duration::from_millis(120));
 
-    let mut results: Vec<RunResult> = Vec::new();
-    let outcome = (|| -> Result<()> {
+    // (path, load) -> the runs of each round, or their errors.
+    let mut runs: Vec<(Path, Load, Vec<Result<Run, String>>)> = paths
+        .iter()
+        .flat_map(|&p| loads.iter().map(move |&l| (p, l, Vec::new())))
+        .collect();
+    let mut record = |path: Path, load: Load, r: Result<Run, String>| {
+        if let Some(cell) = runs.iter_mut().find(|c| c.0 == path && c.1 == load) {
+            cell.2.push(r);
+        }
+    };
+    let mut done = 0usize;
+    'rounds: for round in 1..=args.rounds {
         for &path in &paths {
-            check_interrupt()?;
-            // What joins the namespaces; dropped (and so removed) at the end of the path.
-            let mut relay = None;
-            let _veth = match path {
-                Path::Veth => Some(
-                    tb.veth(args.mtu)
-                        .map_err(|e| CliError::device("bench: create the veth pair", e))?,
-                ),
-                Path::Relay(mode) => {
-                    let mk = |side| {
-                        let b = Device::builder()
-                            .name("bench%d")
-                            .offload(mode != RelayMode::Plain)
-                            .mtu(args.mtu);
-                        tb.device(side, b).map_err(|e| {
-                            CliError::device(
-                                format!("bench: create the device of side {side:?}"),
-                                e,
-                            )
-                        })
-                    };
-                    let (a, b) = (mk(Side::A)?, mk(Side::B)?);
-                    relay = Some(
-                        Relay::start(a.into_queues(), b.into_queues(), mode).map_err(|e| {
-                            CliError::device(format!("bench: start the {} relay", mode.name()), e)
-                        })?,
-                    );
-                    None
-                }
-            };
-            for &load in &loads {
-                check_interrupt()?;
-                let what = format!("{}, {}", path.label(), load.label(args.streams));
-                pb.set_message(what.clone());
-                let before = relay
-                    .as_ref()
-                    .map(|r| (sum(r.counters()), cpu::relay_threads()));
-                let t = traffic(&tb, load, args)?;
-                let after = relay
-                    .as_ref()
-                    .map(|r| (sum(r.counters()), cpu::relay_threads()));
-                let gb = t.bytes as f64 / 1e9;
-                let mut r = RunResult {
-                    path: path.label(),
-                    load: load.label(args.streams),
-                    gbits: t.gbits(),
-                    bytes: t.bytes,
-                    secs: t.secs,
-                    cpu_seconds: None,
-                    cpu_s_per_gb: None,
-                    super_packets_in: None,
-                    packets_in: None,
-                    writes_out: None,
-                    coalescing_ratio: None,
-                    percent_of_veth: None,
-                    intact: t.intact && t.bytes > 0,
-                    damaged: t.damaged,
-                    lost: t.lost,
-                    lost_percent: (load == Load::Udp).then(|| {
-                        let got = t.bytes / udp_segment(args) as u64;
-                        100.0 * t.lost as f64 / (got + t.lost).max(1) as f64
-                    }),
-                    relay_errors: None,
-                };
-                if let (Some((c0, cpu0)), Some((c1, cpu1))) = (before, after) {
-                    let cpu = (cpu1 - cpu0).max(0.0);
-                    let pin = c1.packets_in - c0.packets_in;
-                    let pout = c1.writes - c0.writes;
-                    r.cpu_seconds = Some(cpu);
-                    r.cpu_s_per_gb = (gb > 0.0).then(|| cpu / gb);
-                    r.super_packets_in = Some(c1.super_packets_in - c0.super_packets_in);
-                    r.packets_in = Some(pin);
-                    r.writes_out = Some(pout);
-                    r.coalescing_ratio = (pout > 0).then(|| pin as f64 / pout as f64);
-                    r.relay_errors = Some(c1.dropped - c0.dropped);
-                }
-                pb.inc(1);
-                if !tty {
-                    eprintln!(
-                        "bench: [{}/{}] {what}: {:.2} Gbit/s{}",
-                        pb.position(),
-                        paths.len() * loads.len(),
-                        r.gbits,
-                        if r.intact { "" } else { ", DATA NOT INTACT" }
-                    );
-                }
-                results.push(r);
+            if util::interrupted() {
+                break 'rounds;
             }
-            if let Some(relay) = relay.take() {
-                relay.stop().map_err(|e| {
-                    CliError::device(format!("bench: the {} relay failed", path.label()), e)
-                })?;
+            let joined = join(&tb, path, args);
+            for &load in &loads {
+                if util::interrupted() {
+                    break 'rounds;
+                }
+                let what = format!(
+                    "round {round}, {}, {}",
+                    path.label(),
+                    load.label(args.streams)
+                );
+                pb.set_message(what.clone());
+                let res = match &joined {
+                    Ok(j) => one_run(&tb, j, load, args),
+                    Err(e) => Err(CliError::refused(e.to_string(), "see the step above")),
+                };
+                done += 1;
+                pb.inc(1);
+                if util::interrupted() {
+                    break 'rounds;
+                }
+                let res = res.map_err(|e| match e {
+                    CliError::Refused { message, .. } => format!("{what}: {message}"),
+                    e => format!("{what}: {e}"),
+                });
+                if !tty {
+                    match &res {
+                        Ok(r) => eprintln!(
+                            "bench: [{done}/{total}] {what}: {:.2} Gbit/s{}",
+                            r.traffic.gbits(),
+                            if r.traffic.intact {
+                                ""
+                            } else {
+                                ", DATA NOT INTACT"
+                            }
+                        ),
+                        Err(e) => eprintln!("bench: [{done}/{total}] {e}"),
+                    }
+                }
+                record(path, load, res);
+            }
+            if let Ok(Joined::Relay(relay)) = joined {
+                if let Err(e) = relay.stop() {
+                    record(
+                        path,
+                        loads[loads.len() - 1],
+                        Err(format!(
+                            "round {round}, {}: the relay failed: {e}",
+                            path.label()
+                        )),
+                    );
+                }
             }
         }
-        Ok(())
-    })();
+    }
     pb.finish_and_clear();
-    outcome?;
+    let interrupted = util::interrupted();
+    warnings.extend(busy_warning());
+    warnings.dedup();
 
+    let mut results: Vec<CellResult> = runs
+        .iter()
+        .map(|(path, load, rs)| cell(*path, *load, rs, args))
+        .collect();
     for load in loads {
         let label = load.label(args.streams);
         let veth = results
             .iter()
-            .find(|r| r.path == Path::Veth.label() && r.load == label)
+            .find(|r| r.path == Path::Veth.label() && r.load == label && !r.rounds.is_empty())
             .map(|r| r.gbits);
         for r in results.iter_mut().filter(|r| r.load == label) {
             r.percent_of_veth = veth.filter(|v| *v > 0.0).map(|v| 100.0 * r.gbits / v);
+            if r.path != Path::Veth.label() && r.percent_of_veth.is_some_and(|p| p > 100.0) {
+                warnings.push(format!(
+                    "{} beat the kernel's veth pair on {label} ({:.0}%): that is noise (the veth \
+                     path does strictly less work); run with more --rounds or on an idle machine",
+                    r.path,
+                    r.percent_of_veth.unwrap_or_default()
+                ));
+            }
         }
     }
     let report = Report {
         seconds: args.seconds,
+        rounds: args.rounds,
         mtu: args.mtu,
         streams: args.streams,
         ip,
         netns,
         cpu_source: "/proc/self/task/TID/schedstat of the relay threads",
         results,
+        warnings,
+        interrupted,
     };
+    let measured = report.results.iter().any(|r| !r.rounds.is_empty());
     if json {
         util::out_json(&report);
-    } else {
+    } else if measured {
         util::out(table(&report));
+    }
+    if !json {
+        for w in &report.warnings {
+            eprintln!("bench: warning: {w}");
+        }
+    }
+    if interrupted {
+        return Err(CliError::Interrupted(
+            "bench: interrupted; devices, veth pair and namespaces removed".into(),
+        ));
+    }
+    let errors: Vec<&String> = report.results.iter().flat_map(|r| &r.errors).collect();
+    if let Some(first) = errors.first() {
+        return Err(CliError::refused(
+            format!(
+                "bench: {} of {total} runs failed; the first: {first}",
+                errors.len()
+            ),
+            "the table shows the runs that worked",
+        ));
     }
     let bad: Vec<String> = report
         .results
@@ -396,28 +518,96 @@ pub fn run(args: &BenchArgs, json: bool) -> Result<()> {
     Ok(())
 }
 
-/// The report as a table.
+/// The cell of `path` and `load` from its rounds.
+fn cell(path: Path, load: Load, rs: &[Result<Run, String>], args: &BenchArgs) -> CellResult {
+    let ok: Vec<&Run> = rs.iter().filter_map(|r| r.as_ref().ok()).collect();
+    let gbits: Vec<f64> = ok.iter().map(|r| r.traffic.gbits()).collect();
+    let relay: Vec<(f64, &RelayCounters, u64)> = ok
+        .iter()
+        .filter_map(|r| r.relay.as_ref().map(|(c, k)| (*c, k, r.traffic.bytes)))
+        .collect();
+    let total = |f: fn(&RelayCounters) -> u64| {
+        (!relay.is_empty()).then(|| relay.iter().map(|(_, c, _)| f(c)).sum::<u64>())
+    };
+    let packets_in = total(|c| c.packets_in);
+    let writes = total(|c| c.writes);
+    let cpu_per_gb: Vec<f64> = relay
+        .iter()
+        .filter(|(_, _, b)| *b > 0)
+        .map(|(cpu, _, b)| cpu / (*b as f64 / 1e9))
+        .collect();
+    let lost: u64 = ok.iter().map(|r| r.traffic.lost).sum();
+    let sent: u64 = ok.iter().map(|r| r.traffic.sent).sum();
+    CellResult {
+        path: path.label(),
+        load: load.label(args.streams),
+        gbits: stats::median(&gbits).unwrap_or(0.0),
+        gbits_min: gbits.iter().copied().fold(f64::NAN, f64::min),
+        gbits_max: gbits.iter().copied().fold(f64::NAN, f64::max),
+        rounds: gbits.clone(),
+        bytes: ok.iter().map(|r| r.traffic.bytes).sum(),
+        secs: ok.iter().map(|r| r.traffic.secs).sum(),
+        cpu_seconds: (!relay.is_empty()).then(|| relay.iter().map(|r| r.0).sum()),
+        cpu_s_per_gb: stats::median(&cpu_per_gb),
+        super_packets_in: total(|c| c.super_packets_in),
+        packets_in,
+        writes,
+        coalescing_ratio: match (packets_in, writes) {
+            (Some(p), Some(w)) if w > 0 => Some(p as f64 / w as f64),
+            _ => None,
+        },
+        percent_of_veth: None,
+        intact: !ok.is_empty() && ok.iter().all(|r| r.traffic.intact && r.traffic.bytes > 0),
+        damaged: ok.iter().map(|r| r.traffic.damaged).sum(),
+        lost,
+        lost_percent: (load == Load::Udp && sent > 0).then(|| 100.0 * lost as f64 / sent as f64),
+        dropped: total(|c| c.dropped),
+        errors: rs
+            .iter()
+            .filter_map(|r| r.as_ref().err().cloned())
+            .collect(),
+    }
+}
+
+/// The report as a table, with the columns explained under it.
 pub fn table(r: &Report) -> String {
     let mut s = format!(
-        "{} traffic, MTU {}, {} s per run; relay in this process, CPU from its threads\n\n",
-        r.ip, r.mtu, r.seconds
+        "{} traffic, MTU {}, {} s per run, {} round{}; relay in this process, CPU from its threads\n\n",
+        r.ip,
+        r.mtu,
+        r.seconds,
+        r.rounds,
+        if r.rounds == 1 { "" } else { "s" }
     );
     s.push_str(&format!(
-        "{:<18} {:<8} {:>8} {:>7} {:>9} {:>14} {:>14}  {}\n",
-        "path", "load", "Gbit/s", "% veth", "CPU s/GB", "super-pkts in", "packets/write", "check"
+        "{:<18} {:<8} {:>8} {:>15} {:>7} {:>9} {:>14} {:>14}  {}\n",
+        "path",
+        "load",
+        "Gbit/s",
+        "(min-max)",
+        "% veth",
+        "CPU s/GB",
+        "super-pkts in",
+        "packets/write",
+        "check"
     ));
+    let opt = |v: Option<f64>, prec: usize| match v {
+        Some(v) => format!("{v:.prec$}"),
+        None => "-".into(),
+    };
     let mut loads: Vec<&str> = Vec::new();
     for x in &r.results {
         if !loads.contains(&x.load.as_str()) {
             loads.push(&x.load);
         }
     }
-    let opt = |v: Option<f64>, prec: usize| match v {
-        Some(v) => format!("{v:.prec$}"),
-        None => "-".into(),
-    };
     for load in loads {
         for x in r.results.iter().filter(|x| x.load == load) {
+            if x.rounds.is_empty() {
+                let why = x.errors.first().map_or("not run", |_| "FAILED (see below)");
+                s.push_str(&format!("{:<18} {:<8} {:>8}  {why}\n", x.path, x.load, "-"));
+                continue;
+            }
             let mut check = if x.intact {
                 "intact".to_string()
             } else {
@@ -426,11 +616,15 @@ pub fn table(r: &Report) -> String {
             if let Some(p) = x.lost_percent {
                 check.push_str(&format!(", {p:.1}% of datagrams lost"));
             }
+            if !x.errors.is_empty() {
+                check.push_str(&format!(", {} round(s) FAILED", x.errors.len()));
+            }
             s.push_str(&format!(
-                "{:<18} {:<8} {:>8.2} {:>7} {:>9} {:>14} {:>14}  {}\n",
+                "{:<18} {:<8} {:>8.2} {:>15} {:>7} {:>9} {:>14} {:>14}  {}\n",
                 x.path,
                 x.load,
                 x.gbits,
+                format!("({:.2}-{:.2})", x.gbits_min, x.gbits_max),
                 opt(x.percent_of_veth, 0),
                 opt(x.cpu_s_per_gb, 2),
                 x.super_packets_in.map_or("-".into(), |v| v.to_string()),
@@ -439,6 +633,15 @@ pub fn table(r: &Report) -> String {
             ));
         }
     }
-    s.pop();
+    s.push('\n');
+    s.push_str(COLUMNS);
+    for x in &r.results {
+        for e in &x.errors {
+            s.push_str(&format!("\nfailed: {e}"));
+        }
+    }
+    for w in &r.warnings {
+        s.push_str(&format!("\nwarning: {w}"));
+    }
     s
 }

@@ -6,7 +6,7 @@
 //! their segments with `--split`.
 
 use std::fs::File;
-use std::io::BufWriter;
+use std::io::{BufWriter, Write};
 use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -26,13 +26,20 @@ use crate::util;
 pub struct DumpArgs {
     /// The device: attached to with its own flags if it exists, else
     /// created (and gone on exit); `tun%d` when omitted.
+    #[arg(value_parser = crate::names::parse_name)]
     pub name: Option<String>,
     /// Stop after N packets read (a super-packet counts once).
     #[arg(short = 'c', long, value_name = "N")]
     pub count: Option<u64>,
-    /// Write the packets to this pcap file instead of printing them.
+    /// Write the packets to this pcap file instead of printing them; `-`
+    /// writes the pcap stream to standard output (as tcpdump's `-w -`).
     #[arg(short = 'w', long, value_name = "FILE")]
     pub pcap: Option<PathBuf>,
+    /// Packet-buffered: write each packet out as soon as it is read (with
+    /// `-w`, so a reader of the file or pipe sees it at once), as
+    /// tcpdump's `-U`.
+    #[arg(short = 'U', long)]
+    pub packet_buffered: bool,
     /// Split super-packets into the segments the wire would carry (with
     /// checksums completed), for the lines and the pcap file.
     #[arg(long)]
@@ -40,8 +47,9 @@ pub struct DumpArgs {
     /// A new device: with offload (so super-packets arrive).
     #[arg(long)]
     pub offload: bool,
-    /// A new device: TAP instead of TUN.
-    #[arg(long, conflicts_with = "offload")]
+    /// A new device: TAP instead of TUN (with `--offload`, TAP frames
+    /// carry virtio-net headers too).
+    #[arg(long)]
     pub tap: bool,
     /// A new device: an address with prefix (repeatable).
     #[arg(long = "addr", value_name = "CIDR")]
@@ -106,6 +114,7 @@ fn describe_hdr(hdr: &VirtioNetHdr, segments: Option<usize>) -> String {
 
 /// Run `tun dump`.
 pub fn run(args: &DumpArgs, json: bool) -> Result<()> {
+    crate::manage::check_ipv6_mtu(&args.addrs, args.mtu)?;
     let ns = args.netns.as_deref().map(util::open_netns).transpose()?;
     let opts = OpenOptions {
         offload: args.offload,
@@ -119,20 +128,29 @@ pub fn run(args: &DumpArgs, json: bool) -> Result<()> {
     let dev = &opened.device;
     let q = dev.first_queue();
     let (vnet, tap) = (dev.has_vnet_hdr(), dev.is_tap());
+    let to_stdout = args.pcap.as_deref() == Some(std::path::Path::new("-"));
     let mut writer = match &args.pcap {
         Some(path) => {
-            let f = File::create(path)
-                .map_err(|e| CliError::io(format!("dump {name}: create {}", path.display()), e))?;
+            let out: Box<dyn Write> = if to_stdout {
+                Box::new(std::io::stdout().lock())
+            } else {
+                Box::new(File::create(path).map_err(|e| {
+                    CliError::io(format!("dump {name}: create {}", path.display()), e)
+                })?)
+            };
             let linktype = if tap {
                 pcap::LINKTYPE_ETHERNET
             } else {
                 pcap::LINKTYPE_RAW
             };
-            Some(
-                PcapWriter::new(BufWriter::new(f), linktype).map_err(|e| {
+            let mut w = PcapWriter::new(BufWriter::new(out), linktype)
+                .map_err(|e| CliError::io(format!("dump {name}: write {}", path.display()), e))?;
+            if args.packet_buffered {
+                w.flush().map_err(|e| {
                     CliError::io(format!("dump {name}: write {}", path.display()), e)
-                })?,
-            )
+                })?;
+            }
+            Some(w)
         }
         None => None,
     };
@@ -140,6 +158,7 @@ pub fn run(args: &DumpArgs, json: bool) -> Result<()> {
         "dump: reading {}{}; Ctrl-C stops",
         open::describe(&opened),
         match &args.pcap {
+            Some(_) if to_stdout => ", writing pcap to standard output".to_string(),
             Some(p) => format!(", writing {}", p.display()),
             None => String::new(),
         }
@@ -221,6 +240,9 @@ pub fn run(args: &DumpArgs, json: bool) -> Result<()> {
         for (i, part) in parts.iter().enumerate() {
             if let Some(w) = writer.as_mut() {
                 w.write(now, part).map_err(write_err)?;
+                if args.packet_buffered {
+                    w.flush().map_err(write_err)?;
+                }
                 records += 1;
                 continue;
             }
@@ -255,7 +277,12 @@ pub fn run(args: &DumpArgs, json: bool) -> Result<()> {
         }
     }
     if let Some(mut w) = writer {
-        w.flush().map_err(write_err)?;
+        match w.flush() {
+            // A reader that went away (`tun dump -w - | head -c 100`) is
+            // the end of the dump, not an error.
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
+            r => r.map_err(write_err)?,
+        }
     }
     let stopped = if util::interrupted() {
         " (stopped by Ctrl-C)"

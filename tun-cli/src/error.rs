@@ -26,6 +26,13 @@ pub enum CliError {
         /// The device layer's error (it names the call and the errno).
         error: tun_device::Error,
     },
+    /// A step of the bench's test bed failed (it names its own step).
+    Testbed {
+        /// What the tool was doing.
+        context: String,
+        /// The test bed's error.
+        error: tun_testbed::Error,
+    },
     /// An rtnetlink request failed.
     Netlink {
         /// What the tool was doing, with the interface.
@@ -60,6 +67,14 @@ impl CliError {
     /// A device-layer error while doing `context`.
     pub fn device(context: impl Into<String>, error: tun_device::Error) -> Self {
         CliError::Device {
+            context: context.into(),
+            error,
+        }
+    }
+
+    /// A test-bed error while doing `context`.
+    pub fn testbed(context: impl Into<String>, error: tun_testbed::Error) -> Self {
+        CliError::Testbed {
             context: context.into(),
             error,
         }
@@ -137,6 +152,14 @@ impl fmt::Display for CliError {
                 let text = error.to_string();
                 write!(f, "{context}: {text}")?;
                 if let Some(hint) = device_hint(error, &text) {
+                    write!(f, "; {hint}")?;
+                }
+                Ok(())
+            }
+            CliError::Testbed { context, error } => {
+                let text = error.to_string();
+                write!(f, "{context}: {text}")?;
+                if let Some(hint) = error.device_error().and_then(|d| device_hint(d, &text)) {
                     write!(f, "; {hint}")?;
                 }
                 Ok(())

@@ -14,19 +14,29 @@ use crate::util;
 #[derive(Debug, Args)]
 pub struct CreateArgs {
     /// Interface name, or a template such as `tun%d`.
+    #[arg(value_parser = crate::names::parse_name)]
     pub name: String,
-    /// A TAP device (Ethernet frames) instead of TUN (IP packets).
-    #[arg(long, conflicts_with = "offload")]
+    /// A TAP device (Ethernet frames) instead of TUN (IP packets); with
+    /// `--offload` it carries virtio-net headers too.
+    #[arg(long)]
     pub tap: bool,
     /// Multi-queue (IFF_MULTI_QUEUE): several processes or threads can attach.
-    #[arg(long)]
+    #[arg(long, alias = "multi_queue")]
     pub multi_queue: bool,
+    /// Packets carry the 4-byte packet-information header (no IFF_NO_PI),
+    /// as `ip tuntap add ... pi`.
+    #[arg(long)]
+    pub pi: bool,
+    /// Accepted for `ip tuntap add ... one_queue`: IFF_ONE_QUEUE has been
+    /// ignored by the kernel since Linux 3.8 (every queue is one queue).
+    #[arg(long, alias = "one_queue")]
+    pub one_queue: bool,
     /// Offload: virtio-net headers, checksum offload, TSO and (Linux 6.2+)
     /// USO, so readers get super-packets of up to 64 KiB.
     #[arg(long)]
     pub offload: bool,
     /// The user (name or uid) that may attach without CAP_NET_ADMIN.
-    #[arg(long, value_name = "USER")]
+    #[arg(long, visible_alias = "user", value_name = "USER")]
     pub owner: Option<String>,
     /// The group (name or gid) whose members may attach without CAP_NET_ADMIN.
     #[arg(long, value_name = "GROUP")]
@@ -52,6 +62,7 @@ pub struct CreateArgs {
 #[derive(Debug, Args)]
 pub struct DeleteArgs {
     /// The persistent TUN/TAP device to remove.
+    #[arg(value_parser = crate::names::parse_existing)]
     pub name: String,
     /// Look in this network namespace (a name from `ip netns` or a path).
     #[arg(long, value_name = "NAME|PATH")]
@@ -60,6 +71,7 @@ pub struct DeleteArgs {
 
 /// Run `tun create`.
 pub fn create(args: &CreateArgs, json: bool) -> Result<()> {
+    check_ipv6_mtu(&args.addrs, args.mtu)?;
     let owner = args.owner.as_deref().map(util::parse_user).transpose()?;
     let group = args.group.as_deref().map(util::parse_group).transpose()?;
     let ns = args.netns.as_deref().map(util::open_netns).transpose()?;
@@ -94,6 +106,7 @@ pub fn create(args: &CreateArgs, json: bool) -> Result<()> {
         .name(args.name.clone())
         .layer(if args.tap { Layer::Tap } else { Layer::Tun })
         .multi_queue(args.multi_queue)
+        .packet_information(args.pi)
         .offload(args.offload)
         .persist(true)
         .exclusive(true)
@@ -136,12 +149,26 @@ pub fn create(args: &CreateArgs, json: bool) -> Result<()> {
     match record {
         Some(r) if json => util::out_json(&r),
         Some(r) => {
-            util::out(format!("created {} {name}", r.kind));
+            util::out(format!("created {} {name}", r.linkinfo.info_data.kind));
             util::out(show::render(&r));
         }
         None => util::out(format!("created {name}")),
     }
     Ok(())
+}
+
+/// IPv6 needs an MTU of at least 1280 (RFC 8200, section 5): on a
+/// device with less the kernel turns IPv6 off and refuses its addresses
+/// with a bare EINVAL. Say so before anything is made.
+pub fn check_ipv6_mtu(addrs: &[IpNet], mtu: Option<u32>) -> Result<()> {
+    match (mtu, addrs.iter().find(|a| a.addr().is_ipv6())) {
+        (Some(m), Some(a)) if m < 1280 => Err(CliError::Usage(format!(
+            "--addr {a} with --mtu {m}: IPv6 needs an MTU of at least 1280 (RFC 8200), and \
+             the kernel turns IPv6 off on a device with less; raise the MTU or give only \
+             IPv4 addresses"
+        ))),
+        _ => Ok(()),
+    }
 }
 
 /// Run `tun delete`.

@@ -1,11 +1,17 @@
 //! Opening the device `dump` and `relay` work on: attach to an existing
-//! TUN/TAP device with the flags it has (read over rtnetlink), or create a
-//! new one that goes away with the process.
+//! TUN/TAP device with the flags it has (read over rtnetlink) and the
+//! offloads it has (read with `SIOCETHTOOL`, and set back with
+//! `TUNSETOFFLOAD` if attaching changed them: another reader of the
+//! device must not start getting super-packets it never asked for), or
+//! create a new one that goes away with the process.
 
 use tun_device::ipnet::IpNet;
 use tun_device::{Device, Layer, NetNs};
 
+use std::os::fd::AsFd;
+
 use crate::error::{CliError, Result};
+use crate::offloads;
 use crate::show;
 use crate::util;
 
@@ -33,6 +39,8 @@ pub struct Opened {
     pub name: String,
     /// Whether it was created here (else attached to).
     pub created: bool,
+    /// The offloads the kernel holds for it now.
+    pub offloads: tun_device::OffloadFlags,
 }
 
 /// Attach to `name` if it exists (in `ns`), else create it (a template
@@ -43,7 +51,16 @@ pub fn open(name: Option<&str>, opts: &OpenOptions, ns: Option<&NetNs>) -> Resul
         Some(n) => util::in_netns(ns, || {
             let mut nl = util::netlink()?;
             match nl.link_by_name(n) {
-                Ok(_) => Ok(Some(show::tun_link(&mut nl, n, "attach to")?)),
+                Ok(_) => {
+                    let link = show::tun_link(&mut nl, n, "attach to")?;
+                    let features = offloads::read(n).map_err(|e| {
+                        CliError::refused(
+                            format!("attach to {n}: read its offload features: {e}"),
+                            "the device may have gone away meanwhile",
+                        )
+                    })?;
+                    Ok(Some((link, offloads::flags(&features))))
+                }
                 Err(e) if e.is_not_found() => Ok(None),
                 Err(e) => Err(CliError::netlink(format!("look up {n}"), e)),
             }
@@ -54,7 +71,8 @@ pub fn open(name: Option<&str>, opts: &OpenOptions, ns: Option<&NetNs>) -> Resul
     let mut b = Device::builder()
         .name(name.unwrap_or(default_name))
         .nonblocking(true);
-    let created = match existing.as_ref().and_then(|l| l.tun.map(|t| (l, t))) {
+    let original = existing.as_ref().map(|(_, o)| *o);
+    let created = match existing.as_ref().and_then(|(l, _)| l.tun.map(|t| (l, t))) {
         Some((link, tun)) => {
             if queues > 1 && !tun.multi_queue {
                 return Err(CliError::refused(
@@ -104,20 +122,41 @@ pub fn open(name: Option<&str>, opts: &OpenOptions, ns: Option<&NetNs>) -> Resul
     let device = b.build().map_err(|e| CliError::device(what.clone(), e))?;
     let name = device
         .name()
-        .map_err(|e| CliError::device(what, e))?
+        .map_err(|e| CliError::device(what.clone(), e))?
         .to_string();
+    let mut offloads = if device.has_vnet_hdr() {
+        device.offloads()
+    } else {
+        tun_device::OffloadFlags::empty()
+    };
+    // Attaching with a virtio header negotiates offloads afresh; give the
+    // device back the ones it had.
+    if let Some(orig) = original.filter(|o| device.has_vnet_hdr() && *o != offloads) {
+        tun_sys::set_offload(device.first_queue().as_fd(), orig).map_err(|e| {
+            CliError::refused(
+                format!(
+                    "{what}: set its offloads back to {} (attaching changed them): {e}",
+                    offloads::describe(orig)
+                ),
+                "check them with `tun show`",
+            )
+        })?;
+        offloads = orig;
+    }
     Ok(Opened {
         device,
         name,
         created,
+        offloads,
     })
 }
 
-/// A short description: `tun0 (tun, offload csum|tso4|..., 1 queue)`.
+/// A short description: `tun0 (tun, offload csum tso4 ..., 1 queue, attached,
+/// offloads as the device had them)`.
 pub fn describe(o: &Opened) -> String {
     let d = &o.device;
     let offload = if d.has_vnet_hdr() {
-        format!("offload {}", offload_names(d.offloads()).join(","))
+        format!("offload {}", offloads::describe(o.offloads))
     } else {
         "no offload".into()
     };
@@ -131,24 +170,7 @@ pub fn describe(o: &Opened) -> String {
         if o.created {
             "created, gone on exit"
         } else {
-            "attached"
+            "attached, its offloads left as they were"
         }
     )
-}
-
-/// Lower-case names of offload flags.
-pub fn offload_names(f: tun_device::OffloadFlags) -> Vec<&'static str> {
-    use tun_device::OffloadFlags as F;
-    [
-        (F::CSUM, "csum"),
-        (F::TSO4, "tso4"),
-        (F::TSO6, "tso6"),
-        (F::TSO_ECN, "tso_ecn"),
-        (F::USO4, "uso4"),
-        (F::USO6, "uso6"),
-    ]
-    .into_iter()
-    .filter(|(b, _)| f.contains(*b))
-    .map(|(_, n)| n)
-    .collect()
 }

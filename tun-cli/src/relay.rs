@@ -1,5 +1,6 @@
 //! `tun relay`: tun-device's relay between two devices, both directions,
-//! with live counters on stderr and a summary when Ctrl-C stops it.
+//! with live rates (Gbit/s and packets/s, over the last second) and
+//! totals on stderr, and a summary when Ctrl-C stops it.
 
 use std::io::IsTerminal;
 use std::time::{Duration, Instant};
@@ -17,8 +18,10 @@ use crate::util;
 #[derive(Debug, Args)]
 pub struct RelayArgs {
     /// First device: attached to if it exists, else created (gone on exit).
+    #[arg(value_parser = crate::names::parse_existing)]
     pub a: String,
     /// Second device, the same way.
+    #[arg(value_parser = crate::names::parse_existing)]
     pub b: String,
     /// Split super-packets on receive and coalesce on send (needs devices
     /// with offload; new devices get it).
@@ -40,33 +43,53 @@ pub struct RelayArgs {
     pub netns_b: Option<String>,
 }
 
-/// One direction's counters, for output.
+/// One direction's counters, for output: tun-device's names.
 #[derive(Debug, Clone, Copy, Serialize)]
 pub struct Direction {
     /// Packets received (segments counted one by one).
-    pub packets: u64,
+    pub packets_in: u64,
     /// IP bytes received.
-    pub bytes: u64,
+    pub bytes_in: u64,
     /// Super-packets received.
     pub super_packets_in: u64,
     /// Writes made (a coalesced packet counts once).
-    pub packets_out: u64,
+    pub writes: u64,
     /// Packets per write.
     pub coalescing_ratio: f64,
-    /// Packets dropped for an error.
-    pub errors: u64,
+    /// Packets dropped, each once.
+    pub dropped: u64,
 }
 
 impl From<RelayCounters> for Direction {
     fn from(c: RelayCounters) -> Self {
         Direction {
-            packets: c.packets_in,
-            bytes: c.bytes_in,
+            packets_in: c.packets_in,
+            bytes_in: c.bytes_in,
             super_packets_in: c.super_packets_in,
-            packets_out: c.writes,
+            writes: c.writes,
             coalescing_ratio: c.coalescing_ratio(),
-            errors: c.dropped,
+            dropped: c.dropped,
         }
+    }
+}
+
+/// Rates between two snapshots `secs` apart: `(Gbit/s, packets/s)`.
+pub fn rates(before: &RelayCounters, after: &RelayCounters, secs: f64) -> (f64, f64) {
+    if secs <= 0.0 {
+        return (0.0, 0.0);
+    }
+    let bytes = after.bytes_in.saturating_sub(before.bytes_in) as f64;
+    let packets = after.packets_in.saturating_sub(before.packets_in) as f64;
+    (bytes * 8.0 / secs / 1e9, packets / secs)
+}
+
+fn human_rate(pps: f64) -> String {
+    if pps >= 1e6 {
+        format!("{:.2} Mpkt/s", pps / 1e6)
+    } else if pps >= 1e3 {
+        format!("{:.1} kpkt/s", pps / 1e3)
+    } else {
+        format!("{pps:.0} pkt/s")
     }
 }
 
@@ -83,25 +106,33 @@ fn human_bytes(b: u64) -> String {
     }
 }
 
-fn live(c: &RelayCounters) -> String {
+fn live(c: &RelayCounters, rate: (f64, f64)) -> String {
     format!(
-        "{} pkts {} ({} super in, {} out)",
+        "{:.2} Gbit/s {}; {} packets {} ({} super-packets in, {} writes, {} dropped)",
+        rate.0,
+        human_rate(rate.1),
         c.packets_in,
         human_bytes(c.bytes_in),
         c.super_packets_in,
-        c.writes
+        c.writes,
+        c.dropped
     )
 }
 
-fn line(from: &str, to: &str, d: &Direction) -> String {
+fn line(from: &str, to: &str, d: &Direction, secs: f64) -> String {
+    let gbits = if secs > 0.0 {
+        d.bytes_in as f64 * 8.0 / secs / 1e9
+    } else {
+        0.0
+    };
     format!(
-        "  {from} -> {to}: {} packets, {}, {} super-packets in, {} packets out ({:.1} packets per write), {} errors",
-        d.packets,
-        human_bytes(d.bytes),
+        "  {from} -> {to}: {} packets, {} ({gbits:.2} Gbit/s average), {} super-packets in, {} writes ({:.1} packets per write), {} dropped",
+        d.packets_in,
+        human_bytes(d.bytes_in),
         d.super_packets_in,
-        d.packets_out,
+        d.writes,
         d.coalescing_ratio,
-        d.errors
+        d.dropped
     )
 }
 
@@ -121,6 +152,16 @@ pub fn run(args: &RelayArgs, json: bool) -> Result<()> {
     };
     let ns_a = args.netns_a.as_deref().map(util::open_netns).transpose()?;
     let ns_b = args.netns_b.as_deref().map(util::open_netns).transpose()?;
+    let here = || util::current_ns_id();
+    let id_a = ns_a.as_ref().map_or_else(here, util::netns_id);
+    let id_b = ns_b.as_ref().map_or_else(here, util::netns_id);
+    if args.a == args.b && id_a == id_b {
+        return Err(CliError::Usage(format!(
+            "relay {} {}: both sides are the same device in the same network namespace; a \
+             relay joins two devices (or the same name in two namespaces, with --netns-a/-b)",
+            args.a, args.b
+        )));
+    }
     let a = open::open(Some(&args.a), &opts, ns_a.as_ref())?;
     let b = open::open(Some(&args.b), &opts, ns_b.as_ref())?;
     let (da, db) = (open::describe(&a), open::describe(&b));
@@ -138,6 +179,10 @@ pub fn run(args: &RelayArgs, json: bool) -> Result<()> {
     let start = Instant::now();
     let mut last_line = Instant::now();
     let mut failed = None;
+    // Rates over the last second: a snapshot per tick, the oldest kept
+    // at most a second back.
+    let mut window: std::collections::VecDeque<(Instant, RelayCounters, RelayCounters)> =
+        std::collections::VecDeque::new();
     while !util::interrupted() {
         std::thread::sleep(Duration::from_millis(100));
         if !relay.is_running() {
@@ -145,7 +190,21 @@ pub fn run(args: &RelayArgs, json: bool) -> Result<()> {
             break;
         }
         let (ab, ba) = relay.counters();
-        let msg = format!("{na} -> {nb}: {} | {nb} -> {na}: {}", live(&ab), live(&ba));
+        let now = Instant::now();
+        window.push_back((now, ab, ba));
+        while window
+            .front()
+            .is_some_and(|(t, ..)| now.duration_since(*t) > Duration::from_secs(1))
+        {
+            window.pop_front();
+        }
+        let (t0, ab0, ba0) = window.front().copied().unwrap_or((now, ab, ba));
+        let secs = now.duration_since(t0).as_secs_f64();
+        let msg = format!(
+            "{na} -> {nb}: {} | {nb} -> {na}: {}",
+            live(&ab, rates(&ab0, &ab, secs)),
+            live(&ba, rates(&ba0, &ba, secs))
+        );
         if tty {
             pb.set_message(msg);
             pb.tick();
@@ -179,8 +238,28 @@ pub fn run(args: &RelayArgs, json: bool) -> Result<()> {
             args.queues,
             if args.queues == 1 { "" } else { "s" }
         ));
-        util::out(line(&na, &nb, &ab));
-        util::out(line(&nb, &na, &ba));
+        util::out(line(&na, &nb, &ab, secs));
+        util::out(line(&nb, &na, &ba, secs));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rates_over_a_window() {
+        let a = RelayCounters::default();
+        let b = RelayCounters {
+            packets_in: 1000,
+            bytes_in: 125_000_000,
+            ..RelayCounters::default()
+        };
+        let (g, p) = rates(&a, &b, 0.5);
+        assert!((g - 2.0).abs() < 1e-9, "{g}");
+        assert!((p - 2000.0).abs() < 1e-9, "{p}");
+        assert_eq!(rates(&a, &b, 0.0), (0.0, 0.0));
+        assert_eq!(human_rate(2_500_000.0), "2.50 Mpkt/s");
+    }
 }

@@ -1,20 +1,24 @@
 //! `tun show`: every TUN/TAP device of a namespace, the way `ip -d link
 //! show` and `ip tuntap show` present them, read over rtnetlink
 //! (`IFLA_TUN_*` link info, addresses), with the offload features the
-//! kernel holds for the device (from `ethtool -k`, when installed) and,
-//! with `-d`, the processes holding it open (from /proc/*/fdinfo).
+//! kernel holds for the device (asked with `SIOCETHTOOL`, as `ethtool -k`
+//! does) and, with `-d`, the processes holding it open in this namespace
+//! (from /proc/*/fdinfo). `--json` uses the keys and shapes of `ip -d -j
+//! link show` and `ip -j addr show`.
 
 use clap::Args;
 use serde::Serialize;
 use tun_device::netlink::{Address, LinkInfo, Netlink};
 
 use crate::error::{CliError, Result};
+use crate::offloads;
 use crate::util::{self, Holder};
 
 /// Arguments of `tun show`.
 #[derive(Debug, Args)]
 pub struct ShowArgs {
     /// Only this device.
+    #[arg(value_parser = crate::names::parse_existing)]
     pub name: Option<String>,
     /// Details: also the processes holding each device open.
     #[arg(short = 'd', long = "details")]
@@ -24,38 +28,26 @@ pub struct ShowArgs {
     pub netns: Option<String>,
 }
 
-/// One address of a device.
+/// One address of a device, as `ip -j addr show` prints it in `addr_info`.
 #[derive(Debug, Clone, Serialize)]
 pub struct AddrRecord {
     /// `inet` or `inet6`.
     pub family: &'static str,
-    /// Address with prefix length.
+    /// The address itself.
     pub local: String,
-    /// Point-to-point peer, if any.
+    /// Point-to-point peer, if any (iproute2's `address`).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub peer: Option<String>,
+    pub address: Option<String>,
+    /// Prefix length.
+    pub prefixlen: u8,
 }
 
-/// One TUN/TAP device as `show` reports it.
+/// `linkinfo.info_data` as `ip -d -j link show` prints it for TUN/TAP.
 #[derive(Debug, Clone, Serialize)]
-pub struct DeviceRecord {
-    /// Interface index.
-    pub index: u32,
-    /// Interface name.
-    pub name: String,
+pub struct TunData {
     /// `tun` or `tap`.
+    #[serde(rename = "type")]
     pub kind: &'static str,
-    /// Interface flags (`UP`, `POINTOPOINT`, ...), as `ip link` prints them.
-    pub flags: Vec<&'static str>,
-    /// MTU.
-    pub mtu: u32,
-    /// Transmit queue length.
-    pub qlen: u32,
-    /// Operational state (`UP`, `DOWN`, `UNKNOWN`, ...).
-    pub state: &'static str,
-    /// Ethernet address (TAP).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub mac: Option<String>,
     /// Packet-information header on.
     pub pi: bool,
     /// Virtio-net header on (offload).
@@ -63,24 +55,59 @@ pub struct DeviceRecord {
     /// Multi-queue.
     pub multi_queue: bool,
     /// Attached queues (reported for multi-queue devices).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub numqueues: Option<u32>,
     /// Disabled queues (reported for multi-queue devices).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub numdisabled: Option<u32>,
     /// Persistent.
     pub persist: bool,
-    /// Owner uid.
-    pub user: Option<u32>,
-    /// Owner's name.
-    pub user_name: Option<String>,
-    /// Group gid.
-    pub group: Option<u32>,
-    /// Group's name.
-    pub group_name: Option<String>,
+    /// Owner: its name, or the uid when it has none (as iproute2).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user: Option<serde_json::Value>,
+    /// Group: its name, or the gid when it has none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub group: Option<serde_json::Value>,
+}
+
+/// `linkinfo` as `ip -d -j` prints it.
+#[derive(Debug, Clone, Serialize)]
+pub struct LinkInfoRecord {
+    /// Always `tun` (TUN and TAP share the driver).
+    pub info_kind: &'static str,
+    /// The driver's attributes.
+    pub info_data: TunData,
+}
+
+/// One TUN/TAP device as `show` reports it: the keys and shapes of
+/// `ip -d -j link show` and `ip -j addr show` merged, plus `offloads`
+/// and, with `-d`, `processes`.
+#[derive(Debug, Clone, Serialize)]
+pub struct DeviceRecord {
+    /// Interface index.
+    pub ifindex: u32,
+    /// Interface name.
+    pub ifname: String,
+    /// Interface flags (`UP`, `POINTOPOINT`, ...), as `ip link` prints them.
+    pub flags: Vec<&'static str>,
+    /// MTU.
+    pub mtu: u32,
+    /// Operational state (`UP`, `DOWN`, `UNKNOWN`, ...).
+    pub operstate: &'static str,
+    /// Transmit queue length.
+    pub txqlen: u32,
+    /// `none` (TUN) or `ether` (TAP).
+    pub link_type: &'static str,
+    /// Ethernet address (TAP).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub address: Option<String>,
+    /// The TUN/TAP driver's attributes.
+    pub linkinfo: LinkInfoRecord,
     /// Addresses.
-    pub addresses: Vec<AddrRecord>,
+    pub addr_info: Vec<AddrRecord>,
     /// Offload features the kernel holds for the device (`csum`, `tso4`,
-    /// `tso6`, `tso_ecn`, `uso`), `None` when ethtool is not installed.
-    pub offloads: Option<Vec<&'static str>>,
+    /// `tso6`, `tso_ecn`, `uso`), read with `SIOCETHTOOL`.
+    pub offloads: Vec<&'static str>,
     /// Processes holding it open (with `-d`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub processes: Option<Vec<Holder>>,
@@ -126,41 +153,6 @@ fn oper_state(s: u8) -> &'static str {
     }
 }
 
-/// The offload features of `name` from `ethtool -k` (run in the calling
-/// thread's namespace), or `None` without ethtool.
-fn ethtool_offloads(name: &str) -> Option<Vec<&'static str>> {
-    let out = std::process::Command::new("ethtool")
-        .args(["-k", name])
-        .stderr(std::process::Stdio::null())
-        .output()
-        .ok()?;
-    if !out.status.success() {
-        return None;
-    }
-    let text = String::from_utf8_lossy(&out.stdout);
-    let on = |feature: &str| {
-        text.lines().any(|l| {
-            l.trim()
-                .strip_prefix(feature)
-                .and_then(|r| r.strip_prefix(':'))
-                .is_some_and(|v| v.trim_start().starts_with("on"))
-        })
-    };
-    let mut v = Vec::new();
-    for (feature, label) in [
-        ("tx-checksumming", "csum"),
-        ("tx-tcp-segmentation", "tso4"),
-        ("tx-tcp6-segmentation", "tso6"),
-        ("tx-tcp-ecn-segmentation", "tso_ecn"),
-        ("tx-udp-segmentation", "uso"),
-    ] {
-        if on(feature) {
-            v.push(label);
-        }
-    }
-    Some(v)
-}
-
 fn addr_record(a: &Address) -> AddrRecord {
     AddrRecord {
         family: if a.addr.addr().is_ipv4() {
@@ -168,8 +160,9 @@ fn addr_record(a: &Address) -> AddrRecord {
         } else {
             "inet6"
         },
-        local: a.addr.to_string(),
-        peer: a.peer.map(|p| p.to_string()),
+        local: a.addr.addr().to_string(),
+        address: a.peer.map(|p| p.to_string()),
+        prefixlen: a.addr.prefix_len(),
     }
 }
 
@@ -181,32 +174,45 @@ pub fn record(nl: &mut Netlink, link: &LinkInfo, details: bool) -> Result<Option
     let addresses = nl
         .addresses(link.index)
         .map_err(|e| CliError::netlink(format!("list addresses of {}", link.name), e))?;
+    let features = offloads::read(&link.name).map_err(|e| {
+        CliError::refused(
+            format!("show {}: read its offload features: {e}", link.name),
+            "the device may have gone away meanwhile",
+        )
+    })?;
+    let id = |id: Option<u32>, name: fn(u32) -> Option<String>| {
+        id.map(|i| name(i).map_or_else(|| serde_json::json!(i), serde_json::Value::String))
+    };
     Ok(Some(DeviceRecord {
-        index: link.index,
-        name: link.name.clone(),
-        kind: if tun.tap { "tap" } else { "tun" },
+        ifindex: link.index,
+        ifname: link.name.clone(),
         flags: flag_names(link.flags),
         mtu: link.mtu,
-        qlen: link.tx_queue_len,
-        state: oper_state(link.oper_state),
-        mac: link.mac.map(|m| {
+        operstate: oper_state(link.oper_state),
+        txqlen: link.tx_queue_len,
+        link_type: if tun.tap { "ether" } else { "none" },
+        address: link.mac.map(|m| {
             m.iter()
                 .map(|b| format!("{b:02x}"))
                 .collect::<Vec<_>>()
                 .join(":")
         }),
-        pi: tun.pi,
-        vnet_hdr: tun.vnet_hdr,
-        multi_queue: tun.multi_queue,
-        numqueues: tun.num_queues,
-        numdisabled: tun.num_disabled_queues,
-        persist: tun.persist,
-        user: tun.owner,
-        user_name: tun.owner.and_then(util::user_name),
-        group: tun.group,
-        group_name: tun.group.and_then(util::group_name),
-        addresses: addresses.iter().map(addr_record).collect(),
-        offloads: ethtool_offloads(&link.name),
+        linkinfo: LinkInfoRecord {
+            info_kind: "tun",
+            info_data: TunData {
+                kind: if tun.tap { "tap" } else { "tun" },
+                pi: tun.pi,
+                vnet_hdr: tun.vnet_hdr,
+                multi_queue: tun.multi_queue,
+                numqueues: tun.num_queues,
+                numdisabled: tun.num_disabled_queues,
+                persist: tun.persist,
+                user: id(tun.owner, util::user_name),
+                group: id(tun.group, util::group_name),
+            },
+        },
+        addr_info: addresses.iter().map(addr_record).collect(),
+        offloads: offloads::names(offloads::flags(&features)),
         processes: details.then(|| util::holders(&link.name)),
     }))
 }
@@ -215,55 +221,62 @@ fn on_off(b: bool) -> &'static str {
     if b { "on" } else { "off" }
 }
 
+/// A JSON id (a name, or a number) as text; `-` when absent.
+fn id_text(v: &Option<serde_json::Value>) -> String {
+    match v {
+        Some(serde_json::Value::String(s)) => s.clone(),
+        Some(v) => v.to_string(),
+        None => "-".into(),
+    }
+}
+
 /// The record as `ip -d link show` would print it, one item per line.
 pub fn render(r: &DeviceRecord) -> String {
+    let d = &r.linkinfo.info_data;
     let mut s = format!(
         "{}: {}: <{}> mtu {} qlen {} state {}\n",
-        r.index,
-        r.name,
+        r.ifindex,
+        r.ifname,
         r.flags.join(","),
         r.mtu,
-        r.qlen,
-        r.state
+        r.txqlen,
+        r.operstate
     );
-    if let Some(mac) = &r.mac {
-        s.push_str(&format!("    link/ether {mac}\n"));
-    } else {
-        s.push_str("    link/none\n");
+    match &r.address {
+        Some(mac) => s.push_str(&format!("    link/ether {mac}\n")),
+        None => s.push_str("    link/none\n"),
     }
     s.push_str(&format!(
         "    tun type {} pi {} vnet_hdr {} multi_queue {}",
-        r.kind,
-        on_off(r.pi),
-        on_off(r.vnet_hdr),
-        on_off(r.multi_queue)
+        d.kind,
+        on_off(d.pi),
+        on_off(d.vnet_hdr),
+        on_off(d.multi_queue)
     ));
-    if let Some(n) = r.numqueues {
+    if let Some(n) = d.numqueues {
         s.push_str(&format!(" numqueues {n}"));
     }
-    if let Some(n) = r.numdisabled {
+    if let Some(n) = d.numdisabled {
         s.push_str(&format!(" numdisabled {n}"));
     }
-    s.push_str(&format!(" persist {}", on_off(r.persist)));
-    let who = |id: Option<u32>, name: &Option<String>| match (id, name) {
-        (Some(_), Some(n)) => n.clone(),
-        (Some(id), None) => id.to_string(),
-        (None, _) => "-".into(),
-    };
     s.push_str(&format!(
-        " user {} group {}\n",
-        who(r.user, &r.user_name),
-        who(r.group, &r.group_name)
+        " persist {} user {} group {}\n",
+        on_off(d.persist),
+        id_text(&d.user),
+        id_text(&d.group)
     ));
-    match &r.offloads {
-        Some(o) if o.is_empty() => s.push_str("    offloads none\n"),
-        Some(o) => s.push_str(&format!("    offloads {}\n", o.join(" "))),
-        None => s.push_str("    offloads unknown (ethtool is not installed)\n"),
+    if r.offloads.is_empty() {
+        s.push_str("    offloads none\n");
+    } else {
+        s.push_str(&format!("    offloads {}\n", r.offloads.join(" ")));
     }
-    for a in &r.addresses {
-        match &a.peer {
-            Some(p) => s.push_str(&format!("    {} {} peer {p}\n", a.family, a.local)),
-            None => s.push_str(&format!("    {} {}\n", a.family, a.local)),
+    for a in &r.addr_info {
+        match &a.address {
+            Some(p) => s.push_str(&format!(
+                "    {} {} peer {p}/{}\n",
+                a.family, a.local, a.prefixlen
+            )),
+            None => s.push_str(&format!("    {} {}/{}\n", a.family, a.local, a.prefixlen)),
         }
     }
     if let Some(ps) = &r.processes {

@@ -3,34 +3,60 @@
 //! that survives a closed pipe.
 
 use std::io::Write;
-use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::sync::LazyLock;
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::Duration;
 
 use serde::Serialize;
 use tun_device::NetNs;
 use tun_device::netlink::Netlink;
+use tun_testbed::Cancel;
 
 use crate::error::{CliError, EXIT_INTERRUPTED, Result};
 
 /// Open the namespace `spec` names: a path (anything with a `/`, such as
 /// `/proc/PID/ns/net`) or a name `ip netns add` made (`/run/netns/NAME`).
+///
+/// What it opens must be a network namespace: the kernel names an nsfs
+/// file's link in /proc/self/fd `net:[INODE]`; anything else (a regular
+/// file, another kind of namespace) is refused with its path before any
+/// `setns` could fail with a bare EINVAL.
 pub fn open_netns(spec: &str) -> Result<NetNs> {
-    let res = if spec.contains('/') {
-        NetNs::open(spec)
+    let path = if spec.contains('/') {
+        spec.to_string()
     } else {
-        NetNs::named(spec)
+        format!("/run/netns/{spec}")
     };
-    res.map_err(|e| {
-        let what = if spec.contains('/') {
-            spec.to_string()
-        } else {
-            format!("/run/netns/{spec}")
+    let hint = "give a name from `ip netns list` or a path such as /proc/PID/ns/net";
+    let ns = NetNs::open(&path).map_err(|e| {
+        let why = match e.kind() {
+            tun_device::ErrorKind::NotFound => "no such file".to_string(),
+            _ => e.to_string(),
         };
-        CliError::refused(
-            format!("cannot open network namespace {what}: {e}"),
-            "give a name from `ip netns list` or a path such as /proc/PID/ns/net",
-        )
-    })
+        CliError::refused(format!("--netns {path}: cannot open it: {why}"), hint)
+    })?;
+    let link = std::fs::read_link(format!(
+        "/proc/self/fd/{}",
+        std::os::fd::AsRawFd::as_raw_fd(&ns)
+    ))
+    .map(|p| p.display().to_string())
+    .unwrap_or_default();
+    if !link.starts_with("net:[") {
+        let what = match link.split_once(':') {
+            Some((kind, _)) if link.ends_with(']') => format!("a {kind} namespace"),
+            _ => "a file".to_string(),
+        };
+        return Err(CliError::refused(
+            format!("--netns {path}: not a network namespace (it is {what})"),
+            hint,
+        ));
+    }
+    Ok(ns)
+}
+
+/// The identity of a namespace value (to tell whether two are the same).
+pub fn netns_id(ns: &NetNs) -> Option<(u64, u64)> {
+    ns_id(ns)
 }
 
 /// Run `f` inside `ns` (on a short-lived thread), or here without one.
@@ -60,49 +86,46 @@ pub fn netlink() -> Result<Netlink> {
     Netlink::open().map_err(|e| CliError::netlink("open rtnetlink", e))
 }
 
-fn id_db(path: &str, id: u32) -> Option<String> {
-    let text = std::fs::read_to_string(path).ok()?;
-    text.lines().find_map(|l| {
-        let mut it = l.split(':');
-        let name = it.next()?;
-        let _pw = it.next()?;
-        (it.next()?.parse::<u32>().ok()? == id).then(|| name.to_string())
-    })
-}
-
-fn id_by_name(path: &str, name: &str) -> Option<u32> {
-    let text = std::fs::read_to_string(path).ok()?;
-    text.lines().find_map(|l| {
-        let mut it = l.split(':');
-        (it.next()? == name).then_some(())?;
-        let _pw = it.next()?;
-        it.next()?.parse().ok()
-    })
-}
-
-/// The name of user `uid` from /etc/passwd.
+/// The name of user `uid`, through the system's name service (NSS:
+/// files, LDAP, systemd-userdb, whatever nsswitch.conf says).
 pub fn user_name(uid: u32) -> Option<String> {
-    id_db("/etc/passwd", uid)
+    nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid))
+        .ok()
+        .flatten()
+        .map(|u| u.name)
 }
 
-/// The name of group `gid` from /etc/group.
+/// The name of group `gid`, through the system's name service.
 pub fn group_name(gid: u32) -> Option<String> {
-    id_db("/etc/group", gid)
+    nix::unistd::Group::from_gid(nix::unistd::Gid::from_raw(gid))
+        .ok()
+        .flatten()
+        .map(|g| g.name)
 }
 
-/// A uid given as a number or a name.
+/// A uid given as a number or a user name (looked up through NSS).
 pub fn parse_user(s: &str) -> Result<u32> {
     s.parse()
         .ok()
-        .or_else(|| id_by_name("/etc/passwd", s))
+        .or_else(|| {
+            nix::unistd::User::from_name(s)
+                .ok()
+                .flatten()
+                .map(|u| u.uid.as_raw())
+        })
         .ok_or_else(|| CliError::Usage(format!("unknown user {s:?}: give a uid or a user name")))
 }
 
-/// A gid given as a number or a name.
+/// A gid given as a number or a group name (looked up through NSS).
 pub fn parse_group(s: &str) -> Result<u32> {
     s.parse()
         .ok()
-        .or_else(|| id_by_name("/etc/group", s))
+        .or_else(|| {
+            nix::unistd::Group::from_name(s)
+                .ok()
+                .flatten()
+                .map(|g| g.gid.as_raw())
+        })
         .ok_or_else(|| CliError::Usage(format!("unknown group {s:?}: give a gid or a group name")))
 }
 
@@ -117,10 +140,55 @@ pub struct Holder {
     pub fds: Vec<u32>,
 }
 
-/// Every process with an fd attached to the device `name`, from the `iff:`
-/// line the TUN driver writes into /proc/PID/fdinfo/FD. The line has no
-/// namespace: a device of the same name in another namespace is listed too.
+/// The identity (device and inode of its nsfs file) of a namespace fd.
+fn ns_id(fd: impl std::os::fd::AsFd) -> Option<(u64, u64)> {
+    let st = rustix::fs::fstat(fd).ok()?;
+    Some((st.st_dev as u64, st.st_ino as u64))
+}
+
+/// The network namespace of the calling thread, as an identity.
+pub fn current_ns_id() -> Option<(u64, u64)> {
+    ns_id(std::fs::File::open("/proc/thread-self/ns/net").ok()?)
+}
+
+/// Whether fd `fd` of process `pid` (a TUN/TAP queue) belongs to a device
+/// in namespace `ns`: a copy of the fd (`pidfd_getfd`, Linux 5.6+, as
+/// root) asked with `TUNGETDEVNETNS`. Where that cannot be had (an older
+/// kernel, no ptrace right), the process's own namespace stands in.
+fn fd_in_ns(pid: u32, fd: u32, ns: (u64, u64)) -> bool {
+    let exact = (|| {
+        let pidfd = rustix::process::pidfd_open(
+            rustix::process::Pid::from_raw(i32::try_from(pid).ok()?)?,
+            rustix::process::PidfdFlags::empty(),
+        )
+        .ok()?;
+        let copy = rustix::process::pidfd_getfd(
+            &pidfd,
+            i32::try_from(fd).ok()?,
+            rustix::process::PidfdGetfdFlags::empty(),
+        )
+        .ok()?;
+        let dev_ns = tun_sys::get_dev_netns(std::os::fd::AsFd::as_fd(&copy)).ok()?;
+        ns_id(&dev_ns)
+    })();
+    match exact {
+        Some(id) => id == ns,
+        None => {
+            std::fs::File::open(format!("/proc/{pid}/ns/net"))
+                .ok()
+                .and_then(ns_id)
+                == Some(ns)
+        }
+    }
+}
+
+/// Every process with an fd attached to the device `name` of the calling
+/// thread's network namespace, from the `iff:` line the TUN driver writes
+/// into /proc/PID/fdinfo/FD. That line has no namespace, so each match is
+/// checked against the device's namespace ([`fd_in_ns`]): a device of the
+/// same name in another namespace is not this one.
 pub fn holders(name: &str) -> Vec<Holder> {
+    let here = current_ns_id();
     let mut out = Vec::new();
     let Ok(procs) = std::fs::read_dir("/proc") else {
         return out;
@@ -142,7 +210,7 @@ pub fn holders(name: &str) -> Vec<Holder> {
             let attached = info
                 .lines()
                 .any(|l| l.strip_prefix("iff:").is_some_and(|v| v.trim() == name));
-            if attached {
+            if attached && here.is_some_and(|ns| fd_in_ns(pid, n, ns)) {
                 let comm = std::fs::read_to_string(p.path().join("comm"))
                     .map(|s| s.trim().to_string())
                     .unwrap_or_default();
@@ -175,21 +243,39 @@ pub fn out(text: impl AsRef<str>) {
     }
 }
 
-/// Print `value` as one line of JSON.
+static PRETTY: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Indent JSON output from now on (`-p`).
+pub fn set_pretty(on: bool) {
+    PRETTY.store(on, Ordering::Relaxed);
+}
+
+/// Print `value` as one line of JSON (indented with `-p`).
 pub fn out_json<T: Serialize>(value: &T) {
-    match serde_json::to_string(value) {
+    let text = if PRETTY.load(Ordering::Relaxed) {
+        serde_json::to_string_pretty(value)
+    } else {
+        serde_json::to_string(value)
+    };
+    match text {
         Ok(s) => out(s),
         Err(e) => eprintln!("tun: cannot encode JSON output: {e}"),
     }
 }
 
-static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+/// Set by the first Ctrl-C; the bench's test bed watches it too.
+static INTERRUPTED: LazyLock<Cancel> = LazyLock::new(Cancel::new);
 /// 0: stop at the next check; 1: also exit after a grace period.
 static GRACE: AtomicU8 = AtomicU8::new(0);
 
 /// Whether Ctrl-C (SIGINT) or SIGTERM arrived.
 pub fn interrupted() -> bool {
-    INTERRUPTED.load(Ordering::Relaxed)
+    INTERRUPTED.is_cancelled()
+}
+
+/// The token Ctrl-C cancels (for the test bed's traffic runs).
+pub fn cancel_token() -> Cancel {
+    INTERRUPTED.clone()
 }
 
 /// Catch Ctrl-C and SIGTERM: the first sets the flag [`interrupted`]
@@ -202,9 +288,10 @@ pub fn catch_interrupt(grace: Option<Duration>) {
         GRACE.store(1, Ordering::Relaxed);
     }
     let res = ctrlc::set_handler(move || {
-        if INTERRUPTED.swap(true, Ordering::Relaxed) {
+        if INTERRUPTED.is_cancelled() {
             std::process::exit(EXIT_INTERRUPTED);
         }
+        INTERRUPTED.cancel();
         if let (Some(g), 1) = (grace, GRACE.load(Ordering::Relaxed)) {
             std::thread::spawn(move || {
                 std::thread::sleep(g);

@@ -213,7 +213,6 @@ fn usage_errors_exit_2_with_a_message() {
         &[][..],
         &["frobnicate"],
         &["create"],
-        &["create", "t0", "--tap", "--offload"],
         &["create", "t0", "--addr", "10.0.0.1"],
         &["create", "t0", "--mtu", "big"],
         &["bench", "--mode", "turbo"],
@@ -327,28 +326,51 @@ fn create_show_delete() {
     assert!(s.contains("inet 10.7.0.1/24"), "{s}");
     assert!(s.contains("offloads csum tso4 tso6"), "{s}");
 
-    // --json, checked against iproute2's own reading.
+    // --json, checked field by field against iproute2's own reading.
     let j: serde_json::Value =
         serde_json::from_str(&ok(&run(tun_in(&ns, &["show", "--json"])))).unwrap();
     let d = &j[0];
-    assert_eq!(d["name"], "t0");
-    assert_eq!(d["kind"], "tun");
-    assert_eq!(d["mtu"], 1400);
-    assert_eq!(d["vnet_hdr"], true);
-    assert_eq!(d["multi_queue"], true);
-    assert_eq!(d["persist"], true);
-    assert_eq!(d["user"], 65534);
-    assert_eq!(d["group"], 65534);
-    assert_eq!(d["addresses"][0]["local"], "10.7.0.1/24");
-    let ip = Command::new("nsenter")
-        .arg(format!("--net={}", ns_path(&ns)))
-        .args(["ip", "-d", "-j", "link", "show", "t0"])
-        .output()
-        .unwrap();
-    let ip: serde_json::Value = serde_json::from_slice(&ip.stdout).unwrap();
-    assert_eq!(ip[0]["ifindex"], d["index"]);
-    assert_eq!(ip[0]["mtu"], d["mtu"]);
-    assert_eq!(ip[0]["txqlen"], d["qlen"]);
+    let ip_json = |args: &[&str]| -> serde_json::Value {
+        let out = Command::new("nsenter")
+            .arg(format!("--net={}", ns_path(&ns)))
+            .arg("ip")
+            .args(args)
+            .output()
+            .expect("ip is installed (Debian package iproute2)");
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let link = ip_json(&["-d", "-j", "link", "show", "t0"]);
+    let addr = ip_json(&["-j", "addr", "show", "t0"]);
+    for key in [
+        "ifindex",
+        "ifname",
+        "flags",
+        "mtu",
+        "operstate",
+        "txqlen",
+        "link_type",
+    ] {
+        assert_eq!(d[key], link[0][key], "{key}: ours {d}, ip's {}", link[0]);
+    }
+    assert_eq!(d["linkinfo"]["info_kind"], link[0]["linkinfo"]["info_kind"]);
+    assert_eq!(
+        d["linkinfo"]["info_data"], link[0]["linkinfo"]["info_data"],
+        "the tun block as `ip -d -j` prints it"
+    );
+    let theirs = addr[0]["addr_info"].as_array().unwrap();
+    let ours = d["addr_info"].as_array().unwrap();
+    assert_eq!(ours.len(), theirs.len(), "{ours:?} vs {theirs:?}");
+    for (o, t) in ours.iter().zip(theirs) {
+        for key in ["family", "local", "prefixlen", "address"] {
+            assert_eq!(o[key], t[key], "addr_info {key}: {o} vs {t}");
+        }
+    }
+    assert_eq!(d["linkinfo"]["info_data"]["user"], "nobody");
+    // -p indents, as `ip -j -p` does.
+    let pretty = ok(&run(tun_in(&ns, &["list", "-j", "-p", "t0"])));
+    assert!(pretty.contains("\n  "), "{pretty}");
+    let again: serde_json::Value = serde_json::from_str(&pretty).unwrap();
+    assert_eq!(again[0]["ifname"], "t0");
 
     // A second create of the same name is refused, the first left alone.
     let err = fails(&run(tun_in(&ns, &["create", "t0"])), 1);
@@ -388,9 +410,10 @@ fn create_tap_in_a_named_path_namespace() {
         c
     }));
     let j: serde_json::Value = serde_json::from_str(&s).unwrap();
-    assert_eq!(j["kind"], "tap");
-    let name = j["name"].as_str().unwrap().to_string();
-    assert!(j["mac"].is_string());
+    assert_eq!(j["linkinfo"]["info_data"]["type"], "tap");
+    assert_eq!(j["link_type"], "ether");
+    let name = j["ifname"].as_str().unwrap().to_string();
+    assert!(j["address"].is_string());
     assert!(exists(&ns, &name));
     ok(&run({
         let mut c = Command::new(BIN);
@@ -577,6 +600,24 @@ fn netns_in_use(id: &str) -> bool {
     false
 }
 
+/// The network namespaces process `pid` holds by fd, other than `except`.
+fn held_namespaces(pid: u32, except: &NetNs) -> Vec<String> {
+    let skip = std::fs::read_link(ns_path(except))
+        .unwrap()
+        .display()
+        .to_string();
+    let mut ids: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .flatten()
+        .filter_map(|f| std::fs::read_link(f.path()).ok())
+        .map(|l| l.display().to_string())
+        .filter(|l| l.starts_with("net:[") && *l != skip)
+        .collect();
+    ids.sort();
+    ids.dedup();
+    ids
+}
+
 fn namespaces_in(stderr_line: &str) -> Vec<String> {
     stderr_line
         .split_whitespace()
@@ -596,13 +637,30 @@ fn links_in(ns: &NetNs) -> Vec<String> {
 #[test]
 fn bench_smoke_checks_every_byte_and_cleans_up() {
     let Some(ns) = private_ns() else { return };
-    let out = run(tun_in(&ns, &["bench", "--seconds", "1", "--json"]));
+    let out = run(tun_in(
+        &ns,
+        &["bench", "--seconds", "1", "--rounds", "2", "--json"],
+    ));
     let s = ok(&out);
     let j: serde_json::Value = serde_json::from_str(&s).unwrap();
     let results = j["results"].as_array().unwrap();
     assert_eq!(results.len(), 8, "veth and three modes, TCP and UDP: {s}");
     for r in results {
         assert_eq!(r["intact"], true, "{r}");
+        let rounds: Vec<f64> = r["rounds"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_f64().unwrap())
+            .collect();
+        assert_eq!(rounds.len(), 2, "{r}");
+        let (lo, hi) = (
+            r["gbits_min"].as_f64().unwrap(),
+            r["gbits_max"].as_f64().unwrap(),
+        );
+        let median = r["gbits"].as_f64().unwrap();
+        assert!(lo <= median && median <= hi, "{r}");
+        assert!(r["errors"].as_array().unwrap().is_empty(), "{r}");
         assert!(r["gbits"].as_f64().unwrap() > 0.0, "{r}");
         if r["path"] != "kernel veth" {
             assert!(r["cpu_s_per_gb"].as_f64().unwrap() > 0.0, "{r}");
@@ -632,15 +690,30 @@ fn bench_smoke_checks_every_byte_and_cleans_up() {
 #[test]
 fn bench_ctrl_c_cleans_up() {
     let Some(ns) = private_ns() else { return };
-    let mut child = tun_in(&ns, &["bench", "--seconds", "2", "--mode", "offload"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = tun_in(
+        &ns,
+        &[
+            "bench",
+            "--seconds",
+            "2",
+            "--rounds",
+            "1",
+            "--mode",
+            "offload",
+        ],
+    )
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
     let mut err = BufReader::new(child.stderr.take().unwrap());
     let mut first = String::new();
     err.read_line(&mut first).unwrap();
-    let ids = namespaces_in(&first);
+    assert!(
+        namespaces_in(&first).is_empty(),
+        "no inode numbers: {first}"
+    );
+    let ids = held_namespaces(child.id(), &ns);
     assert_eq!(ids.len(), 2, "{first}");
     // Interrupt during the relay run (the veth runs take the first 4 s).
     let mut line = String::new();
@@ -661,5 +734,313 @@ fn bench_ctrl_c_cleans_up() {
     for id in &ids {
         assert!(!netns_in_use(id), "{id} outlived the bench");
     }
+    assert_eq!(links_in(&ns), vec!["lo".to_string()]);
+}
+
+// ------------------------------------------------ usage, as iproute2 ---
+
+#[test]
+fn bad_interface_names_are_usage_errors_that_say_why() {
+    for (name, what) in [
+        ("abcdefghijklmnop", "16 bytes long"),
+        ("", "empty"),
+        ("a/b", "'/'"),
+        ("a b", "whitespace"),
+        ("a:b", "':'"),
+        (".", "\".\""),
+        ("..", "\"..\""),
+        ("a%d%d", "second '%'"),
+        ("a%s", "not '%d'"),
+    ] {
+        for cmd in [
+            &["create", name][..],
+            &["dump", name],
+            &["relay", name, "x0"],
+        ] {
+            let err = fails(&Command::new(BIN).args(cmd).output().unwrap(), 2);
+            assert!(err.contains(what), "{cmd:?}: {err}");
+        }
+    }
+    // A newline in the name does not split the error line.
+    let err = fails(
+        &Command::new(BIN).args(["create", "a\nb"]).output().unwrap(),
+        2,
+    );
+    let first = err.lines().next().unwrap_or_default();
+    assert!(
+        first.contains("a\\nb") && first.contains("whitespace"),
+        "{err}"
+    );
+}
+
+#[test]
+fn relay_refuses_a_device_into_itself() {
+    let err = fails(
+        &Command::new(BIN)
+            .args(["relay", "r0", "r0"])
+            .output()
+            .unwrap(),
+        2,
+    );
+    assert!(
+        err.contains("the same device in the same network namespace"),
+        "{err}"
+    );
+}
+
+#[test]
+fn ipv6_on_a_small_mtu_is_explained() {
+    let out = Command::new(BIN)
+        .args(["create", "t6", "--mtu", "1200", "--addr", "fd00::1/64"])
+        .output()
+        .unwrap();
+    let err = fails(&out, 2);
+    assert!(err.contains("IPv6 needs an MTU of at least 1280"), "{err}");
+}
+
+#[test]
+fn version_completions_and_man_page() {
+    let v = ok(&Command::new(BIN).arg("--version").output().unwrap());
+    assert_eq!(v.trim(), format!("tun {}", env!("CARGO_PKG_VERSION")));
+    let bash = ok(&Command::new(BIN)
+        .args(["completions", "bash"])
+        .output()
+        .unwrap());
+    assert!(bash.contains("_tun()") && bash.contains("bench"), "{bash}");
+    let man = ok(&Command::new(BIN).arg("man").output().unwrap());
+    assert!(man.starts_with(".ie") || man.contains(".TH tun"), "{man}");
+    assert!(man.contains("relay"), "{man}");
+}
+
+#[test]
+fn a_netns_path_that_is_no_network_namespace_is_named() {
+    let Some(_ns) = private_ns() else { return };
+    let err = fails(
+        &Command::new(BIN)
+            .args(["show", "--netns", "/proc/self/ns/mnt"])
+            .output()
+            .unwrap(),
+        1,
+    );
+    assert!(
+        err.contains("--netns /proc/self/ns/mnt: not a network namespace (it is a mnt namespace)"),
+        "{err}"
+    );
+    let err = fails(
+        &Command::new(BIN)
+            .args(["show", "--netns", "/etc/hostname"])
+            .output()
+            .unwrap(),
+        1,
+    );
+    assert!(
+        err.contains("--netns /etc/hostname: not a network namespace"),
+        "{err}"
+    );
+}
+
+// ------------------------------------------------- attach and holders ---
+
+/// `ip ARGS` inside `ns`.
+fn ip_in(ns: &NetNs, args: &[&str]) {
+    let out = Command::new("nsenter")
+        .arg(format!("--net={}", ns_path(ns)))
+        .arg("ip")
+        .args(args)
+        .output()
+        .expect("ip is installed (Debian package iproute2)");
+    assert!(out.status.success(), "ip {args:?}: {}", text(&out.stderr));
+}
+
+fn offloads_line(ns: &NetNs, name: &str) -> String {
+    ok(&run(tun_in(ns, &["show", name])))
+        .lines()
+        .find(|l| l.trim_start().starts_with("offloads"))
+        .unwrap_or_default()
+        .trim()
+        .to_string()
+}
+
+#[test]
+fn attaching_leaves_the_devices_offloads_as_they_were() {
+    let Some(ns) = private_ns() else { return };
+    // vnet_hdr without offloads, as `ip tuntap add ... vnet_hdr` makes it.
+    ip_in(
+        &ns,
+        &["tuntap", "add", "dev", "o0", "mode", "tun", "vnet_hdr"],
+    );
+    assert_eq!(offloads_line(&ns, "o0"), "offloads none");
+    for cmd in [&["dump", "o0"][..], &["relay", "o0", "o1", "--offload"]] {
+        let mut child = tun_in(&ns, cmd)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut err = BufReader::new(child.stderr.take().unwrap());
+        let mut first = String::new();
+        err.read_line(&mut first).unwrap();
+        assert!(first.contains("o0 (tun, offload none"), "{cmd:?}: {first}");
+        assert!(first.contains("its offloads left as they were"), "{first}");
+        assert_eq!(
+            offloads_line(&ns, "o0"),
+            "offloads none",
+            "{cmd:?} while attached"
+        );
+        sigint(&child);
+        assert!(wait_exit(&mut child, 10).success(), "{cmd:?}");
+        assert_eq!(offloads_line(&ns, "o0"), "offloads none", "{cmd:?} after");
+    }
+    ok(&run(tun_in(&ns, &["del", "o0"])));
+}
+
+#[test]
+fn holders_are_matched_by_namespace() {
+    let (Some(na), Some(nb)) = (private_ns(), private_ns()) else {
+        return;
+    };
+    // h0 held open by a dump in A; another h0, persistent, in B.
+    let mut dump = tun_in(&na, &["dump", "h0"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for("h0 in A", || exists(&na, "h0"));
+    ok(&run(tun_in(&nb, &["add", "h0"])));
+    let s = ok(&run(tun_in(&na, &["show", "-d", "h0"])));
+    assert!(s.contains("process "), "A's holder is listed in A: {s}");
+    let s = ok(&run(tun_in(&nb, &["show", "-d", "h0"])));
+    assert!(s.contains("processes none"), "A's holder is not B's: {s}");
+    let s = ok(&run(tun_in(&nb, &["delete", "h0"])));
+    assert_eq!(s.trim(), "deleted h0");
+    sigint(&dump);
+    assert!(wait_exit(&mut dump, 10).success());
+}
+
+#[test]
+fn tap_with_offload_is_created_and_dumped() {
+    let Some(ns) = private_ns() else { return };
+    let s = ok(&run(tun_in(
+        &ns,
+        &["create", "to0", "--tap", "--offload", "-j"],
+    )));
+    let j: serde_json::Value = serde_json::from_str(&s).unwrap();
+    assert_eq!(j["linkinfo"]["info_data"]["type"], "tap");
+    assert_eq!(j["linkinfo"]["info_data"]["vnet_hdr"], true);
+    ok(&run(tun_in(&ns, &["delete", "to0"])));
+    let mut child = tun_in(&ns, &["dump", "td0", "--tap", "--offload"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut err = BufReader::new(child.stderr.take().unwrap());
+    let mut first = String::new();
+    err.read_line(&mut first).unwrap();
+    assert!(first.contains("td0 (tap, offload csum"), "{first}");
+    sigint(&child);
+    assert!(wait_exit(&mut child, 10).success());
+}
+
+#[test]
+fn dump_writes_pcap_to_stdout_packet_by_packet() {
+    use std::io::Read;
+    let Some(ns) = private_ns() else { return };
+    let mut child = tun_in(
+        &ns,
+        &["dump", "w0", "--addr", "10.62.0.1/24", "-w", "-", "-U"],
+    )
+    .stdout(Stdio::piped())
+    .stderr(Stdio::null())
+    .spawn()
+    .unwrap();
+    wait_for("w0", || exists(&ns, "w0"));
+    send_udp(&ns, "10.62.0.2:9", &[100], &[]);
+    // While dump still runs: the file header and the one record.
+    let mut out = child.stdout.take().unwrap();
+    let mut pcap = vec![0u8; 24 + 16 + 128];
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let r = out.read_exact(&mut pcap).map(|()| pcap);
+        let _ = tx.send(r);
+    });
+    let pcap = rx
+        .recv_timeout(Duration::from_secs(5))
+        .expect("the packet reached stdout while dump ran")
+        .unwrap();
+    assert_eq!(
+        u32::from_ne_bytes(pcap[0..4].try_into().unwrap()),
+        0xa1b2_c3d4
+    );
+    assert_eq!(u32::from_ne_bytes(pcap[32..36].try_into().unwrap()), 128);
+    assert_eq!(pcap[40] >> 4, 4, "an IPv4 packet");
+    assert!(!std::path::Path::new("-").exists());
+    sigint(&child);
+    assert!(wait_exit(&mut child, 10).success());
+}
+
+// ------------------------------------------------------ bench, harder ---
+
+#[test]
+fn bench_needs_no_ip_binary_and_takes_a_jumbo_mtu() {
+    let Some(ns) = private_ns() else { return };
+    let empty = tmp("empty-path");
+    std::fs::create_dir_all(&empty).unwrap();
+    let nsenter = ["/usr/bin/nsenter", "/bin/nsenter"]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).exists())
+        .expect("nsenter (Debian package util-linux)");
+    let out = Command::new(nsenter)
+        .arg(format!("--net={}", ns_path(&ns)))
+        .arg(BIN)
+        .args([
+            "bench",
+            "--seconds",
+            "1",
+            "--rounds",
+            "1",
+            "--mode",
+            "plain",
+        ])
+        .args(["--mtu", "9000", "--json"])
+        .env("PATH", &empty)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let s = ok(&out);
+    let j: serde_json::Value = serde_json::from_str(&s).unwrap();
+    let results = j["results"].as_array().unwrap();
+    assert_eq!(results.len(), 4, "{s}");
+    for r in results {
+        assert_eq!(r["intact"], true, "{r}");
+        assert!(r["gbits"].as_f64().unwrap() > 0.0, "{r}");
+    }
+    let _ = std::fs::remove_dir(empty);
+    assert_eq!(links_in(&ns), vec!["lo".to_string()]);
+}
+
+#[test]
+fn bench_ctrl_c_to_the_process_group_during_set_up_exits_130() {
+    use std::os::unix::process::CommandExt;
+    let Some(ns) = private_ns() else { return };
+    let mut child = tun_in(&ns, &["bench", "--seconds", "2", "--rounds", "1"])
+        .process_group(0)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut err = BufReader::new(child.stderr.take().unwrap());
+    let mut first = String::new();
+    err.read_line(&mut first).unwrap();
+    // The veth pair is made right after this line: Ctrl-C, as a terminal
+    // sends it, to the whole group.
+    nix::sys::signal::killpg(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .expect("SIGINT to the group");
+    let st = wait_exit(&mut child, 10);
+    let mut rest = String::new();
+    let _ = std::io::Read::read_to_string(&mut err, &mut rest);
+    assert_eq!(st.code(), Some(130), "{rest}");
+    assert!(rest.contains("interrupted"), "{rest}");
     assert_eq!(links_in(&ns), vec!["lo".to_string()]);
 }

@@ -79,8 +79,6 @@ pub mod netlink;
 mod netns;
 mod queue;
 pub mod relay;
-#[cfg(feature = "testbed")]
-pub mod testbed;
 
 pub use batch::{RecvState, RecvStats, SendReport, SendState};
 pub use device::{Device, DeviceBuilder, Layer};

@@ -13,7 +13,8 @@ use crate::InterfaceName;
 pub enum Op {
     /// `open("/dev/net/tun")`.
     OpenTun,
-    /// `socket()` for the interface-configuration control socket.
+    /// `socket()` for the interface-configuration control socket (only
+    /// that: other sockets' calls are their callers' to name).
     ControlSocket,
     /// `unshare(CLONE_NEWNET)`.
     UnshareNetns,
@@ -52,6 +53,12 @@ pub enum Op {
     SiocSIfTxQLen,
     SiocSIfName,
     SiocGIfIndex,
+    /// `SIOCETHTOOL` with `ETHTOOL_GSSET_INFO`.
+    EthtoolGSsetInfo,
+    /// `SIOCETHTOOL` with `ETHTOOL_GSTRINGS`.
+    EthtoolGStrings,
+    /// `SIOCETHTOOL` with `ETHTOOL_GFEATURES`.
+    EthtoolGFeatures,
 }
 
 impl Op {
@@ -95,6 +102,9 @@ impl Op {
             Op::SiocSIfTxQLen => "SIOCSIFTXQLEN",
             Op::SiocSIfName => "SIOCSIFNAME",
             Op::SiocGIfIndex => "SIOCGIFINDEX",
+            Op::EthtoolGSsetInfo => "SIOCETHTOOL(ETHTOOL_GSSET_INFO)",
+            Op::EthtoolGStrings => "SIOCETHTOOL(ETHTOOL_GSTRINGS)",
+            Op::EthtoolGFeatures => "SIOCETHTOOL(ETHTOOL_GFEATURES)",
         }
     }
 }

@@ -200,6 +200,8 @@ pub(crate) const SIOCSIFTXQLEN: u32 = sockios(libc::SIOCSIFTXQLEN);
 pub(crate) const SIOCSIFNAME: u32 = sockios(libc::SIOCSIFNAME);
 /// `SIOCGIFINDEX`: read the interface index (`ifru_ifindex`).
 pub(crate) const SIOCGIFINDEX: u32 = sockios(libc::SIOCGIFINDEX);
+/// `SIOCETHTOOL`: an ethtool command in the buffer `ifru_data` points to.
+pub(crate) const SIOCETHTOOL: u32 = sockios(libc::SIOCETHTOOL);
 
 /// Convert a request number of this crate to the C library's request type.
 ///

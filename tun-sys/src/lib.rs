@@ -21,7 +21,9 @@
 //!   ([`open_tun`], [`set_iff`], [`set_offload`], ...).
 //! - Interface configuration that works by name on any socket, through the
 //!   classic `SIOC*` ioctls on a [`ControlSocket`]: flags (up/down), MTU,
-//!   hardware address, transmit queue length, rename, index.
+//!   hardware address, transmit queue length, rename, index; and the
+//!   offload features the kernel holds ([`ControlSocket::features`],
+//!   `SIOCETHTOOL`, what `ethtool -k` reads).
 //! - IP addresses are **not** here: IPv6 has no address ioctl, so
 //!   `tun-device` configures addresses of both families through rtnetlink.
 //! - [`unshare_network`] / [`enter_network`] for network namespaces.
@@ -44,6 +46,7 @@
 #![cfg(target_os = "linux")]
 
 mod error;
+mod ethtool;
 mod flags;
 pub mod ioctl;
 mod name;
@@ -52,6 +55,10 @@ mod netns;
 mod tun;
 
 pub use error::{Error, Op};
+pub use ethtool::{
+    ETH_GSTRING_LEN, ETH_SS_FEATURES, ETHTOOL_GFEATURES, ETHTOOL_GSSET_INFO, ETHTOOL_GSTRINGS,
+    Feature, FeatureBlock, Features,
+};
 pub use flags::{InterfaceFlags, OffloadFlags, TunFlags};
 pub use name::{IFNAMSIZ, InterfaceName, NameError};
 pub use netif::{ARPHRD_ETHER, ControlSocket};

@@ -264,3 +264,74 @@ fn tungetiff_bit_0x1000_is_nofilter() {
         );
     });
 }
+
+/// `ethtool -k NAME` as (feature, on, fixed), read by ethtool itself: the
+/// independent reader of what `ControlSocket::features` reads.
+fn ethtool_k(name: &str) -> Vec<(String, bool, bool)> {
+    let out = std::process::Command::new("ethtool")
+        .args(["-k", name])
+        .output()
+        .expect("ethtool is installed (Debian package ethtool; scripts/test installs it)");
+    assert!(out.status.success(), "ethtool -k {name}: {:?}", out);
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .skip(1)
+        .filter_map(|l| {
+            let (feature, value) = l.trim().split_once(": ")?;
+            Some((
+                feature.to_string(),
+                value.starts_with("on"),
+                value.contains("[fixed]"),
+            ))
+        })
+        .collect()
+}
+
+#[test]
+fn features_read_through_the_kernel_match_ethtool() {
+    in_netns("features_read_through_the_kernel_match_ethtool", || {
+        let fd = tun_sys::open_tun(false).expect("open /dev/net/tun");
+        let flags = TunFlags::TUN | TunFlags::NO_PI | TunFlags::VNET_HDR;
+        tun_sys::set_iff(fd.as_fd(), Some(&name("tfeat0")), flags).expect("TUNSETIFF");
+        let sock = ControlSocket::new().expect("control socket");
+        for offloads in [
+            OffloadFlags::empty(),
+            OffloadFlags::CSUM | OffloadFlags::TSO4,
+            OffloadFlags::CSUM | OffloadFlags::TSO4 | OffloadFlags::TSO6 | OffloadFlags::TSO_ECN,
+        ] {
+            tun_sys::set_offload(fd.as_fd(), offloads).expect("TUNSETOFFLOAD");
+            let ours = sock.features(&name("tfeat0")).expect("SIOCETHTOOL");
+            assert!(ours.iter().count() > 30, "{ours:?}");
+            let theirs = ethtool_k("tfeat0");
+            let mut compared = 0;
+            for (feature, on, fixed) in &theirs {
+                // ethtool also prints aggregates of its own (tx-checksumming,
+                // tcp-segmentation-offload) that are no kernel feature.
+                if let Some(f) = ours.get(feature) {
+                    assert_eq!(f.active, *on, "{feature} with {offloads:?}");
+                    assert_eq!(f.fixed, *fixed, "{feature} [fixed] with {offloads:?}");
+                    compared += 1;
+                }
+            }
+            assert!(
+                compared > 30,
+                "only {compared} features in common: {theirs:?}"
+            );
+            assert_eq!(
+                ours.is_active("tx-tcp-segmentation"),
+                offloads.contains(OffloadFlags::TSO4)
+            );
+            assert_eq!(
+                ours.is_active("tx-tcp6-segmentation"),
+                offloads.contains(OffloadFlags::TSO6)
+            );
+        }
+        let err = sock.features(&name("nosuch0")).unwrap_err();
+        assert_eq!(err.op(), Op::EthtoolGSsetInfo);
+        assert!(
+            err.to_string()
+                .starts_with("SIOCETHTOOL(ETHTOOL_GSSET_INFO) on nosuch0 failed: ENODEV"),
+            "{err}"
+        );
+    });
+}

@@ -1,0 +1,31 @@
+//! Internal crate (not published): the test bed that `tun bench`, the
+//! relay benchmark and the tests share. Two private network namespaces
+//! with addresses on either side ([`Testbed`]), TUN devices or a kernel
+//! veth pair joining them ([`Veth`], made over tun-device's own netlink
+//! client), and built-in TCP and UDP (`UDP_SEGMENT`) traffic that checks
+//! every byte it receives ([`Traffic`]), cancellable at any point
+//! ([`Cancel`]).
+//!
+//! Traffic goes only between the two namespaces, which this crate makes
+//! and which vanish with the [`Testbed`] value.
+//!
+//! Every error is an [`Error`] that names the step that failed (which
+//! socket call, which netlink request, on which side).
+
+#![forbid(unsafe_code)]
+
+mod cancel;
+mod error;
+mod namespaces;
+mod pattern;
+mod tcp;
+mod traffic;
+mod udp;
+mod veth;
+
+pub use cancel::Cancel;
+pub use error::{Error, Result};
+pub use namespaces::{A4, A6, B4, B6, Side, Testbed, settle};
+pub use traffic::Traffic;
+pub use udp::{UDP_MAX_SEGMENTS, datagrams_per_send, max_udp_payload};
+pub use veth::Veth;
