@@ -135,6 +135,9 @@ struct Run {
     relay: Option<(f64, RelayCounters)>,
 }
 
+/// A round of one cell: what it measured, or its error naming the step.
+type RunOutcome = Result<Run, String>;
+
 /// One cell of the table: a path and a load over every round.
 #[derive(Debug, Clone, Serialize)]
 pub struct CellResult {
@@ -369,11 +372,11 @@ pub fn run(args: &BenchArgs, json: bool) -> Result<()> {
     pb.enable_steady_tick(Duration::from_millis(120));
 
     // (path, load) -> the runs of each round, or their errors.
-    let mut runs: Vec<(Path, Load, Vec<Result<Run, String>>)> = paths
+    let mut runs: Vec<(Path, Load, Vec<RunOutcome>)> = paths
         .iter()
         .flat_map(|&p| loads.iter().map(move |&l| (p, l, Vec::new())))
         .collect();
-    let mut record = |path: Path, load: Load, r: Result<Run, String>| {
+    let mut record = |path: Path, load: Load, r: RunOutcome| {
         if let Some(cell) = runs.iter_mut().find(|c| c.0 == path && c.1 == load) {
             cell.2.push(r);
         }
@@ -519,7 +522,7 @@ pub fn run(args: &BenchArgs, json: bool) -> Result<()> {
 }
 
 /// The cell of `path` and `load` from its rounds.
-fn cell(path: Path, load: Load, rs: &[Result<Run, String>], args: &BenchArgs) -> CellResult {
+fn cell(path: Path, load: Load, rs: &[RunOutcome], args: &BenchArgs) -> CellResult {
     let ok: Vec<&Run> = rs.iter().filter_map(|r| r.as_ref().ok()).collect();
     let gbits: Vec<f64> = ok.iter().map(|r| r.traffic.gbits()).collect();
     let relay: Vec<(f64, &RelayCounters, u64)> = ok

@@ -27,8 +27,8 @@ pub struct CreateArgs {
     /// as `ip tuntap add ... pi`.
     #[arg(long)]
     pub pi: bool,
-    /// Accepted for `ip tuntap add ... one_queue`: IFF_ONE_QUEUE has been
-    /// ignored by the kernel since Linux 3.8 (every queue is one queue).
+    /// Accepted for `ip tuntap add ... one_queue`: the kernel keeps
+    /// IFF_ONE_QUEUE only for compatibility and ignores it (drivers/net/tun.c).
     #[arg(long, alias = "one_queue")]
     pub one_queue: bool,
     /// Offload: virtio-net headers, checksum offload, TSO and (Linux 6.2+)

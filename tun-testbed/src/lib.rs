@@ -29,3 +29,9 @@ pub use namespaces::{A4, A6, B4, B6, Side, Testbed, settle};
 pub use traffic::Traffic;
 pub use udp::{UDP_MAX_SEGMENTS, datagrams_per_send, max_udp_payload};
 pub use veth::Veth;
+
+/// README.md's code, compiled as a doctest so that its example keeps
+/// building as pasted (only under `cargo test --doc`; no item of the crate).
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeDoctests;

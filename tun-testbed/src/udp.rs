@@ -33,10 +33,9 @@ pub const fn max_udp_payload(v6: bool) -> usize {
 /// How many `seg`-byte datagrams one send carries when `wanted` are asked
 /// for: never more than the kernel accepts in one call, never fewer than 1.
 pub fn datagrams_per_send(v6: bool, seg: usize, wanted: usize) -> usize {
-    wanted
-        .min(max_udp_payload(v6) / seg.max(1))
-        .min(UDP_MAX_SEGMENTS)
-        .max(1)
+    // Both bounds are at least 1, so clamp cannot panic.
+    let most = (max_udp_payload(v6) / seg.max(1)).clamp(1, UDP_MAX_SEGMENTS);
+    wanted.clamp(1, most)
 }
 
 /// Fill `buf` with `per_send` datagrams of `seg` bytes, numbered from `seq`.
@@ -252,7 +251,7 @@ mod tests {
                 max_udp_payload(v6),
             ] {
                 let n = datagrams_per_send(v6, seg, 32);
-                assert!(n >= 1 && n <= 32 && n <= UDP_MAX_SEGMENTS, "{seg}: {n}");
+                assert!((1..=32).contains(&n) && n <= UDP_MAX_SEGMENTS, "{seg}: {n}");
                 assert!(n * seg <= max_udp_payload(v6), "v6 {v6}, {seg} x {n}");
             }
         }
