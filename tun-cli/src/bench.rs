@@ -648,3 +648,87 @@ pub fn table(r: &Report) -> String {
     }
     s
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args() -> BenchArgs {
+        BenchArgs {
+            seconds: 1,
+            rounds: 3,
+            mtu: 1500,
+            streams: 1,
+            mode: BenchMode::Plain,
+            ipv6: false,
+        }
+    }
+
+    fn run(gbits: f64) -> RunOutcome {
+        Ok(Run {
+            traffic: Traffic {
+                bytes: (gbits * 1e9 / 8.0) as u64,
+                secs: 1.0,
+                intact: true,
+                ..Traffic::default()
+            },
+            relay: None,
+        })
+    }
+
+    #[test]
+    fn a_failed_round_keeps_the_others_and_is_reported() {
+        let a = args();
+        let c = cell(
+            Path::Veth,
+            Load::Udp,
+            &[
+                run(3.0),
+                Err("round 2, kernel veth, UDP GSO: boom".into()),
+                run(1.0),
+            ],
+            &a,
+        );
+        assert_eq!(c.rounds.len(), 2);
+        assert!((c.gbits - 2.0).abs() < 1e-6, "{c:?}");
+        assert!((c.gbits_min - 1.0).abs() < 1e-6 && (c.gbits_max - 3.0).abs() < 1e-6);
+        assert_eq!(
+            c.errors,
+            vec!["round 2, kernel veth, UDP GSO: boom".to_string()]
+        );
+        let failed = cell(
+            Path::Relay(RelayMode::Plain),
+            Load::Udp,
+            &[Err("x: y".into())],
+            &a,
+        );
+        let report = Report {
+            seconds: 1,
+            rounds: 3,
+            mtu: 1500,
+            streams: 1,
+            ip: "IPv4",
+            netns: vec![],
+            cpu_source: "",
+            results: vec![c, failed],
+            warnings: vec!["the machine is busy".into()],
+            interrupted: false,
+        };
+        let t = table(&report);
+        assert!(t.contains("kernel veth        UDP GSO      2.00"), "{t}");
+        assert!(t.contains("1 round(s) FAILED"), "{t}");
+        assert!(
+            t.contains("relay plain        UDP GSO         -  FAILED"),
+            "{t}"
+        );
+        assert!(
+            t.contains("failed: round 2, kernel veth, UDP GSO: boom"),
+            "{t}"
+        );
+        assert!(t.contains("warning: the machine is busy"), "{t}");
+        assert!(
+            t.contains("CPU s/GB: CPU seconds"),
+            "the columns are explained: {t}"
+        );
+    }
+}

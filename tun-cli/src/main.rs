@@ -161,7 +161,7 @@ fn main() {
     if let Err(e) = run(&cli) {
         // After Ctrl-C, whatever failed failed because of it.
         let e = match e {
-            e @ error::CliError::Usage(_) => e,
+            e @ (error::CliError::Usage(_) | error::CliError::Interrupted(_)) => e,
             e if util::interrupted() => {
                 error::CliError::Interrupted(format!("interrupted ({})", e))
             }

@@ -18,8 +18,11 @@ pub struct CreateArgs {
     pub name: String,
     /// A TAP device (Ethernet frames) instead of TUN (IP packets); with
     /// `--offload` it carries virtio-net headers too.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "mode")]
     pub tap: bool,
+    /// `tun` or `tap`, as `ip tuntap add ... mode MODE` takes it.
+    #[arg(long, value_parser = ["tun", "tap"])]
+    pub mode: Option<String>,
     /// Multi-queue (IFF_MULTI_QUEUE): several processes or threads can attach.
     #[arg(long, alias = "multi_queue")]
     pub multi_queue: bool,
@@ -104,7 +107,11 @@ pub fn create(args: &CreateArgs, json: bool) -> Result<()> {
 
     let mut b = Device::builder()
         .name(args.name.clone())
-        .layer(if args.tap { Layer::Tap } else { Layer::Tun })
+        .layer(if args.tap || args.mode.as_deref() == Some("tap") {
+            Layer::Tap
+        } else {
+            Layer::Tun
+        })
         .multi_queue(args.multi_queue)
         .packet_information(args.pi)
         .offload(args.offload)

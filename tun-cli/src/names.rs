@@ -51,17 +51,13 @@ mod tests {
 
     #[test]
     fn bad_names_say_what_is_wrong() {
+        // The kernel's rules are tun-sys's (tested there); the template
+        // rules are this module's (the CLI tests run every case end to end).
         for (name, what) in [
-            ("abcdefghijklmnop", "16 bytes long"),
-            ("", "empty"),
-            ("a/b", "'/'"),
-            ("a b", "whitespace"),
-            ("a:b", "':'"),
-            (".", "\".\""),
-            ("..", "\"..\""),
             ("a%d%d", "second '%'"),
             ("a%s", "not '%d'"),
-            ("a\nb", "whitespace"),
+            ("a%", "not '%d'"),
+            ("a/b", "'/'"),
         ] {
             let e = parse_name(name).unwrap_err();
             assert!(e.contains(what), "{name:?}: {e}");

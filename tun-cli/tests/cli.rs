@@ -120,6 +120,20 @@ fn wait_exit(child: &mut Child, secs: u64) -> std::process::ExitStatus {
     }
 }
 
+/// Start `cmd` with stdout and stderr piped; returns the child, its
+/// stderr and the first line on it (what it says it is doing).
+fn started(mut cmd: Command) -> (Child, BufReader<std::process::ChildStderr>, String) {
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut err = BufReader::new(child.stderr.take().unwrap());
+    let mut first = String::new();
+    err.read_line(&mut first).unwrap();
+    (child, err, first)
+}
+
 fn sigint(child: &Child) {
     use nix::sys::signal::{Signal, kill};
     use nix::unistd::Pid;
@@ -521,24 +535,18 @@ fn relay_forwards_and_summarises_on_ctrl_c() {
         )));
     }
     let (pa, pb) = (ns_path(&na), ns_path(&nb));
-    let mut relay = Command::new(BIN)
-        .args([
-            "relay",
-            "ra",
-            "rb",
-            "--offload",
-            "--netns-a",
-            &pa,
-            "--netns-b",
-            &pb,
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut err = BufReader::new(relay.stderr.take().unwrap());
-    let mut first = String::new();
-    err.read_line(&mut first).unwrap();
+    let mut cmd = Command::new(BIN);
+    cmd.args([
+        "relay",
+        "ra",
+        "rb",
+        "--offload",
+        "--netns-a",
+        &pa,
+        "--netns-b",
+        &pb,
+    ]);
+    let (mut relay, mut err, first) = started(cmd);
     assert!(first.starts_with("relay: ra (tun, offload"), "{first}");
 
     // 5 datagrams of 1000 bytes from A arrive in B through the relay.
@@ -690,7 +698,7 @@ fn bench_smoke_checks_every_byte_and_cleans_up() {
 #[test]
 fn bench_ctrl_c_cleans_up() {
     let Some(ns) = private_ns() else { return };
-    let mut child = tun_in(
+    let (mut child, mut err, first) = started(tun_in(
         &ns,
         &[
             "bench",
@@ -701,14 +709,7 @@ fn bench_ctrl_c_cleans_up() {
             "--mode",
             "offload",
         ],
-    )
-    .stdout(Stdio::piped())
-    .stderr(Stdio::piped())
-    .spawn()
-    .unwrap();
-    let mut err = BufReader::new(child.stderr.take().unwrap());
-    let mut first = String::new();
-    err.read_line(&mut first).unwrap();
+    ));
     assert!(
         namespaces_in(&first).is_empty(),
         "no inode numbers: {first}"
@@ -871,14 +872,7 @@ fn attaching_leaves_the_devices_offloads_as_they_were() {
     );
     assert_eq!(offloads_line(&ns, "o0"), "offloads none");
     for cmd in [&["dump", "o0"][..], &["relay", "o0", "o1", "--offload"]] {
-        let mut child = tun_in(&ns, cmd)
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut err = BufReader::new(child.stderr.take().unwrap());
-        let mut first = String::new();
-        err.read_line(&mut first).unwrap();
+        let (mut child, _err, first) = started(tun_in(&ns, cmd));
         assert!(first.contains("o0 (tun, offload none"), "{cmd:?}: {first}");
         assert!(first.contains("its offloads left as they were"), "{first}");
         assert_eq!(
@@ -927,14 +921,7 @@ fn tap_with_offload_is_created_and_dumped() {
     assert_eq!(j["linkinfo"]["info_data"]["type"], "tap");
     assert_eq!(j["linkinfo"]["info_data"]["vnet_hdr"], true);
     ok(&run(tun_in(&ns, &["delete", "to0"])));
-    let mut child = tun_in(&ns, &["dump", "td0", "--tap", "--offload"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut err = BufReader::new(child.stderr.take().unwrap());
-    let mut first = String::new();
-    err.read_line(&mut first).unwrap();
+    let (mut child, _err, first) = started(tun_in(&ns, &["dump", "td0", "--tap", "--offload"]));
     assert!(first.contains("td0 (tap, offload csum"), "{first}");
     sigint(&child);
     assert!(wait_exit(&mut child, 10).success());
@@ -1021,26 +1008,25 @@ fn bench_needs_no_ip_binary_and_takes_a_jumbo_mtu() {
 fn bench_ctrl_c_to_the_process_group_during_set_up_exits_130() {
     use std::os::unix::process::CommandExt;
     let Some(ns) = private_ns() else { return };
-    let mut child = tun_in(&ns, &["bench", "--seconds", "2", "--rounds", "1"])
-        .process_group(0)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut err = BufReader::new(child.stderr.take().unwrap());
-    let mut first = String::new();
-    err.read_line(&mut first).unwrap();
-    // The veth pair is made right after this line: Ctrl-C, as a terminal
-    // sends it, to the whole group.
-    nix::sys::signal::killpg(
-        nix::unistd::Pid::from_raw(child.id() as i32),
-        nix::sys::signal::Signal::SIGINT,
-    )
-    .expect("SIGINT to the group");
-    let st = wait_exit(&mut child, 10);
-    let mut rest = String::new();
-    let _ = std::io::Read::read_to_string(&mut err, &mut rest);
-    assert_eq!(st.code(), Some(130), "{rest}");
-    assert!(rest.contains("interrupted"), "{rest}");
-    assert_eq!(links_in(&ns), vec!["lo".to_string()]);
+    // The veth pair is made right after the first line: Ctrl-C, as a
+    // terminal sends it, to the whole group, at several points of the
+    // set-up (the window of an `ip` child, when there was one, was 5 to
+    // 15 ms wide).
+    for delay_ms in [0, 3, 6, 10, 15, 25, 40] {
+        let mut cmd = tun_in(&ns, &["bench", "--seconds", "1", "--rounds", "1"]);
+        cmd.process_group(0);
+        let (mut child, mut err, _first) = started(cmd);
+        std::thread::sleep(Duration::from_millis(delay_ms));
+        nix::sys::signal::killpg(
+            nix::unistd::Pid::from_raw(child.id() as i32),
+            nix::sys::signal::Signal::SIGINT,
+        )
+        .expect("SIGINT to the group");
+        let st = wait_exit(&mut child, 10);
+        let mut rest = String::new();
+        let _ = std::io::Read::read_to_string(&mut err, &mut rest);
+        assert_eq!(st.code(), Some(130), "after {delay_ms} ms: {rest}");
+        assert!(rest.contains("interrupted"), "{rest}");
+        assert_eq!(links_in(&ns), vec!["lo".to_string()]);
+    }
 }
