@@ -9,7 +9,7 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use ipnet::IpNet;
 use tun_sys::{InterfaceName, OffloadFlags, TunFlags};
 
-use crate::error::{ConfigError, Error, Result};
+use crate::error::{ConfigError, Error, Result, Syscall};
 use crate::interface::Interface;
 use crate::netlink::Netlink;
 use crate::netns::NetNs;
@@ -355,7 +355,11 @@ impl DeviceBuilder {
         let open = || -> Result<(Vec<OwnedFd>, Netlink)> {
             let mut fds = Vec::with_capacity(queues);
             for _ in 0..queues {
-                fds.push(tun_sys::open_tun(true)?);
+                let fd = tun_sys::open_tun(true).map_err(|e| match name {
+                    Some(n) => e.with_interface(n),
+                    None => e,
+                })?;
+                fds.push(fd);
             }
             Ok((fds, Netlink::open()?))
         };
@@ -476,17 +480,18 @@ impl DeviceBuilder {
             nl.set_up(index, up)?;
         }
         let mtu = self.mtu.unwrap_or(info.mtu);
+        // Everything that can fail comes before the guard is disarmed: a
+        // failed build leaves nothing it created behind.
+        let tun_fd = fds[0].try_clone().map_err(|e| Error::Syscall {
+            call: Syscall::Dup,
+            interface: Some(real),
+            errno: e.raw_os_error().unwrap_or(libc::EMFILE),
+        })?;
         if let Some(p) = self.persist {
             tun_sys::set_persist(fd0, p).map_err(with_name)?;
         }
         drop(guard.disarm());
 
-        let tun_fd = fds[0].try_clone().map_err(|e| {
-            Error::Sys(tun_sys::Error::new(
-                tun_sys::Op::OpenTun,
-                e.raw_os_error().unwrap_or(libc::EMFILE),
-            ))
-        })?;
         let iface = Interface::new(tun_fd, real, index, Some(nl), flags, offload, mtu);
         let queues = fds
             .into_iter()
@@ -630,11 +635,10 @@ impl Device {
                 (None, index, mtu)
             }
         };
-        let tun_fd = fd.try_clone().map_err(|e| {
-            Error::Sys(tun_sys::Error::new(
-                tun_sys::Op::OpenTun,
-                e.raw_os_error().unwrap_or(libc::EMFILE),
-            ))
+        let tun_fd = fd.try_clone().map_err(|e| Error::Syscall {
+            call: Syscall::Dup,
+            interface: Some(name),
+            errno: e.raw_os_error().unwrap_or(libc::EMFILE),
         })?;
         let iface = Interface::new(tun_fd, name, index, nl, flags, offload, mtu);
         let queue = Queue::new(fd, iface.clone(), false).sharing_control();

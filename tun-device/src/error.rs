@@ -56,6 +56,8 @@ pub enum Syscall {
     Eventfd,
     /// Spawning a thread (a relay pump, a namespace switch).
     SpawnThread,
+    /// `fstat` of a namespace file.
+    Fstat,
 }
 
 impl Syscall {
@@ -65,6 +67,7 @@ impl Syscall {
             Syscall::Dup => "dup",
             Syscall::Eventfd => "eventfd",
             Syscall::SpawnThread => "spawn thread",
+            Syscall::Fstat => "fstat",
         }
     }
 }
@@ -161,6 +164,11 @@ pub enum ConfigError {
     /// be opened (for example a device opened from an fd without
     /// CAP_NET_ADMIN in its namespace).
     NoControl,
+    /// The device's first queue (whose fd the interface finds the device
+    /// through) was dropped from a multi-queue device: without it the
+    /// interface cannot be told apart from one that took its name or
+    /// index, so configuration refuses to guess.
+    NoQueue,
     /// The virtio header size of an existing device is not the 10 bytes
     /// this crate reads and writes.
     VnetHdrSize {
@@ -257,6 +265,10 @@ impl fmt::Display for ConfigError {
             ConfigError::NoControl => f.write_str(
                 "no netlink socket in the device's network namespace \
                  (needs CAP_NET_ADMIN there)",
+            ),
+            ConfigError::NoQueue => f.write_str(
+                "the device's first queue was closed: the interface can no longer be \
+                 found through its fd (keep that queue open to configure it)",
             ),
             ConfigError::VnetHdrSize { size } => {
                 write!(f, "virtio header size is {size} bytes, expected 10")
@@ -449,7 +461,7 @@ impl Error {
     pub fn interface(&self) -> Option<InterfaceName> {
         match self {
             Error::Sys(e) => e.interface(),
-            Error::Netlink(_) => None,
+            Error::Netlink(e) => e.interface(),
             Error::Io { interface, .. }
             | Error::Packet { interface, .. }
             | Error::Rejected { interface, .. }

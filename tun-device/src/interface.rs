@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use ipnet::IpNet;
 use tun_sys::{InterfaceFlags, InterfaceName, OffloadFlags, TunFlags};
 
-use crate::error::{ConfigError, Error, Result};
+use crate::error::{ConfigError, Error, Result, Syscall};
 use crate::netlink::{Address, LinkInfo, Netlink, TunInfo};
 use crate::netns::NetNs;
 
@@ -36,6 +36,9 @@ pub struct DeviceStats {
 
 pub(crate) struct Control {
     nl: Option<Netlink>,
+    /// The namespace `nl` was opened in (`st_dev`, `st_ino` of its nsfs
+    /// file), to see that the device moved.
+    ns: Option<(u64, u64)>,
     index: u32,
 }
 
@@ -55,6 +58,9 @@ pub(crate) struct Shared {
     /// Test seam: the next `n` coalesced writes fail with EINVAL before
     /// reaching the kernel.
     pub(crate) fail_gso_writes: AtomicU32,
+    /// The queue whose fd `tun_fd` duplicates was dropped and detached
+    /// (multi-queue): the fd no longer names the device.
+    pub(crate) detached: AtomicBool,
 }
 
 /// The interface of a device: configuration and negotiated state, shared by
@@ -95,7 +101,11 @@ impl Interface {
     ) -> Self {
         Self {
             shared: Arc::new(Shared {
-                control: Mutex::new(Control { nl, index }),
+                control: Mutex::new(Control {
+                    nl,
+                    ns: None,
+                    index,
+                }),
                 tun_fd,
                 name: Mutex::new(name),
                 flags,
@@ -105,6 +115,7 @@ impl Interface {
                 rx_invalid: AtomicU64::new(0),
                 mtu_hint: AtomicU32::new(mtu),
                 fail_gso_writes: AtomicU32::new(0),
+                detached: AtomicBool::new(false),
             }),
         }
     }
@@ -114,56 +125,82 @@ impl Interface {
         *lock(&self.shared.name)
     }
 
-    /// Run a netlink request on the interface. When the kernel says the
-    /// index is unknown (the device moved to another namespace, by us or by
-    /// anyone), find it again where it lives now (`TUNGETDEVNETNS` and
-    /// `TUNGETIFF`) and retry once.
+    /// Run a netlink request on the interface the queue's fd belongs to.
+    ///
+    /// The fd is the identity: its name (`TUNGETIFF`) and namespace
+    /// (`TUNGETDEVNETNS`) are read from it before every request, and the
+    /// index is looked up by that name in that namespace, so a request
+    /// never reaches another interface that took the device's old name or
+    /// index after a move or rename (by anyone).
     fn with_nl<T>(
         &self,
         mut f: impl FnMut(&mut Netlink, u32) -> Result<T, crate::netlink::NetlinkError>,
     ) -> Result<T> {
         let mut c = lock(&self.shared.control);
-        if c.nl.is_some() {
-            let index = c.index;
-            if let Some(nl) = c.nl.as_mut() {
-                match f(nl, index) {
-                    Err(e) if e.errno() == libc::ENODEV => {}
-                    other => return other.map_err(Error::Netlink),
-                }
+        let mut attempts = 0;
+        loop {
+            let (name, index) = self.locate(&mut c)?;
+            let Some(nl) = c.nl.as_mut() else {
+                return Err(Error::config(Some(name), ConfigError::NoControl));
+            };
+            match f(nl, index) {
+                // Renamed or moved between the look-up and the request:
+                // look again.
+                Err(e) if e.errno() == libc::ENODEV && attempts == 0 => attempts += 1,
+                other => return other.map_err(|e| Error::Netlink(e.with_interface(name))),
             }
-        }
-        if self.resolve(&mut c).is_err() {
-            return Err(Error::config(
-                Some(self.cached_name()),
-                ConfigError::NoControl,
-            ));
-        }
-        let index = c.index;
-        match c.nl.as_mut() {
-            Some(nl) => f(nl, index).map_err(Error::Netlink),
-            None => Err(Error::config(
-                Some(self.cached_name()),
-                ConfigError::NoControl,
-            )),
         }
     }
 
-    /// Open a netlink socket where the device lives now and look its index
-    /// up by its current name.
-    fn resolve(&self, c: &mut Control) -> Result<()> {
+    /// Find the interface through the fd: its name and namespace now, a
+    /// netlink socket there (reopened after a move), and its index.
+    fn locate(&self, c: &mut Control) -> Result<(InterfaceName, u32)> {
         let fd = self.shared.tun_fd.as_fd();
-        let name = tun_sys::get_iff(fd)?.0;
-        let ns = NetNs::from_fd(tun_sys::get_dev_netns(fd)?);
-        let text = name.to_string();
-        let (nl, index) = ns.run(|| {
-            let mut nl = Netlink::open()?;
-            let info = nl.link_by_name(&text)?;
-            Ok((nl, info.index))
-        })?;
-        c.nl = Some(nl);
-        c.index = index;
+        let cached = self.cached_name();
+        let name = match tun_sys::get_iff(fd) {
+            Ok((name, _)) => name,
+            // A detached queue's fd answers EBADFD as a deleted device's
+            // does: tell them apart.
+            Err(e) if self.shared.detached.load(Ordering::Relaxed) => {
+                let _ = e;
+                return Err(Error::config(Some(cached), ConfigError::NoQueue));
+            }
+            Err(e) => return Err(Error::Sys(e.with_interface(cached))),
+        };
         *lock(&self.shared.name) = name;
-        Ok(())
+        let ns = match tun_sys::get_dev_netns(fd) {
+            Ok(ns) => ns,
+            // TUNGETDEVNETNS needs CAP_NET_ADMIN in the device's namespace.
+            Err(e) if e.errno() == libc::EPERM => {
+                return Err(Error::config(Some(name), ConfigError::NoControl));
+            }
+            Err(e) => return Err(Error::Sys(e.with_interface(name))),
+        };
+        let id = rustix::fs::fstat(&ns)
+            .map(|st| (st.st_dev as u64, st.st_ino as u64))
+            .map_err(|e| Error::syscall(Syscall::Fstat, Some(name), e))?;
+        if c.nl.is_none() || c.ns != Some(id) {
+            let nl = NetNs::from_fd(ns).run(|| Ok(Netlink::open()?))?;
+            c.nl = Some(nl);
+            c.ns = Some(id);
+        }
+        let text = name.to_string();
+        let Some(nl) = c.nl.as_mut() else {
+            return Err(Error::config(Some(name), ConfigError::NoControl));
+        };
+        let info = nl
+            .link_by_name(&text)
+            .map_err(|e| Error::Netlink(e.with_interface(name)))?;
+        // The kernel also matches alternative names: the link must carry
+        // this name as its own, and be a TUN/TAP.
+        if info.name != text || info.tun.is_none() {
+            return Err(Error::NotTun {
+                interface: name,
+                kind: info.kind,
+            });
+        }
+        c.index = info.index;
+        Ok((name, info.index))
     }
 
     /// The interface's current name, from the kernel (`TUNGETIFF`): right
@@ -399,14 +436,10 @@ impl Interface {
     /// follows it there. Addresses are flushed by the kernel on a move.
     pub fn move_to_netns(&self, ns: &NetNs) -> Result<()> {
         self.with_nl(|nl, index| nl.move_to_netns(index, ns.as_fd()))?;
-        // The socket stays behind: open one where the device went. Should
-        // that fail, the next call tries again.
+        // The next request finds the device where it went (and opens a
+        // socket there); the index too, now.
         let mut c = lock(&self.shared.control);
-        if let Err(e) = self.resolve(&mut c) {
-            c.nl = None;
-            return Err(e);
-        }
-        Ok(())
+        self.locate(&mut c).map(drop)
     }
 
     /// Delete the interface now (`RTM_DELLINK`), persistent or not. Queues

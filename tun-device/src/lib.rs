@@ -77,6 +77,7 @@ mod interface;
 mod interrupt;
 pub mod netlink;
 mod netns;
+mod privilege;
 mod queue;
 pub mod relay;
 #[cfg(feature = "testbed")]

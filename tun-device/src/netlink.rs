@@ -39,6 +39,7 @@ use netlink_packet_route::link::{
 };
 use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 use netlink_sys::{Socket, SocketAddr, protocols::NETLINK_ROUTE};
+use tun_sys::InterfaceName;
 
 // include/uapi/linux/netlink.h
 const NLMSG_HDRLEN: usize = 16;
@@ -167,6 +168,7 @@ impl NlOp {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NetlinkError {
     op: NlOp,
+    interface: Option<InterfaceName>,
     index: Option<u32>,
     detail: Option<String>,
     errno: i32,
@@ -174,6 +176,18 @@ pub struct NetlinkError {
 }
 
 impl NetlinkError {
+    /// The same error, naming the interface it concerns.
+    pub fn with_interface(mut self, name: InterfaceName) -> Self {
+        self.interface = Some(name);
+        self
+    }
+
+    /// The interface the request was about, when the caller named it
+    /// ([`Self::with_interface`]; the device layer always does).
+    pub fn interface(&self) -> Option<InterfaceName> {
+        self.interface
+    }
+
     /// The operation that failed.
     pub fn op(&self) -> NlOp {
         self.op
@@ -234,15 +248,19 @@ impl fmt::Display for NetlinkError {
             }
             f.write_str(")")?;
         }
-        if let Some(index) = self.index {
-            write!(f, " on ifindex {index}")?;
+        match (self.interface, self.index) {
+            (Some(name), Some(index)) => write!(f, " on {name} (ifindex {index})")?,
+            (Some(name), None) => write!(f, " on {name}")?,
+            (None, Some(index)) => write!(f, " on ifindex {index}")?,
+            (None, None) => {}
         }
         match errno_name(self.errno) {
             Some(name) => write!(f, " failed: {name}: ")?,
             None => write!(f, " failed: errno {}: ", self.errno)?,
         }
         f.write_str(&errno_description(self.errno))?;
-        if self.is_permission_denied() {
+        // As root the kernel's EPERM is about the value, not the caller.
+        if self.is_permission_denied() && !crate::privilege::has_net_admin() {
             f.write_str(" (needs root or CAP_NET_ADMIN)")?;
         }
         if let Some(message) = &self.message {
@@ -331,6 +349,7 @@ impl Ctx {
     fn error(&self, errno: i32, message: Option<String>) -> NetlinkError {
         NetlinkError {
             op: self.op,
+            interface: None,
             index: self.index,
             detail: self.detail.clone(),
             errno,

@@ -596,6 +596,10 @@ impl Drop for Queue {
         if let Some(fd) = &self.fd {
             if self.shares_control && self.iface.tun_flags().contains(TunFlags::MULTI_QUEUE) {
                 let _ = tun_sys::set_queue(fd.as_fd(), false);
+                self.iface
+                    .shared
+                    .detached
+                    .store(true, std::sync::atomic::Ordering::Relaxed);
             }
         }
     }
