@@ -176,6 +176,8 @@ impl Interface {
             }
             Err(e) => return Err(Error::Sys(e.with_interface(name))),
         };
+        // `st_dev` and `st_ino` are narrower than u64 on some architectures.
+        #[allow(clippy::unnecessary_cast)]
         let id = rustix::fs::fstat(&ns)
             .map(|st| (st.st_dev as u64, st.st_ino as u64))
             .map_err(|e| Error::syscall(Syscall::Fstat, Some(name), e))?;
