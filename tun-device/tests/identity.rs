@@ -175,7 +175,7 @@ fn descriptor_limit_child() {
                 .persist(true)
                 .netns(ns.try_clone().unwrap())
                 .build();
-            rustix::process::setrlimit(rustix::process::Resource::Nofile, full.clone()).unwrap();
+            rustix::process::setrlimit(rustix::process::Resource::Nofile, full).unwrap();
             let failed = built.as_ref().err().map(|e| e.to_string());
             if let Ok(dev) = built {
                 dev.delete().unwrap();
