@@ -11,7 +11,7 @@ use tun_sys::{InterfaceName, OffloadFlags, TunFlags};
 
 use crate::error::{ConfigError, Error, Result, Syscall};
 use crate::interface::Interface;
-use crate::netlink::Netlink;
+use crate::netlink::{AddressOptions, Netlink};
 use crate::netns::NetNs;
 use crate::queue::Queue;
 
@@ -46,7 +46,7 @@ const CHECKED_FLAGS: TunFlags = TunFlags::TUN
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct AddrSpec {
     addr: IpNet,
-    peer: Option<IpAddr>,
+    options: AddressOptions,
 }
 
 /// Builds a [`Device`]: creates a TUN/TAP interface (or attaches to an
@@ -177,22 +177,29 @@ impl DeviceBuilder {
     }
 
     /// An address with its prefix (any number, both families).
-    pub fn address(mut self, addr: IpNet) -> Self {
-        self.addrs.push(AddrSpec { addr, peer: None });
+    pub fn address(self, addr: IpNet) -> Self {
+        self.address_with(addr, AddressOptions::new())
+    }
+
+    /// An address with a peer, an IPv4 broadcast address, or without
+    /// duplicate address detection ([`AddressOptions`]). An IPv6 address
+    /// added without `nodad` stays tentative for a second or more after
+    /// [`Self::build`] returns (packets from or to it are dropped until
+    /// then): pass `nodad`, or wait with [`Interface::wait_for_dad`].
+    pub fn address_with(mut self, addr: IpNet, options: AddressOptions) -> Self {
+        if let Some(peer) = options.peer {
+            if addr.addr().is_ipv4() != peer.is_ipv4() {
+                self.bad
+                    .get_or_insert(ConfigError::PeerFamilyMismatch { addr, peer });
+            }
+        }
+        self.addrs.push(AddrSpec { addr, options });
         self
     }
 
     /// A point-to-point address: local address with prefix, and the peer.
-    pub fn address_with_peer(mut self, addr: IpNet, peer: IpAddr) -> Self {
-        if addr.addr().is_ipv4() != peer.is_ipv4() {
-            self.bad
-                .get_or_insert(ConfigError::PeerFamilyMismatch { addr, peer });
-        }
-        self.addrs.push(AddrSpec {
-            addr,
-            peer: Some(peer),
-        });
-        self
+    pub fn address_with_peer(self, addr: IpNet, peer: IpAddr) -> Self {
+        self.address_with(addr, AddressOptions::new().peer(peer))
     }
 
     /// An IPv4 address, prefix length and optional peer (tun-rs's shape).
@@ -463,21 +470,23 @@ impl DeviceBuilder {
         }
 
         let index = info.index;
+        let named = |e: crate::netlink::NetlinkError| Error::Netlink(e.with_interface(real));
         if let Some(mtu) = self.mtu {
-            nl.set_mtu(index, mtu)?;
+            nl.set_mtu(index, mtu).map_err(named)?;
         }
         if let Some(mac) = self.mac {
-            nl.set_mac(index, mac)?;
+            nl.set_mac(index, mac).map_err(named)?;
         }
         if let Some(len) = self.tx_queue_len {
-            nl.set_tx_queue_len(index, len)?;
+            nl.set_tx_queue_len(index, len).map_err(named)?;
         }
         for a in &self.addrs {
-            nl.add_address(index, a.addr, a.peer)?;
+            nl.add_address_with(index, a.addr, &a.options)
+                .map_err(named)?;
         }
         let up = self.up.or(if created { Some(true) } else { None });
         if let Some(up) = up {
-            nl.set_up(index, up)?;
+            nl.set_up(index, up).map_err(named)?;
         }
         let mtu = self.mtu.unwrap_or(info.mtu);
         // Everything that can fail comes before the guard is disarmed: a
@@ -607,7 +616,8 @@ impl Device {
         } else {
             OffloadFlags::empty()
         };
-        rustix::io::ioctl_fionbio(&fd, true).map_err(|e| Error::io(crate::IoOp::Recv, name, e))?;
+        rustix::io::ioctl_fionbio(&fd, true)
+            .map_err(|e| Error::syscall(Syscall::Fionbio, Some(name), e))?;
         let text = name.to_string();
         let control = tun_sys::get_dev_netns(fd.as_fd()).ok().and_then(|ns| {
             NetNs::from_fd(ns)

@@ -17,7 +17,7 @@ use ipnet::IpNet;
 use tun_sys::{InterfaceFlags, InterfaceName, OffloadFlags, TunFlags};
 
 use crate::error::{ConfigError, Error, Result, Syscall};
-use crate::netlink::{Address, LinkInfo, Netlink, TunInfo};
+use crate::netlink::{Address, AddressOptions, LinkInfo, Netlink, TunInfo};
 use crate::netns::NetNs;
 
 /// Counters of a device, shared by its queues.
@@ -320,7 +320,10 @@ impl Interface {
         Ok(self.flags()?.contains(InterfaceFlags::UP))
     }
 
-    /// Up with a carrier: some process has a queue open.
+    /// Up with a carrier (`IFF_RUNNING`): the kernel turns the carrier of a
+    /// TUN/TAP on while any of its queues is attached, and an [`Interface`]
+    /// value (which holds a duplicate of the first queue's fd) keeps it on
+    /// after the queues themselves were dropped.
     pub fn is_running(&self) -> Result<bool> {
         Ok(self.flags()?.contains(InterfaceFlags::RUNNING))
     }
@@ -356,7 +359,9 @@ impl Interface {
         self.with_nl(|nl, index| nl.set_tx_queue_len(index, len))
     }
 
-    /// Rename the interface (the kernel refuses while it is up: EBUSY).
+    /// Rename the interface. Kernels before 6.2 refuse while it is up
+    /// (EBUSY); later ones rename an up interface (`dev_change_name()`,
+    /// net/core/dev.c). A name in use is EEXIST.
     pub fn set_name(&self, name: &InterfaceName) -> Result<()> {
         let text = name.to_string();
         self.with_nl(|nl, index| nl.set_name(index, &text))?;
@@ -373,6 +378,45 @@ impl Interface {
     /// [`ErrorKind::AlreadyExists`](crate::ErrorKind::AlreadyExists).
     pub fn add_address(&self, addr: IpNet) -> Result<()> {
         self.with_nl(|nl, index| nl.add_address(index, addr, None))
+    }
+
+    /// Add an address with a peer, an IPv4 broadcast address or without
+    /// duplicate address detection, as `options` say.
+    pub fn add_address_with(&self, addr: IpNet, options: AddressOptions) -> Result<()> {
+        if let Some(peer) = options.peer {
+            if addr.addr().is_ipv4() != peer.is_ipv4() {
+                return Err(Error::config(
+                    Some(self.cached_name()),
+                    ConfigError::PeerFamilyMismatch { addr, peer },
+                ));
+            }
+        }
+        self.with_nl(|nl, index| nl.add_address_with(index, addr, &options))
+    }
+
+    /// Wait up to `timeout` until no address of the interface is tentative
+    /// (IPv6 duplicate address detection, a second or more after an address
+    /// was added or the link came up, during which packets to and from it
+    /// are dropped); returns whether that happened in time. An address
+    /// whose detection failed is [`ErrorKind::AlreadyExists`](crate::ErrorKind::AlreadyExists).
+    pub fn wait_for_dad(&self, timeout: std::time::Duration) -> Result<bool> {
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            let addrs = self.addresses()?;
+            if let Some(a) = addrs.iter().find(|a| a.is_dad_failed()) {
+                return Err(Error::config(
+                    Some(self.cached_name()),
+                    ConfigError::DadFailed { addr: a.addr },
+                ));
+            }
+            if !addrs.iter().any(Address::is_tentative) {
+                return Ok(true);
+            }
+            if std::time::Instant::now() >= deadline {
+                return Ok(false);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
     }
 
     /// Add a point-to-point address: local `addr` with its prefix, and the

@@ -85,10 +85,10 @@ pub mod testbed;
 
 pub use batch::{RecvState, RecvStats, SendReport, SendState};
 pub use device::{Device, DeviceBuilder, Layer};
-pub use error::{ConfigError, Error, ErrorKind, IoOp, Result, Syscall};
+pub use error::{ConfigError, Error, ErrorKind, IoOp, NsAction, Result, Syscall};
 pub use interface::{DeviceStats, Interface};
 pub use interrupt::Interrupt;
-pub use netlink::{Address, LinkInfo, TunInfo};
+pub use netlink::{Address, AddressFlags, AddressOptions, LinkInfo, TunInfo};
 pub use netns::NetNs;
 pub use queue::Queue;
 

@@ -13,6 +13,17 @@ pub(crate) fn has_net_admin() -> bool {
         .unwrap_or(true)
 }
 
+/// Whether CAP_SYS_ADMIN (needed by `setns` and `unshare`) is in the
+/// calling thread's effective set (`true` when it cannot be read).
+pub(crate) fn has_admin() -> bool {
+    rustix::thread::capabilities(None)
+        .map(|c| {
+            c.effective
+                .contains(rustix::thread::CapabilitySet::SYS_ADMIN)
+        })
+        .unwrap_or(true)
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
