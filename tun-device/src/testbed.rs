@@ -199,12 +199,11 @@ impl Drop for Veth {
 }
 
 fn wait_settled(nl: &mut Netlink, index: u32) -> Result<()> {
-    const IFA_F_TENTATIVE: u32 = 0x40;
     let deadline = Instant::now() + Duration::from_secs(5);
     while nl
         .addresses(index)?
         .iter()
-        .any(|a| a.flags & IFA_F_TENTATIVE != 0)
+        .any(|a| a.is_tentative())
         && Instant::now() < deadline
     {
         std::thread::sleep(Duration::from_millis(5));
@@ -215,12 +214,11 @@ fn wait_settled(nl: &mut Netlink, index: u32) -> Result<()> {
 /// Wait until no address of `dev` is tentative (IPv6 finishes an address
 /// in a work queue after the link comes up).
 pub fn settle(dev: &Device) -> Result<()> {
-    const IFA_F_TENTATIVE: u32 = 0x40;
     let deadline = Instant::now() + Duration::from_secs(5);
     while dev
         .addresses()?
         .iter()
-        .any(|a| a.flags & IFA_F_TENTATIVE != 0)
+        .any(|a| a.is_tentative())
         && Instant::now() < deadline
     {
         std::thread::sleep(Duration::from_millis(5));
