@@ -45,6 +45,7 @@ extern crate std;
 pub mod checksum;
 mod error;
 pub mod frame;
+pub mod framing;
 pub mod gro;
 mod kind;
 pub mod partial;

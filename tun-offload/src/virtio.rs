@@ -131,6 +131,14 @@ impl GsoType {
     /// Bit set with TCP types when the super-packet carries ECN CWR (`VIRTIO_NET_HDR_GSO_ECN`).
     pub const ECN: u8 = 0x80;
 
+    /// Whether the type asks for segmentation: anything but `GSO_NONE`
+    /// once the ECN bit is cleared. The ECN bit alone asks for none (the
+    /// kernel's virtio_net_hdr_to_skb refuses it, as it refuses any unknown
+    /// type).
+    pub const fn is_gso(self) -> bool {
+        self.0 & !Self::ECN != Self::NONE.0
+    }
+
     /// The kernel's name of the type, if it is one this crate knows.
     pub const fn name(self) -> Option<&'static str> {
         Some(match self.0 {
@@ -270,6 +278,10 @@ impl VirtioNetHdr {
     /// `gso_type`, ECN bit included.
     pub const fn gso_type(&self) -> GsoType {
         self.gso_type
+    }
+    /// Whether the header asks the kernel to segment ([`GsoType::is_gso`]).
+    pub const fn is_gso(&self) -> bool {
+        self.gso_type.is_gso()
     }
     /// `hdr_len`: the kernel's idea of the headers' length (not to be trusted on receive).
     pub const fn hdr_len(&self) -> u16 {

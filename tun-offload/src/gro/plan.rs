@@ -71,7 +71,7 @@ impl Segment {
 }
 
 /// The all-zero header of a packet written as it is.
-static ZERO_HDR: [u8; VirtioNetHdr::LEN] = [0; VirtioNetHdr::LEN];
+static ZERO_HDR: [u8; VirtioNetHdr::LEN] = crate::framing::PLAIN_HDR;
 
 /// The longest head: the virtio header, an 802.1Q-tagged Ethernet header,
 /// IPv4 with options or IPv6 (a candidate has at most 60 bytes of IP
