@@ -10,7 +10,7 @@
 use arbitrary::{Arbitrary, Unstructured};
 use tun_offload::{
     GroTable, GsoPacket, GsoType, HdrFlags, SplitError, VirtioNetHdr, VirtioNetHdrMrgRxbuf,
-    complete_checksum, split, split_frame,
+    VirtioNetHdrV1HashTunnel, complete_checksum, split, split_frame,
 };
 use tun_test_support::{add16, naive_packet_pseudo, naive_sum};
 
@@ -106,6 +106,24 @@ pub fn virtio_header(data: &[u8]) {
         h.encode(&mut out).unwrap();
         assert_eq!(&out[..], &data[..VirtioNetHdrMrgRxbuf::LEN]);
         assert_eq!(VirtioNetHdrMrgRxbuf::decode(&out), Ok(h));
+    }
+    match VirtioNetHdrV1HashTunnel::decode(data) {
+        Ok(t) => {
+            let n = VirtioNetHdrV1HashTunnel::LEN;
+            assert_eq!(&t.to_bytes()[..], &data[..n]);
+            let mut out = [0u8; VirtioNetHdrV1HashTunnel::LEN];
+            t.encode(&mut out).unwrap();
+            assert_eq!(VirtioNetHdrV1HashTunnel::decode(&out), Ok(t));
+            // Every form reads the same leading fields.
+            assert_eq!(VirtioNetHdr::decode(data), Ok(t.hdr));
+            let m = VirtioNetHdrMrgRxbuf::decode(data).unwrap();
+            assert_eq!(m.num_buffers(), t.num_buffers());
+            let le = |at: usize| u16::from_le_bytes([data[at], data[at + 1]]);
+            assert_eq!(t.outer_th_offset(), le(20));
+            assert_eq!(t.inner_nh_offset(), le(22));
+            assert_eq!(t.hash_value(), u32::from(le(12)) | u32::from(le(14)) << 16);
+        }
+        Err(e) => assert!(data.len() < VirtioNetHdrV1HashTunnel::LEN && e.len == data.len()),
     }
 }
 

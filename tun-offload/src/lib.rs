@@ -59,4 +59,6 @@ pub use gro::{GroError, GroStats, GroTable};
 pub use kind::Kind;
 pub use partial::complete_checksum;
 pub use split::{GsoPacket, SplitError, split, split_frame};
-pub use virtio::{GsoType, HdrFlags, HeaderError, VirtioNetHdr, VirtioNetHdrMrgRxbuf};
+pub use virtio::{
+    GsoType, HdrFlags, HeaderError, VirtioNetHdr, VirtioNetHdrMrgRxbuf, VirtioNetHdrV1HashTunnel,
+};

@@ -734,3 +734,22 @@ fn prepared_partial_checksums_complete_to_the_original() {
         assert_eq!(p, before);
     }
 }
+
+/// A UDP-tunnel super-packet (Linux 6.17+) is not split as if it were a
+/// plain one: its type is refused, with the tunnel bits in the error.
+#[test]
+fn udp_tunnel_types_are_refused_by_the_plain_split() {
+    let (hdr, pkt) = as_super(tcp(&v4(), 1, 2, 3, 4, ACK, &[], &[9u8; 3000]), 1000);
+    for bit in [GsoType::UDP_TUNNEL_IPV4, GsoType::UDP_TUNNEL_IPV6] {
+        let mut h = hdr;
+        let t = GsoType(hdr.gso_type().0 | bit);
+        h.set_gso_type(t);
+        assert_eq!(
+            GsoPacket::parse(&h, &pkt).err(),
+            Some(PacketError::UnsupportedGsoType { gso_type: t })
+        );
+        let mut bufs = vec![vec![0u8; 2000]; 4];
+        let mut sizes = vec![0; 4];
+        assert!(split(&h, &pkt, &mut bufs, &mut sizes, 0).is_err());
+    }
+}
