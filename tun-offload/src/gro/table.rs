@@ -740,7 +740,7 @@ impl GroTable {
         let tcp = cand.kind.is_tcp();
         let item_len = hl + item.run.payload_len;
         let new_len = item_len + cand.payload_len;
-        let (how, id_mode, new_id) = {
+        let (how, id_mode, new_id, l4_hdr_sum) = {
             // The run's first packet (ib < i) and the incoming one, read only.
             let (item_buf, frame) = store.pair(ib, i);
             // Frames merge only behind equal L2 headers (`offset` is where
@@ -818,7 +818,13 @@ impl GroTable {
             {
                 return Attempt::PacketBad;
             }
-            (how, id_mode, new_id)
+            // The transport header's part of an appended packet's sum, its
+            // payload's comes with the store's pass over it.
+            let l4_hdr_sum = match (how, *pkt_csum) {
+                (Merge::Append, None) => Some(Checksum::of(&pkt[ip_hl..hl])),
+                _ => None,
+            };
+            (how, id_mode, new_id, l4_hdr_sum)
         };
         let payload = offset + hl..offset + pkt_len;
         match how {
@@ -827,14 +833,16 @@ impl GroTable {
                 // bytes land behind the run's end, which stays where it is
                 // if the checksum turns out bad.
                 let payload_sum = store.append(ib, offset + item_len, i, payload);
-                let ok = match *pkt_csum {
-                    Some(ok) => ok,
-                    None => {
-                        let pkt = &store.buf(i)[offset..offset + pkt_len];
+                let ok = match (*pkt_csum, l4_hdr_sum) {
+                    (Some(ok), _) => ok,
+                    // Not verified yet: the read phase summed its header
+                    // (always, for an append; were it missing, the zero sum
+                    // would fail the check and refuse the merge).
+                    (None, hdr_sum) => {
                         let mut sum = item.pseudo;
                         sum.add_u16((pkt_len - ip_hl) as u16);
                         let ok = sum
-                            .combine(Checksum::of(&pkt[ip_hl..hl]))
+                            .combine(hdr_sum.unwrap_or_default())
                             .combine(payload_sum)
                             .fold()
                             == 0xffff;
