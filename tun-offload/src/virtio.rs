@@ -260,38 +260,17 @@ impl VirtioNetHdr {
 
     /// Decode the header from the first [`Self::LEN`] bytes of `bytes`.
     pub fn decode(bytes: &[u8]) -> Result<Self, HeaderError> {
-        match Self::read_from_prefix(bytes) {
-            Ok((hdr, _)) => Ok(hdr),
-            Err(_) => Err(HeaderError {
-                len: bytes.len(),
-                required: Self::LEN,
-            }),
-        }
+        read_prefix(bytes).map(|(hdr, _)| hdr)
     }
 
     /// Split `bytes` into the decoded header and the packet behind it.
     pub fn split_prefix(bytes: &[u8]) -> Result<(Self, &[u8]), HeaderError> {
-        match Self::read_from_prefix(bytes) {
-            Ok((hdr, rest)) => Ok((hdr, rest)),
-            Err(_) => Err(HeaderError {
-                len: bytes.len(),
-                required: Self::LEN,
-            }),
-        }
+        read_prefix(bytes)
     }
 
     /// Encode the header into the first [`Self::LEN`] bytes of `out`.
     pub fn encode(&self, out: &mut [u8]) -> Result<(), HeaderError> {
-        match out.get_mut(..Self::LEN) {
-            Some(dst) => {
-                dst.copy_from_slice(self.as_bytes());
-                Ok(())
-            }
-            None => Err(HeaderError {
-                len: out.len(),
-                required: Self::LEN,
-            }),
-        }
+        write_prefix(self, out)
     }
 
     /// The header's bytes.
@@ -411,27 +390,12 @@ impl VirtioNetHdrMrgRxbuf {
 
     /// Decode from the first [`Self::LEN`] bytes of `bytes`.
     pub fn decode(bytes: &[u8]) -> Result<Self, HeaderError> {
-        match Self::read_from_prefix(bytes) {
-            Ok((hdr, _)) => Ok(hdr),
-            Err(_) => Err(HeaderError {
-                len: bytes.len(),
-                required: Self::LEN,
-            }),
-        }
+        read_prefix(bytes).map(|(hdr, _)| hdr)
     }
 
     /// Encode into the first [`Self::LEN`] bytes of `out`.
     pub fn encode(&self, out: &mut [u8]) -> Result<(), HeaderError> {
-        match out.get_mut(..Self::LEN) {
-            Some(dst) => {
-                dst.copy_from_slice(self.as_bytes());
-                Ok(())
-            }
-            None => Err(HeaderError {
-                len: out.len(),
-                required: Self::LEN,
-            }),
-        }
+        write_prefix(self, out)
     }
 }
 
@@ -522,38 +486,17 @@ impl VirtioNetHdrV1HashTunnel {
     /// Decode from the first [`Self::LEN`] bytes of `bytes`. Any bytes
     /// decode; whether they describe a packet is for the split to say.
     pub fn decode(bytes: &[u8]) -> Result<Self, HeaderError> {
-        match Self::read_from_prefix(bytes) {
-            Ok((hdr, _)) => Ok(hdr),
-            Err(_) => Err(HeaderError {
-                len: bytes.len(),
-                required: Self::LEN,
-            }),
-        }
+        read_prefix(bytes).map(|(hdr, _)| hdr)
     }
 
     /// Split `bytes` into the decoded header and the packet behind it.
     pub fn split_prefix(bytes: &[u8]) -> Result<(Self, &[u8]), HeaderError> {
-        match Self::read_from_prefix(bytes) {
-            Ok((hdr, rest)) => Ok((hdr, rest)),
-            Err(_) => Err(HeaderError {
-                len: bytes.len(),
-                required: Self::LEN,
-            }),
-        }
+        read_prefix(bytes)
     }
 
     /// Encode into the first [`Self::LEN`] bytes of `out`.
     pub fn encode(&self, out: &mut [u8]) -> Result<(), HeaderError> {
-        match out.get_mut(..Self::LEN) {
-            Some(dst) => {
-                dst.copy_from_slice(self.as_bytes());
-                Ok(())
-            }
-            None => Err(HeaderError {
-                len: out.len(),
-                required: Self::LEN,
-            }),
-        }
+        write_prefix(self, out)
     }
 
     /// The header's bytes.
@@ -616,6 +559,33 @@ impl VirtioNetHdrV1HashTunnel {
     /// Set `inner_nh_offset`.
     pub fn set_inner_nh_offset(&mut self, v: u16) {
         self.inner_nh_offset = U16::new(v);
+    }
+}
+
+/// Decode a header of type `T` from the start of `bytes`, the rest behind
+/// it: the one decoder of every header form.
+fn read_prefix<T: FromBytes + KnownLayout + Immutable>(
+    bytes: &[u8],
+) -> Result<(T, &[u8]), HeaderError> {
+    T::read_from_prefix(bytes).map_err(|_| HeaderError {
+        len: bytes.len(),
+        required: core::mem::size_of::<T>(),
+    })
+}
+
+/// Encode `hdr` into the start of `out`: the one encoder of every form.
+fn write_prefix<T: IntoBytes + Immutable>(hdr: &T, out: &mut [u8]) -> Result<(), HeaderError> {
+    let bytes = hdr.as_bytes();
+    let len = out.len();
+    match out.get_mut(..bytes.len()) {
+        Some(dst) => {
+            dst.copy_from_slice(bytes);
+            Ok(())
+        }
+        None => Err(HeaderError {
+            len,
+            required: bytes.len(),
+        }),
     }
 }
 

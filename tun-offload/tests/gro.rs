@@ -43,15 +43,7 @@ fn u(ip: &Ip) -> Vec<u8> {
 
 /// Buffers with the packet at OFF and spare room behind it.
 fn batch(pkts: &[Vec<u8>]) -> (Vec<Vec<u8>>, Vec<usize>) {
-    let bufs = pkts
-        .iter()
-        .map(|p| {
-            let mut b = vec![0xAAu8; CAP];
-            b[OFF..OFF + p.len()].copy_from_slice(p);
-            b
-        })
-        .collect();
-    (bufs, pkts.iter().map(Vec::len).collect())
+    common::batch_in(pkts, OFF, CAP)
 }
 
 /// Written indices, their lengths, and each one's header and completed packet.

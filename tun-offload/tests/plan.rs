@@ -45,15 +45,7 @@ fn seg(ip: &Ip, port: u16, seq: u32, flags: u8, len: usize) -> Vec<u8> {
 
 /// Buffers of `CAP` bytes with packet `i` at `OFF`.
 fn batch(pkts: &[Vec<u8>]) -> (Vec<Vec<u8>>, Vec<usize>) {
-    let bufs = pkts
-        .iter()
-        .map(|p| {
-            let mut b = vec![0xAAu8; CAP];
-            b[OFF..OFF + p.len()].copy_from_slice(p);
-            b
-        })
-        .collect();
-    (bufs, pkts.iter().map(Vec::len).collect())
+    common::batch_in(pkts, OFF, CAP)
 }
 
 /// Each run's write, concatenated.
