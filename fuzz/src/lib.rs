@@ -426,7 +426,9 @@ pub fn transmit(data: &[u8]) {
         }
     }
     let cap = HDR + pkts.iter().map(|p| p.len()).sum::<usize>().min(65_535) + 64;
+    let lens_in: Vec<usize> = pkts.iter().map(|p| p.len()).collect();
     let mut table = GroTable::new(flags & 1 != 0);
+    let mut plan_table = GroTable::new(flags & 1 != 0);
     let mut first_round = Vec::new();
     for _ in 0..2 {
         let mut bufs: Vec<Vec<u8>> = pkts
@@ -451,6 +453,18 @@ pub fn transmit(data: &[u8]) {
         assert_eq!(stats.packets_in, pkts.len());
         assert_eq!(stats.packets_out, written.len());
         assert_eq!(stats.segments_merged + written.len(), pkts.len());
+        // The plan of the same batch (read where it lies, offset 0, no room
+        // around it) writes the same runs, byte for byte.
+        let plan = plan_table
+            .plan(&pkts, &lens_in, 0)
+            .expect("well-formed batch");
+        assert_eq!(plan.len(), written.len(), "planned runs");
+        for (run, &i) in plan.iter().zip(&written) {
+            assert_eq!(run.first(), i, "planned run order");
+            let w: Vec<u8> = run.slices(&pkts).unwrap().flatten().copied().collect();
+            assert_eq!(&w[..], &bufs[i][..HDR + lens[i]], "planned run {i}");
+        }
+        assert_eq!(*plan_table.stats(), stats, "plan counters");
         first_round.clear();
         for &i in &written {
             let hdr = VirtioNetHdr::decode(&bufs[i]).unwrap();
