@@ -382,9 +382,10 @@ impl GroTable {
     /// length (header excluded) in `lens[i]`.
     ///
     /// The runs are those [`Self::plan`] finds for the same batch (as long
-    /// as each run's buffer has room for it and no run would hold more than
-    /// [`MAX_GATHERED_PACKETS`](super::MAX_GATHERED_PACKETS) packets), and each written packet is byte
-    /// for byte its run's [`PlannedRun::slices`](crate::gro::PlannedRun::slices).
+    /// as each run's buffer has room for it and no run would hold more
+    /// than [`MAX_GATHERED_PACKETS`](super::MAX_GATHERED_PACKETS)
+    /// packets), and each written packet is byte for byte its run's
+    /// [`PlannedRun::slices`](crate::gro::PlannedRun::slices).
     pub fn coalesce<B: AsMut<[u8]>>(
         &mut self,
         bufs: &mut [B],
@@ -441,9 +442,9 @@ impl GroTable {
     ///
     /// Packet `i` is `bufs[i][offset..offset + lens[i]]` (a frame with
     /// [`Self::set_frames`]); no room is needed in front of `offset` or
-    /// behind the packet. A run holds at most [`MAX_GATHERED_PACKETS`](super::MAX_GATHERED_PACKETS)
-    /// packets. The plan stays readable through [`Self::planned`] until
-    /// the next batch.
+    /// behind the packet. A run holds at most
+    /// [`MAX_GATHERED_PACKETS`](super::MAX_GATHERED_PACKETS) packets. The
+    /// plan stays readable through [`Self::planned`] until the next batch.
     ///
     /// ```
     /// # use tun_offload::checksum::{pseudo_header_v4, Checksum};
