@@ -161,21 +161,21 @@ impl AsyncDevice {
     }
 
     /// [`AsyncQueue::send_batch`] on the first queue.
-    pub async fn send_batch<B: AsMut<[u8]>>(
+    pub async fn send_batch<B: AsRef<[u8]>>(
         &self,
         state: &mut SendState,
-        bufs: &mut [B],
-        lens: &mut [usize],
+        bufs: &[B],
+        lens: &[usize],
         offset: usize,
     ) -> Result<SendReport> {
         self.queues[0].send_batch(state, bufs, lens, offset).await
     }
 
     /// [`AsyncQueue::send_pending`] on the first queue.
-    pub async fn send_pending<B: AsMut<[u8]>>(
+    pub async fn send_pending<B: AsRef<[u8]>>(
         &self,
         state: &mut SendState,
-        bufs: &mut [B],
+        bufs: &[B],
         lens: &[usize],
         offset: usize,
     ) -> Result<SendReport> {

@@ -330,11 +330,11 @@ impl AsyncQueue {
     /// An error stops the writes and is returned with the same state: a
     /// packet the kernel refused (`ErrorKind::BadPacket`) is skipped and
     /// [`Self::send_pending`] continues behind it.
-    pub async fn send_batch<B: AsMut<[u8]>>(
+    pub async fn send_batch<B: AsRef<[u8]>>(
         &self,
         state: &mut SendState,
-        bufs: &mut [B],
-        lens: &mut [usize],
+        bufs: &[B],
+        lens: &[usize],
         offset: usize,
     ) -> Result<SendReport> {
         self.get_ref().prepare_batch(state, bufs, lens, offset)?;
@@ -351,10 +351,10 @@ impl AsyncQueue {
     /// ([`SendState::written`]) and what is left ([`SendState::pending`]);
     /// buffers are not modified (except the header area in front of a
     /// packet, which the prepared batch already filled).
-    pub async fn send_pending<B: AsMut<[u8]>>(
+    pub async fn send_pending<B: AsRef<[u8]>>(
         &self,
         state: &mut SendState,
-        bufs: &mut [B],
+        bufs: &[B],
         lens: &[usize],
         offset: usize,
     ) -> Result<SendReport> {

@@ -203,7 +203,7 @@ async fn pump(
         stats.bytes += lens[..n].iter().sum::<usize>() as u64;
         // Not raced against the stop: a batch read is written whole.
         let mut res = to
-            .send_batch(&mut tx, &mut bufs[..n], &mut lens[..n], cfg.offset)
+            .send_batch(&mut tx, &bufs[..n], &lens[..n], cfg.offset)
             .await;
         loop {
             match res {
@@ -215,7 +215,7 @@ async fn pump(
                     // Refused and skipped; go on behind it.
                     stats.bad_packets += 1;
                     res = to
-                        .send_pending(&mut tx, &mut bufs[..n], &lens[..n], cfg.offset)
+                        .send_pending(&mut tx, &bufs[..n], &lens[..n], cfg.offset)
                         .await;
                 }
                 Err(e) => {

@@ -101,12 +101,12 @@ async fn pump(
         loop {
             let res = if prepared {
                 tokio::select! {
-                    res = to.send_pending(&mut tx, &mut bufs[..n], &lens[..n], OFF) => Some(res),
+                    res = to.send_pending(&mut tx, &bufs[..n], &lens[..n], OFF) => Some(res),
                     _ = short_wait(next(&mut r)) => None,
                 }
             } else {
                 tokio::select! {
-                    res = to.send_batch(&mut tx, &mut bufs[..n], &mut lens[..n], OFF) => Some(res),
+                    res = to.send_batch(&mut tx, &bufs[..n], &lens[..n], OFF) => Some(res),
                     _ = short_wait(next(&mut r)) => None,
                 }
             };
@@ -277,7 +277,7 @@ fn batched_send_dropped_at_its_wait_resumes_without_duplicates() {
             })
             .unwrap();
         let count = 32u64;
-        let mut bufs: Vec<Vec<u8>> = (0..count)
+        let bufs: Vec<Vec<u8>> = (0..count)
             .map(|seq| {
                 let mut payload = vec![0u8; 600];
                 payload[..8].copy_from_slice(&seq.to_le_bytes());
@@ -288,7 +288,7 @@ fn batched_send_dropped_at_its_wait_resumes_without_duplicates() {
                 b
             })
             .collect();
-        let mut lens: Vec<usize> = vec![628; count as usize];
+        let lens: Vec<usize> = vec![628; count as usize];
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -297,7 +297,7 @@ fn batched_send_dropped_at_its_wait_resumes_without_duplicates() {
             let q = AsyncQueue::new(dev.into_queues().remove(0)).unwrap();
             let mut tx = SendState::new();
             {
-                let mut fut = pin!(q.send_batch(&mut tx, &mut bufs, &mut lens, OFF));
+                let mut fut = pin!(q.send_batch(&mut tx, &bufs, &lens, OFF));
                 let first = std::future::poll_fn(|cx| Poll::Ready(fut.as_mut().poll(cx))).await;
                 assert!(first.is_pending(), "the first send did not wait: {first:?}");
             } // dropped at its wait
@@ -309,10 +309,7 @@ fn batched_send_dropped_at_its_wait_resumes_without_duplicates() {
             } else {
                 assert_eq!(pending, count as usize);
             }
-            let report = q
-                .send_pending(&mut tx, &mut bufs, &lens, OFF)
-                .await
-                .unwrap();
+            let report = q.send_pending(&mut tx, &bufs, &lens, OFF).await.unwrap();
             assert_eq!(report.packets, count as usize);
             assert_eq!(report.writes, pending);
             assert!(tx.is_done());

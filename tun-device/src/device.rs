@@ -784,11 +784,11 @@ forward_io! {
     /// [`Queue::recv_batch`] on the first queue.
     fn recv_batch<B: AsMut<[u8]>>(&self, state: &mut crate::RecvState, bufs: &mut [B], sizes: &mut [usize], offset: usize) -> Result<usize>;
     /// [`Queue::send_batch`] on the first queue.
-    fn send_batch<B: AsMut<[u8]>>(&self, state: &mut crate::SendState, bufs: &mut [B], lens: &mut [usize], offset: usize) -> Result<crate::SendReport>;
+    fn send_batch<B: AsRef<[u8]>>(&self, state: &mut crate::SendState, bufs: &[B], lens: &[usize], offset: usize) -> Result<crate::SendReport>;
     /// [`Queue::send_pending`] on the first queue.
-    fn send_pending<B: AsMut<[u8]>>(&self, state: &mut crate::SendState, bufs: &mut [B], lens: &[usize], offset: usize) -> Result<crate::SendReport>;
+    fn send_pending<B: AsRef<[u8]>>(&self, state: &mut crate::SendState, bufs: &[B], lens: &[usize], offset: usize) -> Result<crate::SendReport>;
     /// [`Queue::prepare_batch`] on the first queue.
-    fn prepare_batch<B: AsMut<[u8]>>(&self, state: &mut crate::SendState, bufs: &mut [B], lens: &mut [usize], offset: usize) -> Result<()>;
+    fn prepare_batch<B: AsRef<[u8]>>(&self, state: &mut crate::SendState, bufs: &[B], lens: &[usize], offset: usize) -> Result<()>;
     /// [`Queue::wait_readable`] on the first queue.
     fn wait_readable(&self, timeout: Option<std::time::Duration>) -> Result<bool>;
     /// [`Queue::recv_gso`] on the first queue.

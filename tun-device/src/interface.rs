@@ -50,14 +50,12 @@ pub(crate) struct Shared {
     name: Mutex<InterfaceName>,
     flags: TunFlags,
     offload: OffloadFlags,
-    pub(crate) coalesce: AtomicBool,
+    pub(crate) coalesce_tcp: AtomicBool,
+    pub(crate) coalesce_udp: AtomicBool,
     pub(crate) gso_fallbacks: AtomicU64,
     pub(crate) rx_invalid: AtomicU64,
     /// The MTU as last set or read; sizes the zero-copy part of a read.
     pub(crate) mtu_hint: AtomicU32,
-    /// Test seam: the next `n` coalesced writes fail with EINVAL before
-    /// reaching the kernel.
-    pub(crate) fail_gso_writes: AtomicU32,
     /// The queue whose fd `tun_fd` duplicates was dropped and detached
     /// (multi-queue): the fd no longer names the device.
     pub(crate) detached: AtomicBool,
@@ -110,11 +108,11 @@ impl Interface {
                 name: Mutex::new(name),
                 flags,
                 offload,
-                coalesce: AtomicBool::new(!offload.is_empty()),
+                coalesce_tcp: AtomicBool::new(!offload.is_empty()),
+                coalesce_udp: AtomicBool::new(!offload.is_empty()),
                 gso_fallbacks: AtomicU64::new(0),
                 rx_invalid: AtomicU64::new(0),
                 mtu_hint: AtomicU32::new(mtu),
-                fail_gso_writes: AtomicU32::new(0),
                 detached: AtomicBool::new(false),
             }),
         }
@@ -245,17 +243,41 @@ impl Interface {
         !self.shared.flags.contains(TunFlags::NO_PI)
     }
 
-    /// Whether batched sends coalesce (offload on, and no coalesced write
-    /// refused so far).
+    /// Whether batched sends coalesce TCP or UDP (offload on, and no
+    /// coalesced write refused so far).
     pub fn coalescing(&self) -> bool {
-        self.shared.coalesce.load(Ordering::Relaxed)
+        self.tcp_coalescing() || self.udp_coalescing()
     }
 
-    /// Turn coalescing of batched sends on or off (on needs offload).
+    /// Whether batched sends coalesce TCP segments.
+    pub fn tcp_coalescing(&self) -> bool {
+        self.shared.coalesce_tcp.load(Ordering::Relaxed)
+    }
+
+    /// Whether batched sends coalesce UDP datagrams (also needs USO).
+    pub fn udp_coalescing(&self) -> bool {
+        self.shared.coalesce_udp.load(Ordering::Relaxed)
+    }
+
+    /// Turn coalescing of batched sends on or off, TCP and UDP alike (on
+    /// needs offload).
     pub fn set_coalescing(&self, on: bool) {
-        self.shared
-            .coalesce
-            .store(on && !self.shared.offload.is_empty(), Ordering::Relaxed);
+        self.set_tcp_coalescing(on);
+        self.set_udp_coalescing(on);
+    }
+
+    /// Turn coalescing of TCP segments on or off (on needs offload).
+    pub fn set_tcp_coalescing(&self, on: bool) {
+        let on = on && !self.shared.offload.is_empty();
+        self.shared.coalesce_tcp.store(on, Ordering::Relaxed);
+    }
+
+    /// Turn coalescing of UDP datagrams on or off (on needs offload and
+    /// USO). Kernels up to 6.8 silently drop UDP GRO packets that enter a
+    /// VXLAN or Geneve device: turn UDP coalescing off alone there.
+    pub fn set_udp_coalescing(&self, on: bool) {
+        let on = on && !self.shared.offload.is_empty();
+        self.shared.coalesce_udp.store(on, Ordering::Relaxed);
     }
 
     /// The device's counters.
@@ -492,14 +514,6 @@ impl Interface {
     /// still open see [`ErrorKind::DeviceGone`](crate::ErrorKind::DeviceGone).
     pub fn delete(&self) -> Result<()> {
         self.with_nl(|nl, index| nl.delete_link(index))
-    }
-
-    /// Test seam: make the next `n` coalesced (GSO) writes of any queue
-    /// fail with EINVAL as a kernel with a GSO write regression would, to
-    /// exercise the fallback that writes the segments instead.
-    #[doc(hidden)]
-    pub fn fail_next_gso_writes(&self, n: u32) {
-        self.shared.fail_gso_writes.store(n, Ordering::Relaxed);
     }
 
     pub(crate) fn mtu_hint(&self) -> usize {

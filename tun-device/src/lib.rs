@@ -82,8 +82,9 @@ mod queue;
 pub mod relay;
 #[cfg(feature = "testbed")]
 pub mod testbed;
+mod tx;
 
-pub use batch::{RecvState, RecvStats, SendReport, SendState};
+pub use batch::{RecvState, RecvStats};
 pub use device::{Device, DeviceBuilder, Layer};
 pub use error::{ConfigError, Error, ErrorKind, IoOp, NsAction, Result, Syscall};
 pub use interface::{DeviceStats, Interface};
@@ -91,6 +92,7 @@ pub use interrupt::Interrupt;
 pub use netlink::{Address, AddressFlags, AddressOptions, LinkInfo, TunInfo};
 pub use netns::NetNs;
 pub use queue::Queue;
+pub use tx::{SendReport, SendState};
 
 pub use ipnet;
 pub use tun_offload as offload;

@@ -200,12 +200,7 @@ impl Drop for Veth {
 
 fn wait_settled(nl: &mut Netlink, index: u32) -> Result<()> {
     let deadline = Instant::now() + Duration::from_secs(5);
-    while nl
-        .addresses(index)?
-        .iter()
-        .any(|a| a.is_tentative())
-        && Instant::now() < deadline
-    {
+    while nl.addresses(index)?.iter().any(|a| a.is_tentative()) && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(5));
     }
     Ok(())
@@ -215,12 +210,7 @@ fn wait_settled(nl: &mut Netlink, index: u32) -> Result<()> {
 /// in a work queue after the link comes up).
 pub fn settle(dev: &Device) -> Result<()> {
     let deadline = Instant::now() + Duration::from_secs(5);
-    while dev
-        .addresses()?
-        .iter()
-        .any(|a| a.is_tentative())
-        && Instant::now() < deadline
-    {
+    while dev.addresses()?.iter().any(|a| a.is_tentative()) && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(5));
     }
     Ok(())

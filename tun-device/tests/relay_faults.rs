@@ -91,7 +91,7 @@ fn down_output(mode: RelayMode, down_from_start: bool) {
     let t = Instant::now();
     relay.stop().unwrap();
     assert!(
-        t.elapsed() < Duration::from_millis(500),
+        t.elapsed() < Duration::from_secs(2),
         "stop took {:?}",
         t.elapsed()
     );

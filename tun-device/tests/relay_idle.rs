@@ -34,8 +34,10 @@ fn idle_relay_sleeps_and_stops_at_once() {
     );
     let t = Instant::now();
     relay.stop().unwrap();
+    // At once on a quiet machine (the pumps wait on the interrupt); the
+    // bound only catches a hang: a loaded machine delays threads.
     assert!(
-        t.elapsed() < Duration::from_millis(80),
+        t.elapsed() < Duration::from_secs(1),
         "stop took {:?}",
         t.elapsed()
     );

@@ -15,6 +15,9 @@
 //!   64 KiB, the ceiling of any userspace relay. Both devices must have
 //!   negotiated the same offloads.
 //!
+//! The relay is written on the crate's public API only: a user's own loop
+//! over [`Queue::recv_batch`] and [`Queue::send_batch`] can do all it does.
+//!
 //! Both devices may be TAPs: the relay then forwards Ethernet frames (ARP,
 //! neighbour discovery and any other EtherType included); in offload mode
 //! the split and the coalescing work behind the Ethernet header.
@@ -34,10 +37,13 @@
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
-use crate::batch::{RecvState, SendState};
+use tun_offload::GsoPacket;
+
+use crate::batch::RecvState;
 use crate::error::{ConfigError, Error, Result, Syscall};
 use crate::interrupt::Interrupt;
 use crate::queue::Queue;
+use crate::tx::SendState;
 
 mod counters;
 mod policy;
@@ -80,7 +86,7 @@ const MAX_PACKET: usize = 65535 + tun_offload::frame::MAX_L2_LEN;
 /// Check that `mode` fits the two queues' devices.
 fn check_mode(from: &Queue, to: &Queue, mode: RelayMode) -> Result<()> {
     let (f, t) = (from.interface(), to.interface());
-    let refuse = |error| Err(Error::config(Some(f.cached_name()), error));
+    let refuse = |error| Err(Error::config(Some(from.interface_name()), error));
     match mode {
         RelayMode::Plain => Ok(()),
         RelayMode::Offload if !(f.has_vnet_hdr() && t.has_vnet_hdr()) => {
@@ -193,7 +199,7 @@ fn pump_batches(from: &Queue, to: &Queue, stop: &Interrupt, stats: &RelayStats) 
             ..RelayCounters::default()
         });
         supers = s;
-        let mut res = to.send_batch(&mut tx, &mut bufs[..n], &mut lens[..n], OFFSET);
+        let mut res = to.send_batch(&mut tx, &bufs[..n], &lens[..n], OFFSET);
         loop {
             match res {
                 Ok(r) => {
@@ -236,7 +242,7 @@ fn pump_batches(from: &Queue, to: &Queue, stop: &Interrupt, stats: &RelayStats) 
                 });
                 break;
             }
-            res = to.send_pending(&mut tx, &mut bufs[..n], &lens[..n], OFFSET);
+            res = to.send_pending(&mut tx, &bufs[..n], &lens[..n], OFFSET);
         }
     }
 }
@@ -249,6 +255,7 @@ fn pump_super_packets(
 ) -> Result<()> {
     let mut buf = vec![0u8; MAX_PACKET + 256];
     let mut backoff = Backoff::new();
+    let tap = from.interface().is_tap();
     loop {
         let (hdr, len) = match from.recv_gso(&mut buf) {
             Ok(v) => v,
@@ -260,7 +267,12 @@ fn pump_super_packets(
             }
         };
         let pkt = &buf[..len];
-        let (segments, supers) = match from.parse_gso(&hdr, pkt) {
+        let parsed = if tap {
+            GsoPacket::parse_frame(&hdr, pkt)
+        } else {
+            GsoPacket::parse(&hdr, pkt)
+        };
+        let (segments, supers) = match parsed {
             Ok(g) => (g.segment_count() as u64, 1),
             Err(_) => (1, 0),
         };
@@ -303,7 +315,7 @@ impl Relay {
     pub fn start(a: Vec<Queue>, b: Vec<Queue>, mode: RelayMode) -> Result<Relay> {
         if a.len() != b.len() || a.is_empty() {
             return Err(Error::config(
-                a.first().map(|q| q.name()),
+                a.first().map(|q| q.interface_name()),
                 ConfigError::QueuePairs {
                     a: a.len(),
                     b: b.len(),
@@ -326,7 +338,7 @@ impl Relay {
                 (qb.clone(), qa.clone(), ba.clone()),
             ] {
                 let stop = relay.stop.clone();
-                let name = from.name();
+                let name = from.interface_name();
                 // On failure, dropping `relay` stops and joins the pumps
                 // already started.
                 let thread = std::thread::Builder::new()

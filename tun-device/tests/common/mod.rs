@@ -360,7 +360,7 @@ pub fn pump(from: &Queue, to: &Queue, stop: &AtomicBool, counts: &Counts, mtu: u
                 for i in 0..n {
                     check(&bufs[i][OFF..OFF + lens[i]], mtu, counts);
                 }
-                to.send_batch(&mut tx, &mut bufs[..n], &mut lens[..n], OFF)
+                to.send_batch(&mut tx, &bufs[..n], &lens[..n], OFF)
                     .map(|r| {
                         counts.writes.fetch_add(r.writes as u64, Ordering::Relaxed);
                         counts
