@@ -212,7 +212,7 @@ fn pump_batches(from: &Queue, to: &Queue, stop: &Interrupt, stats: &RelayStats) 
                 }
                 Err(e) => {
                     let refused = Disposition::of(&e) == Disposition::Backoff;
-                    let unsent = tx.pending().len() as u64;
+                    let unsent = tx.unsent_packets() as u64;
                     let writes = tx.report().writes as u64;
                     if refused {
                         // What was not written is lost: the output refuses
