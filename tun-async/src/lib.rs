@@ -79,10 +79,10 @@
 //!
 //! # Features
 //!
-//! - `tokio` (default): the tokio backend ([`Tokio`], the default type
-//!   parameter), and [`relay::spawn`] / [`relay::Relay`] (one task per
+//! - `tokio` (default): the tokio backend (`Tokio`, the default type
+//!   parameter), and `relay::spawn` / `relay::Relay` (one task per
 //!   direction).
-//! - `async-io`: the async-io backend ([`AsyncIo`]) for smol and async-std
+//! - `async-io`: the async-io backend (`AsyncIo`) for smol and async-std
 //!   users: `AsyncQueue::<AsyncIo>::register(queue)`. The default backend
 //!   when `tokio` is off.
 //! - `futures` (default): [`PacketStream`] and [`PacketSink`], on

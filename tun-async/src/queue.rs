@@ -368,28 +368,25 @@ impl<B: Backend> AsyncQueue<B> {
     /// read; segments of a split super-packet wait in the queue and are
     /// handed out by the next call before any wait.
     pub async fn recv(&self, buf: &mut [u8]) -> Result<usize> {
-        let q = self.get_ref();
-        if q.has_pending() {
-            return q.recv(buf);
-        }
-        self.io(Direction::Read, IoOp::Recv, |q| {
-            q.recv(buf).map(|n| (n, false))
-        })
-        .await
+        self.recv_single(|q| q.recv(buf)).await
     }
 
     /// Receive one packet into the slices of `bufs` ([`Queue::recv_vectored`]).
     ///
     /// Cancel safety: as [`Self::recv`].
     pub async fn recv_vectored(&self, bufs: &mut [IoSliceMut<'_>]) -> Result<usize> {
+        self.recv_single(|q| q.recv_vectored(bufs)).await
+    }
+
+    /// A single-packet receive: a segment the queue holds at once (the fd
+    /// knows nothing of it), else `f` between waits.
+    async fn recv_single(&self, mut f: impl FnMut(&Queue) -> Result<usize>) -> Result<usize> {
         let q = self.get_ref();
         if q.has_pending() {
-            return q.recv_vectored(bufs);
+            return f(q);
         }
-        self.io(Direction::Read, IoOp::Recv, |q| {
-            q.recv_vectored(bufs).map(|n| (n, false))
-        })
-        .await
+        self.io(Direction::Read, IoOp::Recv, |q| f(q).map(|n| (n, false)))
+            .await
     }
 
     /// Receive a batch ([`Queue::recv_batch`]): packets and super-packets

@@ -94,6 +94,7 @@ fn link_flap<B: Backend>(start: impl FnOnce(Arc<AsyncQueue<B>>, Arc<AsyncQueue<B
     assert!(ab.packets_in >= 1000 + ab.dropped.min(1000), "{ab:?}");
 }
 
+#[cfg(feature = "tokio")]
 #[test]
 fn tokio_relay_survives_a_link_flap() {
     let rt = Arc::new(runtime());

@@ -21,9 +21,11 @@ mod async_io;
 mod tokio;
 
 #[cfg(feature = "async-io")]
-pub use self::async_io::AsyncIo;
+#[cfg_attr(docsrs, doc(cfg(feature = "async-io")))]
+pub use self::async_io::{AsyncIo, AsyncIoGuard};
 #[cfg(feature = "tokio")]
-pub use self::tokio::Tokio;
+#[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]
+pub use self::tokio::{Tokio, TokioGuard};
 
 /// The backend of [`AsyncQueue`](crate::AsyncQueue) when none is named:
 /// tokio when the `tokio` feature is on, async-io otherwise.
@@ -116,8 +118,8 @@ pub trait ReadyGuard {
     fn clear(&mut self);
 }
 
-/// A runtime's reactor for queues: implemented by [`Tokio`] and
-/// [`AsyncIo`] (sealed). Everything in this crate is generic over it, with
+/// A runtime's reactor for queues: implemented by `Tokio` and
+/// `AsyncIo` (sealed). Everything in this crate is generic over it, with
 /// [`DefaultBackend`] as the default.
 pub trait Backend: Sealed + Sized + Send + Sync + fmt::Debug + 'static {
     /// The readiness one wait found.
@@ -164,4 +166,19 @@ pub trait Backend: Sealed + Sized + Send + Sync + fmt::Debug + 'static {
 
     /// Sleep for `d` (the relay's backoff).
     fn sleep(d: Duration) -> impl Future<Output = ()> + Send;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn interests_combine_and_directions_map_to_one() {
+        let both = Interest::READABLE | Interest::WRITABLE;
+        assert!(both.is_readable() && both.is_writable());
+        assert!(Interest::READABLE.is_readable() && !Interest::READABLE.is_writable());
+        assert!(!Interest::WRITABLE.is_readable() && Interest::WRITABLE.is_writable());
+        assert_eq!(Direction::Read.interest(), Interest::READABLE);
+        assert_eq!(Direction::Write.interest(), Interest::WRITABLE);
+    }
 }

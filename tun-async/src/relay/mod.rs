@@ -18,12 +18,12 @@
 //!   direction says how it ended.
 //!
 //! Every wait of a direction (for packets, for room, a backoff) is raced
-//! against the stop signal, so [`Relay::stop`] returns promptly in every
+//! against the stop signal, so `Relay::stop` returns promptly in every
 //! state; a batch not written whole when the stop comes is counted as
 //! dropped. Receives are cancel safe, so a stop loses nothing read.
 //!
 //! [`run`] drives both directions in the calling task on any runtime (any
-//! [`Backend`]); [`spawn`] (tokio) gives each its own task.
+//! [`Backend`]); `spawn` (feature `tokio`) gives each its own task.
 //!
 //! ```no_run
 //! use std::sync::Arc;
@@ -63,6 +63,7 @@ pub use tun_device::relay::RelayCounters;
 
 use stop::{Listener, Stop};
 #[cfg(feature = "tokio")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]
 pub use task::{Relay, spawn};
 
 /// Sizes of a relay direction.
@@ -236,6 +237,24 @@ fn packets_left<T: AsMut<[u8]>>(
         .sum()
 }
 
+/// Drop what is left of the batch in `tx`: its writes so far and its
+/// unwritten packets (each once) go into `live`.
+fn give_up<T: AsMut<[u8]>>(
+    to: &Queue,
+    tx: &mut SendState,
+    bufs: &mut [T],
+    lens: &[usize],
+    offset: usize,
+    live: &RelayStats,
+) {
+    live.record(&RelayCounters {
+        writes: tx.report().writes as u64,
+        dropped: packets_left(to, tx, bufs, lens, offset),
+        ..RelayCounters::default()
+    });
+    tx.clear();
+}
+
 fn dropped(n: u64) -> RelayCounters {
     RelayCounters {
         dropped: n,
@@ -333,13 +352,7 @@ async fn write_batch<B: Backend>(
         let send = to.send_batch(tx, bufs, lens, offset);
         let Some(res) = or_stop(stop, send).await else {
             // Stopped while waiting for room: the rest is dropped.
-            let lost = packets_left(to.get_ref(), tx, bufs, lens, offset);
-            live.record(&RelayCounters {
-                writes: tx.report().writes as u64,
-                dropped: lost,
-                ..RelayCounters::default()
-            });
-            tx.clear();
+            give_up(to.get_ref(), tx, bufs, lens, offset, live);
             return Some(End::Stopped);
         };
         let e = match res {
@@ -360,13 +373,7 @@ async fn write_batch<B: Backend>(
             // written by the next round.
             Disposition::Drop => live.record(&dropped(1)),
             Disposition::Backoff => {
-                let lost = packets_left(to.get_ref(), tx, bufs, lens, offset);
-                live.record(&RelayCounters {
-                    writes: tx.report().writes as u64,
-                    dropped: lost,
-                    ..RelayCounters::default()
-                });
-                tx.clear();
+                give_up(to.get_ref(), tx, bufs, lens, offset, live);
                 let wait = backoff.step();
                 return match or_stop(stop, B::sleep(wait)).await {
                     Some(()) => None,

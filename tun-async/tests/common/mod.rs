@@ -121,6 +121,7 @@ pub type Runner<'r> =
 macro_rules! on_every_runtime {
     ($name:ident, $body:ident) => {
         mod $name {
+            #[cfg(feature = "tokio")]
             #[test]
             fn tokio_current_thread() {
                 let rt = $crate::common::current_thread();
@@ -128,6 +129,7 @@ macro_rules! on_every_runtime {
                 super::$body::<tun_async::Tokio>(&|f| rt.block_on(f));
             }
 
+            #[cfg(feature = "tokio")]
             #[test]
             fn tokio_multi_thread() {
                 let rt = $crate::common::runtime();
