@@ -253,6 +253,25 @@ fn bench_coalesce(c: &mut Criterion) {
             );
         }
 
+        // The plan for gathered writes finds the same runs, and each run's
+        // slices are the bytes both in-place tables write for it.
+        let lens: Vec<usize> = pkts.iter().map(Vec::len).collect();
+        let mut plan_table = GroTable::with_capacity(udp, n);
+        let plan = plan_table.plan(&pkts, &lens, 0).unwrap();
+        assert_eq!(plan.len(), written.len(), "{name}: planned runs");
+        for (run, &i) in plan.iter().zip(&written) {
+            assert_eq!(run.first(), i, "{name}: planned run order");
+            let bytes: Vec<u8> = run.slices(&pkts).unwrap().flatten().copied().collect();
+            assert_eq!(bytes, theirs[i], "{name}: planned run {i} differs");
+        }
+        let plan_allocs = allocs_per_op(|| {
+            black_box(plan_table.plan(&pkts, &lens, 0).unwrap().len());
+        });
+        eprintln!(
+            "allocations per op  {:<28} tun-offload {plan_allocs:>6.1}",
+            format!("plan {name}")
+        );
+
         report_allocs(
             &format!("coalesce {name}"),
             allocs_per_op(|| {
@@ -277,6 +296,10 @@ fn bench_coalesce(c: &mut Criterion) {
                     },
                 )
             })
+        });
+        // Planning reads the batch and writes nothing to it: no setup.
+        g.bench_function(BenchmarkId::new("tun-offload-plan", name), |b| {
+            b.iter(|| black_box(plan_table.plan(&pkts, &lens, 0).unwrap().len()))
         });
         g.bench_function(BenchmarkId::new("tun-rs", name), |b| {
             b.iter_custom(|iters| {

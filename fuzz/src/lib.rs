@@ -10,7 +10,7 @@
 use arbitrary::{Arbitrary, Unstructured};
 use tun_offload::{
     GroTable, GsoPacket, GsoType, HdrFlags, SplitError, VirtioNetHdr, VirtioNetHdrMrgRxbuf,
-    complete_checksum, split, split_frame,
+    VirtioNetHdrV1HashTunnel, complete_checksum, split, split_frame,
 };
 use tun_test_support::{add16, naive_packet_pseudo, naive_sum};
 
@@ -106,6 +106,24 @@ pub fn virtio_header(data: &[u8]) {
         h.encode(&mut out).unwrap();
         assert_eq!(&out[..], &data[..VirtioNetHdrMrgRxbuf::LEN]);
         assert_eq!(VirtioNetHdrMrgRxbuf::decode(&out), Ok(h));
+    }
+    match VirtioNetHdrV1HashTunnel::decode(data) {
+        Ok(t) => {
+            let n = VirtioNetHdrV1HashTunnel::LEN;
+            assert_eq!(&t.to_bytes()[..], &data[..n]);
+            let mut out = [0u8; VirtioNetHdrV1HashTunnel::LEN];
+            t.encode(&mut out).unwrap();
+            assert_eq!(VirtioNetHdrV1HashTunnel::decode(&out), Ok(t));
+            // Every form reads the same leading fields.
+            assert_eq!(VirtioNetHdr::decode(data), Ok(t.hdr));
+            let m = VirtioNetHdrMrgRxbuf::decode(data).unwrap();
+            assert_eq!(m.num_buffers(), t.num_buffers());
+            let le = |at: usize| u16::from_le_bytes([data[at], data[at + 1]]);
+            assert_eq!(t.outer_th_offset(), le(20));
+            assert_eq!(t.inner_nh_offset(), le(22));
+            assert_eq!(t.hash_value(), u32::from(le(12)) | u32::from(le(14)) << 16);
+        }
+        Err(e) => assert!(data.len() < VirtioNetHdrV1HashTunnel::LEN && e.len == data.len()),
     }
 }
 
@@ -246,21 +264,63 @@ fn receive_packet(hdr: &VirtioNetHdr, packet: &[u8], sel: u8, offset: u8, nbufs:
     }
     if hdr.gso_type() == GsoType::NONE {
         let mut p = packet.to_vec();
-        if complete_checksum(&hdr, &mut p).is_ok() && hdr.flags().contains(HdrFlags::NEEDS_CSUM) {
-            // The field held the pseudo-header sum (the seed); completed, the
-            // covered bytes plus that seed sum to ones'-complement zero.
-            let start = usize::from(hdr.csum_start());
-            let at = start + usize::from(hdr.csum_offset());
-            let seed = u16::from_be_bytes([packet[at], packet[at + 1]]);
+        let done = complete_checksum(&hdr, &mut p);
+        let start = usize::from(hdr.csum_start());
+        let at = start + usize::from(hdr.csum_offset());
+        if hdr.flags().contains(HdrFlags::NEEDS_CSUM) {
+            // The kernel completes any offset whose field lies inside the
+            // packet (skb_partial_csum_set) and refuses nothing else.
             assert_eq!(
-                add16(naive_sum(&p[start..]), seed),
-                0xffff,
-                "completed checksum verifies"
+                done.is_ok(),
+                at + 2 <= packet.len(),
+                "accepted as the kernel does"
             );
+        }
+        if done.is_ok() && hdr.flags().contains(HdrFlags::NEEDS_CSUM) {
+            // What skb_checksum_help stores: the complement of the sum from
+            // csum_start (the field's seed included), zero sent as 0xffff.
+            let kernel = match !naive_sum(&packet[start..]) {
+                0 => 0xffff,
+                c => c,
+            };
+            assert_eq!(
+                u16::from_be_bytes([p[at], p[at + 1]]),
+                kernel,
+                "completed as the kernel completes it"
+            );
+            if hdr.csum_offset() % 2 == 0 {
+                // The field held the pseudo-header sum (the seed); completed,
+                // the covered bytes plus that seed sum to ones'-complement
+                // zero. (An odd offset straddles two words of the sum.)
+                let seed = u16::from_be_bytes([packet[at], packet[at + 1]]);
+                assert_eq!(
+                    add16(naive_sum(&p[start..]), seed),
+                    0xffff,
+                    "completed checksum verifies"
+                );
+            }
             let mut untouched = p.clone();
             untouched[at..at + 2].copy_from_slice(&packet[at..at + 2]);
             assert_eq!(untouched, packet, "only the checksum field changes");
         }
+    }
+}
+
+/// `got` (a segment the split completed, a zero TCP checksum stored as 0,
+/// as the kernel's segmentation does) equals `want` (the same packet
+/// completed by `complete_checksum`, a zero stored as 0xffff, as the
+/// kernel's skb_checksum_help does), but for those two forms of a zero
+/// checksum at `hdr`'s field.
+fn same_but_zero_form(got: &[u8], want: &[u8], hdr: &VirtioNetHdr, what: &str) {
+    let at = usize::from(hdr.csum_start()) + usize::from(hdr.csum_offset());
+    if got != want && got.len() == want.len() && at + 2 <= got.len() {
+        let mut g = got.to_vec();
+        if g[at..at + 2] == [0, 0] && want[at..at + 2] == [0xff, 0xff] {
+            g[at..at + 2].copy_from_slice(&[0xff, 0xff]);
+        }
+        assert_eq!(&g[..], want, "{what}");
+    } else {
+        assert_eq!(got, want, "{what}");
     }
 }
 
@@ -366,7 +426,9 @@ pub fn transmit(data: &[u8]) {
         }
     }
     let cap = HDR + pkts.iter().map(|p| p.len()).sum::<usize>().min(65_535) + 64;
+    let lens_in: Vec<usize> = pkts.iter().map(|p| p.len()).collect();
     let mut table = GroTable::new(flags & 1 != 0);
+    let mut plan_table = GroTable::new(flags & 1 != 0);
     let mut first_round = Vec::new();
     for _ in 0..2 {
         let mut bufs: Vec<Vec<u8>> = pkts
@@ -391,6 +453,18 @@ pub fn transmit(data: &[u8]) {
         assert_eq!(stats.packets_in, pkts.len());
         assert_eq!(stats.packets_out, written.len());
         assert_eq!(stats.segments_merged + written.len(), pkts.len());
+        // The plan of the same batch (read where it lies, offset 0, no room
+        // around it) writes the same runs, byte for byte.
+        let plan = plan_table
+            .plan(&pkts, &lens_in, 0)
+            .expect("well-formed batch");
+        assert_eq!(plan.len(), written.len(), "planned runs");
+        for (run, &i) in plan.iter().zip(&written) {
+            assert_eq!(run.first(), i, "planned run order");
+            let w: Vec<u8> = run.slices(&pkts).unwrap().flatten().copied().collect();
+            assert_eq!(&w[..], &bufs[i][..HDR + lens[i]], "planned run {i}");
+        }
+        assert_eq!(*plan_table.stats(), stats, "plan counters");
         first_round.clear();
         for &i in &written {
             let hdr = VirtioNetHdr::decode(&bufs[i]).unwrap();
@@ -556,7 +630,7 @@ pub fn round_trip(data: &[u8]) {
         let mut done = original.clone();
         complete_checksum(&hdr, &mut done).unwrap();
         assert_eq!(got_hdr, VirtioNetHdr::ZERO);
-        assert_eq!(got, &done[..], "single segment ({rt:?})");
+        same_but_zero_form(got, &done, &hdr, &format!("single segment ({rt:?})"));
     } else {
         assert_eq!(got_hdr, hdr, "header ({rt:?})");
         assert_eq!(got, &original[..], "packet ({rt:?})");
@@ -595,7 +669,7 @@ fn round_trip_frame(rt: &RoundTrip, hdr: &VirtioNetHdr, original: &[u8], count: 
         let mut done = frame.clone();
         complete_checksum(&fh, &mut done).unwrap();
         assert_eq!(got_hdr, VirtioNetHdr::ZERO);
-        assert_eq!(got, &done[..], "single segment frame ({rt:?})");
+        same_but_zero_form(got, &done, &fh, &format!("single segment frame ({rt:?})"));
     } else {
         assert_eq!(got_hdr, fh, "frame header ({rt:?})");
         assert_eq!(got, &frame[..], "frame ({rt:?})");

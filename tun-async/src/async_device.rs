@@ -3,15 +3,18 @@
 
 use std::ops::Deref;
 use std::os::fd::OwnedFd;
+use std::task::{Context, Poll};
 
 use tun_device::offload::VirtioNetHdr;
 use tun_device::{
-    Device, DeviceBuilder, Interface, OffloadFlags, RecvState, Result, SendReport, SendState,
+    Device, DeviceBuilder, Interface, OffloadFlags, Queue, RecvState, Result, SendReport, SendState,
 };
 
 use crate::AsyncQueue;
+use crate::backend::{Backend, DefaultBackend, Interest, Ready};
 
-/// An open TUN/TAP device whose queues are registered with tokio: its
+/// An open TUN/TAP device whose queues are registered with a runtime's
+/// reactor (`B`: tokio unless named otherwise): its
 /// [`Interface`] (dereferenced to, for configuration) and one
 /// [`AsyncQueue`] per fd.
 ///
@@ -39,47 +42,60 @@ use crate::AsyncQueue;
 /// # }
 /// ```
 #[derive(Debug)]
-pub struct AsyncDevice {
+pub struct AsyncDevice<B: Backend = DefaultBackend> {
     iface: Interface,
-    queues: Vec<AsyncQueue>,
+    queues: Vec<AsyncQueue<B>>,
 }
 
 impl AsyncDevice {
-    /// Register every queue of an open device (see [`AsyncQueue::new`]).
+    /// Register every queue of an open device with the default backend
+    /// (see [`AsyncQueue::new`]).
     ///
     /// # Panics
     ///
-    /// Outside a tokio runtime.
+    /// With tokio, outside a runtime.
     pub fn new(device: Device) -> Result<Self> {
-        let iface = device.interface().clone();
-        let queues = device
-            .into_queues()
-            .into_iter()
-            .map(AsyncQueue::new)
-            .collect::<Result<Vec<_>>>()?;
-        Ok(Self { iface, queues })
+        Self::register(device)
     }
 
     /// Build the device (creation, `TUNSETIFF`, offload, configuration:
     /// synchronous, a few syscalls and acknowledged netlink requests), then
-    /// register its queues.
+    /// register its queues with the default backend.
     ///
     /// # Panics
     ///
-    /// Outside a tokio runtime.
+    /// With tokio, outside a runtime.
     pub fn build(builder: DeviceBuilder) -> Result<Self> {
-        Self::new(builder.build()?)
+        Self::register(builder.build()?)
     }
 
     /// Open a device from an fd of `/dev/net/tun` already attached to an
     /// interface ([`Device::from_fd`], which checks it with `TUNGETIFF` and
-    /// makes it non-blocking), then register it.
+    /// makes it non-blocking), then register it with the default backend.
     ///
     /// # Panics
     ///
-    /// Outside a tokio runtime.
+    /// With tokio, outside a runtime.
     pub fn from_fd(fd: OwnedFd, offload: OffloadFlags) -> Result<Self> {
-        Self::new(Device::from_fd(fd, offload)?)
+        Self::register(Device::from_fd(fd, offload)?)
+    }
+}
+
+impl<B: Backend> AsyncDevice<B> {
+    /// Register every queue of an open device with backend `B` (see
+    /// [`AsyncQueue::register`]): `AsyncDevice::<AsyncIo>::register(dev)`.
+    ///
+    /// # Panics
+    ///
+    /// With tokio, outside a runtime.
+    pub fn register(device: Device) -> Result<Self> {
+        let iface = device.interface().clone();
+        let queues = device
+            .into_queues()
+            .into_iter()
+            .map(AsyncQueue::register)
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Self { iface, queues })
     }
 
     /// The interface (also reachable through `Deref`).
@@ -88,35 +104,76 @@ impl AsyncDevice {
     }
 
     /// The first queue.
-    pub fn first_queue(&self) -> &AsyncQueue {
+    pub fn first_queue(&self) -> &AsyncQueue<B> {
         &self.queues[0]
     }
 
     /// Queue `i`, if open.
-    pub fn queue(&self, i: usize) -> Option<&AsyncQueue> {
+    pub fn queue(&self, i: usize) -> Option<&AsyncQueue<B>> {
         self.queues.get(i)
     }
 
     /// All queues of this value.
-    pub fn queues(&self) -> &[AsyncQueue] {
+    pub fn queues(&self) -> &[AsyncQueue<B>] {
         &self.queues
     }
 
     /// The queues, each to move to a task of its own.
-    pub fn into_queues(self) -> Vec<AsyncQueue> {
+    pub fn into_queues(self) -> Vec<AsyncQueue<B>> {
         self.queues
     }
 
     /// Open one more queue of a multi-queue device, registered.
-    pub fn open_queue(&self) -> Result<AsyncQueue> {
+    pub fn open_queue(&self) -> Result<AsyncQueue<B>> {
         self.queues[0].open_queue()
     }
 
     /// Open one more queue and keep it in this device.
-    pub fn add_queue(&mut self) -> Result<&AsyncQueue> {
+    pub fn add_queue(&mut self) -> Result<&AsyncQueue<B>> {
         let q = self.open_queue()?;
         self.queues.push(q);
         Ok(&self.queues[self.queues.len() - 1])
+    }
+
+    /// [`AsyncQueue::ready`] on the first queue.
+    pub async fn ready(&self, interest: Interest) -> Result<Ready> {
+        self.queues[0].ready(interest).await
+    }
+
+    /// [`AsyncQueue::try_io`] on the first queue.
+    pub fn try_io<R>(&self, interest: Interest, f: impl FnOnce(&Queue) -> Result<R>) -> Result<R> {
+        self.queues[0].try_io(interest, f)
+    }
+
+    /// [`AsyncQueue::try_recv`] on the first queue.
+    pub fn try_recv(&self, buf: &mut [u8]) -> Result<usize> {
+        self.queues[0].try_recv(buf)
+    }
+
+    /// [`AsyncQueue::try_recv_batch`] on the first queue.
+    pub fn try_recv_batch<T: AsMut<[u8]>>(
+        &self,
+        state: &mut RecvState,
+        bufs: &mut [T],
+        sizes: &mut [usize],
+        offset: usize,
+    ) -> Result<usize> {
+        self.queues[0].try_recv_batch(state, bufs, sizes, offset)
+    }
+
+    /// [`AsyncQueue::try_send`] on the first queue.
+    pub fn try_send(&self, packet: &[u8]) -> Result<usize> {
+        self.queues[0].try_send(packet)
+    }
+
+    /// [`AsyncQueue::poll_recv`] on the first queue.
+    pub fn poll_recv(&self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<Result<usize>> {
+        self.queues[0].poll_recv(cx, buf)
+    }
+
+    /// [`AsyncQueue::poll_send`] on the first queue.
+    pub fn poll_send(&self, cx: &mut Context<'_>, packet: &[u8]) -> Poll<Result<usize>> {
+        self.queues[0].poll_send(cx, packet)
     }
 
     /// [`AsyncQueue::readable`] on the first queue.
@@ -150,10 +207,10 @@ impl AsyncDevice {
     }
 
     /// [`AsyncQueue::recv_batch`] on the first queue.
-    pub async fn recv_batch<B: AsMut<[u8]>>(
+    pub async fn recv_batch<T: AsMut<[u8]>>(
         &self,
         state: &mut RecvState,
-        bufs: &mut [B],
+        bufs: &mut [T],
         sizes: &mut [usize],
         offset: usize,
     ) -> Result<usize> {
@@ -161,21 +218,21 @@ impl AsyncDevice {
     }
 
     /// [`AsyncQueue::send_batch`] on the first queue.
-    pub async fn send_batch<B: AsMut<[u8]>>(
+    pub async fn send_batch<T: AsRef<[u8]>>(
         &self,
         state: &mut SendState,
-        bufs: &mut [B],
-        lens: &mut [usize],
+        bufs: &[T],
+        lens: &[usize],
         offset: usize,
     ) -> Result<SendReport> {
         self.queues[0].send_batch(state, bufs, lens, offset).await
     }
 
     /// [`AsyncQueue::send_pending`] on the first queue.
-    pub async fn send_pending<B: AsMut<[u8]>>(
+    pub async fn send_pending<T: AsRef<[u8]>>(
         &self,
         state: &mut SendState,
-        bufs: &mut [B],
+        bufs: &[T],
         lens: &[usize],
         offset: usize,
     ) -> Result<SendReport> {
@@ -193,17 +250,17 @@ impl AsyncDevice {
     }
 }
 
-impl Deref for AsyncDevice {
+impl<B: Backend> Deref for AsyncDevice<B> {
     type Target = Interface;
     fn deref(&self) -> &Interface {
         &self.iface
     }
 }
 
-impl TryFrom<Device> for AsyncDevice {
+impl<B: Backend> TryFrom<Device> for AsyncDevice<B> {
     type Error = tun_device::Error;
-    /// [`AsyncDevice::new`].
+    /// [`AsyncDevice::register`].
     fn try_from(d: Device) -> Result<Self> {
-        AsyncDevice::new(d)
+        AsyncDevice::register(d)
     }
 }

@@ -1,13 +1,11 @@
 //! futures `Stream` and `Sink` adapters for single packets.
 //!
-//! Each adapter holds an `Arc<AsyncQueue>` and at most one boxed
-//! [`AsyncQueue::recv`] or [`AsyncQueue::send`] future; nothing else. A
-//! boxed future (rather than a `poll_*` method on the queue) keeps the
-//! `ERROR` interest of the async methods: tokio's `poll_read_ready` waits
-//! for readability only, and a deleted interface reports nothing else but
-//! an error.
+//! Both are thin shells over the queue's poll methods
+//! ([`AsyncQueue::poll_recv`], [`AsyncQueue::poll_send`]): no future is
+//! boxed per packet. The stream receives into one buffer it keeps and
+//! yields each packet as a `Vec` of the packet's own length; the sink
+//! holds at most the one item it was given.
 
-use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -17,17 +15,17 @@ use futures_sink::Sink;
 use tun_device::Result;
 
 use crate::AsyncQueue;
-
-type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
+use crate::backend::{Backend, DefaultBackend};
 
 /// The packets of a queue as a [`Stream`]: each item is one complete
-/// packet ([`AsyncQueue::recv`]) in a fresh `Vec`.
+/// packet ([`AsyncQueue::recv`]) in a `Vec` of its own length, copied out
+/// of a receive buffer the stream keeps.
 ///
 /// An error is yielded as an item and the stream goes on, except when the
 /// device is gone: that error is the last item.
 ///
 /// Cancel safety: dropping the stream (or not polling it again) drops at
-/// most a receive waiting for readiness, which has read nothing.
+/// most a registered wake-up; no packet was read for it.
 ///
 /// ```no_run
 /// use std::sync::Arc;
@@ -38,59 +36,48 @@ type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
 ///     PacketStream::new(q, 65536)
 /// }
 /// ```
-pub struct PacketStream {
-    queue: Arc<AsyncQueue>,
-    max_len: usize,
-    pending: Option<BoxFuture<Result<Vec<u8>>>>,
+pub struct PacketStream<B: Backend = DefaultBackend> {
+    queue: Arc<AsyncQueue<B>>,
+    buf: Box<[u8]>,
     done: bool,
 }
 
-impl std::fmt::Debug for PacketStream {
+impl<B: Backend> std::fmt::Debug for PacketStream<B> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PacketStream")
             .field("queue", &self.queue)
-            .field("max_len", &self.max_len)
-            .field("receiving", &self.pending.is_some())
+            .field("max_len", &self.buf.len())
             .field("done", &self.done)
             .finish()
     }
 }
 
-impl PacketStream {
-    /// Packets of `queue`, each received into a buffer of `max_len` bytes
-    /// (a longer packet is dropped with `ErrorKind::BufferTooSmall`).
-    pub fn new(queue: Arc<AsyncQueue>, max_len: usize) -> Self {
+impl<B: Backend> PacketStream<B> {
+    /// Packets of `queue`, each received into the stream's buffer of
+    /// `max_len` bytes (a longer packet is dropped with
+    /// `ErrorKind::BufferTooSmall`).
+    pub fn new(queue: Arc<AsyncQueue<B>>, max_len: usize) -> Self {
         Self {
             queue,
-            max_len,
-            pending: None,
+            buf: vec![0u8; max_len].into_boxed_slice(),
             done: false,
         }
     }
 }
 
-impl Stream for PacketStream {
+impl<B: Backend> Stream for PacketStream<B> {
     type Item = Result<Vec<u8>>;
 
-    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        if self.done {
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = self.get_mut();
+        if this.done {
             return Poll::Ready(None);
         }
-        let (queue, max_len) = (self.queue.clone(), self.max_len);
-        let fut = self.pending.get_or_insert_with(|| {
-            Box::pin(async move {
-                let mut buf = vec![0u8; max_len];
-                let n = queue.recv(&mut buf).await?;
-                buf.truncate(n);
-                Ok(buf)
-            })
-        });
-        let res = std::task::ready!(fut.as_mut().poll(cx));
-        self.pending = None;
+        let res = std::task::ready!(this.queue.poll_recv(cx, &mut this.buf));
         if matches!(&res, Err(e) if e.is_device_gone()) {
-            self.done = true;
+            this.done = true;
         }
-        Poll::Ready(Some(res))
+        Poll::Ready(Some(res.map(|n| this.buf[..n].to_vec())))
     }
 }
 
@@ -101,13 +88,12 @@ impl Stream for PacketStream {
 /// Cancel safety: an item accepted by `start_send` is written once
 /// `poll_flush` (or the next `poll_ready`) returns `Ready(Ok)`; dropping the
 /// sink before then drops that one packet unwritten, never half-written.
-pub struct PacketSink<B> {
-    queue: Arc<AsyncQueue>,
-    pending: Option<BoxFuture<Result<usize>>>,
-    _item: std::marker::PhantomData<fn(B)>,
+pub struct PacketSink<T, B: Backend = DefaultBackend> {
+    queue: Arc<AsyncQueue<B>>,
+    pending: Option<T>,
 }
 
-impl<B> std::fmt::Debug for PacketSink<B> {
+impl<T, B: Backend> std::fmt::Debug for PacketSink<T, B> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PacketSink")
             .field("queue", &self.queue)
@@ -116,19 +102,20 @@ impl<B> std::fmt::Debug for PacketSink<B> {
     }
 }
 
-impl<B> PacketSink<B> {
+impl<T, B: Backend> PacketSink<T, B> {
     /// A sink writing into `queue`.
-    pub fn new(queue: Arc<AsyncQueue>) -> Self {
+    pub fn new(queue: Arc<AsyncQueue<B>>) -> Self {
         Self {
             queue,
             pending: None,
-            _item: std::marker::PhantomData,
         }
     }
+}
 
+impl<T: AsRef<[u8]>, B: Backend> PacketSink<T, B> {
     fn poll_pending(&mut self, cx: &mut Context<'_>) -> Poll<Result<()>> {
-        if let Some(fut) = self.pending.as_mut() {
-            let res = std::task::ready!(fut.as_mut().poll(cx));
+        if let Some(item) = &self.pending {
+            let res = std::task::ready!(self.queue.poll_send(cx, item.as_ref()));
             self.pending = None;
             res?;
         }
@@ -136,18 +123,21 @@ impl<B> PacketSink<B> {
     }
 }
 
-impl<B: AsRef<[u8]> + Send + 'static> Sink<B> for PacketSink<B> {
+// `Unpin` whatever `T` is: the item is never pinned.
+impl<T, B: Backend> Unpin for PacketSink<T, B> {}
+
+impl<T: AsRef<[u8]>, B: Backend> Sink<T> for PacketSink<T, B> {
     type Error = tun_device::Error;
 
     fn poll_ready(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<()>> {
         self.get_mut().poll_pending(cx)
     }
 
-    fn start_send(self: Pin<&mut Self>, item: B) -> Result<()> {
+    fn start_send(self: Pin<&mut Self>, item: T) -> Result<()> {
         let this = self.get_mut();
-        debug_assert!(this.pending.is_none(), "start_send without poll_ready");
-        let queue = this.queue.clone();
-        this.pending = Some(Box::pin(async move { queue.send(item.as_ref()).await }));
+        // `start_send` without `poll_ready` (a misuse of `Sink`) replaces
+        // the unsent item; it never writes two at once.
+        this.pending = Some(item);
         Ok(())
     }
 

@@ -199,6 +199,8 @@ fn stream_and_sink_carry_single_packets() {
                 .await
                 .unwrap()
                 .unwrap();
+            // Exact-size packets, not the 64 KiB receive buffer.
+            assert_eq!(p.capacity(), p.len());
             if let Some((7003, payload)) = udp4_payload(&p) {
                 assert_eq!(payload, b"0123456789");
                 verify_packet(&p).unwrap();

@@ -30,8 +30,9 @@ pub enum CliError {
     Testbed {
         /// What the tool was doing.
         context: String,
-        /// The test bed's error.
-        error: tun_testbed::Error,
+        /// The test bed's error (boxed: it holds the device layer's and
+        /// netlink's errors, and this error travels through every result).
+        error: Box<tun_testbed::Error>,
     },
     /// An rtnetlink request failed.
     Netlink {
@@ -76,7 +77,7 @@ impl CliError {
     pub fn testbed(context: impl Into<String>, error: tun_testbed::Error) -> Self {
         CliError::Testbed {
             context: context.into(),
-            error,
+            error: Box::new(error),
         }
     }
 

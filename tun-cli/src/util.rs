@@ -29,8 +29,10 @@ pub fn open_netns(spec: &str) -> Result<NetNs> {
     };
     let hint = "give a name from `ip netns list` or a path such as /proc/PID/ns/net";
     let ns = NetNs::open(&path).map_err(|e| {
-        let why = match e.kind() {
-            tun_device::ErrorKind::NotFound => "no such file".to_string(),
+        // The device layer's text repeats the path: give the cause alone.
+        let why = match (e.kind(), e.errno()) {
+            (tun_device::ErrorKind::NotFound, _) => "no such file".to_string(),
+            (_, Some(errno)) => std::io::Error::from_raw_os_error(errno).to_string(),
             _ => e.to_string(),
         };
         CliError::refused(format!("--netns {path}: cannot open it: {why}"), hint)

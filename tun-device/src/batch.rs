@@ -17,12 +17,14 @@
 
 use std::io::IoSliceMut;
 
-use tun_offload::gro::GroStats;
-use tun_offload::{GroError, GroTable, GsoPacket, GsoType, SplitError, VirtioNetHdr};
+use std::sync::atomic::Ordering;
+
+use tun_offload::{GsoPacket, GsoType, SplitError, VirtioNetHdr};
 use tun_sys::OffloadFlags;
 
 use crate::error::{ConfigError, Error, IoOp, Result};
-use crate::queue::{PI_LEN, Queue, pi_header};
+use crate::queue::{PI_LEN, Queue};
+use crate::tx::{Failed, PREFIX_MAX, SendReport, SendState, TxFraming, Written, recycle};
 
 /// Room in front of the overflow area of the scratch buffer: the head of a
 /// packet read into a caller's buffer is copied there to make the packet
@@ -522,141 +524,18 @@ impl Queue {
     }
 }
 
-/// What a batched send did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct SendReport {
-    /// Packets of the batch written (merged ones included).
-    pub packets: usize,
-    /// Writes made (one per coalesced packet, plus the segments of
-    /// refused coalesced writes).
-    pub writes: usize,
-    /// IP bytes handed in, headers of the queue excluded.
-    pub bytes: usize,
-}
-
-/// Caller-owned state of [`Queue::send_batch`]: the coalescing table, and
-/// the packets of the current batch still to write (a cursor). Reuse it
-/// for every batch; a batch interrupted by an error (or by
-/// [`ErrorKind::WouldBlock`](crate::ErrorKind::WouldBlock)) is finished
-/// with [`Queue::send_pending`] or dropped with [`SendState::clear`].
-pub struct SendState {
-    table: GroTable,
-    out: Vec<usize>,
-    next: usize,
-    rejected: Vec<usize>,
-    /// The batch `out` refers to: its length and offset.
-    batch: (usize, usize),
-    segs: Vec<Vec<u8>>,
-    /// Segments of a refused super-packet: the next to write, and how many.
-    seg_pending: Option<(usize, usize)>,
-    seg_lens: Vec<usize>,
-    report: SendReport,
-}
-
-impl std::fmt::Debug for SendState {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SendState")
-            .field("pending", &self.pending())
-            .field("report", &self.report)
-            .finish()
-    }
-}
-
-impl Default for SendState {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl SendState {
-    /// A fresh state.
-    pub fn new() -> Self {
-        Self {
-            table: GroTable::new(false),
-            out: Vec::new(),
-            next: 0,
-            rejected: Vec::new(),
-            batch: (0, 0),
-            segs: Vec::new(),
-            seg_pending: None,
-            seg_lens: Vec::new(),
-            report: SendReport::default(),
-        }
-    }
-
-    /// Indices (into the batch's buffers) of the packets still to write,
-    /// in order; each is complete, its header in front of it.
-    pub fn pending(&self) -> &[usize] {
-        &self.out[self.next.min(self.out.len())..]
-    }
-
-    /// Indices of the packets written so far in this batch (each carrying
-    /// the packets merged into it).
-    pub fn written(&self) -> impl Iterator<Item = usize> + '_ {
-        self.out[..self.next.min(self.out.len())]
-            .iter()
-            .copied()
-            .filter(|i| !self.rejected.contains(i))
-    }
-
-    /// Indices of the packets of this batch the kernel refused (skipped).
-    pub fn rejected(&self) -> &[usize] {
-        &self.rejected
-    }
-
-    /// Whether the batch is fully written.
-    pub fn is_done(&self) -> bool {
-        self.next >= self.out.len()
-    }
-
-    /// Drop what is left of the batch.
-    pub fn clear(&mut self) {
-        self.out.clear();
-        self.rejected.clear();
-        self.seg_pending = None;
-        self.next = 0;
-    }
-
-    /// What the current batch did so far.
-    pub fn report(&self) -> SendReport {
-        self.report
-    }
-
-    /// The coalescing counters of the last batch.
-    pub fn gro_stats(&self) -> &GroStats {
-        self.table.stats()
-    }
-}
-
-fn gro_error(e: GroError) -> ConfigError {
-    match e {
-        GroError::NoHeaderRoom { offset, required } => {
-            ConfigError::NoHeaderRoom { offset, required }
-        }
-        GroError::LengthsMismatch { bufs, lens } => ConfigError::LengthsMismatch { bufs, lens },
-        GroError::PacketOutsideBuffer {
-            index,
-            end,
-            buf_len,
-        } => ConfigError::PacketOutsideBuffer {
-            index,
-            end,
-            buf_len,
-        },
-    }
-}
-
 impl Queue {
     /// Send a batch: packet `i` is `bufs[i][offset..offset + lens[i]]`.
     ///
     /// With offload on, the batch is coalesced first (TCP segments of a
-    /// flow into one super-packet, UDP datagrams too when USO was
-    /// granted): payloads of later packets are appended into the buffer of
-    /// the first packet of their run (so buffers need spare capacity
-    /// behind their packet for merges to happen) and `lens` updated;
-    /// buffers never change places. The bytes in front of `offset` receive
-    /// the virtio header (10 bytes) or the packet information (4 bytes), so
-    /// `offset` must leave that much room.
+    /// flow into one super-packet, UDP datagrams too when USO was granted)
+    /// and each run is written with one gathered `writev`: the virtio
+    /// header and the first packet's rewritten headers, then every
+    /// packet's payload where it lies. Nothing is copied, and neither the
+    /// buffers nor `lens` are written: sending the same batch again sends
+    /// the same packets again. Packet information and the virtio header of
+    /// uncoalesced packets go in front as slices of their own, so `offset`
+    /// needs no room for them.
     ///
     /// Writes stop at the first error, which is returned; `state` then
     /// says what was written and what is pending, and
@@ -665,270 +544,87 @@ impl Queue {
     /// skipped: it is reported, and `send_pending` continues behind it.
     ///
     /// If the kernel refuses a coalesced write with EINVAL (GSO write
-    /// regressions of some kernels do), that super-packet is split again
-    /// and its segments written one by one, coalescing is turned off for
-    /// the device, and [`Interface::stats`](crate::Interface::stats) counts
-    /// it: no data is lost to it.
-    pub fn send_batch<B: AsMut<[u8]>>(
+    /// regressions of some kernels do), that run's packets are written one
+    /// by one as they were handed in, coalescing is turned off for the
+    /// device, and [`Interface::stats`](crate::Interface::stats) counts it:
+    /// no data is lost to it.
+    pub fn send_batch<B: AsRef<[u8]>>(
         &self,
         state: &mut SendState,
-        bufs: &mut [B],
-        lens: &mut [usize],
+        bufs: &[B],
+        lens: &[usize],
         offset: usize,
     ) -> Result<SendReport> {
         self.prepare_batch(state, bufs, lens, offset)?;
         self.send_pending(state, bufs, lens, offset)
     }
 
-    /// Coalesce (or frame) a batch into `state` without writing it; the
-    /// first half of [`Self::send_batch`].
-    pub fn prepare_batch<B: AsMut<[u8]>>(
+    /// Plan a batch into `state` (coalescing decided, nothing written);
+    /// the first half of [`Self::send_batch`].
+    pub fn prepare_batch<B: AsRef<[u8]>>(
         &self,
         st: &mut SendState,
-        bufs: &mut [B],
-        lens: &mut [usize],
+        bufs: &[B],
+        lens: &[usize],
         offset: usize,
     ) -> Result<()> {
         let framing = self.framing();
-        let prefix = framing.prefix_len();
-        if offset < prefix {
-            return Err(Error::config(
-                Some(self.name()),
-                ConfigError::NoHeaderRoom {
-                    offset,
-                    required: prefix,
-                },
-            ));
-        }
-        if bufs.len() != lens.len() {
-            return Err(Error::config(
-                Some(self.name()),
-                ConfigError::LengthsMismatch {
-                    bufs: bufs.len(),
-                    lens: lens.len(),
-                },
-            ));
-        }
-        st.clear();
-        st.batch = (bufs.len(), offset);
-        st.report = SendReport {
-            packets: 0,
-            writes: 0,
-            bytes: lens.iter().sum(),
-        };
         let iface = self.interface();
-        if framing.vnet && !framing.pi && iface.coalescing() {
-            let uso = iface
-                .offloads()
-                .contains(OffloadFlags::USO4 | OffloadFlags::USO6);
-            st.table.set_udp_gro(uso);
-            // A TAP's buffers hold Ethernet frames.
-            st.table.set_frames(framing.l2);
-            // With TSO_ECN granted, a CWR segment may start a run that is
-            // written with the ECN bit (SKB_GSO_TCP_ECN).
-            st.table
-                .set_tcp_ecn(iface.offloads().contains(OffloadFlags::TSO_ECN));
-            let out = st
-                .table
-                .coalesce(bufs, lens, offset)
-                .map_err(|e| Error::config(Some(self.name()), gro_error(e)))?;
-            st.out.extend_from_slice(out);
-            return Ok(());
-        }
-        for (i, (b, &len)) in bufs.iter_mut().zip(lens.iter()).enumerate() {
-            let buf = b.as_mut();
-            if offset.checked_add(len).is_none_or(|e| e > buf.len()) {
-                return Err(Error::config(
-                    Some(self.name()),
-                    ConfigError::PacketOutsideBuffer {
-                        index: i,
-                        end: offset.saturating_add(len),
-                        buf_len: buf.len(),
-                    },
-                ));
-            }
-            let mut at = offset - prefix;
-            if framing.pi {
-                let first = buf.get(offset).copied().filter(|_| len > 0);
-                buf[at..at + PI_LEN].copy_from_slice(&pi_header(first, iface.is_tap()));
-                at += PI_LEN;
-            }
-            if framing.vnet {
-                buf[at..at + VirtioNetHdr::LEN].copy_from_slice(&Queue::PLAIN_HDR);
-            }
-            st.out.push(i);
-        }
-        Ok(())
+        let offloads = iface.offloads();
+        let tx = TxFraming {
+            pi: framing.pi,
+            vnet: framing.vnet,
+            l2: framing.l2,
+            tcp: iface.tcp_coalescing(),
+            udp: iface.udp_coalescing()
+                && offloads.contains(OffloadFlags::USO4 | OffloadFlags::USO6),
+            ecn: offloads.contains(OffloadFlags::TSO_ECN),
+        };
+        st.prepare(bufs, lens, offset, tx)
+            .map_err(|e| Error::config(Some(self.name()), e))
     }
 
     /// Write what `state` holds of the current batch (after an error or
     /// [`ErrorKind::WouldBlock`](crate::ErrorKind::WouldBlock)); the second
     /// half of [`Self::send_batch`]. Returns the report of the whole batch.
-    pub fn send_pending<B: AsMut<[u8]>>(
+    /// `bufs`, `lens` and `offset` must be the prepared batch's.
+    pub fn send_pending<B: AsRef<[u8]>>(
         &self,
         st: &mut SendState,
-        bufs: &mut [B],
+        bufs: &[B],
         lens: &[usize],
         offset: usize,
     ) -> Result<SendReport> {
-        let framing = self.framing();
-        let prefix = framing.prefix_len();
-        let shared = &self.interface().shared;
-        if !st.is_done() && ((bufs.len(), offset) != st.batch || lens.len() != bufs.len()) {
-            return Err(Error::config(
-                Some(self.name()),
-                ConfigError::NotThePreparedBatch {
-                    prepared: st.batch.0,
-                    given: bufs.len(),
-                },
-            ));
-        }
-        while st.next < st.out.len() {
-            if st.seg_pending.is_some() {
-                self.write_segments(st)?;
-                st.next += 1;
-                continue;
-            }
-            let i = st.out[st.next];
-            let buf = bufs[i].as_mut();
-            let buf_len = buf.len();
-            let Some(frame) = buf.get(offset - prefix..offset + lens[i]) else {
-                return Err(Error::config(
-                    Some(self.name()),
-                    ConfigError::PacketOutsideBuffer {
-                        index: i,
-                        end: offset + lens[i],
-                        buf_len,
-                    },
-                ));
-            };
-            let gso =
-                framing.vnet && Queue::is_gso(&frame[framing.prefix_len() - VirtioNetHdr::LEN..]);
-            let injected = gso
-                && shared
-                    .fail_gso_writes
-                    .fetch_update(
-                        std::sync::atomic::Ordering::Relaxed,
-                        std::sync::atomic::Ordering::Relaxed,
-                        |n| n.checked_sub(1),
-                    )
-                    .is_ok();
-            let res = if injected {
-                Err(rustix::io::Errno::INVAL)
-            } else {
-                self.write_frame(frame)
-            };
-            match res {
-                Ok(_) => {
-                    st.report.writes += 1;
-                    st.next += 1;
-                }
-                Err(rustix::io::Errno::INVAL) if gso => {
-                    if let Err(e) = self.split_refused(st, frame) {
-                        st.rejected.push(i);
-                        st.next += 1;
-                        return Err(e);
-                    }
-                    self.write_segments(st)?;
-                    st.next += 1;
-                }
+        st.check_batch(bufs.len(), offset)
+            .map_err(|e| Error::config(Some(self.name()), e))?;
+        loop {
+            let mut prefix = [0u8; PREFIX_MAX];
+            let mut iov = st.take_iov();
+            let framed = st.frame(bufs, lens, &mut prefix, &mut iov);
+            let res = match framed {
+                Ok(Some(_)) => Some(self.writev(&iov).map(drop)),
+                Ok(None) => None,
                 Err(e) => {
-                    let err = self.send_error(IoOp::SendBatch, i, e);
-                    if matches!(err, Error::Rejected { .. }) {
-                        st.rejected.push(i);
-                        st.next += 1;
-                    }
-                    return Err(err);
+                    st.put_iov(recycle(iov));
+                    return Err(Error::config(Some(self.name()), e));
+                }
+            };
+            st.put_iov(recycle(iov));
+            let Some(res) = res else {
+                return Ok(st.report());
+            };
+            match st.complete(res) {
+                Ok(Written::Frame) => {}
+                Ok(Written::Refallback) => {
+                    let shared = &self.interface().shared;
+                    shared.coalesce_tcp.store(false, Ordering::Relaxed);
+                    shared.coalesce_udp.store(false, Ordering::Relaxed);
+                    shared.gso_fallbacks.fetch_add(1, Ordering::Relaxed);
+                }
+                Err(Failed::Rejected { index, errno }) | Err(Failed::Io { index, errno }) => {
+                    return Err(self.send_error(IoOp::SendBatch, index, errno));
                 }
             }
         }
-        st.report.packets = lens.len().saturating_sub(st.rejected.len());
-        Ok(st.report)
-    }
-
-    /// The fallback for a refused coalesced write: split the super-packet
-    /// in `frame` (virtio header in front) into the state's segments.
-    fn split_refused(&self, st: &mut SendState, frame: &[u8]) -> Result<()> {
-        let (hdr, pkt) = match VirtioNetHdr::split_prefix(frame) {
-            Ok(v) => v,
-            Err(_) => {
-                return Err(Error::Rejected {
-                    op: IoOp::SendBatch,
-                    interface: self.name(),
-                    index: st.out[st.next],
-                    errno: libc::EINVAL,
-                });
-            }
-        };
-        let gso = self.parse_gso(&hdr, pkt).map_err(|error| Error::Packet {
-            op: IoOp::SendBatch,
-            interface: self.name(),
-            index: st.out[st.next],
-            error,
-        })?;
-        let count = gso.segment_count();
-        let seg_len = VirtioNetHdr::LEN + gso.max_segment_len();
-        ensure_segments(&mut st.segs, &mut st.seg_lens, count, seg_len);
-        for s in &mut st.segs[..count] {
-            s[..VirtioNetHdr::LEN].copy_from_slice(&Queue::PLAIN_HDR);
-        }
-        let k = gso
-            .split_into(
-                pkt,
-                &mut st.segs[..count],
-                &mut st.seg_lens[..count],
-                VirtioNetHdr::LEN,
-            )
-            .map_err(|e| match e {
-                SplitError::Invalid(error) => Error::Packet {
-                    op: IoOp::SendBatch,
-                    interface: self.name(),
-                    index: st.out[st.next],
-                    error,
-                },
-                SplitError::OutOfSpace { .. } => Error::Rejected {
-                    op: IoOp::SendBatch,
-                    interface: self.name(),
-                    index: st.out[st.next],
-                    errno: libc::EINVAL,
-                },
-            })?;
-        st.seg_pending = Some((0, k));
-        let shared = &self.interface().shared;
-        shared
-            .coalesce
-            .store(false, std::sync::atomic::Ordering::Relaxed);
-        shared
-            .gso_fallbacks
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        Ok(())
-    }
-
-    /// Write the segments [`Self::split_refused`] made, resuming where an
-    /// earlier call stopped, so none is written twice.
-    fn write_segments(&self, st: &mut SendState) -> Result<()> {
-        while let Some((next, count)) = st.seg_pending {
-            if next >= count {
-                st.seg_pending = None;
-                break;
-            }
-            let seg = &st.segs[next][..VirtioNetHdr::LEN + st.seg_lens[next]];
-            if let Err(e) = self.write_frame(seg) {
-                let err = self.send_error(IoOp::SendBatch, st.out[st.next], e);
-                if matches!(err, Error::Rejected { .. }) {
-                    // Refused as a plain packet too: skip it, go on later,
-                    // and say that this packet was not (wholly) written.
-                    st.seg_pending = Some((next + 1, count));
-                    let i = st.out[st.next];
-                    if !st.rejected.contains(&i) {
-                        st.rejected.push(i);
-                    }
-                }
-                return Err(err);
-            }
-            st.report.writes += 1;
-            st.seg_pending = Some((next + 1, count));
-        }
-        Ok(())
     }
 }

@@ -9,9 +9,9 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use ipnet::IpNet;
 use tun_sys::{InterfaceName, OffloadFlags, TunFlags};
 
-use crate::error::{ConfigError, Error, Result};
+use crate::error::{ConfigError, Error, Result, Syscall};
 use crate::interface::Interface;
-use crate::netlink::Netlink;
+use crate::netlink::{AddressOptions, Netlink};
 use crate::netns::NetNs;
 use crate::queue::Queue;
 
@@ -46,7 +46,7 @@ const CHECKED_FLAGS: TunFlags = TunFlags::TUN
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct AddrSpec {
     addr: IpNet,
-    peer: Option<IpAddr>,
+    options: AddressOptions,
 }
 
 /// Builds a [`Device`]: creates a TUN/TAP interface (or attaches to an
@@ -177,22 +177,29 @@ impl DeviceBuilder {
     }
 
     /// An address with its prefix (any number, both families).
-    pub fn address(mut self, addr: IpNet) -> Self {
-        self.addrs.push(AddrSpec { addr, peer: None });
+    pub fn address(self, addr: IpNet) -> Self {
+        self.address_with(addr, AddressOptions::new())
+    }
+
+    /// An address with a peer, an IPv4 broadcast address, or without
+    /// duplicate address detection ([`AddressOptions`]). An IPv6 address
+    /// added without `nodad` stays tentative for a second or more after
+    /// [`Self::build`] returns (packets from or to it are dropped until
+    /// then): pass `nodad`, or wait with [`Interface::wait_for_dad`].
+    pub fn address_with(mut self, addr: IpNet, options: AddressOptions) -> Self {
+        if let Some(peer) = options.peer {
+            if addr.addr().is_ipv4() != peer.is_ipv4() {
+                self.bad
+                    .get_or_insert(ConfigError::PeerFamilyMismatch { addr, peer });
+            }
+        }
+        self.addrs.push(AddrSpec { addr, options });
         self
     }
 
     /// A point-to-point address: local address with prefix, and the peer.
-    pub fn address_with_peer(mut self, addr: IpNet, peer: IpAddr) -> Self {
-        if addr.addr().is_ipv4() != peer.is_ipv4() {
-            self.bad
-                .get_or_insert(ConfigError::PeerFamilyMismatch { addr, peer });
-        }
-        self.addrs.push(AddrSpec {
-            addr,
-            peer: Some(peer),
-        });
-        self
+    pub fn address_with_peer(self, addr: IpNet, peer: IpAddr) -> Self {
+        self.address_with(addr, AddressOptions::new().peer(peer))
     }
 
     /// An IPv4 address, prefix length and optional peer (tun-rs's shape).
@@ -355,7 +362,11 @@ impl DeviceBuilder {
         let open = || -> Result<(Vec<OwnedFd>, Netlink)> {
             let mut fds = Vec::with_capacity(queues);
             for _ in 0..queues {
-                fds.push(tun_sys::open_tun(true)?);
+                let fd = tun_sys::open_tun(true).map_err(|e| match name {
+                    Some(n) => e.with_interface(n),
+                    None => e,
+                })?;
+                fds.push(fd);
             }
             Ok((fds, Netlink::open()?))
         };
@@ -459,34 +470,37 @@ impl DeviceBuilder {
         }
 
         let index = info.index;
+        let named = |e: crate::netlink::NetlinkError| Error::Netlink(e.with_interface(real));
         if let Some(mtu) = self.mtu {
-            nl.set_mtu(index, mtu)?;
+            nl.set_mtu(index, mtu).map_err(named)?;
         }
         if let Some(mac) = self.mac {
-            nl.set_mac(index, mac)?;
+            nl.set_mac(index, mac).map_err(named)?;
         }
         if let Some(len) = self.tx_queue_len {
-            nl.set_tx_queue_len(index, len)?;
+            nl.set_tx_queue_len(index, len).map_err(named)?;
         }
         for a in &self.addrs {
-            nl.add_address(index, a.addr, a.peer)?;
+            nl.add_address_with(index, a.addr, &a.options)
+                .map_err(named)?;
         }
         let up = self.up.or(if created { Some(true) } else { None });
         if let Some(up) = up {
-            nl.set_up(index, up)?;
+            nl.set_up(index, up).map_err(named)?;
         }
         let mtu = self.mtu.unwrap_or(info.mtu);
+        // Everything that can fail comes before the guard is disarmed: a
+        // failed build leaves nothing it created behind.
+        let tun_fd = fds[0].try_clone().map_err(|e| Error::Syscall {
+            call: Syscall::Dup,
+            interface: Some(real),
+            errno: e.raw_os_error().unwrap_or(libc::EMFILE),
+        })?;
         if let Some(p) = self.persist {
             tun_sys::set_persist(fd0, p).map_err(with_name)?;
         }
         drop(guard.disarm());
 
-        let tun_fd = fds[0].try_clone().map_err(|e| {
-            Error::Sys(tun_sys::Error::new(
-                tun_sys::Op::OpenTun,
-                e.raw_os_error().unwrap_or(libc::EMFILE),
-            ))
-        })?;
         let iface = Interface::new(tun_fd, real, index, Some(nl), flags, offload, mtu);
         let queues = fds
             .into_iter()
@@ -602,7 +616,8 @@ impl Device {
         } else {
             OffloadFlags::empty()
         };
-        rustix::io::ioctl_fionbio(&fd, true).map_err(|e| Error::io(crate::IoOp::Recv, name, e))?;
+        rustix::io::ioctl_fionbio(&fd, true)
+            .map_err(|e| Error::syscall(Syscall::Fionbio, Some(name), e))?;
         let text = name.to_string();
         let control = tun_sys::get_dev_netns(fd.as_fd()).ok().and_then(|ns| {
             NetNs::from_fd(ns)
@@ -630,11 +645,10 @@ impl Device {
                 (None, index, mtu)
             }
         };
-        let tun_fd = fd.try_clone().map_err(|e| {
-            Error::Sys(tun_sys::Error::new(
-                tun_sys::Op::OpenTun,
-                e.raw_os_error().unwrap_or(libc::EMFILE),
-            ))
+        let tun_fd = fd.try_clone().map_err(|e| Error::Syscall {
+            call: Syscall::Dup,
+            interface: Some(name),
+            errno: e.raw_os_error().unwrap_or(libc::EMFILE),
         })?;
         let iface = Interface::new(tun_fd, name, index, nl, flags, offload, mtu);
         let queue = Queue::new(fd, iface.clone(), false).sharing_control();
@@ -770,11 +784,11 @@ forward_io! {
     /// [`Queue::recv_batch`] on the first queue.
     fn recv_batch<B: AsMut<[u8]>>(&self, state: &mut crate::RecvState, bufs: &mut [B], sizes: &mut [usize], offset: usize) -> Result<usize>;
     /// [`Queue::send_batch`] on the first queue.
-    fn send_batch<B: AsMut<[u8]>>(&self, state: &mut crate::SendState, bufs: &mut [B], lens: &mut [usize], offset: usize) -> Result<crate::SendReport>;
+    fn send_batch<B: AsRef<[u8]>>(&self, state: &mut crate::SendState, bufs: &[B], lens: &[usize], offset: usize) -> Result<crate::SendReport>;
     /// [`Queue::send_pending`] on the first queue.
-    fn send_pending<B: AsMut<[u8]>>(&self, state: &mut crate::SendState, bufs: &mut [B], lens: &[usize], offset: usize) -> Result<crate::SendReport>;
+    fn send_pending<B: AsRef<[u8]>>(&self, state: &mut crate::SendState, bufs: &[B], lens: &[usize], offset: usize) -> Result<crate::SendReport>;
     /// [`Queue::prepare_batch`] on the first queue.
-    fn prepare_batch<B: AsMut<[u8]>>(&self, state: &mut crate::SendState, bufs: &mut [B], lens: &mut [usize], offset: usize) -> Result<()>;
+    fn prepare_batch<B: AsRef<[u8]>>(&self, state: &mut crate::SendState, bufs: &[B], lens: &[usize], offset: usize) -> Result<()>;
     /// [`Queue::wait_readable`] on the first queue.
     fn wait_readable(&self, timeout: Option<std::time::Duration>) -> Result<bool>;
     /// [`Queue::recv_gso`] on the first queue.

@@ -45,6 +45,18 @@ impl fmt::Display for IoOp {
     }
 }
 
+/// What was done with a network namespace, for [`Error::Namespace`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum NsAction {
+    /// Opening its file (`/run/netns/NAME`, `/proc/PID/ns/net`).
+    Open,
+    /// Entering it (`setns(fd, CLONE_NEWNET)`).
+    Enter,
+    /// Duplicating its fd.
+    Dup,
+}
+
 /// A system call of the device layer that is neither queue I/O nor one of
 /// tun-sys's ioctls, for [`Error::Syscall`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -56,6 +68,10 @@ pub enum Syscall {
     Eventfd,
     /// Spawning a thread (a relay pump, a namespace switch).
     SpawnThread,
+    /// `fstat` of a namespace file.
+    Fstat,
+    /// `ioctl(FIONBIO)` making a queue's fd non-blocking.
+    Fionbio,
 }
 
 impl Syscall {
@@ -65,6 +81,8 @@ impl Syscall {
             Syscall::Dup => "dup",
             Syscall::Eventfd => "eventfd",
             Syscall::SpawnThread => "spawn thread",
+            Syscall::Fstat => "fstat",
+            Syscall::Fionbio => "ioctl(FIONBIO)",
         }
     }
 }
@@ -161,6 +179,17 @@ pub enum ConfigError {
     /// be opened (for example a device opened from an fd without
     /// CAP_NET_ADMIN in its namespace).
     NoControl,
+    /// Duplicate address detection found the address in use elsewhere on
+    /// the link (`IFA_F_DADFAILED`): the kernel will not use it.
+    DadFailed {
+        /// The address.
+        addr: ipnet::IpNet,
+    },
+    /// The device's first queue (whose fd the interface finds the device
+    /// through) was dropped from a multi-queue device: without it the
+    /// interface cannot be told apart from one that took its name or
+    /// index, so configuration refuses to guess.
+    NoQueue,
     /// The virtio header size of an existing device is not the 10 bytes
     /// this crate reads and writes.
     VnetHdrSize {
@@ -258,6 +287,14 @@ impl fmt::Display for ConfigError {
                 "no netlink socket in the device's network namespace \
                  (needs CAP_NET_ADMIN there)",
             ),
+            ConfigError::DadFailed { addr } => write!(
+                f,
+                "duplicate address detection failed for {addr}: another host on the link has it"
+            ),
+            ConfigError::NoQueue => f.write_str(
+                "the device's first queue was closed: the interface can no longer be \
+                 found through its fd (keep that queue open to configure it)",
+            ),
             ConfigError::VnetHdrSize { size } => {
                 write!(f, "virtio header size is {size} bytes, expected 10")
             }
@@ -325,6 +362,15 @@ pub enum Error {
         /// The errno.
         errno: i32,
     },
+    /// A network namespace could not be opened or entered.
+    Namespace {
+        /// The file it was opened from, when it was opened from one.
+        path: Option<std::path::PathBuf>,
+        /// What was done.
+        action: NsAction,
+        /// The errno.
+        errno: i32,
+    },
     /// A system call of the device layer failed (see [`Syscall`]).
     Syscall {
         /// The call.
@@ -373,7 +419,10 @@ pub enum Error {
         op: IoOp,
         /// The interface.
         interface: InterfaceName,
-        /// Bytes the packet (or segment) needs.
+        /// Bytes the packet (or segment) needs, when the kernel said; for a
+        /// packet longer than the buffer on a device without offload the
+        /// kernel truncates silently and says nothing more, so this is then
+        /// the buffer's size plus one (a lower bound).
         needed: usize,
         /// Bytes the buffer had (behind the offset).
         available: usize,
@@ -440,7 +489,8 @@ impl Error {
             Error::Netlink(e) => Some(e.errno()),
             Error::Io { errno, .. }
             | Error::Rejected { errno, .. }
-            | Error::Syscall { errno, .. } => Some(*errno),
+            | Error::Syscall { errno, .. }
+            | Error::Namespace { errno, .. } => Some(*errno),
             _ => None,
         }
     }
@@ -449,7 +499,7 @@ impl Error {
     pub fn interface(&self) -> Option<InterfaceName> {
         match self {
             Error::Sys(e) => e.interface(),
-            Error::Netlink(_) => None,
+            Error::Netlink(e) => e.interface(),
             Error::Io { interface, .. }
             | Error::Packet { interface, .. }
             | Error::Rejected { interface, .. }
@@ -458,6 +508,7 @@ impl Error {
             | Error::NotTun { interface, .. }
             | Error::Interrupted { interface, .. } => Some(*interface),
             Error::Config { interface, .. } | Error::Syscall { interface, .. } => *interface,
+            Error::Namespace { .. } => None,
         }
     }
 
@@ -468,6 +519,17 @@ impl Error {
             Error::Sys(e) => errno_kind(e.errno()),
             Error::Netlink(e) => errno_kind(e.errno()),
             Error::Syscall { errno, .. } => errno_kind(*errno),
+            // EINVAL from setns: the file is not a network namespace.
+            Error::Namespace {
+                action: NsAction::Enter,
+                errno: libc::EINVAL,
+                ..
+            } => ErrorKind::InvalidConfig,
+            Error::Namespace { errno, .. } => errno_kind(*errno),
+            Error::Config {
+                error: ConfigError::DadFailed { .. },
+                ..
+            } => ErrorKind::AlreadyExists,
             Error::Config { .. } | Error::FlagsMismatch { .. } => ErrorKind::InvalidConfig,
             Error::Packet { .. } | Error::Rejected { .. } => ErrorKind::BadPacket,
             Error::BufferTooSmall { .. } => ErrorKind::BufferTooSmall,
@@ -554,6 +616,30 @@ impl fmt::Display for Error {
                     write!(f, "{name}: ")?;
                 }
                 write!(f, "{call} failed: {}", errno_text(*errno))
+            }
+            Error::Namespace {
+                path,
+                action,
+                errno,
+            } => {
+                let what = match path {
+                    Some(p) => format!("network namespace {}", p.display()),
+                    None => "network namespace".to_owned(),
+                };
+                match (action, *errno) {
+                    (NsAction::Enter, libc::EINVAL) => {
+                        write!(f, "setns: {what} is not a network namespace")
+                    }
+                    (NsAction::Enter, e) => {
+                        write!(f, "setns into {what} failed: {}", errno_text(e))?;
+                        if e == libc::EPERM && !crate::privilege::has_admin() {
+                            f.write_str(" (needs CAP_SYS_ADMIN)")?;
+                        }
+                        Ok(())
+                    }
+                    (NsAction::Open, e) => write!(f, "open {what} failed: {}", errno_text(e)),
+                    (NsAction::Dup, e) => write!(f, "dup of {what} failed: {}", errno_text(e)),
+                }
             }
             Error::Config { interface, error } => {
                 if let Some(name) = interface {
@@ -664,3 +750,72 @@ impl From<Error> for io::Error {
 
 /// The result of the device layer.
 pub type Result<T, E = Error> = core::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn name(s: &str) -> InterfaceName {
+        InterfaceName::new(s).unwrap()
+    }
+
+    #[test]
+    fn syscall_errors_name_the_call_and_interface() {
+        let e = Error::syscall(Syscall::Dup, Some(name("tun3")), rustix::io::Errno::MFILE);
+        assert_eq!(
+            e.to_string(),
+            "tun3: dup failed: Too many open files (os error 24)"
+        );
+        assert_eq!(e.interface(), Some(name("tun3")));
+        assert_eq!(e.errno(), Some(libc::EMFILE));
+        let e = Error::syscall(Syscall::SpawnThread, None, rustix::io::Errno::AGAIN);
+        assert!(e.to_string().starts_with("spawn thread failed: "), "{e}");
+        assert!(!e.to_string().contains("/dev/net/tun"), "{e}");
+    }
+
+    #[test]
+    fn namespace_errors_say_what_and_where() {
+        let e = Error::Namespace {
+            path: Some("/tmp/x".into()),
+            action: NsAction::Enter,
+            errno: libc::EINVAL,
+        };
+        assert_eq!(
+            e.to_string(),
+            "setns: network namespace /tmp/x is not a network namespace"
+        );
+        assert_eq!(e.kind(), ErrorKind::InvalidConfig);
+        let e = Error::Namespace {
+            path: Some("/run/netns/a".into()),
+            action: NsAction::Open,
+            errno: libc::ENOENT,
+        };
+        assert!(
+            e.to_string()
+                .starts_with("open network namespace /run/netns/a failed"),
+            "{e}"
+        );
+        assert_eq!(e.kind(), ErrorKind::NotFound);
+    }
+
+    #[test]
+    fn interrupted_and_dad_errors() {
+        let e = Error::Interrupted {
+            op: IoOp::RecvBatch,
+            interface: name("t0"),
+        };
+        assert_eq!(e.to_string(), "recv_batch on t0: interrupted");
+        assert_eq!(e.kind(), ErrorKind::Interrupted);
+        assert_eq!(io::Error::from(e).kind(), io::ErrorKind::Interrupted);
+        let e = Error::config(
+            Some(name("t0")),
+            ConfigError::DadFailed {
+                addr: "fd00::1/64".parse().unwrap(),
+            },
+        );
+        assert_eq!(e.kind(), ErrorKind::AlreadyExists);
+        assert!(e.to_string().contains("fd00::1/64"), "{e}");
+        let e = Error::config(Some(name("t0")), ConfigError::NoQueue);
+        assert!(e.to_string().contains("first queue"), "{e}");
+    }
+}

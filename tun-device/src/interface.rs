@@ -16,8 +16,8 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use ipnet::IpNet;
 use tun_sys::{InterfaceFlags, InterfaceName, OffloadFlags, TunFlags};
 
-use crate::error::{ConfigError, Error, Result};
-use crate::netlink::{Address, LinkInfo, Netlink, TunInfo};
+use crate::error::{ConfigError, Error, Result, Syscall};
+use crate::netlink::{Address, AddressOptions, LinkInfo, Netlink, TunInfo};
 use crate::netns::NetNs;
 
 /// Counters of a device, shared by its queues.
@@ -36,6 +36,9 @@ pub struct DeviceStats {
 
 pub(crate) struct Control {
     nl: Option<Netlink>,
+    /// The namespace `nl` was opened in (`st_dev`, `st_ino` of its nsfs
+    /// file), to see that the device moved.
+    ns: Option<(u64, u64)>,
     index: u32,
 }
 
@@ -47,14 +50,15 @@ pub(crate) struct Shared {
     name: Mutex<InterfaceName>,
     flags: TunFlags,
     offload: OffloadFlags,
-    pub(crate) coalesce: AtomicBool,
+    pub(crate) coalesce_tcp: AtomicBool,
+    pub(crate) coalesce_udp: AtomicBool,
     pub(crate) gso_fallbacks: AtomicU64,
     pub(crate) rx_invalid: AtomicU64,
     /// The MTU as last set or read; sizes the zero-copy part of a read.
     pub(crate) mtu_hint: AtomicU32,
-    /// Test seam: the next `n` coalesced writes fail with EINVAL before
-    /// reaching the kernel.
-    pub(crate) fail_gso_writes: AtomicU32,
+    /// The queue whose fd `tun_fd` duplicates was dropped and detached
+    /// (multi-queue): the fd no longer names the device.
+    pub(crate) detached: AtomicBool,
 }
 
 /// The interface of a device: configuration and negotiated state, shared by
@@ -95,16 +99,21 @@ impl Interface {
     ) -> Self {
         Self {
             shared: Arc::new(Shared {
-                control: Mutex::new(Control { nl, index }),
+                control: Mutex::new(Control {
+                    nl,
+                    ns: None,
+                    index,
+                }),
                 tun_fd,
                 name: Mutex::new(name),
                 flags,
                 offload,
-                coalesce: AtomicBool::new(!offload.is_empty()),
+                coalesce_tcp: AtomicBool::new(!offload.is_empty()),
+                coalesce_udp: AtomicBool::new(!offload.is_empty()),
                 gso_fallbacks: AtomicU64::new(0),
                 rx_invalid: AtomicU64::new(0),
                 mtu_hint: AtomicU32::new(mtu),
-                fail_gso_writes: AtomicU32::new(0),
+                detached: AtomicBool::new(false),
             }),
         }
     }
@@ -114,56 +123,84 @@ impl Interface {
         *lock(&self.shared.name)
     }
 
-    /// Run a netlink request on the interface. When the kernel says the
-    /// index is unknown (the device moved to another namespace, by us or by
-    /// anyone), find it again where it lives now (`TUNGETDEVNETNS` and
-    /// `TUNGETIFF`) and retry once.
+    /// Run a netlink request on the interface the queue's fd belongs to.
+    ///
+    /// The fd is the identity: its name (`TUNGETIFF`) and namespace
+    /// (`TUNGETDEVNETNS`) are read from it before every request, and the
+    /// index is looked up by that name in that namespace, so a request
+    /// never reaches another interface that took the device's old name or
+    /// index after a move or rename (by anyone).
     fn with_nl<T>(
         &self,
         mut f: impl FnMut(&mut Netlink, u32) -> Result<T, crate::netlink::NetlinkError>,
     ) -> Result<T> {
         let mut c = lock(&self.shared.control);
-        if c.nl.is_some() {
-            let index = c.index;
-            if let Some(nl) = c.nl.as_mut() {
-                match f(nl, index) {
-                    Err(e) if e.errno() == libc::ENODEV => {}
-                    other => return other.map_err(Error::Netlink),
-                }
+        let mut attempts = 0;
+        loop {
+            let (name, index) = self.locate(&mut c)?;
+            let Some(nl) = c.nl.as_mut() else {
+                return Err(Error::config(Some(name), ConfigError::NoControl));
+            };
+            match f(nl, index) {
+                // Renamed or moved between the look-up and the request:
+                // look again.
+                Err(e) if e.errno() == libc::ENODEV && attempts == 0 => attempts += 1,
+                other => return other.map_err(|e| Error::Netlink(e.with_interface(name))),
             }
-        }
-        if self.resolve(&mut c).is_err() {
-            return Err(Error::config(
-                Some(self.cached_name()),
-                ConfigError::NoControl,
-            ));
-        }
-        let index = c.index;
-        match c.nl.as_mut() {
-            Some(nl) => f(nl, index).map_err(Error::Netlink),
-            None => Err(Error::config(
-                Some(self.cached_name()),
-                ConfigError::NoControl,
-            )),
         }
     }
 
-    /// Open a netlink socket where the device lives now and look its index
-    /// up by its current name.
-    fn resolve(&self, c: &mut Control) -> Result<()> {
+    /// Find the interface through the fd: its name and namespace now, a
+    /// netlink socket there (reopened after a move), and its index.
+    fn locate(&self, c: &mut Control) -> Result<(InterfaceName, u32)> {
         let fd = self.shared.tun_fd.as_fd();
-        let name = tun_sys::get_iff(fd)?.0;
-        let ns = NetNs::from_fd(tun_sys::get_dev_netns(fd)?);
-        let text = name.to_string();
-        let (nl, index) = ns.run(|| {
-            let mut nl = Netlink::open()?;
-            let info = nl.link_by_name(&text)?;
-            Ok((nl, info.index))
-        })?;
-        c.nl = Some(nl);
-        c.index = index;
+        let cached = self.cached_name();
+        let name = match tun_sys::get_iff(fd) {
+            Ok((name, _)) => name,
+            // A detached queue's fd answers EBADFD as a deleted device's
+            // does: tell them apart.
+            Err(e) if self.shared.detached.load(Ordering::Relaxed) => {
+                let _ = e;
+                return Err(Error::config(Some(cached), ConfigError::NoQueue));
+            }
+            Err(e) => return Err(Error::Sys(e.with_interface(cached))),
+        };
         *lock(&self.shared.name) = name;
-        Ok(())
+        let ns = match tun_sys::get_dev_netns(fd) {
+            Ok(ns) => ns,
+            // TUNGETDEVNETNS needs CAP_NET_ADMIN in the device's namespace.
+            Err(e) if e.errno() == libc::EPERM => {
+                return Err(Error::config(Some(name), ConfigError::NoControl));
+            }
+            Err(e) => return Err(Error::Sys(e.with_interface(name))),
+        };
+        // `st_dev` and `st_ino` are narrower than u64 on some architectures.
+        #[allow(clippy::unnecessary_cast)]
+        let id = rustix::fs::fstat(&ns)
+            .map(|st| (st.st_dev as u64, st.st_ino as u64))
+            .map_err(|e| Error::syscall(Syscall::Fstat, Some(name), e))?;
+        if c.nl.is_none() || c.ns != Some(id) {
+            let nl = NetNs::from_fd(ns).run(|| Ok(Netlink::open()?))?;
+            c.nl = Some(nl);
+            c.ns = Some(id);
+        }
+        let text = name.to_string();
+        let Some(nl) = c.nl.as_mut() else {
+            return Err(Error::config(Some(name), ConfigError::NoControl));
+        };
+        let info = nl
+            .link_by_name(&text)
+            .map_err(|e| Error::Netlink(e.with_interface(name)))?;
+        // The kernel also matches alternative names: the link must carry
+        // this name as its own, and be a TUN/TAP.
+        if info.name != text || info.tun.is_none() {
+            return Err(Error::NotTun {
+                interface: name,
+                kind: info.kind,
+            });
+        }
+        c.index = info.index;
+        Ok((name, info.index))
     }
 
     /// The interface's current name, from the kernel (`TUNGETIFF`): right
@@ -206,17 +243,41 @@ impl Interface {
         !self.shared.flags.contains(TunFlags::NO_PI)
     }
 
-    /// Whether batched sends coalesce (offload on, and no coalesced write
-    /// refused so far).
+    /// Whether batched sends coalesce TCP or UDP (offload on, and no
+    /// coalesced write refused so far).
     pub fn coalescing(&self) -> bool {
-        self.shared.coalesce.load(Ordering::Relaxed)
+        self.tcp_coalescing() || self.udp_coalescing()
     }
 
-    /// Turn coalescing of batched sends on or off (on needs offload).
+    /// Whether batched sends coalesce TCP segments.
+    pub fn tcp_coalescing(&self) -> bool {
+        self.shared.coalesce_tcp.load(Ordering::Relaxed)
+    }
+
+    /// Whether batched sends coalesce UDP datagrams (also needs USO).
+    pub fn udp_coalescing(&self) -> bool {
+        self.shared.coalesce_udp.load(Ordering::Relaxed)
+    }
+
+    /// Turn coalescing of batched sends on or off, TCP and UDP alike (on
+    /// needs offload).
     pub fn set_coalescing(&self, on: bool) {
-        self.shared
-            .coalesce
-            .store(on && !self.shared.offload.is_empty(), Ordering::Relaxed);
+        self.set_tcp_coalescing(on);
+        self.set_udp_coalescing(on);
+    }
+
+    /// Turn coalescing of TCP segments on or off (on needs offload).
+    pub fn set_tcp_coalescing(&self, on: bool) {
+        let on = on && !self.shared.offload.is_empty();
+        self.shared.coalesce_tcp.store(on, Ordering::Relaxed);
+    }
+
+    /// Turn coalescing of UDP datagrams on or off (on needs offload and
+    /// USO). Kernels up to 6.8 silently drop UDP GRO packets that enter a
+    /// VXLAN or Geneve device: turn UDP coalescing off alone there.
+    pub fn set_udp_coalescing(&self, on: bool) {
+        let on = on && !self.shared.offload.is_empty();
+        self.shared.coalesce_udp.store(on, Ordering::Relaxed);
     }
 
     /// The device's counters.
@@ -281,7 +342,10 @@ impl Interface {
         Ok(self.flags()?.contains(InterfaceFlags::UP))
     }
 
-    /// Up with a carrier: some process has a queue open.
+    /// Up with a carrier (`IFF_RUNNING`): the kernel turns the carrier of a
+    /// TUN/TAP on while any of its queues is attached, and an [`Interface`]
+    /// value (which holds a duplicate of the first queue's fd) keeps it on
+    /// after the queues themselves were dropped.
     pub fn is_running(&self) -> Result<bool> {
         Ok(self.flags()?.contains(InterfaceFlags::RUNNING))
     }
@@ -317,7 +381,9 @@ impl Interface {
         self.with_nl(|nl, index| nl.set_tx_queue_len(index, len))
     }
 
-    /// Rename the interface (the kernel refuses while it is up: EBUSY).
+    /// Rename the interface. Kernels before 6.2 refuse while it is up
+    /// (EBUSY); later ones rename an up interface (`dev_change_name()`,
+    /// net/core/dev.c). A name in use is EEXIST.
     pub fn set_name(&self, name: &InterfaceName) -> Result<()> {
         let text = name.to_string();
         self.with_nl(|nl, index| nl.set_name(index, &text))?;
@@ -334,6 +400,45 @@ impl Interface {
     /// [`ErrorKind::AlreadyExists`](crate::ErrorKind::AlreadyExists).
     pub fn add_address(&self, addr: IpNet) -> Result<()> {
         self.with_nl(|nl, index| nl.add_address(index, addr, None))
+    }
+
+    /// Add an address with a peer, an IPv4 broadcast address or without
+    /// duplicate address detection, as `options` say.
+    pub fn add_address_with(&self, addr: IpNet, options: AddressOptions) -> Result<()> {
+        if let Some(peer) = options.peer {
+            if addr.addr().is_ipv4() != peer.is_ipv4() {
+                return Err(Error::config(
+                    Some(self.cached_name()),
+                    ConfigError::PeerFamilyMismatch { addr, peer },
+                ));
+            }
+        }
+        self.with_nl(|nl, index| nl.add_address_with(index, addr, &options))
+    }
+
+    /// Wait up to `timeout` until no address of the interface is tentative
+    /// (IPv6 duplicate address detection, a second or more after an address
+    /// was added or the link came up, during which packets to and from it
+    /// are dropped); returns whether that happened in time. An address
+    /// whose detection failed is [`ErrorKind::AlreadyExists`](crate::ErrorKind::AlreadyExists).
+    pub fn wait_for_dad(&self, timeout: std::time::Duration) -> Result<bool> {
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            let addrs = self.addresses()?;
+            if let Some(a) = addrs.iter().find(|a| a.is_dad_failed()) {
+                return Err(Error::config(
+                    Some(self.cached_name()),
+                    ConfigError::DadFailed { addr: a.addr },
+                ));
+            }
+            if !addrs.iter().any(Address::is_tentative) {
+                return Ok(true);
+            }
+            if std::time::Instant::now() >= deadline {
+                return Ok(false);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
     }
 
     /// Add a point-to-point address: local `addr` with its prefix, and the
@@ -399,28 +504,16 @@ impl Interface {
     /// follows it there. Addresses are flushed by the kernel on a move.
     pub fn move_to_netns(&self, ns: &NetNs) -> Result<()> {
         self.with_nl(|nl, index| nl.move_to_netns(index, ns.as_fd()))?;
-        // The socket stays behind: open one where the device went. Should
-        // that fail, the next call tries again.
+        // The next request finds the device where it went (and opens a
+        // socket there); the index too, now.
         let mut c = lock(&self.shared.control);
-        if let Err(e) = self.resolve(&mut c) {
-            c.nl = None;
-            return Err(e);
-        }
-        Ok(())
+        self.locate(&mut c).map(drop)
     }
 
     /// Delete the interface now (`RTM_DELLINK`), persistent or not. Queues
     /// still open see [`ErrorKind::DeviceGone`](crate::ErrorKind::DeviceGone).
     pub fn delete(&self) -> Result<()> {
         self.with_nl(|nl, index| nl.delete_link(index))
-    }
-
-    /// Test seam: make the next `n` coalesced (GSO) writes of any queue
-    /// fail with EINVAL as a kernel with a GSO write regression would, to
-    /// exercise the fallback that writes the segments instead.
-    #[doc(hidden)]
-    pub fn fail_next_gso_writes(&self, n: u32) {
-        self.shared.fail_gso_writes.store(n, Ordering::Relaxed);
     }
 
     pub(crate) fn mtu_hint(&self) -> usize {

@@ -77,17 +77,20 @@ mod interface;
 mod interrupt;
 pub mod netlink;
 mod netns;
+mod privilege;
 mod queue;
 pub mod relay;
+mod tx;
 
-pub use batch::{RecvState, RecvStats, SendReport, SendState};
+pub use batch::{RecvState, RecvStats};
 pub use device::{Device, DeviceBuilder, Layer};
-pub use error::{ConfigError, Error, ErrorKind, IoOp, Result, Syscall};
+pub use error::{ConfigError, Error, ErrorKind, IoOp, NsAction, Result, Syscall};
 pub use interface::{DeviceStats, Interface};
 pub use interrupt::Interrupt;
-pub use netlink::{Address, LinkInfo, TunInfo};
+pub use netlink::{Address, AddressFlags, AddressOptions, LinkInfo, TunInfo};
 pub use netns::NetNs;
 pub use queue::Queue;
+pub use tx::{SendReport, SendState};
 
 pub use ipnet;
 pub use tun_offload as offload;

@@ -32,13 +32,17 @@ use netlink_packet_core::{
     NLM_F_REQUEST, NLMSG_DONE, NLMSG_ERROR, NLMSG_NOOP, NLMSG_OVERRUN, NetlinkHeader,
     NetlinkMessage, NetlinkPayload,
 };
-use netlink_packet_route::address::{AddressAttribute, AddressMessage, AddressScope};
+pub use netlink_packet_route::address::AddressFlags;
+use netlink_packet_route::address::{
+    AddressAttribute, AddressHeaderFlags, AddressMessage, AddressScope,
+};
 use netlink_packet_route::link::{
     InfoData, InfoKind, InfoVeth, LinkAttribute, LinkExtentMask, LinkFlags,
     LinkInfo as LinkInfoNla, LinkMessage,
 };
 use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 use netlink_sys::{Socket, SocketAddr, protocols::NETLINK_ROUTE};
+use tun_sys::InterfaceName;
 
 // include/uapi/linux/netlink.h
 const NLMSG_HDRLEN: usize = 16;
@@ -76,6 +80,7 @@ const TUN_TYPE_TAP: u8 = 2;
 const IFADDRMSG_LEN: usize = 8;
 const IFA_ADDRESS: u16 = 1;
 const IFA_LOCAL: u16 = 2;
+const IFA_BROADCAST: u16 = 4;
 const IFA_FLAGS: u16 = 8;
 
 /// Longest interface name the kernel accepts, in bytes (`IFNAMSIZ - 1`).
@@ -167,6 +172,7 @@ impl NlOp {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NetlinkError {
     op: NlOp,
+    interface: Option<InterfaceName>,
     index: Option<u32>,
     detail: Option<String>,
     errno: i32,
@@ -174,6 +180,18 @@ pub struct NetlinkError {
 }
 
 impl NetlinkError {
+    /// The same error, naming the interface it concerns.
+    pub fn with_interface(mut self, name: InterfaceName) -> Self {
+        self.interface = Some(name);
+        self
+    }
+
+    /// The interface the request was about, when the caller named it
+    /// ([`Self::with_interface`]; the device layer always does).
+    pub fn interface(&self) -> Option<InterfaceName> {
+        self.interface
+    }
+
     /// The operation that failed.
     pub fn op(&self) -> NlOp {
         self.op
@@ -234,15 +252,19 @@ impl fmt::Display for NetlinkError {
             }
             f.write_str(")")?;
         }
-        if let Some(index) = self.index {
-            write!(f, " on ifindex {index}")?;
+        match (self.interface, self.index) {
+            (Some(name), Some(index)) => write!(f, " on {name} (ifindex {index})")?,
+            (Some(name), None) => write!(f, " on {name}")?,
+            (None, Some(index)) => write!(f, " on ifindex {index}")?,
+            (None, None) => {}
         }
         match errno_name(self.errno) {
             Some(name) => write!(f, " failed: {name}: ")?,
             None => write!(f, " failed: errno {}: ", self.errno)?,
         }
         f.write_str(&errno_description(self.errno))?;
-        if self.is_permission_denied() {
+        // As root the kernel's EPERM is about the value, not the caller.
+        if self.is_permission_denied() && !crate::privilege::has_net_admin() {
             f.write_str(" (needs root or CAP_NET_ADMIN)")?;
         }
         if let Some(message) = &self.message {
@@ -331,6 +353,7 @@ impl Ctx {
     fn error(&self, errno: i32, message: Option<String>) -> NetlinkError {
         NetlinkError {
             op: self.op,
+            interface: None,
             index: self.index,
             detail: self.detail.clone(),
             errno,
@@ -376,11 +399,81 @@ pub struct Address {
     pub addr: IpNet,
     /// The point-to-point peer: `IFA_ADDRESS` when it differs from `IFA_LOCAL`.
     pub peer: Option<IpAddr>,
+    /// The IPv4 broadcast address (`IFA_BROADCAST`), when one is set.
+    pub broadcast: Option<Ipv4Addr>,
     /// `IFA_F_*` flags (`IFA_FLAGS` when present, else `ifa_flags`), e.g.
-    /// `IFA_F_TENTATIVE` for an IPv6 address still in duplicate detection.
-    pub flags: u32,
+    /// [`AddressFlags::Tentative`] for an IPv6 address still in duplicate
+    /// address detection.
+    pub flags: AddressFlags,
     /// `RT_SCOPE_*` scope (0 = global, 253 = link, 254 = host).
     pub scope: u8,
+}
+
+impl Address {
+    /// Whether the address is still in duplicate address detection (IPv6,
+    /// right after it was added or its link came up): the kernel neither
+    /// sends from it nor accepts traffic for it until DAD is over.
+    pub fn is_tentative(&self) -> bool {
+        self.flags.contains(AddressFlags::Tentative)
+    }
+
+    /// Whether duplicate address detection failed: the address is unusable.
+    pub fn is_dad_failed(&self) -> bool {
+        self.flags.contains(AddressFlags::Dadfailed)
+    }
+}
+
+/// How [`Netlink::add_address_with`] adds an address, beyond the address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub struct AddressOptions {
+    /// The point-to-point peer (`IFA_ADDRESS`), of the address's family.
+    pub peer: Option<IpAddr>,
+    /// The IPv4 broadcast address (`IFA_BROADCAST`), as `ip addr add ...
+    /// brd ADDR` sets it; see [`AddressOptions::broadcast_of`].
+    pub broadcast: Option<Ipv4Addr>,
+    /// Skip duplicate address detection (`IFA_F_NODAD`): an IPv6 address is
+    /// usable at once instead of staying tentative for a second or more.
+    pub nodad: bool,
+}
+
+impl AddressOptions {
+    /// No peer, no broadcast, duplicate address detection as the kernel
+    /// does it.
+    pub const fn new() -> Self {
+        Self {
+            peer: None,
+            broadcast: None,
+            nodad: false,
+        }
+    }
+
+    /// With this point-to-point peer.
+    pub const fn peer(mut self, peer: IpAddr) -> Self {
+        self.peer = Some(peer);
+        self
+    }
+
+    /// With this IPv4 broadcast address.
+    pub const fn broadcast(mut self, broadcast: Ipv4Addr) -> Self {
+        self.broadcast = Some(broadcast);
+        self
+    }
+
+    /// Without duplicate address detection (or with it).
+    pub const fn nodad(mut self, on: bool) -> Self {
+        self.nodad = on;
+        self
+    }
+
+    /// The broadcast address of `net` (every host bit set), what `ip addr
+    /// add ... brd +` computes; `None` for IPv6 and for /31 and /32.
+    pub fn broadcast_of(net: IpNet) -> Option<Ipv4Addr> {
+        match net {
+            IpNet::V4(v4) if v4.prefix_len() < 31 => Some(v4.broadcast()),
+            _ => None,
+        }
+    }
 }
 
 /// The state of one network interface, from `RTM_GETLINK`.
@@ -658,12 +751,41 @@ impl Netlink {
         addr: IpNet,
         peer: Option<IpAddr>,
     ) -> Result<(), NetlinkError> {
+        let options = AddressOptions {
+            peer,
+            ..AddressOptions::new()
+        };
+        self.add_address_with(index, addr, &options)
+    }
+
+    /// [`Self::add_address`] with a peer, an IPv4 broadcast address and
+    /// `IFA_F_NODAD` as `options` say. A broadcast address for an IPv6
+    /// address is refused with `EINVAL` before anything is sent.
+    pub fn add_address_with(
+        &mut self,
+        index: u32,
+        addr: IpNet,
+        options: &AddressOptions,
+    ) -> Result<(), NetlinkError> {
         let ctx = Ctx::new(
             NlOp::AddAddress,
             Some(index),
-            Some(address_text(addr, peer)),
+            Some(address_text(addr, options.peer)),
         );
-        let request = RouteNetlinkMessage::NewAddress(address_message(&ctx, index, addr, peer)?);
+        let mut message = address_message(&ctx, index, addr, options.peer)?;
+        if let Some(brd) = options.broadcast {
+            if !addr.addr().is_ipv4() {
+                return Err(ctx.with_message(
+                    libc::EINVAL,
+                    format!("broadcast {brd} for the IPv6 address {addr}"),
+                ));
+            }
+            message.attributes.push(AddressAttribute::Broadcast(brd));
+        }
+        if options.nodad {
+            message.header.flags |= AddressHeaderFlags::Nodad;
+        }
+        let request = RouteNetlinkMessage::NewAddress(message);
         let flags = NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL;
         self.exchange(&ctx, &request, flags, &mut |_, _| Ok(()))?;
         Ok(())
@@ -1291,12 +1413,17 @@ fn parse_address(payload: &[u8]) -> Result<Option<(u32, Address)>, Malformed> {
     }
     let mut address = None;
     let mut local = None;
+    let mut broadcast = None;
     let mut flags = u32::from(header_flags);
     for nla in nlas(payload.get(IFADDRMSG_LEN..).unwrap_or_default()) {
         match nla? {
             (IFA_ADDRESS, value) => address = Some(nla_ip("IFA_ADDRESS", family, value)?),
             (IFA_LOCAL, value) => local = Some(nla_ip("IFA_LOCAL", family, value)?),
             (IFA_FLAGS, value) => flags = nla_u32("IFA_FLAGS", value)?,
+            (IFA_BROADCAST, value) => match nla_ip("IFA_BROADCAST", family, value)? {
+                IpAddr::V4(v4) => broadcast = Some(v4),
+                IpAddr::V6(_) => return Err(Malformed::new("IFA_BROADCAST on an IPv6 address")),
+            },
             _ => {}
         }
     }
@@ -1316,7 +1443,8 @@ fn parse_address(payload: &[u8]) -> Result<Option<(u32, Address)>, Malformed> {
         Address {
             addr,
             peer,
-            flags,
+            broadcast,
+            flags: AddressFlags::from_bits_retain(flags),
             scope,
         },
     )))
@@ -1445,10 +1573,25 @@ mod tests {
             "RTM_NEWADDR (add address 10.0.0.1/24) on ifindex 5 failed: EEXIST: File exists"
         );
         let ctx = Ctx::new(NlOp::SetMtu, Some(2), Some("9000".into()));
+        // The privilege hint only when the caller lacks CAP_NET_ADMIN.
+        let hint = if crate::privilege::has_net_admin() {
+            ""
+        } else {
+            " (needs root or CAP_NET_ADMIN)"
+        };
         assert_eq!(
             ctx.error(libc::EPERM, None).to_string(),
-            "RTM_SETLINK (set mtu 9000) on ifindex 2 failed: EPERM: Operation not permitted \
-             (needs root or CAP_NET_ADMIN)"
+            format!(
+                "RTM_SETLINK (set mtu 9000) on ifindex 2 failed: EPERM: Operation not permitted{hint}"
+            )
         );
+        let named = ctx
+            .error(libc::EINVAL, None)
+            .with_interface(InterfaceName::new("tun0").unwrap());
+        assert_eq!(
+            named.to_string(),
+            "RTM_SETLINK (set mtu 9000) on tun0 (ifindex 2) failed: EINVAL: Invalid argument"
+        );
+        assert_eq!(named.interface().unwrap().to_string(), "tun0");
     }
 }

@@ -12,29 +12,46 @@ use std::fs::File;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
-use crate::error::{Error, Result};
+use crate::error::{Error, NsAction, Result, Syscall};
 
 /// An open network namespace (an fd of `/proc/.../ns/net` or
 /// `/run/netns/NAME`). The namespace lives at least as long as this value.
 #[derive(Debug)]
 pub struct NetNs {
     fd: OwnedFd,
+    /// Where it was opened from, for error messages.
+    path: Option<PathBuf>,
 }
 
-/// Why a namespace could not be opened or entered.
-fn ns_error(op: tun_sys::Op, err: &std::io::Error) -> Error {
-    Error::Sys(tun_sys::Error::new(
-        op,
-        err.raw_os_error().unwrap_or(libc::EIO),
-    ))
+impl NetNs {
+    fn error(&self, action: NsAction, errno: i32) -> Error {
+        Error::Namespace {
+            path: self.path.clone(),
+            action,
+            errno,
+        }
+    }
+
+    /// Enter this namespace on the calling thread.
+    fn enter(&self) -> Result<()> {
+        tun_sys::enter_network(self.fd.as_fd()).map_err(|e| self.error(NsAction::Enter, e.errno()))
+    }
 }
 
 impl NetNs {
     /// The namespace at `path` (`/proc/PID/ns/net`, `/run/netns/NAME`, a
     /// bind mount).
     pub fn open(path: impl AsRef<Path>) -> Result<Self> {
-        let file = File::open(path.as_ref()).map_err(|e| ns_error(tun_sys::Op::SetNetns, &e))?;
-        Ok(Self { fd: file.into() })
+        let path = path.as_ref();
+        let file = File::open(path).map_err(|e| Error::Namespace {
+            path: Some(path.to_owned()),
+            action: NsAction::Open,
+            errno: e.raw_os_error().unwrap_or(libc::EIO),
+        })?;
+        Ok(Self {
+            fd: file.into(),
+            path: Some(path.to_owned()),
+        })
     }
 
     /// The namespace `ip netns add NAME` made (`/run/netns/NAME`).
@@ -57,18 +74,17 @@ impl NetNs {
                 Self::current()
             })
             .join()
-            .unwrap_or_else(|_| {
-                Err(Error::Sys(tun_sys::Error::new(
-                    tun_sys::Op::UnshareNetns,
-                    libc::EIO,
-                )))
+            .unwrap_or_else(|p| std::panic::resume_unwind(p))
+            .map(|mut ns| {
+                ns.path = None;
+                ns
             })
         })
     }
 
     /// Wrap an fd that refers to a network namespace.
     pub fn from_fd(fd: OwnedFd) -> Self {
-        Self { fd }
+        Self { fd, path: None }
     }
 
     /// A second handle to the same namespace.
@@ -76,8 +92,11 @@ impl NetNs {
         let fd = self
             .fd
             .try_clone()
-            .map_err(|e| ns_error(tun_sys::Op::SetNetns, &e))?;
-        Ok(Self { fd })
+            .map_err(|e| self.error(NsAction::Dup, e.raw_os_error().unwrap_or(libc::EMFILE)))?;
+        Ok(Self {
+            fd,
+            path: self.path.clone(),
+        })
     }
 
     /// Whether the calling thread is in this namespace already.
@@ -100,14 +119,21 @@ impl NetNs {
         if self.is_current() {
             return f();
         }
-        let fd = self.fd.as_fd();
         std::thread::scope(|s| {
-            s.spawn(move || {
-                tun_sys::enter_network(fd)?;
-                f()
-            })
-            .join()
-            .unwrap_or_else(|p| std::panic::resume_unwind(p))
+            let thread = std::thread::Builder::new()
+                .name("netns".into())
+                .spawn_scoped(s, move || {
+                    self.enter()?;
+                    f()
+                })
+                .map_err(|e| Error::Syscall {
+                    call: Syscall::SpawnThread,
+                    interface: None,
+                    errno: e.raw_os_error().unwrap_or(libc::EAGAIN),
+                })?;
+            thread
+                .join()
+                .unwrap_or_else(|p| std::panic::resume_unwind(p))
         })
     }
 
@@ -117,14 +143,17 @@ impl NetNs {
         &self,
         f: impl FnOnce() -> T + Send + 'static,
     ) -> Result<std::thread::JoinHandle<Result<T>>> {
-        let fd = self
-            .fd
-            .try_clone()
-            .map_err(|e| ns_error(tun_sys::Op::SetNetns, &e))?;
-        Ok(std::thread::spawn(move || {
-            tun_sys::enter_network(fd.as_fd())?;
-            Ok(f())
-        }))
+        let ns = self.try_clone()?;
+        std::thread::Builder::new()
+            .spawn(move || {
+                ns.enter()?;
+                Ok(f())
+            })
+            .map_err(|e| Error::Syscall {
+                call: Syscall::SpawnThread,
+                interface: None,
+                errno: e.raw_os_error().unwrap_or(libc::EAGAIN),
+            })
     }
 }
 
@@ -142,6 +171,6 @@ impl AsRawFd for NetNs {
 
 impl From<OwnedFd> for NetNs {
     fn from(fd: OwnedFd) -> Self {
-        Self { fd }
+        Self::from_fd(fd)
     }
 }

@@ -14,6 +14,7 @@ use std::sync::{Mutex, PoisonError};
 
 use rustix::event::{PollFd, PollFlags};
 use rustix::io::Errno;
+use tun_offload::framing::PacketInfo;
 use tun_offload::{GsoType, HdrFlags, PacketError, VirtioNetHdr};
 use tun_sys::{InterfaceName, TunFlags};
 
@@ -22,13 +23,8 @@ use crate::error::{ConfigError, Error, IoOp, Result};
 use crate::interface::Interface;
 use crate::interrupt::Interrupt;
 
-/// `struct tun_pi` flag: the packet was truncated to the reader's buffer.
-const TUN_PKT_STRIP: u16 = 0x0001;
 /// Length of `struct tun_pi`.
-pub(crate) const PI_LEN: usize = 4;
-/// EtherType of IPv4 and IPv6, for the packet-information header.
-const ETH_P_IP: u16 = 0x0800;
-const ETH_P_IPV6: u16 = 0x86dd;
+pub(crate) const PI_LEN: usize = PacketInfo::LEN;
 
 /// Most slices a vectored call takes without allocating.
 const MAX_IOV: usize = 16;
@@ -200,7 +196,7 @@ impl Queue {
     }
 
     /// `writev` with the same retries as [`Self::write_frame`].
-    fn writev(&self, iov: &[IoSlice<'_>]) -> Result<usize, Errno> {
+    pub(crate) fn writev(&self, iov: &[IoSlice<'_>]) -> Result<usize, Errno> {
         loop {
             match rustix::io::writev(self, iov) {
                 Err(Errno::INTR) => continue,
@@ -264,7 +260,7 @@ impl Queue {
             (self.readv(&mut iov, IoOp::Recv, !self.is_nonblocking())?, 0)
         };
         let len = n.saturating_sub(prefix);
-        let stripped = framing.pi && u16::from_ne_bytes([pi[0], pi[1]]) & TUN_PKT_STRIP != 0;
+        let stripped = framing.pi && PacketInfo::decode(&pi).is_ok_and(|p| p.is_stripped());
         if len > cap || stripped {
             return Err(Error::BufferTooSmall {
                 op: IoOp::Recv,
@@ -347,7 +343,12 @@ impl Queue {
         let mut p = 0;
         if framing.pi {
             let first = bufs.iter().find(|b| !b.is_empty()).and_then(|b| b.first());
-            prefix[..PI_LEN].copy_from_slice(&pi_header(first.copied(), self.iface.is_tap()));
+            let pi = match first {
+                Some(_) if self.iface.is_tap() => PacketInfo::for_frame(),
+                Some(&b) => PacketInfo::for_packet(&[b]),
+                None => PacketInfo::for_frame(),
+            };
+            prefix[..PI_LEN].copy_from_slice(&pi.to_bytes());
             p += PI_LEN;
         }
         if framing.vnet {
@@ -528,16 +529,6 @@ impl Queue {
         }
     }
 
-    /// A header of all zeros with NEEDS_CSUM cleared: what a packet whose
-    /// checksums are complete is written with.
-    pub(crate) const PLAIN_HDR: [u8; VirtioNetHdr::LEN] = [0; VirtioNetHdr::LEN];
-
-    /// Whether `hdr` asks the kernel to segment.
-    pub(crate) fn is_gso(hdr: &[u8]) -> bool {
-        hdr.get(1)
-            .is_some_and(|&t| t & !GsoType::ECN != GsoType::NONE.0)
-    }
-
     /// Move this queue's fd out (the queue stays attached to the device).
     /// The fd is non-blocking; segments [`Self::recv`] still held are
     /// dropped.
@@ -577,17 +568,6 @@ pub(crate) fn check_header(
     Ok(())
 }
 
-/// The packet-information header for a packet whose first byte is `first`.
-pub(crate) fn pi_header(first: Option<u8>, tap: bool) -> [u8; PI_LEN] {
-    let proto = match (tap, first.map(|b| b >> 4)) {
-        (false, Some(4)) => ETH_P_IP,
-        (false, Some(6)) => ETH_P_IPV6,
-        _ => 0,
-    };
-    let p = proto.to_be_bytes();
-    [0, 0, p[0], p[1]]
-}
-
 impl Drop for Queue {
     fn drop(&mut self) {
         // The interface keeps a duplicate of this queue's fd for its
@@ -596,6 +576,10 @@ impl Drop for Queue {
         if let Some(fd) = &self.fd {
             if self.shares_control && self.iface.tun_flags().contains(TunFlags::MULTI_QUEUE) {
                 let _ = tun_sys::set_queue(fd.as_fd(), false);
+                self.iface
+                    .shared
+                    .detached
+                    .store(true, std::sync::atomic::Ordering::Relaxed);
             }
         }
     }

@@ -82,7 +82,7 @@ fn bad_packets_get_typed_errors_and_the_device_stays_usable() {
         // written by send_pending.
         let mut st = SendState::new();
         let off = 10;
-        let mut bufs: Vec<Vec<u8>> = [good.clone(), vec![0x99; 40], good.clone()]
+        let bufs: Vec<Vec<u8>> = [good.clone(), vec![0x99; 40], good.clone()]
             .iter()
             .map(|p| {
                 let mut b = vec![0u8; off + p.len()];
@@ -90,10 +90,8 @@ fn bad_packets_get_typed_errors_and_the_device_stays_usable() {
                 b
             })
             .collect();
-        let mut lens: Vec<usize> = vec![good.len(), 40, good.len()];
-        let err = dev
-            .send_batch(&mut st, &mut bufs, &mut lens, off)
-            .unwrap_err();
+        let lens: Vec<usize> = vec![good.len(), 40, good.len()];
+        let err = dev.send_batch(&mut st, &bufs, &lens, off).unwrap_err();
         assert!(
             matches!(err, tun_device::Error::Rejected { index: 1, .. }),
             "{err:?}"
@@ -101,7 +99,7 @@ fn bad_packets_get_typed_errors_and_the_device_stays_usable() {
         assert_eq!(st.written().collect::<Vec<_>>(), [0]);
         assert_eq!(st.rejected(), &[1]);
         assert_eq!(st.pending(), &[2]);
-        let report = dev.send_pending(&mut st, &mut bufs, &lens, off).unwrap();
+        let report = dev.send_pending(&mut st, &bufs, &lens, off).unwrap();
         assert!(st.is_done());
         assert_eq!(report.writes, 2);
 

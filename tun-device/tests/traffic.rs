@@ -179,30 +179,3 @@ fn udp_segment_v6_offload() {
 fn udp_segment_v4_plain() {
     udp_case(false, false);
 }
-
-/// A kernel that refuses coalesced writes with EINVAL (simulated through
-/// the test seam): the super-packet is split again and written as
-/// segments, coalescing is switched off, and every byte still arrives.
-#[test]
-fn refused_coalesced_write_falls_back_to_segments() {
-    let Some(p) = pair(true, 1, 1500) else { return };
-    let b_iface = p.b.interface().clone();
-    b_iface.fail_next_gso_writes(1);
-    let relay = Relay::start(
-        p.a.into_queues().remove(0),
-        p.b.into_queues().remove(0),
-        1500,
-    );
-    let total = 16 * MIB;
-    let (sent, dsent, got, dgot) = tcp_transfer(&p.ns_a, &p.ns_b, B4.parse().unwrap(), total);
-    let (ab, _) = relay.finish();
-    assert_eq!((got, dgot), (sent, dsent));
-    assert_eq!(ab.errors.load(Ordering::Relaxed), 0);
-    let stats = b_iface.stats();
-    assert_eq!(stats.gso_write_fallbacks, 1, "{stats:?}");
-    assert!(
-        !stats.coalescing,
-        "coalescing still on after a refused write"
-    );
-    assert!(!b_iface.coalescing());
-}

@@ -119,12 +119,6 @@ pub enum PacketError {
         /// Length of the transport header.
         l4_header_len: usize,
     },
-    /// `csum_offset` is odd: an internet checksum field sits at an even
-    /// offset from where its coverage starts (TCP 16, UDP 6, ICMPv6 2).
-    CsumOffsetOdd {
-        /// The header's `csum_offset`.
-        csum_offset: u16,
-    },
     /// The TCP data offset gives a header outside 20..=60 bytes.
     BadTcpDataOffset {
         /// Data offset * 4.
@@ -220,12 +214,6 @@ impl fmt::Display for PacketError {
                 f,
                 "csum_offset {csum_offset} is outside the {l4_header_len}-byte transport header"
             ),
-            PacketError::CsumOffsetOdd { csum_offset } => {
-                write!(
-                    f,
-                    "csum_offset {csum_offset} is odd; a checksum field sits at an even offset"
-                )
-            }
             PacketError::BadTcpDataOffset { header_len } => {
                 write!(f, "TCP header length {header_len} is outside 20..=60")
             }
@@ -260,7 +248,7 @@ mod tests {
 
     #[test]
     fn display_of_every_error() {
-        let cases: [(PacketError, &str); 17] = [
+        let cases: [(PacketError, &str); 16] = [
             (
                 PacketError::MalformedIpv4Option { at: 21 },
                 "IPv4 option at header byte 21 is malformed",
@@ -268,10 +256,6 @@ mod tests {
             (
                 PacketError::UnsupportedRoutingHeader { routing_type: 3 },
                 "IPv6 routing header of type 3 with segments left: final destination unknown",
-            ),
-            (
-                PacketError::CsumOffsetOdd { csum_offset: 17 },
-                "csum_offset 17 is odd; a checksum field sits at an even offset",
             ),
             (
                 PacketError::UnsupportedGsoType {

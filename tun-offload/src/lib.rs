@@ -45,6 +45,7 @@ extern crate std;
 pub mod checksum;
 mod error;
 pub mod frame;
+pub mod framing;
 pub mod gro;
 mod kind;
 pub mod partial;
@@ -58,4 +59,6 @@ pub use gro::{GroError, GroStats, GroTable};
 pub use kind::Kind;
 pub use partial::complete_checksum;
 pub use split::{GsoPacket, SplitError, split, split_frame};
-pub use virtio::{GsoType, HdrFlags, HeaderError, VirtioNetHdr, VirtioNetHdrMrgRxbuf};
+pub use virtio::{
+    GsoType, HdrFlags, HeaderError, VirtioNetHdr, VirtioNetHdrMrgRxbuf, VirtioNetHdrV1HashTunnel,
+};

@@ -10,14 +10,21 @@ use crate::route;
 use crate::virtio::{GsoType, HdrFlags, VirtioNetHdr};
 use crate::wire::{IpPacket, TcpPacket, UDP_HEADER_LEN, UdpPacket};
 
-/// Complete a partial checksum in place (GSO_NONE with NEEDS_CSUM): the
-/// 16 bits at `csum_start + csum_offset` hold the pseudo-header sum; sum from
-/// `csum_start` to the end and store the complement. A header without
+/// Complete a partial checksum in place (GSO_NONE with NEEDS_CSUM) as the
+/// kernel does: the 16 bits at `csum_start + csum_offset` hold the
+/// pseudo-header sum; sum from `csum_start` to the end, fold, and store the
+/// complement, a zero result as `0xffff` (`csum_fold(csum) ?:
+/// CSUM_MANGLED_0` in skb_checksum_help, net/core/dev.c). A header without
 /// NEEDS_CSUM leaves the packet as it is.
 ///
-/// When the field is at UDP's checksum offset (6), a result of zero is
-/// stored as `0xffff`, since zero means "no checksum" to UDP; elsewhere
-/// (TCP, ICMPv6) zero is stored as it is. Both encodings verify.
+/// Any `csum_offset` with `csum_start + csum_offset + 2` within the packet
+/// is completed, as the kernel accepts it (skb_partial_csum_set,
+/// net/core/skbuff.c, asks nothing else of it): an even offset, as TCP's
+/// (16), UDP's (6) and ICMPv6's (2) are, makes the covered bytes sum to
+/// zero; an odd one straddles two 16-bit words of the sum, so the field
+/// gets the value the kernel would store there, which does not make them.
+/// A zero result is stored as `0xffff` whatever the protocol: both verify
+/// for TCP and ICMPv6, and for UDP zero would mean "no checksum".
 pub fn complete_checksum(hdr: &VirtioNetHdr, packet: &mut [u8]) -> Result<(), PacketError> {
     if !hdr.flags().contains(HdrFlags::NEEDS_CSUM) {
         return Ok(());
@@ -31,17 +38,8 @@ pub fn complete_checksum(hdr: &VirtioNetHdr, packet: &mut [u8]) -> Result<(), Pa
             len: packet.len(),
         });
     }
-    if hdr.csum_offset() % 2 == 1 {
-        return Err(PacketError::CsumOffsetOdd {
-            csum_offset: hdr.csum_offset(),
-        });
-    }
-    let sum = Checksum::of(&packet[start..]);
-    let c = if usize::from(hdr.csum_offset()) == UdpPacket::<&[u8]>::CHECKSUM_OFFSET {
-        sum.finish_udp()
-    } else {
-        sum.finish()
-    };
+    // CSUM_MANGLED_0 is the UDP rule for a zero result, applied to all.
+    let c = Checksum::of(&packet[start..]).finish_udp();
     packet[field..field + 2].copy_from_slice(&c.to_be_bytes());
     Ok(())
 }

@@ -17,11 +17,15 @@ static GLOBAL: &StatsAlloc<System> = &INSTRUMENTED_SYSTEM;
 /// region is measured. Arguments that do not start with `-` filter the tests
 /// by name, as libtest's do; the closing line counts the tests that ran.
 fn main() {
-    let tests: [(&str, fn()); 2] = [
+    let tests: [(&str, fn()); 3] = [
         ("split_allocates_nothing", split_allocates_nothing),
         (
             "coalescing_allocates_nothing_after_warm_up",
             coalescing_allocates_nothing_after_warm_up,
+        ),
+        (
+            "planning_allocates_nothing_after_warm_up",
+            planning_allocates_nothing_after_warm_up,
         ),
     ];
     let filters: Vec<String> = std::env::args()
@@ -104,9 +108,8 @@ fn split_allocates_nothing() {
     );
 }
 
-fn coalescing_allocates_nothing_after_warm_up() {
-    use tun_offload::GroTable;
-    const OFF: usize = VirtioNetHdr::LEN;
+/// 128 packets of 16 flows: TCP over IPv4 (8 flows) and UDP over IPv6.
+fn sixteen_flows() -> Vec<Vec<u8>> {
     let mut a = Ip::v4([10, 0, 0, 1], [10, 0, 0, 2]);
     a.df = true; // equal IPv4 IDs merge only with DF
     let b = Ip::v6("fd00::1", "fd00::2");
@@ -120,6 +123,27 @@ fn coalescing_allocates_nothing_after_warm_up() {
             udp(&b, 1000 + flow, 80, &[flow as u8; 1200])
         });
     }
+    pkts
+}
+
+/// The same packets as Ethernet frames (TAP).
+fn as_frames(pkts: &[Vec<u8>]) -> Vec<Vec<u8>> {
+    pkts.iter()
+        .map(|p| {
+            let et: &[u8] = if p[0] >> 4 == 4 {
+                &[8, 0]
+            } else {
+                &[0x86, 0xdd]
+            };
+            [&[2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1][..], et, p].concat()
+        })
+        .collect()
+}
+
+fn coalescing_allocates_nothing_after_warm_up() {
+    use tun_offload::GroTable;
+    const OFF: usize = VirtioNetHdr::LEN;
+    let pkts = sixteen_flows();
     let mut bufs: Vec<Vec<u8>> = pkts.iter().map(|_| vec![0u8; 65535 + OFF]).collect();
     let mut lens = vec![0usize; pkts.len()];
     let fill = |bufs: &mut Vec<Vec<u8>>, lens: &mut Vec<usize>| {
@@ -145,17 +169,7 @@ fn coalescing_allocates_nothing_after_warm_up() {
     );
 
     // The same batch as Ethernet frames (TAP), in a frame table.
-    let frames: Vec<Vec<u8>> = pkts
-        .iter()
-        .map(|p| {
-            let et: &[u8] = if p[0] >> 4 == 4 {
-                &[8, 0]
-            } else {
-                &[0x86, 0xdd]
-            };
-            [&[2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1][..], et, p].concat()
-        })
-        .collect();
+    let frames = as_frames(&pkts);
     let fill_frames = |bufs: &mut Vec<Vec<u8>>, lens: &mut Vec<usize>| {
         for (i, f) in frames.iter().enumerate() {
             bufs[i][OFF..OFF + f.len()].copy_from_slice(f);
@@ -175,5 +189,48 @@ fn coalescing_allocates_nothing_after_warm_up() {
         (stats.allocations, stats.reallocations),
         (0, 0),
         "allocations while coalescing frames"
+    );
+}
+
+fn planning_allocates_nothing_after_warm_up() {
+    use tun_offload::GroTable;
+    let pkts = sixteen_flows();
+    let frames = as_frames(&pkts);
+    let lens: Vec<usize> = pkts.iter().map(Vec::len).collect();
+    let frame_lens: Vec<usize> = frames.iter().map(Vec::len).collect();
+    let mut table = GroTable::new(true);
+    let mut frame_table = GroTable::new(true).with_frames();
+    // What a writer does with each run: walk its slices.
+    let walk = |plan: tun_offload::gro::GroPlan<'_>, bufs: &[Vec<u8>]| -> usize {
+        plan.iter()
+            .map(|r| r.slices(bufs).unwrap().map(<[u8]>::len).sum::<usize>())
+            .sum()
+    };
+    let want = walk(table.plan(&pkts, &lens, 0).unwrap(), &pkts); // warm-up
+    let want_frames = walk(frame_table.plan(&frames, &frame_lens, 0).unwrap(), &frames);
+    assert_eq!(table.planned().len(), 16);
+
+    let region = Region::new(GLOBAL);
+    for _ in 0..10 {
+        assert_eq!(walk(table.plan(&pkts, &lens, 0).unwrap(), &pkts), want);
+        let got = walk(frame_table.plan(&frames, &frame_lens, 0).unwrap(), &frames);
+        assert_eq!(got, want_frames);
+    }
+    let stats = region.change();
+    assert_eq!(
+        (stats.allocations, stats.reallocations),
+        (0, 0),
+        "allocations while planning"
+    );
+    // A first batch of its size allocates nothing either once the table
+    // was made for it (a head for every second packet is reserved).
+    let mut fresh = GroTable::with_capacity(true, pkts.len());
+    let region = Region::new(GLOBAL);
+    assert_eq!(fresh.plan(&pkts, &lens, 0).unwrap().len(), 16);
+    let stats = region.change();
+    assert_eq!(
+        (stats.allocations, stats.reallocations),
+        (0, 0),
+        "allocations in a first plan of a table made for the batch"
     );
 }

@@ -404,7 +404,7 @@ fn invalid_headers_are_typed_errors() {
 
 #[test]
 fn gso_none_checksum_completion_is_bounds_checked() {
-    let mut pkt = tcp(&v4(), 1, 1, 1, 1, ACK, &[], &[1, 2, 3]);
+    let orig = tcp(&v4(), 1, 1, 1, 1, ACK, &[], &[1, 2, 3]);
     let cases = [
         (20u16, 16u16),
         (41, 0),
@@ -414,23 +414,71 @@ fn gso_none_checksum_completion_is_bounds_checked() {
         (0, u16::MAX),
     ];
     for (start, off) in cases {
+        let mut pkt = orig.clone();
         let h = VirtioNetHdr::new(HdrFlags::NEEDS_CSUM, GsoType::NONE, 0, 0, start, off);
         let r = complete_checksum(&h, &mut pkt);
-        if usize::from(start) + usize::from(off) + 2 > pkt.len() {
+        let (start, at) = (usize::from(start), usize::from(start) + usize::from(off));
+        if at + 2 > pkt.len() {
             assert_eq!(
                 r,
                 Err(PacketError::CsumOutOfRange {
-                    csum_start: start,
+                    csum_start: start as u16,
                     csum_offset: off,
                     len: pkt.len()
                 })
             );
-        } else if off % 2 == 1 {
-            assert_eq!(r, Err(PacketError::CsumOffsetOdd { csum_offset: off }));
+            assert_eq!(pkt, orig, "a refused packet is untouched");
         } else {
-            assert_eq!(r, Ok(()));
+            // Odd offsets too: the kernel asks only that the field lie
+            // inside the packet (skb_partial_csum_set).
+            assert_eq!(r, Ok(()), "start {start} offset {off}");
+            assert_eq!(
+                u16::from_be_bytes([pkt[at], pkt[at + 1]]),
+                kernel_completion(&orig[start..]),
+                "start {start} offset {off}"
+            );
         }
     }
+}
+
+/// What the kernel's skb_checksum_help stores: the complement of the sum
+/// of the covered bytes (the field's seed among them), zero as 0xffff.
+fn kernel_completion(covered: &[u8]) -> u16 {
+    match !common::naive_sum(covered) {
+        0 => 0xffff,
+        c => c,
+    }
+}
+
+#[test]
+fn a_zero_checksum_is_stored_as_ffff_whatever_the_offset() {
+    // Covered bytes that sum to 0xffff: the complement is zero, which the
+    // kernel stores as 0xffff (CSUM_MANGLED_0) for TCP as for UDP.
+    for off in [0u16, 2, 6, 16] {
+        let mut pkt = vec![0u8; 40];
+        pkt[20..22].copy_from_slice(&[0xff, 0xff]);
+        let h = VirtioNetHdr::new(HdrFlags::NEEDS_CSUM, GsoType::NONE, 0, 0, 20, off);
+        complete_checksum(&h, &mut pkt).unwrap();
+        let at = 20 + usize::from(off);
+        assert_eq!(&pkt[at..at + 2], &[0xff, 0xff], "offset {off}");
+    }
+}
+
+#[test]
+fn an_odd_offset_is_completed_as_the_kernel_does() {
+    // A UDP packet whose sender put the partial sum one byte off: the
+    // kernel completes it there (the result does not verify as UDP; that is
+    // the sender's business), so this crate does too.
+    let orig = udp(&v4(), 7, 9, &[5u8; 33]);
+    let mut pkt = orig.clone();
+    let h = VirtioNetHdr::new(HdrFlags::NEEDS_CSUM, GsoType::NONE, 0, 0, 20, 7);
+    complete_checksum(&h, &mut pkt).unwrap();
+    assert_eq!(
+        u16::from_be_bytes([pkt[27], pkt[28]]),
+        kernel_completion(&orig[20..])
+    );
+    assert_eq!(pkt[..27], orig[..27]);
+    assert_eq!(pkt[29..], orig[29..]);
 }
 
 /// Every real kernel read in tests/data (copied from shared/captures).
@@ -684,5 +732,24 @@ fn prepared_partial_checksums_complete_to_the_original() {
         let before = p.clone();
         assert_eq!(prepare_partial_checksum(&mut p), VirtioNetHdr::ZERO);
         assert_eq!(p, before);
+    }
+}
+
+/// A UDP-tunnel super-packet (Linux 6.17+) is not split as if it were a
+/// plain one: its type is refused, with the tunnel bits in the error.
+#[test]
+fn udp_tunnel_types_are_refused_by_the_plain_split() {
+    let (hdr, pkt) = as_super(tcp(&v4(), 1, 2, 3, 4, ACK, &[], &[9u8; 3000]), 1000);
+    for bit in [GsoType::UDP_TUNNEL_IPV4, GsoType::UDP_TUNNEL_IPV6] {
+        let mut h = hdr;
+        let t = GsoType(hdr.gso_type().0 | bit);
+        h.set_gso_type(t);
+        assert_eq!(
+            GsoPacket::parse(&h, &pkt).err(),
+            Some(PacketError::UnsupportedGsoType { gso_type: t })
+        );
+        let mut bufs = vec![vec![0u8; 2000]; 4];
+        let mut sizes = vec![0; 4];
+        assert!(split(&h, &pkt, &mut bufs, &mut sizes, 0).is_err());
     }
 }

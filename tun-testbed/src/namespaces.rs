@@ -20,9 +20,6 @@ pub const A6: Ipv6Addr = Ipv6Addr::new(0xfd99, 0, 0, 0, 0, 0, 0, 1);
 /// IPv6 address of side B.
 pub const B6: Ipv6Addr = Ipv6Addr::new(0xfd99, 0, 0, 0, 0, 0, 0, 2);
 
-/// `IFA_F_TENTATIVE`: an IPv6 address still in duplicate address detection.
-const IFA_F_TENTATIVE: u32 = 0x40;
-
 /// Which side of the bed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Side {
@@ -158,7 +155,7 @@ pub(crate) fn wait_not_tentative<E>(
     mut addresses: impl FnMut() -> std::result::Result<Vec<tun_device::Address>, E>,
 ) -> std::result::Result<(), E> {
     let deadline = Instant::now() + Duration::from_secs(5);
-    while addresses()?.iter().any(|a| a.flags & IFA_F_TENTATIVE != 0) && Instant::now() < deadline {
+    while addresses()?.iter().any(|a| a.is_tentative()) && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(5));
     }
     Ok(())

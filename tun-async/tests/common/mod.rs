@@ -83,3 +83,110 @@ pub fn udp4_payload(p: &[u8]) -> Option<(u16, &[u8])> {
     let dport = u16::from_be_bytes([p[hl + 2], p[hl + 3]]);
     Some((dport, &p[hl + 8..]))
 }
+
+/// A current-thread runtime.
+pub fn current_thread() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
+/// `fut`, or `None` after `d` (on backend `B`'s timer).
+pub async fn timeout<B: tun_async::Backend, T>(
+    d: std::time::Duration,
+    fut: impl std::future::Future<Output = T>,
+) -> Option<T> {
+    let mut fut = std::pin::pin!(fut);
+    let mut sleep = std::pin::pin!(B::sleep(d));
+    std::future::poll_fn(|cx| {
+        if let std::task::Poll::Ready(v) = fut.as_mut().poll(cx) {
+            return std::task::Poll::Ready(Some(v));
+        }
+        sleep.as_mut().poll(cx).map(|()| None)
+    })
+    .await
+}
+
+/// Drives one test body on one runtime: tokio's current-thread and
+/// multi-thread runtimes (with their reactor entered, as registration
+/// needs), or async-io's `block_on` (whose reactor needs no context).
+pub type Runner<'r> =
+    dyn for<'f> Fn(std::pin::Pin<Box<dyn std::future::Future<Output = ()> + 'f>>) + 'r;
+
+/// Instantiate `body::<Backend>(runner, ..)` once per runtime: a test
+/// module `$name` with `tokio_current_thread`, `tokio_multi_thread` and,
+/// with the `async-io` feature, `async_io`.
+#[macro_export]
+macro_rules! on_every_runtime {
+    ($name:ident, $body:ident) => {
+        mod $name {
+            #[cfg(feature = "tokio")]
+            #[test]
+            fn tokio_current_thread() {
+                let rt = $crate::common::current_thread();
+                let _g = rt.enter();
+                super::$body::<tun_async::Tokio>(&|f| rt.block_on(f));
+            }
+
+            #[cfg(feature = "tokio")]
+            #[test]
+            fn tokio_multi_thread() {
+                let rt = $crate::common::runtime();
+                let _g = rt.enter();
+                super::$body::<tun_async::Tokio>(&|f| rt.block_on(f));
+            }
+
+            #[cfg(feature = "async-io")]
+            #[test]
+            fn async_io() {
+                super::$body::<tun_async::AsyncIo>(&|f| async_io::block_on(f));
+            }
+        }
+    };
+}
+
+/// Send `count` UDP datagrams of `len` bytes from inside `ns` to
+/// `dst:port`, `gap` apart, each starting with its sequence number.
+pub fn udp_send(
+    ns: &NetNs,
+    dst: &str,
+    port: u16,
+    count: u64,
+    len: usize,
+    gap: std::time::Duration,
+) {
+    let dst: std::net::SocketAddr = format!("{dst}:{port}").parse().unwrap();
+    ns.run(move || {
+        let s = std::net::UdpSocket::bind("0.0.0.0:0").unwrap();
+        let mut d = vec![0u8; len];
+        for seq in 0..count {
+            d[..8].copy_from_slice(&seq.to_le_bytes());
+            // A refused send (the route went with a link) is the test's
+            // business: it counts what arrives.
+            let _ = s.send_to(&d, dst);
+            if !gap.is_zero() {
+                std::thread::sleep(gap);
+            }
+        }
+        Ok(())
+    })
+    .unwrap();
+}
+
+/// A private namespace without IPv6, so that a device made in it receives
+/// nothing but what a test sends (no router solicitations, no MLD).
+pub fn quiet_ns() -> Option<NetNs> {
+    let ns = private_ns()?;
+    ns.run(|| {
+        for p in [
+            "/proc/sys/net/ipv6/conf/all/disable_ipv6",
+            "/proc/sys/net/ipv6/conf/default/disable_ipv6",
+        ] {
+            std::fs::write(p, "1").expect("sysctl");
+        }
+        Ok(())
+    })
+    .unwrap();
+    Some(ns)
+}

@@ -15,6 +15,9 @@
 //!   64 KiB, the ceiling of any userspace relay. Both devices must have
 //!   negotiated the same offloads.
 //!
+//! The relay is written on the crate's public API only: a user's own loop
+//! over [`Queue::recv_batch`] and [`Queue::send_batch`] can do all it does.
+//!
 //! Both devices may be TAPs: the relay then forwards Ethernet frames (ARP,
 //! neighbour discovery and any other EtherType included); in offload mode
 //! the split and the coalescing work behind the Ethernet header.
@@ -32,13 +35,15 @@
 //! ```
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
-use std::time::Duration;
 
-use crate::batch::{RecvState, SendState};
-use crate::error::{ConfigError, Error, ErrorKind, Result};
+use tun_offload::GsoPacket;
+
+use crate::batch::RecvState;
+use crate::error::{ConfigError, Error, Result, Syscall};
+use crate::interrupt::Interrupt;
 use crate::queue::Queue;
+use crate::tx::SendState;
 
 mod counters;
 mod policy;
@@ -72,13 +77,16 @@ impl RelayMode {
 pub const BATCH: usize = 64;
 /// Headroom in front of every packet: room for the virtio header.
 const OFFSET: usize = 10;
-/// How often a waiting pump looks at its stop flag.
-const STOP_POLL: Duration = Duration::from_millis(100);
+/// The largest packet a TUN/TAP hands over whatever its MTU (65535, the
+/// largest MTU, plus a tagged Ethernet header on a TAP), so an MTU raised
+/// under a running relay never makes it drop packets. Buffers are mapped
+/// lazily: only the pages packets touch become resident.
+const MAX_PACKET: usize = 65535 + tun_offload::frame::MAX_L2_LEN;
 
 /// Check that `mode` fits the two queues' devices.
 fn check_mode(from: &Queue, to: &Queue, mode: RelayMode) -> Result<()> {
     let (f, t) = (from.interface(), to.interface());
-    let refuse = |error| Err(Error::config(Some(f.cached_name()), error));
+    let refuse = |error| Err(Error::config(Some(from.interface_name()), error));
     match mode {
         RelayMode::Plain => Ok(()),
         RelayMode::Offload if !(f.has_vnet_hdr() && t.has_vnet_hdr()) => {
@@ -96,140 +104,136 @@ fn check_mode(from: &Queue, to: &Queue, mode: RelayMode) -> Result<()> {
     }
 }
 
-/// Whether an error ends the pump (the device is gone or broken) rather
-/// than one packet.
-fn fatal(e: &Error) -> bool {
-    matches!(
-        e.kind(),
-        ErrorKind::DeviceGone | ErrorKind::PermissionDenied | ErrorKind::InvalidConfig
-    )
-}
-
-/// Forward packets from `from` to `to` until `stop` is set or a device
-/// goes away (which ends the pump with `Ok`; other fatal errors are
-/// returned). Both queues are switched to non-blocking mode: the pump
-/// waits itself, so that it sees `stop` while waiting.
+/// Forward packets from `from` to `to` until `stop` is raised or a device
+/// goes away (both end the pump with `Ok`); an error that ends the
+/// direction otherwise ([`Disposition::Fail`]) is returned.
+///
+/// The pump reads first and waits only when the queue is empty; `stop` is
+/// attached to both queues ([`Queue::set_interrupt`]) and both are put in
+/// blocking mode, so an idle pump sleeps in the kernel without waking up,
+/// and `stop.raise()` ends it at once in every state. Errors are handled
+/// as [`Disposition::of`] says: a bad packet is dropped and counted; an
+/// output that refuses writes (link down, moved away) has what was being
+/// written dropped and counted once, and is retried after a [`Backoff`].
 pub fn pump(
     from: &Queue,
     to: &Queue,
     mode: RelayMode,
-    stop: &AtomicBool,
+    stop: &Interrupt,
     stats: &RelayStats,
 ) -> Result<()> {
     check_mode(from, to, mode)?;
-    from.set_nonblocking(true);
-    to.set_nonblocking(true);
+    for q in [from, to] {
+        q.set_interrupt(Some(stop.clone()));
+        q.set_nonblocking(false);
+    }
     let res = match mode {
-        RelayMode::Plain | RelayMode::Offload => pump_batches(from, to, mode, stop, stats),
+        RelayMode::Plain | RelayMode::Offload => pump_batches(from, to, stop, stats),
         RelayMode::Passthrough => pump_super_packets(from, to, stop, stats),
     };
     match res {
-        Err(e) if e.is_device_gone() => Ok(()),
+        Err(e) if Disposition::of(&e) == Disposition::Finish => Ok(()),
         other => other,
     }
 }
 
-/// Wait (in slices of [`STOP_POLL`], so `stop` is seen) until `ready`
-/// says yes; `false` when told to stop.
-fn wait_until(stop: &AtomicBool, ready: impl Fn(Duration) -> Result<bool>) -> Result<bool> {
-    loop {
-        if stop.load(Ordering::Relaxed) {
-            return Ok(false);
+/// What an error means for the pump: `Ok(true)` to go on (after counting
+/// `dropped` packets and, for [`Disposition::Backoff`], waiting),
+/// `Ok(false)` when the backoff was cut short by `stop`, `Err` to end.
+fn after_error(
+    e: Error,
+    dropped: u64,
+    backoff: &mut Backoff,
+    stop: &Interrupt,
+    stats: &RelayStats,
+) -> Result<bool> {
+    let count = |n| {
+        stats.record(&RelayCounters {
+            dropped: n,
+            ..RelayCounters::default()
+        })
+    };
+    match Disposition::of(&e) {
+        // Blocking mode waits inside the call: not expected, harmless.
+        Disposition::Wait => Ok(true),
+        Disposition::Drop => {
+            count(1);
+            Ok(true)
         }
-        if ready(STOP_POLL)? {
-            return Ok(true);
+        Disposition::Backoff => {
+            count(dropped);
+            Ok(!stop.sleep(backoff.step()))
         }
+        Disposition::Finish | Disposition::Fail => Err(e),
     }
 }
 
-/// Wait for the next packet; `false` when told to stop.
-fn wait(from: &Queue, stop: &AtomicBool) -> Result<bool> {
-    wait_until(stop, |t| from.wait_readable(Some(t)))
-}
-
-/// Wait until `to` takes writes again; `false` when told to stop.
-fn wait_writable(to: &Queue, stop: &AtomicBool) -> Result<bool> {
-    wait_until(stop, |t| to.wait_writable(Some(t)))
-}
-
-fn pump_batches(
-    from: &Queue,
-    to: &Queue,
-    mode: RelayMode,
-    stop: &AtomicBool,
-    stats: &RelayStats,
-) -> Result<()> {
+fn pump_batches(from: &Queue, to: &Queue, stop: &Interrupt, stats: &RelayStats) -> Result<()> {
     let mut rx = RecvState::new();
     let mut tx = SendState::new();
+    let mut backoff = Backoff::new();
     // One zeroed region, split: the allocator maps it lazily, so only the
     // pages packets touch become resident (a `vec![buf; n]` would copy
-    // every buffer in full).
-    let cap = match mode {
-        // Room for a run coalesced up to 64 KiB behind any packet (and
-        // behind a tagged Ethernet header on a TAP).
-        RelayMode::Offload => OFFSET + tun_offload::frame::MAX_L2_LEN + 65535,
-        // Nothing grows: the largest packet a read can yield.
-        _ => OFFSET + from.interface().mtu_hint().max(1500) + 64,
-    };
+    // every buffer in full). Room for the largest packet, and for a run
+    // coalesced up to 64 KiB behind any packet.
+    let cap = OFFSET + MAX_PACKET;
     let mut region = vec![0u8; cap * BATCH];
     let mut bufs: Vec<&mut [u8]> = region.chunks_mut(cap).collect();
     let mut lens = vec![0usize; BATCH];
     let mut supers = 0;
     loop {
-        // Poll first: when packets wait it returns at once, and when none
-        // do it saves a read that would only say EAGAIN. Segments the state
-        // holds need no poll (the fd may be empty meanwhile).
-        if stop.load(Ordering::Relaxed) || (rx.is_empty() && !wait(from, stop)?) {
-            break;
-        }
         let n = match from.recv_batch(&mut rx, &mut bufs, &mut lens, OFFSET) {
             Ok(n) => n,
-            Err(e) if e.is_would_block() => continue,
-            Err(e) if fatal(&e) => return Err(e),
-            Err(_) => {
-                stats.record(&RelayCounters {
-                    dropped: 1,
-                    ..RelayCounters::default()
-                });
+            Err(e) => {
+                if !after_error(e, 0, &mut backoff, stop, stats)? {
+                    return Ok(());
+                }
                 continue;
             }
         };
         let s = rx.stats().super_packets;
         stats.record(&RelayCounters {
+            packets_in: n as u64,
+            bytes_in: lens[..n].iter().sum::<usize>() as u64,
             super_packets_in: s - supers,
             ..RelayCounters::default()
         });
         supers = s;
-        stats.record(&RelayCounters {
-            packets_in: n as u64,
-            ..RelayCounters::default()
-        });
-        stats.record(&RelayCounters {
-            bytes_in: lens[..n].iter().sum::<usize>() as u64,
-            ..RelayCounters::default()
-        });
-        let mut res = to.send_batch(&mut tx, &mut bufs[..n], &mut lens[..n], OFFSET);
+        let mut res = to.send_batch(&mut tx, &bufs[..n], &lens[..n], OFFSET);
         loop {
             match res {
                 Ok(r) => {
+                    backoff.reset();
                     stats.record(&RelayCounters {
                         writes: r.writes as u64,
                         ..RelayCounters::default()
                     });
                     break;
                 }
-                // The state keeps what is left; wait until it fits.
-                Err(e) if e.is_would_block() => {
-                    if !wait_writable(to, stop)? {
+                Err(e) => {
+                    let refused = Disposition::of(&e) == Disposition::Backoff;
+                    let unsent = tx.unsent_packets() as u64;
+                    let writes = tx.report().writes as u64;
+                    if refused {
+                        // What was not written is lost: the output refuses
+                        // writes for now. Counted once, not per retry.
+                        tx.clear();
+                    }
+                    let go_on = after_error(e, unsent, &mut backoff, stop, stats);
+                    if refused || !matches!(go_on, Ok(true)) {
+                        // The writes this batch made before it ended.
+                        stats.record(&RelayCounters {
+                            writes,
+                            ..RelayCounters::default()
+                        });
+                    }
+                    if !go_on? {
                         return Ok(());
                     }
+                    if refused {
+                        break;
+                    }
                 }
-                Err(e) if fatal(&e) => return Err(e),
-                // One packet refused: count it, write the rest.
-                Err(_) => stats.record(&RelayCounters {
-                    dropped: 1,
-                    ..RelayCounters::default()
-                }),
             }
             if tx.is_done() {
                 stats.record(&RelayCounters {
@@ -238,83 +242,68 @@ fn pump_batches(
                 });
                 break;
             }
-            res = to.send_pending(&mut tx, &mut bufs[..n], &lens[..n], OFFSET);
+            res = to.send_pending(&mut tx, &bufs[..n], &lens[..n], OFFSET);
         }
     }
-    Ok(())
 }
 
 fn pump_super_packets(
     from: &Queue,
     to: &Queue,
-    stop: &AtomicBool,
+    stop: &Interrupt,
     stats: &RelayStats,
 ) -> Result<()> {
-    let mut buf = vec![0u8; 65536 + 256];
+    let mut buf = vec![0u8; MAX_PACKET + 256];
+    let mut backoff = Backoff::new();
+    let tap = from.interface().is_tap();
     loop {
-        if !wait(from, stop)? {
-            break;
-        }
         let (hdr, len) = match from.recv_gso(&mut buf) {
             Ok(v) => v,
-            Err(e) if e.is_would_block() => continue,
-            Err(e) if fatal(&e) => return Err(e),
-            Err(_) => {
-                stats.record(&RelayCounters {
-                    dropped: 1,
-                    ..RelayCounters::default()
-                });
+            Err(e) => {
+                if !after_error(e, 0, &mut backoff, stop, stats)? {
+                    return Ok(());
+                }
                 continue;
             }
         };
         let pkt = &buf[..len];
-        let segments = match from.parse_gso(&hdr, pkt) {
-            Ok(g) => {
-                stats.record(&RelayCounters {
-                    super_packets_in: 1,
-                    ..RelayCounters::default()
-                });
-                g.segment_count() as u64
-            }
-            Err(_) => 1,
+        let parsed = if tap {
+            GsoPacket::parse_frame(&hdr, pkt)
+        } else {
+            GsoPacket::parse(&hdr, pkt)
+        };
+        let (segments, supers) = match parsed {
+            Ok(g) => (g.segment_count() as u64, 1),
+            Err(_) => (1, 0),
         };
         stats.record(&RelayCounters {
             packets_in: segments,
-            ..RelayCounters::default()
-        });
-        stats.record(&RelayCounters {
             bytes_in: len as u64,
+            super_packets_in: supers,
             ..RelayCounters::default()
         });
-        loop {
-            match to.send_gso(&hdr, pkt) {
-                Ok(_) => stats.record(&RelayCounters {
+        match to.send_gso(&hdr, pkt) {
+            Ok(_) => {
+                backoff.reset();
+                stats.record(&RelayCounters {
                     writes: 1,
                     ..RelayCounters::default()
-                }),
-                Err(e) if e.is_would_block() => {
-                    if !wait_writable(to, stop)? {
-                        return Ok(());
-                    }
-                    continue;
-                }
-                Err(e) if fatal(&e) => return Err(e),
-                Err(_) => stats.record(&RelayCounters {
-                    dropped: 1,
-                    ..RelayCounters::default()
-                }),
+                });
             }
-            break;
+            Err(e) => {
+                if !after_error(e, segments, &mut backoff, stop, stats)? {
+                    return Ok(());
+                }
+            }
         }
     }
-    Ok(())
 }
 
 /// A running relay between two devices: one thread per direction of each
 /// queue pair.
 #[derive(Debug)]
 pub struct Relay {
-    stop: Arc<AtomicBool>,
+    stop: Interrupt,
     threads: Vec<JoinHandle<Result<()>>>,
     /// Per pair: (a to b, b to a).
     stats: Vec<(Arc<RelayStats>, Arc<RelayStats>)>,
@@ -326,7 +315,7 @@ impl Relay {
     pub fn start(a: Vec<Queue>, b: Vec<Queue>, mode: RelayMode) -> Result<Relay> {
         if a.len() != b.len() || a.is_empty() {
             return Err(Error::config(
-                a.first().map(|q| q.name()),
+                a.first().map(|q| q.interface_name()),
                 ConfigError::QueuePairs {
                     a: a.len(),
                     b: b.len(),
@@ -335,9 +324,11 @@ impl Relay {
         }
         check_mode(&a[0], &b[0], mode)?;
         check_mode(&b[0], &a[0], mode)?;
-        let stop = Arc::new(AtomicBool::new(false));
-        let mut threads = Vec::new();
-        let mut stats = Vec::new();
+        let mut relay = Relay {
+            stop: Interrupt::new()?,
+            threads: Vec::new(),
+            stats: Vec::new(),
+        };
         for (qa, qb) in a.into_iter().zip(b) {
             let (qa, qb) = (Arc::new(qa), Arc::new(qb));
             let ab = Arc::new(RelayStats::default());
@@ -346,26 +337,23 @@ impl Relay {
                 (qa.clone(), qb.clone(), ab.clone()),
                 (qb.clone(), qa.clone(), ba.clone()),
             ] {
-                let stop = stop.clone();
-                threads.push(
-                    std::thread::Builder::new()
-                        .name(format!("relay {}", from.name()))
-                        .spawn(move || pump(&from, &to, mode, &stop, &st))
-                        .map_err(|e| {
-                            Error::Sys(tun_sys::Error::new(
-                                tun_sys::Op::OpenTun,
-                                e.raw_os_error().unwrap_or(libc::EAGAIN),
-                            ))
-                        })?,
-                );
+                let stop = relay.stop.clone();
+                let name = from.interface_name();
+                // On failure, dropping `relay` stops and joins the pumps
+                // already started.
+                let thread = std::thread::Builder::new()
+                    .name(format!("relay {name}"))
+                    .spawn(move || pump(&from, &to, mode, &stop, &st))
+                    .map_err(|e| Error::Syscall {
+                        call: Syscall::SpawnThread,
+                        interface: Some(name),
+                        errno: e.raw_os_error().unwrap_or(libc::EAGAIN),
+                    })?;
+                relay.threads.push(thread);
             }
-            stats.push((ab, ba));
+            relay.stats.push((ab, ba));
         }
-        Ok(Relay {
-            stop,
-            threads,
-            stats,
-        })
+        Ok(relay)
     }
 
     /// The counters now, summed over the queue pairs: (a to b, b to a).
@@ -384,10 +372,11 @@ impl Relay {
         self.threads.iter().all(|t| !t.is_finished())
     }
 
-    /// Stop the pumps (within about 100 ms), wait for them, and return the
-    /// final counters, or the first error a pump ended with.
+    /// Stop the pumps (at once, in every state: each waits on the relay's
+    /// [`Interrupt`]), wait for them, and return the final counters, or the
+    /// first error a pump ended with.
     pub fn stop(mut self) -> Result<(RelayCounters, RelayCounters)> {
-        self.stop.store(true, Ordering::Relaxed);
+        self.halt();
         let mut first = None;
         for t in self.threads.drain(..) {
             match t.join() {
@@ -405,9 +394,17 @@ impl Relay {
     }
 }
 
+impl Relay {
+    /// Raise the stop interrupt.
+    fn halt(&self) {
+        // A write of 1 to a valid eventfd cannot fail.
+        let _ = self.stop.raise();
+    }
+}
+
 impl Drop for Relay {
     fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
+        self.halt();
         for t in self.threads.drain(..) {
             let _ = t.join();
         }

@@ -149,14 +149,8 @@ fn pair_of(tap: bool, offload: bool, queues: usize, mtu: u32) -> Option<Pair> {
 /// Wait until no address of `dev` is tentative (IPv6 finishes setting up
 /// an address in a work queue after the link comes up).
 pub fn settle(dev: &Device) {
-    const IFA_F_TENTATIVE: u32 = 0x40;
     let deadline = Instant::now() + Duration::from_secs(5);
-    while dev
-        .addresses()
-        .unwrap()
-        .iter()
-        .any(|a| a.flags & IFA_F_TENTATIVE != 0)
-    {
+    while dev.addresses().unwrap().iter().any(|a| a.is_tentative()) {
         assert!(Instant::now() < deadline, "addresses still tentative");
         std::thread::sleep(Duration::from_millis(5));
     }
@@ -366,7 +360,7 @@ pub fn pump(from: &Queue, to: &Queue, stop: &AtomicBool, counts: &Counts, mtu: u
                 for i in 0..n {
                     check(&bufs[i][OFF..OFF + lens[i]], mtu, counts);
                 }
-                to.send_batch(&mut tx, &mut bufs[..n], &mut lens[..n], OFF)
+                to.send_batch(&mut tx, &bufs[..n], &lens[..n], OFF)
                     .map(|r| {
                         counts.writes.fetch_add(r.writes as u64, Ordering::Relaxed);
                         counts

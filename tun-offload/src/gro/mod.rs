@@ -18,6 +18,13 @@
 //!   header (all-zero for a packet written as it is);
 //! - returns the indices to write, ascending.
 //!
+//! [`GroTable::plan`] finds the same runs by the same rules (the batch loop
+//! is one, over where the merged bytes go) without writing a byte of the
+//! batch: each run is a head the table holds (the virtio header and the
+//! first packet's rewritten headers) and the [`Segment`]s of its packets'
+//! payloads where they lie, for one gathered write ([`plan`] says how).
+//! Written that way, a run is byte for byte what `coalesce` writes for it.
+//!
 //! # Rules
 //!
 //! The kernel's GRO is the specification: net/ipv4/tcp_offload.c
@@ -38,7 +45,8 @@
 //!   when the table was told TSO_ECN was negotiated ([`GroTable::set_tcp_ecn`]);
 //!   FIN, SYN, RST and URG are written as they are (the kernel merges a FIN
 //!   as a run's last segment; here that costs one merge per connection). UDP
-//!   only when the device negotiated USO.
+//!   only when the device negotiated USO ([`GroTable::set_udp_gro`]); TCP
+//!   unless it was turned off ([`GroTable::set_tcp_gro`]), each on its own.
 //! - **Flows.** Keyed by family, transport, addresses and ports, as the
 //!   kernel's GRO lists are; only a flow's newest run may grow, as the kernel
 //!   holds one packet per flow, so a packet that cannot join it starts the
@@ -125,15 +133,19 @@
 //! (a multiply-xor hash, not SipHash), checksummed once and its payload
 //! copied at most once.
 
+pub mod plan;
 mod rules;
+mod store;
 mod table;
 
 use core::fmt;
 
+pub use plan::{GroPlan, PlannedRun, Runs, Segment, Slices};
 pub use rules::{
     Candidate, MAX_MERGED_LEN, Merge, Run, UDP_MAX_SEGMENTS, classify, ip_headers_match,
     tcp_headers_match, tcp_merge, udp_merge,
 };
+pub use store::MAX_GATHERED_PACKETS;
 pub use table::GroTable;
 
 /// Why a packet is not a coalescing candidate (it is written as it is).
@@ -171,6 +183,8 @@ pub enum Refusal {
     /// A frame (with [`GroTable::set_frames`]) that carries neither IPv4
     /// nor IPv6 behind an Ethernet II or 802.1Q header: ARP and the like.
     NotIpFrame,
+    /// TCP, but TCP coalescing is off ([`GroTable::set_tcp_gro`]).
+    TcpDisabled,
 }
 
 impl Refusal {
@@ -190,6 +204,7 @@ impl Refusal {
         Refusal::UdpDisabled,
         Refusal::BadIpv4Checksum,
         Refusal::NotIpFrame,
+        Refusal::TcpDisabled,
     ];
 
     fn index(self) -> usize {
@@ -206,7 +221,7 @@ const _: () = {
         assert!(Refusal::ALL[i] as usize == i);
         i += 1;
     }
-    assert!(Refusal::NotIpFrame as usize + 1 == Refusal::ALL.len());
+    assert!(Refusal::TcpDisabled as usize + 1 == Refusal::ALL.len());
 };
 
 impl fmt::Display for Refusal {
@@ -228,6 +243,7 @@ impl fmt::Display for Refusal {
             Refusal::UdpDisabled => "UDP coalescing not enabled",
             Refusal::BadIpv4Checksum => "IPv4 header checksum does not verify",
             Refusal::NotIpFrame => "frame carries no IPv4 or IPv6 packet",
+            Refusal::TcpDisabled => "TCP coalescing not enabled",
         })
     }
 }
@@ -247,8 +263,9 @@ pub struct GroStats {
     pub no_room: usize,
     /// Merges not done because the result would exceed 65535 bytes.
     pub too_large: usize,
-    /// Merges not done because the UDP run already held
-    /// [`UDP_MAX_SEGMENTS`] datagrams.
+    /// Merges not done because the run already held the most packets it
+    /// may: [`UDP_MAX_SEGMENTS`] datagrams for UDP, and for a plan
+    /// [`MAX_GATHERED_PACKETS`] packets.
     pub segment_limit: usize,
     /// Packets that could not be coalesced and ended the run of their flow
     /// (a pure ACK, a fragment, a refused datagram, a bad checksum), so that

@@ -45,7 +45,7 @@ impl Candidate {
 /// lets it start a run instead.
 #[inline]
 pub fn classify(packet: &[u8], udp_gro: bool) -> Result<Candidate, Refusal> {
-    classify_with(packet, udp_gro, false)
+    classify_with(packet, udp_gro, true, false)
 }
 
 /// TCP flags a candidate may carry besides ACK (CWR only with TSO_ECN).
@@ -55,6 +55,7 @@ const TCP_FLAGS_OK: u8 = tcp_flags::PSH | tcp_flags::ECE;
 pub(super) fn classify_with(
     packet: &[u8],
     udp_gro: bool,
+    tcp_gro: bool,
     tcp_ecn: bool,
 ) -> Result<Candidate, Refusal> {
     if packet.is_empty() {
@@ -88,7 +89,7 @@ pub(super) fn classify_with(
             Refusal::NotTcpOrUdp
         });
     };
-    let cand = classify_l4(packet, kind, ip.header_len(), udp_gro, tcp_ecn)?;
+    let cand = classify_l4(packet, kind, ip.header_len(), udp_gro, tcp_gro, tcp_ecn)?;
     // Last, so that a packet refused for its shape says why.
     if let IpPacket::V4(ip) = ip {
         if !ip.verify_checksum() {
@@ -104,10 +105,14 @@ fn classify_l4(
     kind: Kind,
     ip_hl: usize,
     udp_gro: bool,
+    tcp_gro: bool,
     tcp_ecn: bool,
 ) -> Result<Candidate, Refusal> {
     let l4 = &packet[ip_hl..];
     if kind.is_tcp() {
+        if !tcp_gro {
+            return Err(Refusal::TcpDisabled);
+        }
         let tcp = TcpPacket::new_checked(l4).map_err(|e| match e {
             PacketError::BadTcpDataOffset { .. } => Refusal::BadTcpHeader,
             _ => Refusal::TooShort,

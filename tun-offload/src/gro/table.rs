@@ -10,7 +10,9 @@ use crate::wire::{
     IPV6_HEADER_LEN, IpPacket, IpProtocol, Ipv4Packet, Ipv6Packet, TcpPacket, UdpPacket, tcp_flags,
 };
 
+use super::plan::{GroPlan, PlanStore, Segment};
 use super::rules::{IdMode, classify_with, ipv4_id_merge, tcp_fixed_fields_match};
+use super::store::{Gathered, InPlace, Store};
 use super::{
     Candidate, GroError, GroStats, MAX_MERGED_LEN, Merge, Refusal, Run, UDP_MAX_SEGMENTS,
     ip_headers_match, tcp_merge, udp_merge,
@@ -185,6 +187,10 @@ struct Item {
     key: FlowKey,
     cand: Candidate,
     buf: u32,
+    /// The run's packets in payload order, first and last (`buf` unless a
+    /// segment was prepended or appended); [`GroTable::next`] links them.
+    head: u32,
+    tail: u32,
     run: Run,
     /// None: not checked yet.
     csum_ok: Option<bool>,
@@ -253,12 +259,16 @@ struct Item {
 #[derive(Debug, Clone)]
 pub struct GroTable {
     udp_gro: bool,
+    tcp_gro: bool,
     tcp_ecn: bool,
     frames: bool,
     items: Vec<Item>,
     slots: Vec<u32>,
     role: Vec<Role>,
+    /// The packet behind each one in its run's payload order (NONE: last).
+    next: Vec<u32>,
     out: Vec<usize>,
+    plan: PlanStore,
     stats: GroStats,
 }
 
@@ -272,12 +282,15 @@ impl GroTable {
     pub fn with_capacity(udp_gro: bool, batch: usize) -> Self {
         let mut t = Self {
             udp_gro,
+            tcp_gro: true,
             tcp_ecn: false,
             frames: false,
             items: Vec::new(),
             slots: Vec::new(),
             role: Vec::new(),
+            next: Vec::new(),
             out: Vec::new(),
+            plan: PlanStore::default(),
             stats: GroStats::default(),
         };
         t.reserve(batch);
@@ -292,6 +305,20 @@ impl GroTable {
     /// Turn UDP coalescing on or off (after a USO renegotiation).
     pub fn set_udp_gro(&mut self, on: bool) {
         self.udp_gro = on;
+    }
+
+    /// Whether TCP segments are coalesced (on unless turned off).
+    pub fn tcp_gro(&self) -> bool {
+        self.tcp_gro
+    }
+
+    /// Turn TCP coalescing on or off, independently of UDP's: off, every
+    /// TCP segment is written as it is ([`Refusal::TcpDisabled`]), in its
+    /// place in the batch. For a user who must keep one protocol out of
+    /// GSO, for instance UDP GRO into VXLAN or Geneve, which kernels up to
+    /// 6.8 drop, while the other keeps its offload.
+    pub fn set_tcp_gro(&mut self, on: bool) {
+        self.tcp_gro = on;
     }
 
     /// Whether a TCP segment with CWR may start a run (written with
@@ -341,6 +368,8 @@ impl GroTable {
         self.items.reserve(batch.saturating_sub(self.items.len()));
         self.role.reserve(batch.saturating_sub(self.role.len()));
         self.out.reserve(batch.saturating_sub(self.out.len()));
+        self.next.reserve(batch.saturating_sub(self.next.len()));
+        self.plan.reserve(batch);
         let want = (batch * 2).next_power_of_two().max(16);
         if self.slots.len() < want {
             self.slots.resize(want, NONE);
@@ -351,52 +380,27 @@ impl GroTable {
     /// return the indices of the packets to write, ascending. Each written
     /// packet has its virtio header at `bufs[i][offset - 10..offset]` and its
     /// length (header excluded) in `lens[i]`.
+    ///
+    /// The runs are those [`Self::plan`] finds for the same batch (as long
+    /// as each run's buffer has room for it and no run would hold more
+    /// than [`MAX_GATHERED_PACKETS`](super::MAX_GATHERED_PACKETS)
+    /// packets), and each written packet is byte for byte its run's
+    /// [`PlannedRun::slices`](crate::gro::PlannedRun::slices).
     pub fn coalesce<B: AsMut<[u8]>>(
         &mut self,
         bufs: &mut [B],
         lens: &mut [usize],
         offset: usize,
     ) -> Result<&[usize], GroError> {
+        self.plan.clear();
         if offset < VirtioNetHdr::LEN {
             return Err(GroError::NoHeaderRoom {
                 offset,
                 required: VirtioNetHdr::LEN,
             });
         }
-        if bufs.len() != lens.len() {
-            return Err(GroError::LengthsMismatch {
-                bufs: bufs.len(),
-                lens: lens.len(),
-            });
-        }
-        for (index, (b, &len)) in bufs.iter_mut().zip(lens.iter()).enumerate() {
-            let buf_len = b.as_mut().len();
-            match offset.checked_add(len) {
-                Some(end) if end <= buf_len => {}
-                end => {
-                    return Err(GroError::PacketOutsideBuffer {
-                        index,
-                        end: end.unwrap_or(usize::MAX),
-                        buf_len,
-                    });
-                }
-            }
-        }
-        let n = bufs.len();
-        self.reserve(n);
-        self.items.clear();
-        self.slots.fill(NONE);
-        self.role.clear();
-        self.role.resize(n, Role::Alone);
-        self.out.clear();
-        self.stats = GroStats {
-            packets_in: n,
-            ..GroStats::default()
-        };
-
-        for i in 0..n {
-            self.insert(bufs, lens, offset, i);
-        }
+        check_batch(bufs.iter_mut().map(|b| b.as_mut().len()), lens, offset)?;
+        self.run_batch(&mut InPlace(&mut *bufs), lens, offset);
         for it in 0..self.items.len() {
             let item = self.items[it];
             let buf = bufs[item.buf as usize].as_mut();
@@ -411,12 +415,7 @@ impl GroTable {
             let l2 = usize::from(item.l2);
             let len = item.cand.header_len() + item.run.payload_len;
             lens[item.buf as usize] = l2 + len;
-            let mut v = finish_run(&item, &mut pkt[l2..l2 + len]);
-            if l2 != 0 {
-                // A frame's header counts from the frame start.
-                v.set_csum_start(v.csum_start() + l2 as u16);
-                v.set_hdr_len(v.hdr_len() + l2 as u16);
-            }
+            let v = finish_run(&item, &mut pkt[l2..l2 + item.cand.header_len()], len);
             hdr.copy_from_slice(&v.to_bytes());
         }
         for (i, role) in self.role.iter().enumerate() {
@@ -433,11 +432,137 @@ impl GroTable {
         Ok(&self.out)
     }
 
-    fn insert<B: AsMut<[u8]>>(&mut self, bufs: &mut [B], lens: &[usize], offset: usize, i: usize) {
+    /// Plan the batch for gathered writes: the same runs as
+    /// [`Self::coalesce`], by the same rules, but no byte of `bufs` is
+    /// written or moved. Each run of the plan, in write order, holds its
+    /// virtio header and its first packet's rewritten headers (in the
+    /// table), and the byte ranges of its packets' payloads where they lie
+    /// in `bufs`, in sequence order: written as one gathered write, they
+    /// are what `coalesce` would have written for that run.
+    ///
+    /// Packet `i` is `bufs[i][offset..offset + lens[i]]` (a frame with
+    /// [`Self::set_frames`]); no room is needed in front of `offset` or
+    /// behind the packet. A run holds at most
+    /// [`MAX_GATHERED_PACKETS`](super::MAX_GATHERED_PACKETS) packets. The
+    /// plan stays readable through [`Self::planned`] until the next batch.
+    ///
+    /// ```
+    /// # use tun_offload::checksum::{pseudo_header_v4, Checksum};
+    /// # fn segment(seq: u32) -> Vec<u8> {
+    /// #     let mut p = vec![0u8; 140];
+    /// #     p[..20].copy_from_slice(&[0x45, 0, 0, 140, 0, 0, 0x40, 0, 64, 6, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2]);
+    /// #     let c = Checksum::of(&p[..20]).finish();
+    /// #     p[10..12].copy_from_slice(&c.to_be_bytes());
+    /// #     p[20..22].copy_from_slice(&4000u16.to_be_bytes());
+    /// #     p[22..24].copy_from_slice(&80u16.to_be_bytes());
+    /// #     p[24..28].copy_from_slice(&seq.to_be_bytes());
+    /// #     p[32] = 5 << 4;
+    /// #     p[33] = 0x10;
+    /// #     let l4 = pseudo_header_v4([10, 0, 0, 1].into(), [10, 0, 0, 2].into(), 6, 120);
+    /// #     let c = l4.combine(Checksum::of(&p[20..])).finish();
+    /// #     p[36..38].copy_from_slice(&c.to_be_bytes());
+    /// #     p
+    /// # }
+    /// use tun_offload::{GroTable, GsoType};
+    ///
+    /// // Two in-order TCP segments of one flow (100 payload bytes each, 40
+    /// // bytes of headers), as in the example of `GroTable`.
+    /// let bufs = [segment(1), segment(101)];
+    /// let lens = [140, 140];
+    /// let mut table = GroTable::new(false);
+    /// let plan = table.plan(&bufs, &lens, 0).unwrap();
+    /// assert_eq!(plan.len(), 1);
+    /// let run = plan.get(0).unwrap();
+    /// assert_eq!((run.hdr().gso_type(), run.hdr().gso_size()), (GsoType::TCPV4, 100));
+    /// assert_eq!(run.len(), 240);
+    /// // What one writev would take: the head, then each payload in place.
+    /// let iov: Vec<&[u8]> = run.slices(&bufs).unwrap().collect();
+    /// assert_eq!(iov.len(), 3);
+    /// assert_eq!(iov[0].len(), 10 + 40); // virtio header + rewritten headers
+    /// assert!(core::ptr::eq(iov[2], &bufs[1][40..140])); // not a copy
+    /// ```
+    pub fn plan<B: AsRef<[u8]>>(
+        &mut self,
+        bufs: &[B],
+        lens: &[usize],
+        offset: usize,
+    ) -> Result<GroPlan<'_>, GroError> {
+        self.plan.clear();
+        check_batch(bufs.iter().map(|b| b.as_ref().len()), lens, offset)?;
+        self.run_batch(&mut Gathered(bufs), lens, offset);
+        let mut items = self.items.iter();
+        for (i, role) in self.role.iter().enumerate() {
+            let item = match role {
+                Role::Absorbed => continue,
+                Role::Alone => None,
+                // Runs were recorded in batch order: the next item is this one.
+                Role::Run => items.next().filter(|it| it.run.merged > 0),
+            };
+            match item {
+                None => self.plan.push_alone(i, offset, lens[i]),
+                Some(item) => {
+                    let l2 = usize::from(item.l2);
+                    let hl = item.cand.header_len();
+                    let head = self
+                        .plan
+                        .begin_merged(&bufs[i].as_ref()[offset..offset + l2 + hl]);
+                    let len = hl + item.run.payload_len;
+                    let v = finish_run(item, &mut head[VirtioNetHdr::LEN + l2..], len);
+                    head[..VirtioNetHdr::LEN].copy_from_slice(&v.to_bytes());
+                    // The payloads in sequence order, each where it lies.
+                    let at = offset + l2 + hl;
+                    let mut j = item.head;
+                    for _ in 0..=item.run.merged {
+                        let Some(&len_j) = lens.get(j as usize) else {
+                            break;
+                        };
+                        self.plan.push_segment(Segment {
+                            buf: j as usize,
+                            start: at,
+                            end: offset + len_j,
+                        });
+                        j = self.next[j as usize];
+                    }
+                    self.plan.end_merged(i, v, l2 + len);
+                }
+            }
+        }
+        self.plan.set_batch(bufs.len());
+        self.stats.packets_out = self.plan.runs();
+        Ok(self.planned())
+    }
+
+    /// The runs of the last [`Self::plan`] (empty after a [`Self::coalesce`]).
+    pub fn planned(&self) -> GroPlan<'_> {
+        self.plan.view()
+    }
+
+    /// The batch loop both ways share: reset the table, then classify and
+    /// merge every packet in batch order.
+    fn run_batch<S: Store>(&mut self, store: &mut S, lens: &[usize], offset: usize) {
+        let n = lens.len();
+        self.reserve(n);
+        self.items.clear();
+        self.slots.fill(NONE);
+        self.role.clear();
+        self.role.resize(n, Role::Alone);
+        self.next.clear();
+        self.next.resize(n, NONE);
+        self.out.clear();
+        self.stats = GroStats {
+            packets_in: n,
+            ..GroStats::default()
+        };
+        for i in 0..n {
+            self.insert(store, lens, offset, i);
+        }
+    }
+
+    fn insert<S: Store>(&mut self, store: &mut S, lens: &[usize], offset: usize, i: usize) {
         // A frame: the IP packet behind its L2 header, the rest as for a
         // packet at `offset + l2`.
         let (l2, l2_key) = if self.frames {
-            let frame = &bufs[i].as_mut()[offset..offset + lens[i]];
+            let frame = &store.buf(i)[offset..offset + lens[i]];
             match crate::frame::ip_offset(frame) {
                 Some(l2) => (l2, l2_word(&frame[..l2])),
                 None => {
@@ -452,8 +577,8 @@ impl GroTable {
         let offset = offset + l2;
         let pkt_len = lens[i] - l2;
         let cand = {
-            let pkt = &bufs[i].as_mut()[offset..offset + pkt_len];
-            match classify_with(pkt, self.udp_gro, self.tcp_ecn) {
+            let pkt = &store.buf(i)[offset..offset + pkt_len];
+            match classify_with(pkt, self.udp_gro, self.tcp_gro, self.tcp_ecn) {
                 Ok(c) => c,
                 Err(r) => {
                     self.stats.refused[r.index()] += 1;
@@ -466,7 +591,7 @@ impl GroTable {
                 }
             }
         };
-        let mut key = FlowKey::of(&bufs[i].as_mut()[offset..offset + pkt_len], &cand);
+        let mut key = FlowKey::of(&store.buf(i)[offset..offset + pkt_len], &cand);
         key.l2 = l2_key;
         let slot = self.slot_of(&key);
         let head = self.slots[slot];
@@ -481,7 +606,7 @@ impl GroTable {
         // packet per flow: a packet that cannot join it starts the next one.
         if head != NONE && !self.items[head as usize].dead && !self.items[head as usize].sealed {
             let idx = head as usize;
-            match self.try_merge(bufs, offset, idx, &mut incoming) {
+            match self.try_merge(store, offset, idx, &mut incoming) {
                 Attempt::Merged => {
                     self.role[i] = Role::Absorbed;
                     self.stats.segments_merged += 1;
@@ -501,7 +626,7 @@ impl GroTable {
                 Attempt::No => {}
             }
         }
-        let p = &bufs[i].as_mut()[offset..offset + pkt_len];
+        let p = &store.buf(i)[offset..offset + pkt_len];
         let ip_id = ipv4_ident(p, cand.kind);
         let cwr = cand.kind.is_tcp()
             && TcpPacket::new_unchecked(&p[cand.ip_header_len..]).flags() & tcp_flags::CWR != 0;
@@ -512,6 +637,8 @@ impl GroTable {
             key,
             cand,
             buf: i as u32,
+            head: i as u32,
+            tail: i as u32,
             run: Run {
                 seq: cand.seq,
                 payload_len: cand.payload_len,
@@ -573,10 +700,11 @@ impl GroTable {
 
     /// Try to merge the `incoming` packet into the run `idx` of its flow (an
     /// earlier packet's buffer); records what it learns about the packet's
-    /// checksum in `incoming.csum_ok`.
-    fn try_merge<B: AsMut<[u8]>>(
+    /// checksum in `incoming.csum_ok`. First every check, reading only;
+    /// then the store puts the payload where its way of merging wants it.
+    fn try_merge<S: Store>(
         &mut self,
-        bufs: &mut [B],
+        store: &mut S,
         offset: usize,
         idx: usize,
         incoming: &mut Incoming,
@@ -597,6 +725,7 @@ impl GroTable {
                 csum_ok: it.csum_ok,
                 pseudo: it.pseudo,
                 hl: it.cand.header_len(),
+                first_len: it.cand.header_len() + it.cand.payload_len,
                 ip_id: it.ip_id,
                 id_mode: it.id_mode,
                 cwr: it.cwr,
@@ -610,92 +739,111 @@ impl GroTable {
         let hl = cand.header_len();
         let ip_hl = cand.ip_header_len;
         let tcp = cand.kind.is_tcp();
-        // Borrow the item's and the packet's buffers at once (ib < i).
-        let (left, right) = bufs.split_at_mut(i);
-        let item_buf = left[ib].as_mut();
-        let frame = right[0].as_mut();
-        // Frames merge only behind equal L2 headers (`offset` is where
-        // their IP packets start).
-        let l2 = usize::from(l2);
-        if l2 != 0 && item_buf[offset - l2..offset] != frame[offset - l2..offset] {
-            return Attempt::No;
-        }
-        let pkt = &frame[offset..offset + pkt_len];
         let item_len = hl + item.run.payload_len;
-        {
-            let item_pkt = &item_buf[offset..offset + item_len];
-            if !ip_headers_match(item_pkt, pkt, cand.kind.is_v6()) {
+        let new_len = item_len + cand.payload_len;
+        let (how, id_mode, new_id, l4_hdr_sum) = {
+            // The run's first packet (ib < i) and the incoming one, read only.
+            let (item_buf, frame) = store.pair(ib, i);
+            // Frames merge only behind equal L2 headers (`offset` is where
+            // their IP packets start).
+            let l2 = usize::from(l2);
+            if l2 != 0 && item_buf[offset - l2..offset] != frame[offset - l2..offset] {
+                return Attempt::No;
+            }
+            let pkt = &frame[offset..offset + pkt_len];
+            // The run's headers are its first packet's, not yet rewritten.
+            let item_hdr = &item_buf[offset..offset + hl];
+            if !ip_headers_match(item_hdr, pkt, cand.kind.is_v6()) {
                 return Attempt::No;
             }
             // Same header length (checked above): acknowledgment, flag word
             // but CWR/FIN/PSH, urgent pointer and options must be equal.
             if tcp
-                && (!tcp_fixed_fields_match(&item_pkt[ip_hl..], &pkt[ip_hl..], hl - ip_hl)
+                && (!tcp_fixed_fields_match(&item_hdr[ip_hl..], &pkt[ip_hl..], hl - ip_hl)
                     || TcpPacket::new_unchecked(&pkt[ip_hl..]).flags() & tcp_flags::CWR != 0)
             {
                 return Attempt::No;
             }
-        }
-        let how = if tcp {
-            match tcp_merge(&item.run, cand.seq, cand.payload_len, cand.psh) {
-                // CWR stays on the first segment.
-                Some(Merge::Prepend) if item.cwr => return Attempt::No,
-                Some(m) => m,
-                None => return Attempt::No,
-            }
-        } else if udp_merge(&item.run, cand.payload_len) {
-            if item.run.merged + 1 >= UDP_MAX_SEGMENTS {
+            let how = if tcp {
+                match tcp_merge(&item.run, cand.seq, cand.payload_len, cand.psh) {
+                    // CWR stays on the first segment.
+                    Some(Merge::Prepend) if item.cwr => return Attempt::No,
+                    Some(m) => m,
+                    None => return Attempt::No,
+                }
+            } else if udp_merge(&item.run, cand.payload_len) {
+                if item.run.merged + 1 >= UDP_MAX_SEGMENTS {
+                    self.stats.segment_limit += 1;
+                    return Attempt::No;
+                }
+                Merge::Append
+            } else {
+                return Attempt::No;
+            };
+            if item.run.merged + 1 >= S::MAX_RUN_PACKETS {
                 self.stats.segment_limit += 1;
                 return Attempt::No;
             }
-            Merge::Append
-        } else {
-            return Attempt::No;
-        };
-        let id_mode = if cand.kind.is_v6() {
-            IdMode::Fixed
-        } else {
-            let ip = Ipv4Packet::new_unchecked(pkt);
-            let (new_id, df) = (ip.ident(), ip.dont_frag());
-            match ipv4_id_merge(item.id_mode, item.ip_id, item.run.merged, new_id, df, how) {
-                Some(m) => m,
-                None => return Attempt::No,
+            let new_id = ipv4_ident(pkt, cand.kind);
+            let id_mode = if cand.kind.is_v6() {
+                IdMode::Fixed
+            } else {
+                let df = Ipv4Packet::new_unchecked(pkt).dont_frag();
+                match ipv4_id_merge(item.id_mode, item.ip_id, item.run.merged, new_id, df, how) {
+                    Some(m) => m,
+                    None => return Attempt::No,
+                }
+            };
+            if new_len > MAX_MERGED_LEN {
+                self.stats.too_large += 1;
+                return Attempt::No;
             }
+            if S::IN_PLACE && offset + new_len > item_buf.len() {
+                self.stats.no_room += 1;
+                return Attempt::No;
+            }
+            // Verify both checksums, each at most once.
+            if item.csum_ok.is_none() {
+                // Not checked yet: nothing has joined the run, which is its
+                // first packet alone, of the candidate's shape (same flow
+                // and header length).
+                let first = &item_buf[offset..offset + item.first_len];
+                let ok = l4_checksum_ok(first, cand, item.pseudo);
+                self.items[idx].csum_ok = Some(ok);
+            }
+            if self.items[idx].csum_ok == Some(false) {
+                return Attempt::ItemBad;
+            }
+            if how == Merge::Prepend
+                && !*pkt_csum.get_or_insert_with(|| l4_checksum_ok(pkt, cand, item.pseudo))
+            {
+                return Attempt::PacketBad;
+            }
+            // The transport header's part of an appended packet's sum, its
+            // payload's comes with the store's pass over it.
+            let l4_hdr_sum = match (how, *pkt_csum) {
+                (Merge::Append, None) => Some(Checksum::of(&pkt[ip_hl..hl])),
+                _ => None,
+            };
+            (how, id_mode, new_id, l4_hdr_sum)
         };
-        let new_len = item_len + cand.payload_len;
-        if new_len > MAX_MERGED_LEN {
-            self.stats.too_large += 1;
-            return Attempt::No;
-        }
-        if offset + new_len > item_buf.len() {
-            self.stats.no_room += 1;
-            return Attempt::No;
-        }
-        // Verify both checksums, each at most once.
-        if item.csum_ok.is_none() {
-            // Same flow and header length: the run's first packet has the
-            // candidate's shape.
-            let ok = l4_checksum_ok(&item_buf[offset..offset + item_len], cand, item.pseudo);
-            self.items[idx].csum_ok = Some(ok);
-        }
-        if self.items[idx].csum_ok == Some(false) {
-            return Attempt::ItemBad;
-        }
-        let payload = &pkt[hl..];
-        let data = &mut item_buf[offset..offset + new_len];
+        let payload = offset + hl..offset + pkt_len;
         match how {
             Merge::Append => {
-                // Copy first and verify from the same pass: the bytes land
-                // behind the run's end, which stays where it is if the
-                // checksum turns out bad.
-                let payload_sum = Checksum::copy_from(&mut data[item_len..], payload);
-                let ok = match *pkt_csum {
-                    Some(ok) => ok,
-                    None => {
+                // In place, copy first and verify from the same pass: the
+                // bytes land behind the run's end, which stays where it is
+                // if the checksum turns out bad.
+                let payload_sum = store.append(ib, offset + item_len, i, payload);
+                let ok = match (*pkt_csum, l4_hdr_sum) {
+                    (Some(ok), _) => ok,
+                    // Not verified yet: the read phase summed its header
+                    // (always, for an append; were it missing, the zero sum
+                    // would fail the check and refuse the merge).
+                    (None, hdr_sum) => {
                         let mut sum = item.pseudo;
-                        sum.add_u16((pkt.len() - ip_hl) as u16);
+                        sum.add_u16((pkt_len - ip_hl) as u16);
                         let ok = sum
-                            .combine(Checksum::of(&pkt[ip_hl..hl]))
+                            .combine(hdr_sum.unwrap_or_default())
                             .combine(payload_sum)
                             .fold()
                             == 0xffff;
@@ -711,13 +859,11 @@ impl GroTable {
                     it.run.closed = true;
                 }
                 it.run.psh |= cand.psh;
+                self.next[it.tail as usize] = i as u32;
+                it.tail = i as u32;
             }
             Merge::Prepend => {
-                if !*pkt_csum.get_or_insert_with(|| l4_checksum_ok(pkt, cand, item.pseudo)) {
-                    return Attempt::PacketBad;
-                }
-                data.copy_within(hl..item_len, hl + cand.payload_len);
-                data[hl..hl + cand.payload_len].copy_from_slice(payload);
+                store.prepend(ib, offset + hl..offset + item_len, i, payload);
                 let it = &mut self.items[idx];
                 if it.run.merged == 0 && cand.payload_len > it.run.gso_size {
                     // The old first segment is now a shorter last one.
@@ -725,7 +871,9 @@ impl GroTable {
                 }
                 it.run.gso_size = it.run.gso_size.max(cand.payload_len);
                 it.run.seq = cand.seq;
-                it.ip_id = ipv4_ident(pkt, cand.kind);
+                it.ip_id = new_id;
+                self.next[i] = it.head;
+                it.head = i as u32;
             }
         }
         let it = &mut self.items[idx];
@@ -734,6 +882,34 @@ impl GroTable {
         it.id_mode = id_mode;
         Attempt::Merged
     }
+}
+
+/// Check the batch's shape: as many lengths as buffers (`buf_lens`), each
+/// packet inside its buffer behind `offset`.
+fn check_batch(
+    buf_lens: impl ExactSizeIterator<Item = usize>,
+    lens: &[usize],
+    offset: usize,
+) -> Result<(), GroError> {
+    if buf_lens.len() != lens.len() {
+        return Err(GroError::LengthsMismatch {
+            bufs: buf_lens.len(),
+            lens: lens.len(),
+        });
+    }
+    for (index, (buf_len, &len)) in buf_lens.zip(lens.iter()).enumerate() {
+        match offset.checked_add(len) {
+            Some(end) if end <= buf_len => {}
+            end => {
+                return Err(GroError::PacketOutsideBuffer {
+                    index,
+                    end: end.unwrap_or(usize::MAX),
+                    buf_len,
+                });
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The packet a merge attempt is about.
@@ -768,6 +944,8 @@ struct ItemView {
     csum_ok: Option<bool>,
     pseudo: Checksum,
     hl: usize,
+    /// Length of the run's first packet alone (its IP packet).
+    first_len: usize,
     ip_id: u16,
     id_mode: IdMode,
     cwr: bool,
@@ -808,11 +986,12 @@ fn pseudo_header(pkt: &[u8], c: &Candidate, l4_len: usize) -> Checksum {
     }
 }
 
-/// Rewrite the headers of a merged run in `pkt` (exactly its bytes) and
-/// return its virtio header.
-fn finish_run(item: &Item, pkt: &mut [u8]) -> VirtioNetHdr {
+/// Rewrite the IP and transport headers of a merged run, `pkt` (at least
+/// the headers of the run's first packet), for the run's `len` bytes of IP
+/// packet, and return its virtio header (counted from the frame start for a
+/// frame).
+fn finish_run(item: &Item, pkt: &mut [u8], len: usize) -> VirtioNetHdr {
     let c = &item.cand;
-    let len = pkt.len();
     let ip_hl = c.ip_header_len;
     let l4_len = len - ip_hl;
     if c.kind.is_v6() {
@@ -846,12 +1025,14 @@ fn finish_run(item: &Item, pkt: &mut [u8]) -> VirtioNetHdr {
         udp.set_len(l4_len as u16);
         udp.set_checksum(pseudo);
     }
+    // A frame's header counts from the frame start.
+    let l2 = u16::from(item.l2);
     VirtioNetHdr::new(
         HdrFlags::NEEDS_CSUM,
         gso_type,
-        c.header_len() as u16,
+        l2 + c.header_len() as u16,
         item.run.gso_size as u16,
-        ip_hl as u16,
+        l2 + ip_hl as u16,
         c.kind.csum_offset() as u16,
     )
 }

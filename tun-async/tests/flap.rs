@@ -1,0 +1,137 @@
+//! The relay across a link flap: its output link set down under traffic,
+//! then up again. While down the relay drops what it reads (each packet
+//! counted once) and backs off instead of spinning; once up, datagrams
+//! pass again, 500 of 500; and a stop while the link is down returns at
+//! once. With tokio's tasks (`relay::spawn`) and, with the `async-io`
+//! feature, `relay::run` on async-io's `block_on`.
+
+mod common;
+
+use std::net::UdpSocket;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use common::*;
+use tun_async::relay::{self, End, Stats};
+use tun_async::{AsyncQueue, Backend};
+
+/// A running relay under test: stops it and says how long that took.
+type Stopper = Box<dyn FnOnce() -> (Stats, Duration)>;
+
+/// Count the datagrams of `count` sent from `ns_a` to B4:`port` (one
+/// every 300 µs) that arrive in `ns_b`, each sequence number once.
+fn pass(ns_a: &tun_device::NetNs, ns_b: &tun_device::NetNs, port: u16, count: u64) -> u64 {
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+    let server = ns_b
+        .spawn(move || {
+            let s = UdpSocket::bind(format!("{B4}:{port}")).unwrap();
+            s.set_read_timeout(Some(Duration::from_millis(500)))
+                .unwrap();
+            ready_tx.send(()).unwrap();
+            let mut seen = vec![false; count as usize];
+            let mut buf = [0u8; 2048];
+            while let Ok(k) = s.recv(&mut buf) {
+                let seq = u64::from_le_bytes(buf[..8].try_into().unwrap());
+                if k == 200 && seq < count {
+                    seen[seq as usize] = true;
+                }
+            }
+            seen.iter().filter(|&&s| s).count() as u64
+        })
+        .unwrap();
+    ready_rx.recv_timeout(Duration::from_secs(5)).unwrap();
+    udp_send(ns_a, B4, port, count, 200, Duration::from_micros(300));
+    server.join().unwrap().unwrap()
+}
+
+fn link_flap<B: Backend>(start: impl FnOnce(Arc<AsyncQueue<B>>, Arc<AsyncQueue<B>>) -> Stopper) {
+    let Some(p) = pair(true, 1, 1500) else { return };
+    let (ns_a, ns_b) = (p.ns_a, p.ns_b);
+    let out = p.b.interface().clone();
+    let a = Arc::new(AsyncQueue::<B>::register(p.a.into_queues().remove(0)).unwrap());
+    let b = Arc::new(AsyncQueue::<B>::register(p.b.into_queues().remove(0)).unwrap());
+    let stop = start(a, b);
+
+    assert_eq!(pass(&ns_a, &ns_b, 7100, 500), 500, "before the flap");
+
+    // Down under traffic: a second of datagrams, one a millisecond.
+    out.set_up(false).unwrap();
+    let cpu = process_cpu_ticks();
+    udp_send(&ns_a, B4, 7101, 1000, 200, Duration::from_millis(1));
+    let ticks = process_cpu_ticks() - cpu;
+    assert!(
+        ticks <= 30,
+        "the relay spun while its output was down: {ticks} ticks in 1 s"
+    );
+
+    out.set_up(true).unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(pass(&ns_a, &ns_b, 7102, 500), 500, "after the flap");
+
+    // Down again, traffic flowing: the stop returns at once.
+    out.set_up(false).unwrap();
+    let sending = Arc::new(AtomicBool::new(true));
+    let sender = {
+        let (ns_a, sending) = (ns_a.try_clone().unwrap(), sending.clone());
+        std::thread::spawn(move || {
+            while sending.load(Ordering::Relaxed) {
+                udp_send(&ns_a, B4, 7103, 10, 200, Duration::from_millis(1));
+            }
+        })
+    };
+    std::thread::sleep(Duration::from_millis(300));
+    let (stats, took) = stop();
+    sending.store(false, Ordering::Relaxed);
+    sender.join().unwrap();
+    assert!(took < Duration::from_millis(300), "stop took {took:?}");
+    assert!(matches!(stats.a_to_b_end, End::Stopped), "{stats:?}");
+    assert!(matches!(stats.b_to_a_end, End::Stopped), "{stats:?}");
+    let ab = stats.a_to_b;
+    // Each dropped packet once: no more than were sent while down (1000,
+    // and at most ~300 more before the stop), and some were.
+    assert!(ab.dropped > 0 && ab.dropped <= 1400, "{ab:?}");
+    assert!(ab.packets_in >= 1000 + ab.dropped.min(1000), "{ab:?}");
+}
+
+#[cfg(feature = "tokio")]
+#[test]
+fn tokio_relay_survives_a_link_flap() {
+    let rt = Arc::new(runtime());
+    // Registration needs the runtime's reactor.
+    let _g = rt.enter();
+    let handle = rt.clone();
+    link_flap::<tun_async::Tokio>(move |a, b| {
+        let rt = handle;
+        let relay = relay::spawn(a, b, relay::Config::default());
+        Box::new(move || {
+            let t = Instant::now();
+            let stats = rt.block_on(relay.stop());
+            (stats, t.elapsed())
+        })
+    });
+}
+
+#[cfg(feature = "async-io")]
+#[test]
+fn async_io_relay_survives_a_link_flap() {
+    link_flap::<tun_async::AsyncIo>(|a, b| {
+        let stopping = Arc::new(AtomicBool::new(false));
+        let flag = stopping.clone();
+        let thread = std::thread::spawn(move || {
+            let stop = async move {
+                while !flag.load(Ordering::Relaxed) {
+                    async_io::Timer::after(Duration::from_millis(5)).await;
+                }
+            };
+            let stats = async_io::block_on(relay::run(a, b, relay::Config::default(), stop));
+            (stats, Instant::now())
+        });
+        Box::new(move || {
+            let t = Instant::now();
+            stopping.store(true, Ordering::Relaxed);
+            let (stats, done) = thread.join().unwrap();
+            (stats, done - t)
+        })
+    });
+}

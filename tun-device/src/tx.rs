@@ -1,0 +1,751 @@
+//! The send half of a queue as an I/O-free state machine: a batch is
+//! planned once ([`SendState::prepare`]: coalesced by tun-offload's
+//! [`GroTable::plan`], or framed packet by packet), then the engine says
+//! which frame to write next as a list of slices ([`SendState::frame`]) and
+//! is told how the write went ([`SendState::complete`]).
+//!
+//! A coalesced run is one gathered write: the virtio header and the first
+//! packet's rewritten headers (held by the table), then every packet's
+//! payload where it lies in the caller's buffer. Nothing is copied and the
+//! caller's buffers are never written, so a batch can be sent again, or
+//! resumed, without being coalesced twice. A run the kernel refuses with
+//! EINVAL (GSO write regressions of some kernels) is written again packet by
+//! packet, each as it is with a plain header. The queue
+//! ([`Queue::send_batch`](crate::Queue::send_batch)) drives this with
+//! `writev`; the unit tests below drive it with a scripted writer.
+
+use std::io::IoSlice;
+
+use rustix::io::Errno;
+use tun_offload::framing::{PLAIN_HDR, PacketInfo};
+use tun_offload::gro::GroStats;
+use tun_offload::{GroError, GroTable, VirtioNetHdr};
+
+use crate::error::ConfigError;
+
+/// Empty a slice list and end its borrows, keeping its allocation (the
+/// list is empty, so the collect converts nothing and reuses the buffer).
+pub(crate) fn recycle(mut iov: Vec<IoSlice<'_>>) -> Vec<IoSlice<'static>> {
+    iov.clear();
+    iov.into_iter().map(|_| IoSlice::new(&[])).collect()
+}
+
+/// The longest prefix a queue puts in front of a packet: packet
+/// information, then the virtio header.
+pub(crate) const PREFIX_MAX: usize = PacketInfo::LEN + VirtioNetHdr::LEN;
+
+/// What a queue puts in front of each packet and whether it coalesces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) struct TxFraming {
+    /// Packet information (`IFF_NO_PI` off).
+    pub(crate) pi: bool,
+    /// The 10-byte virtio header (`IFF_VNET_HDR`).
+    pub(crate) vnet: bool,
+    /// A TAP: packets are Ethernet frames.
+    pub(crate) l2: bool,
+    /// Coalesce TCP runs (needs `vnet` without `pi`).
+    pub(crate) tcp: bool,
+    /// Coalesce UDP runs (needs USO as well).
+    pub(crate) udp: bool,
+    /// TSO_ECN granted: a CWR segment may start a run.
+    pub(crate) ecn: bool,
+}
+
+impl TxFraming {
+    fn coalesces(self) -> bool {
+        self.vnet && !self.pi && (self.tcp || self.udp)
+    }
+}
+
+/// What a batched send did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct SendReport {
+    /// Packets of the batch written (merged ones included; a packet the
+    /// kernel refused is not).
+    pub packets: usize,
+    /// Writes made (one per coalesced packet, plus the packets of refused
+    /// coalesced writes written one by one).
+    pub writes: usize,
+    /// IP bytes handed in (Ethernet frames on a TAP), headers of the queue
+    /// excluded.
+    pub bytes: usize,
+}
+
+/// What [`SendState::complete`] made of a write's result.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Written {
+    /// The frame was written; the engine moved on.
+    Frame,
+    /// The kernel refused a coalesced write: its packets come one by one
+    /// next, and coalescing should be switched off for the device.
+    Refallback,
+}
+
+/// A write that did not work, as [`SendState::complete`] sorts it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Failed {
+    /// The kernel refused packet `index` (EINVAL, EMSGSIZE): it is skipped.
+    Rejected { index: usize, errno: Errno },
+    /// Anything else (EAGAIN, EIO, ...): nothing moved, the same frame is
+    /// next.
+    Io { index: usize, errno: Errno },
+}
+
+/// Caller-owned state of [`Queue::send_batch`](crate::Queue::send_batch):
+/// the coalescing table and plan of the current batch, and how far its
+/// writes got (a cursor). Reuse it for every batch; a batch interrupted by
+/// an error (or by [`ErrorKind::WouldBlock`](crate::ErrorKind::WouldBlock))
+/// is finished with [`Queue::send_pending`](crate::Queue::send_pending) or
+/// dropped with [`SendState::clear`].
+pub struct SendState {
+    table: GroTable,
+    framing: TxFraming,
+    /// Whether the current batch was planned by the table.
+    coalesced: bool,
+    /// The batch the plan refers to: its length and offset.
+    batch: (usize, usize),
+    /// The first packet of each frame of the batch, in write order.
+    heads: Vec<usize>,
+    /// The next frame to write.
+    next: usize,
+    /// Inside a refused coalesced run: the next of its packets to write
+    /// alone.
+    fallback: Option<usize>,
+    rejected: Vec<usize>,
+    /// Packets of the batch written so far.
+    written: usize,
+    report: SendReport,
+    /// The slice list of a gathered write, kept for its capacity.
+    iov: Vec<IoSlice<'static>>,
+}
+
+impl std::fmt::Debug for SendState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SendState")
+            .field("pending", &self.pending())
+            .field("fallback", &self.fallback)
+            .field("report", &self.report)
+            .finish()
+    }
+}
+
+impl Default for SendState {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl SendState {
+    /// A fresh state.
+    pub fn new() -> Self {
+        Self {
+            table: GroTable::new(false),
+            framing: TxFraming::default(),
+            coalesced: false,
+            batch: (0, 0),
+            heads: Vec::new(),
+            next: 0,
+            fallback: None,
+            rejected: Vec::new(),
+            written: 0,
+            report: SendReport::default(),
+            iov: Vec::new(),
+        }
+    }
+
+    /// Indices (into the batch's buffers) of the first packets of the
+    /// writes still to make, in order (a coalesced write carries the
+    /// packets merged into it).
+    pub fn pending(&self) -> &[usize] {
+        &self.heads[self.next.min(self.heads.len())..]
+    }
+
+    /// Indices of the first packets of the writes made so far in this
+    /// batch.
+    pub fn written(&self) -> impl Iterator<Item = usize> + '_ {
+        self.heads[..self.next.min(self.heads.len())]
+            .iter()
+            .copied()
+            .filter(|i| !self.rejected.contains(i))
+    }
+
+    /// Indices of the packets of this batch the kernel refused (skipped).
+    pub fn rejected(&self) -> &[usize] {
+        &self.rejected
+    }
+
+    /// Packets of the batch neither written nor refused yet.
+    pub fn unsent_packets(&self) -> usize {
+        self.batch
+            .0
+            .saturating_sub(self.written + self.rejected.len())
+    }
+
+    /// Whether the batch is fully written.
+    pub fn is_done(&self) -> bool {
+        self.next >= self.heads.len()
+    }
+
+    /// Drop what is left of the batch.
+    pub fn clear(&mut self) {
+        self.heads.clear();
+        self.rejected.clear();
+        self.fallback = None;
+        self.next = 0;
+        self.written = 0;
+        self.coalesced = false;
+        self.batch = (0, 0);
+    }
+
+    /// What the current batch did so far.
+    pub fn report(&self) -> SendReport {
+        let mut r = self.report;
+        r.packets = self.written;
+        r
+    }
+
+    /// The coalescing counters of the last batch.
+    pub fn gro_stats(&self) -> &GroStats {
+        self.table.stats()
+    }
+
+    /// Plan a batch: packet `i` is `bufs[i][offset..offset + lens[i]]`.
+    /// Nothing is written into the buffers.
+    pub(crate) fn prepare<B: AsRef<[u8]>>(
+        &mut self,
+        bufs: &[B],
+        lens: &[usize],
+        offset: usize,
+        framing: TxFraming,
+    ) -> Result<(), ConfigError> {
+        if bufs.len() != lens.len() {
+            return Err(ConfigError::LengthsMismatch {
+                bufs: bufs.len(),
+                lens: lens.len(),
+            });
+        }
+        self.clear();
+        self.framing = framing;
+        let mut bytes = 0usize;
+        for (index, (b, &len)) in bufs.iter().zip(lens).enumerate() {
+            let buf_len = b.as_ref().len();
+            match offset.checked_add(len) {
+                Some(end) if end <= buf_len => bytes = bytes.saturating_add(len),
+                end => {
+                    return Err(ConfigError::PacketOutsideBuffer {
+                        index,
+                        end: end.unwrap_or(usize::MAX),
+                        buf_len,
+                    });
+                }
+            }
+        }
+        self.report = SendReport {
+            packets: 0,
+            writes: 0,
+            bytes,
+        };
+        if framing.coalesces() {
+            self.table.set_tcp_gro(framing.tcp);
+            self.table.set_udp_gro(framing.udp);
+            self.table.set_frames(framing.l2);
+            self.table.set_tcp_ecn(framing.ecn);
+            let plan = self.table.plan(bufs, lens, offset).map_err(gro_error)?;
+            self.heads.extend(plan.iter().map(|run| run.first()));
+            self.coalesced = true;
+        } else {
+            self.heads.extend(0..bufs.len());
+        }
+        self.batch = (bufs.len(), offset);
+        Ok(())
+    }
+
+    /// Check that `bufs` and `offset` are the batch [`Self::prepare`] saw.
+    pub(crate) fn check_batch(&self, given: usize, offset: usize) -> Result<(), ConfigError> {
+        if self.is_done() || (given, offset) == self.batch {
+            Ok(())
+        } else {
+            Err(ConfigError::NotThePreparedBatch {
+                prepared: self.batch.0,
+                given,
+            })
+        }
+    }
+
+    /// The slice list to fill for [`Self::frame`], empty, with the
+    /// capacity earlier batches grew it to.
+    pub(crate) fn take_iov<'a>(&mut self) -> Vec<IoSlice<'a>> {
+        std::mem::take(&mut self.iov)
+    }
+
+    /// Give the slice list back for the next frame ([`recycle`]d).
+    pub(crate) fn put_iov(&mut self, iov: Vec<IoSlice<'static>>) {
+        self.iov = iov;
+    }
+
+    /// The next frame to write, as slices into `iov` (the queue's prefix
+    /// written into `prefix` first); `None` when the batch is done.
+    pub(crate) fn frame<'a, B: AsRef<[u8]>>(
+        &'a self,
+        bufs: &'a [B],
+        lens: &[usize],
+        prefix: &'a mut [u8; PREFIX_MAX],
+        iov: &mut Vec<IoSlice<'a>>,
+    ) -> Result<Option<usize>, ConfigError> {
+        iov.clear();
+        let Some(&head) = self.heads.get(self.next) else {
+            return Ok(None);
+        };
+        let offset = self.batch.1;
+        let packet = |j: usize| -> Result<&'a [u8], ConfigError> {
+            let buf = bufs.get(j).map(|b| b.as_ref()).unwrap_or_default();
+            let len = lens.get(j).copied().unwrap_or(usize::MAX);
+            offset
+                .checked_add(len)
+                .and_then(|end| buf.get(offset..end))
+                .ok_or(ConfigError::PacketOutsideBuffer {
+                    index: j,
+                    end: offset.saturating_add(len),
+                    buf_len: buf.len(),
+                })
+        };
+        if !self.coalesced {
+            let pkt = packet(head)?;
+            let mut p = 0;
+            if self.framing.pi {
+                let pi = if self.framing.l2 {
+                    PacketInfo::for_frame()
+                } else {
+                    PacketInfo::for_packet(pkt)
+                };
+                prefix[..PacketInfo::LEN].copy_from_slice(&pi.to_bytes());
+                p += PacketInfo::LEN;
+            }
+            if self.framing.vnet {
+                prefix[p..p + VirtioNetHdr::LEN].copy_from_slice(&PLAIN_HDR);
+                p += VirtioNetHdr::LEN;
+            }
+            if p > 0 {
+                iov.push(IoSlice::new(&prefix[..p]));
+            }
+            iov.push(IoSlice::new(pkt));
+            return Ok(Some(head));
+        }
+        let run = self
+            .table
+            .planned()
+            .get(self.next)
+            .ok_or(ConfigError::NotThePreparedBatch {
+                prepared: self.heads.len(),
+                given: bufs.len(),
+            })?;
+        match self.fallback {
+            None => {
+                let slices = run.slices(bufs).map_err(gro_error)?;
+                iov.extend(slices.map(IoSlice::new));
+                Ok(Some(head))
+            }
+            Some(pos) => {
+                let Some(j) = run.packets().nth(pos) else {
+                    return Ok(None);
+                };
+                iov.push(IoSlice::new(&PLAIN_HDR));
+                iov.push(IoSlice::new(packet(j)?));
+                Ok(Some(j))
+            }
+        }
+    }
+
+    /// Whether the next frame is a coalesced (GSO) write.
+    fn next_is_merged(&self) -> bool {
+        self.coalesced
+            && self.fallback.is_none()
+            && self
+                .table
+                .planned()
+                .get(self.next)
+                .is_some_and(|run| run.is_merged())
+    }
+
+    /// Packets the next frame carries, and the batch index named in errors.
+    fn next_packets(&self) -> (usize, usize) {
+        let head = self.heads.get(self.next).copied().unwrap_or(0);
+        if !self.coalesced {
+            return (1, head);
+        }
+        let Some(run) = self.table.planned().get(self.next) else {
+            return (1, head);
+        };
+        match self.fallback {
+            None => (run.packets().len(), head),
+            Some(pos) => (1, run.packets().nth(pos).unwrap_or(head)),
+        }
+    }
+
+    /// Move past the next frame.
+    fn advance(&mut self) {
+        if let (true, Some(pos)) = (self.coalesced, self.fallback) {
+            let count = self
+                .table
+                .planned()
+                .get(self.next)
+                .map_or(0, |run| run.packets().len());
+            if pos + 1 < count {
+                self.fallback = Some(pos + 1);
+                return;
+            }
+            self.fallback = None;
+        }
+        self.next += 1;
+    }
+
+    /// How the write of the frame [`Self::frame`] gave went.
+    pub(crate) fn complete(&mut self, result: Result<(), Errno>) -> Result<Written, Failed> {
+        let (packets, index) = self.next_packets();
+        match result {
+            Ok(()) => {
+                self.report.writes += 1;
+                self.written += packets;
+                self.advance();
+                Ok(Written::Frame)
+            }
+            Err(Errno::INVAL) if self.next_is_merged() => {
+                self.fallback = Some(0);
+                Ok(Written::Refallback)
+            }
+            Err(errno @ (Errno::INVAL | Errno::MSGSIZE)) => {
+                self.rejected.push(index);
+                self.advance();
+                Err(Failed::Rejected { index, errno })
+            }
+            Err(errno) => Err(Failed::Io { index, errno }),
+        }
+    }
+}
+
+fn gro_error(e: GroError) -> ConfigError {
+    match e {
+        GroError::NoHeaderRoom { offset, required } => {
+            ConfigError::NoHeaderRoom { offset, required }
+        }
+        GroError::LengthsMismatch { bufs, lens } => ConfigError::LengthsMismatch { bufs, lens },
+        GroError::PacketOutsideBuffer {
+            index,
+            end,
+            buf_len,
+        } => ConfigError::PacketOutsideBuffer {
+            index,
+            end,
+            buf_len,
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An IPv4/TCP segment of flow `port` with sequence number `seq` and
+    /// `payload` bytes, checksums complete, at `offset` in a 64 KiB buffer.
+    fn tcp(offset: usize, port: u16, seq: u32, payload: usize) -> (Vec<u8>, usize) {
+        let len = 40 + payload;
+        let mut b = vec![0u8; offset + 65535];
+        let p = &mut b[offset..offset + len];
+        p[0] = 0x45;
+        p[2..4].copy_from_slice(&(len as u16).to_be_bytes());
+        p[6] = 0x40; // DF
+        p[8] = 64;
+        p[9] = 6;
+        p[12..16].copy_from_slice(&[10, 0, 0, 1]);
+        p[16..20].copy_from_slice(&[10, 0, 0, 2]);
+        let ip = tun_offload::checksum::ipv4_header(&p[..20]);
+        p[10..12].copy_from_slice(&ip.to_be_bytes());
+        p[20..22].copy_from_slice(&port.to_be_bytes());
+        p[22..24].copy_from_slice(&80u16.to_be_bytes());
+        p[24..28].copy_from_slice(&seq.to_be_bytes());
+        p[32] = 5 << 4;
+        p[33] = 0x10; // ACK
+        p[34..36].copy_from_slice(&1000u16.to_be_bytes());
+        for (k, byte) in p[40..].iter_mut().enumerate() {
+            *byte = (seq as usize + k) as u8;
+        }
+        let pseudo = tun_offload::checksum::pseudo_header_v4(
+            [10, 0, 0, 1].into(),
+            [10, 0, 0, 2].into(),
+            6,
+            (len - 20) as u16,
+        );
+        let c = pseudo
+            .combine(tun_offload::checksum::Checksum::of(&p[20..]))
+            .finish();
+        p[36..38].copy_from_slice(&c.to_be_bytes());
+        (b, len)
+    }
+
+    fn offload() -> TxFraming {
+        TxFraming {
+            vnet: true,
+            tcp: true,
+            udp: true,
+            ..TxFraming::default()
+        }
+    }
+
+    /// Drive `st` over the batch with a writer that answers from `script`
+    /// (then Ok); returns every frame written (concatenated) and the
+    /// results of `complete`.
+    #[allow(clippy::type_complexity)]
+    fn drive(
+        st: &mut SendState,
+        bufs: &[Vec<u8>],
+        lens: &[usize],
+        script: &mut Vec<Result<(), Errno>>,
+    ) -> (Vec<Vec<u8>>, Vec<Result<Written, Failed>>) {
+        let (mut frames, mut results) = (Vec::new(), Vec::new());
+        for _ in 0..10_000 {
+            let mut prefix = [0u8; PREFIX_MAX];
+            let mut iov = st.take_iov();
+            let Some(_) = st.frame(bufs, lens, &mut prefix, &mut iov).unwrap() else {
+                st.put_iov(recycle(iov));
+                return (frames, results);
+            };
+            let bytes: Vec<u8> = iov.iter().flat_map(|s| s.iter().copied()).collect();
+            st.put_iov(recycle(iov));
+            let r = if script.is_empty() {
+                Ok(())
+            } else {
+                script.remove(0)
+            };
+            if r.is_ok() {
+                frames.push(bytes);
+            }
+            let c = st.complete(r);
+            let stuck = matches!(c, Err(Failed::Io { .. }));
+            results.push(c);
+            if stuck && script.is_empty() && results.len() > 1000 {
+                break;
+            }
+        }
+        panic!("the engine never finished");
+    }
+
+    fn flow(n: usize, seg: usize) -> (Vec<Vec<u8>>, Vec<usize>) {
+        (0..n)
+            .map(|k| tcp(10, 5000, 1000 + (k * seg) as u32, seg))
+            .unzip()
+    }
+
+    #[test]
+    fn a_run_is_one_gathered_write_and_buffers_stay_untouched() {
+        let (bufs, lens) = flow(8, 1000);
+        let before = bufs.clone();
+        let mut st = SendState::new();
+        st.prepare(&bufs, &lens, 10, offload()).unwrap();
+        assert_eq!(st.pending(), &[0]);
+        let (frames, results) = drive(&mut st, &bufs, &lens, &mut vec![]);
+        assert_eq!(frames.len(), 1);
+        assert_eq!(results, [Ok(Written::Frame)]);
+        let (hdr, pkt) = VirtioNetHdr::split_prefix(&frames[0]).unwrap();
+        assert_eq!(hdr.gso_size(), 1000);
+        assert_eq!(pkt.len(), 40 + 8 * 1000);
+        // The payloads follow each other in sequence order.
+        assert_eq!(&pkt[40..1040], &bufs[0][50..1050]);
+        assert_eq!(&pkt[40 + 7000..], &bufs[7][50..1050]);
+        assert_eq!(
+            bufs, before,
+            "a send never writes into the caller's buffers"
+        );
+        assert_eq!(
+            st.report(),
+            SendReport {
+                packets: 8,
+                writes: 1,
+                bytes: 8 * 1040
+            }
+        );
+        assert_eq!(st.unsent_packets(), 0);
+        // The same batch again: planned again from untouched buffers.
+        st.prepare(&bufs, &lens, 10, offload()).unwrap();
+        let (again, _) = drive(&mut st, &bufs, &lens, &mut vec![]);
+        assert_eq!(again, frames);
+    }
+
+    #[test]
+    fn a_refused_coalesced_write_is_written_again_packet_by_packet() {
+        let (bufs, lens) = flow(5, 1200);
+        let mut st = SendState::new();
+        st.prepare(&bufs, &lens, 10, offload()).unwrap();
+        let (frames, results) = drive(&mut st, &bufs, &lens, &mut vec![Err(Errno::INVAL)]);
+        assert_eq!(results[0], Ok(Written::Refallback));
+        assert_eq!(frames.len(), 5);
+        for (k, f) in frames.iter().enumerate() {
+            assert_eq!(&f[..10], &PLAIN_HDR);
+            assert_eq!(
+                &f[10..],
+                &bufs[k][10..10 + lens[k]],
+                "packet {k} as it was handed in"
+            );
+        }
+        assert_eq!(st.report().packets, 5);
+        assert_eq!(st.report().writes, 5);
+        assert!(st.is_done());
+    }
+
+    #[test]
+    fn eagain_in_the_middle_resumes_without_writing_twice() {
+        // Three flows interleaved: three runs.
+        let (mut bufs, mut lens) = (Vec::new(), Vec::new());
+        for k in 0..9 {
+            let (b, l) = tcp(10, 5000 + (k % 3) as u16, 1000 + (k / 3 * 500) as u32, 500);
+            bufs.push(b);
+            lens.push(l);
+        }
+        let mut st = SendState::new();
+        st.prepare(&bufs, &lens, 10, offload()).unwrap();
+        assert_eq!(st.pending().len(), 3);
+        let mut script = vec![Ok(()), Err(Errno::AGAIN), Err(Errno::AGAIN), Ok(()), Ok(())];
+        let (frames, results) = drive(&mut st, &bufs, &lens, &mut script);
+        assert_eq!(frames.len(), 3, "each run written once");
+        assert_eq!(
+            results[1],
+            Err(Failed::Io {
+                index: 1,
+                errno: Errno::AGAIN
+            })
+        );
+        assert_eq!(st.report().packets, 9);
+        assert_eq!(st.report().writes, 3);
+    }
+
+    #[test]
+    fn a_refused_single_packet_is_skipped_and_counted() {
+        let (a, la) = tcp(10, 1, 1, 100);
+        let (b, lb) = tcp(10, 2, 1, 100);
+        let (c, lc) = tcp(10, 3, 1, 100);
+        let (bufs, lens) = (vec![a, b, c], vec![la, lb, lc]);
+        let mut st = SendState::new();
+        st.prepare(&bufs, &lens, 10, offload()).unwrap();
+        let mut script = vec![Ok(()), Err(Errno::MSGSIZE)];
+        let (frames, results) = drive(&mut st, &bufs, &lens, &mut script);
+        assert_eq!(frames.len(), 2);
+        assert_eq!(
+            results[1],
+            Err(Failed::Rejected {
+                index: 1,
+                errno: Errno::MSGSIZE
+            })
+        );
+        assert_eq!(st.rejected(), &[1]);
+        assert_eq!(st.written().collect::<Vec<_>>(), [0, 2]);
+        assert_eq!(st.report().packets, 2);
+        assert_eq!(st.unsent_packets(), 0);
+    }
+
+    #[test]
+    fn an_error_after_some_packets_leaves_the_rest_pending() {
+        let (bufs, lens): (Vec<_>, Vec<_>) = (0..4).map(|k| tcp(10, k, 1, 100)).unzip();
+        let mut st = SendState::new();
+        st.prepare(&bufs, &lens, 10, offload()).unwrap();
+        let mut prefix = [0u8; PREFIX_MAX];
+        let mut iov = st.take_iov();
+        st.frame(&bufs, &lens, &mut prefix, &mut iov)
+            .unwrap()
+            .unwrap();
+        st.put_iov(recycle(iov));
+        st.complete(Ok(())).unwrap();
+        let mut iov = st.take_iov();
+        st.frame(&bufs, &lens, &mut prefix, &mut iov)
+            .unwrap()
+            .unwrap();
+        st.put_iov(recycle(iov));
+        assert_eq!(
+            st.complete(Err(Errno::IO)),
+            Err(Failed::Io {
+                index: 1,
+                errno: Errno::IO
+            })
+        );
+        assert_eq!(st.pending(), &[1, 2, 3]);
+        assert_eq!(st.unsent_packets(), 3);
+        assert_eq!(st.report().packets, 1);
+    }
+
+    #[test]
+    fn plain_frames_get_packet_information_and_plain_headers() {
+        let (b4, l4) = tcp(14, 1, 1, 10);
+        let mut b6 = vec![0u8; 14 + 60];
+        b6[14] = 0x60;
+        let bufs = vec![b4, b6];
+        let lens = vec![l4, 40];
+        let mut st = SendState::new();
+        let framing = TxFraming {
+            pi: true,
+            vnet: true,
+            ..TxFraming::default()
+        };
+        st.prepare(&bufs, &lens, 14, framing).unwrap();
+        let (frames, _) = drive(&mut st, &bufs, &lens, &mut vec![]);
+        assert_eq!(&frames[0][..4], &[0, 0, 0x08, 0x00]);
+        assert_eq!(&frames[1][..4], &[0, 0, 0x86, 0xdd]);
+        assert_eq!(&frames[0][4..14], &PLAIN_HDR);
+        assert_eq!(&frames[1][14..], &bufs[1][14..54]);
+        // Without any prefix: the packet alone.
+        st.prepare(&bufs, &lens, 14, TxFraming::default()).unwrap();
+        let (frames, _) = drive(&mut st, &bufs, &lens, &mut vec![]);
+        assert_eq!(frames[0], bufs[0][14..14 + l4]);
+    }
+
+    #[test]
+    fn lengths_that_overflow_or_leave_the_buffer_are_errors() {
+        let bufs = vec![vec![0u8; 100]];
+        let mut st = SendState::new();
+        for (lens, offset) in [
+            (vec![usize::MAX], 10),
+            (vec![91], 10),
+            (vec![1], usize::MAX),
+        ] {
+            let err = st.prepare(&bufs, &lens, offset, offload()).unwrap_err();
+            assert!(
+                matches!(err, ConfigError::PacketOutsideBuffer { index: 0, .. }),
+                "{err:?}"
+            );
+        }
+        let err = st.prepare(&bufs, &[1, 2], 0, offload()).unwrap_err();
+        assert_eq!(err, ConfigError::LengthsMismatch { bufs: 1, lens: 2 });
+    }
+
+    #[test]
+    fn another_batch_than_the_prepared_one_is_refused() {
+        let (bufs, lens) = flow(3, 100);
+        let mut st = SendState::new();
+        st.prepare(&bufs, &lens, 10, offload()).unwrap();
+        assert!(st.check_batch(3, 10).is_ok());
+        assert_eq!(
+            st.check_batch(1, 10),
+            Err(ConfigError::NotThePreparedBatch {
+                prepared: 3,
+                given: 1
+            })
+        );
+        assert!(st.check_batch(3, 4).is_err());
+        // A shorter lens array than planned: an error, not a panic.
+        let mut prefix = [0u8; PREFIX_MAX];
+        let mut iov = st.take_iov();
+        assert!(
+            st.frame(&bufs[..1], &lens[..1], &mut prefix, &mut iov)
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn tcp_coalescing_can_be_off_alone() {
+        let (bufs, lens) = flow(4, 500);
+        let mut st = SendState::new();
+        let framing = TxFraming {
+            tcp: false,
+            ..offload()
+        };
+        st.prepare(&bufs, &lens, 10, framing).unwrap();
+        assert_eq!(st.pending(), &[0, 1, 2, 3]);
+    }
+}
