@@ -32,6 +32,21 @@
 //! - Errors ([`Error`]) name the operation and the interface, carry the
 //!   errno, and sort into [`ErrorKind`]s: a broken device, a bad packet,
 //!   buffers too small, a refused configuration.
+//! - **The fd is the identity.** Configuration reads the interface's name
+//!   (`TUNGETIFF`) and namespace (`TUNGETDEVNETNS`) from the queue's fd
+//!   before every request, so it follows the device through renames and
+//!   moves by anyone and never touches an interface that took its old
+//!   index or name.
+//! - **Copies and syscalls.** A receive reads first and waits only after
+//!   EAGAIN; each byte of a super-packet is copied once, fused with its
+//!   checksum, by the split. A batched send writes each coalesced run with
+//!   one gathered `writev` (virtio header, the first packet's rewritten
+//!   headers, then every payload where it lies) and never writes into the
+//!   caller's buffers; its logic is an I/O-free state machine.
+//! - **Waking a waiter.** An [`Interrupt`] attached to queues
+//!   ([`Queue::set_interrupt`]) ends their waits with
+//!   [`ErrorKind::Interrupted`]: how the [`relay`] stops without periodic
+//!   wake-ups.
 //!
 //! # Offload negotiation
 //!
