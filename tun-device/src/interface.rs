@@ -331,10 +331,11 @@ impl Interface {
         Ok(())
     }
 
-    /// The interface flags (`IFF_UP`, `IFF_RUNNING`, ...).
+    /// The interface flags (`IFF_UP`, `IFF_RUNNING`, `IFF_LOWER_UP`, ...),
+    /// all 32 bits of rtnetlink's `ifi_flags`.
     pub fn flags(&self) -> Result<InterfaceFlags> {
         let info = self.link_info()?;
-        Ok(InterfaceFlags::from_bits_retain(info.flags as u16))
+        Ok(InterfaceFlags::from_bits_retain(info.flags))
     }
 
     /// Administratively up.

@@ -99,6 +99,8 @@ pub(crate) enum Failed {
 /// dropped with [`SendState::clear`].
 pub struct SendState {
     table: GroTable,
+    /// The caller vouches for the packets' transport checksums.
+    verified: bool,
     framing: TxFraming,
     /// Whether the current batch was planned by the table.
     coalesced: bool,
@@ -140,6 +142,7 @@ impl SendState {
     pub fn new() -> Self {
         Self {
             table: GroTable::new(false),
+            verified: false,
             framing: TxFraming::default(),
             coalesced: false,
             batch: (0, 0),
@@ -204,6 +207,24 @@ impl SendState {
         r
     }
 
+    /// Vouch that the transport checksum of every packet of the batches
+    /// sent with this state is correct (off by default), so coalescing
+    /// does not read the payloads to verify them, as the kernel's GRO
+    /// skips packets marked CHECKSUM_UNNECESSARY
+    /// ([`GroTable::set_checksums_verified`]). Right for batches straight
+    /// from [`Queue::recv_batch`](crate::Queue::recv_batch), whose packets'
+    /// checksums it completed or computed (a relay); wrong for packets
+    /// from anywhere else, whose bad checksums would be merged into a
+    /// valid one.
+    pub fn set_checksums_verified(&mut self, on: bool) {
+        self.verified = on;
+    }
+
+    /// Whether [`Self::set_checksums_verified`] is on.
+    pub fn checksums_verified(&self) -> bool {
+        self.verified
+    }
+
     /// The coalescing counters of the last batch.
     pub fn gro_stats(&self) -> &GroStats {
         self.table.stats()
@@ -250,6 +271,7 @@ impl SendState {
             self.table.set_udp_gro(framing.udp);
             self.table.set_frames(framing.l2);
             self.table.set_tcp_ecn(framing.ecn);
+            self.table.set_checksums_verified(self.verified);
             let plan = self.table.plan(bufs, lens, offset).map_err(gro_error)?;
             self.heads.extend(plan.iter().map(|run| run.first()));
             self.coalesced = true;

@@ -117,3 +117,29 @@ fn namespace_errors_name_the_path() {
         "{text}"
     );
 }
+
+#[test]
+fn interface_flags_keep_all_32_bits() {
+    let Some(ns) = private_ns() else { return };
+    let dev = Device::builder()
+        .name("flags0")
+        .netns(ns.try_clone().unwrap())
+        .build()
+        .unwrap();
+    let flags = dev.flags().unwrap();
+    // An up TUN with a queue attached has its carrier: IFF_LOWER_UP is
+    // bit 16, beyond what SIOCGIFFLAGS carries.
+    assert!(flags.contains(tun_device::InterfaceFlags::UP), "{flags:?}");
+    assert!(
+        flags.contains(tun_device::InterfaceFlags::LOWER_UP),
+        "{flags:?}"
+    );
+    let ip = ip_link(&ns, "flags0");
+    assert!(
+        ip["flags"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f == "LOWER_UP")
+    );
+}

@@ -68,10 +68,13 @@ impl OffloadFlags {
 }
 
 bitflags::bitflags! {
-    /// Interface flags of `SIOCGIFFLAGS`/`SIOCSIFFLAGS` (`IFF_UP` and friends
-    /// from `net/if.h`; the same bits as `ip link` shows).
+    /// Interface flags (`IFF_UP` and friends, include/uapi/linux/if.h; the
+    /// same bits as `ip link` shows). rtnetlink's `ifi_flags` carries all 32
+    /// bits; `SIOCGIFFLAGS`/`SIOCSIFFLAGS` only the low 16, so
+    /// [`ControlSocket::flags`](crate::ControlSocket::flags) never reports
+    /// `LOWER_UP`, `DORMANT` or `ECHO`.
     #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-    pub struct InterfaceFlags: u16 {
+    pub struct InterfaceFlags: u32 {
         /// Administratively up.
         const UP = 0x0001;
         /// Broadcast address valid.
@@ -90,6 +93,12 @@ bitflags::bitflags! {
         const ALLMULTI = 0x0200;
         /// Supports multicast.
         const MULTICAST = 0x1000;
+        /// The driver signals the lower layer up (carrier).
+        const LOWER_UP = 0x1_0000;
+        /// The driver signals dormant.
+        const DORMANT = 0x2_0000;
+        /// Echoes sent packets.
+        const ECHO = 0x4_0000;
     }
 }
 
@@ -139,16 +148,13 @@ mod tests {
 
     #[test]
     fn interface_flags_match_the_kernel() {
-        assert_eq!(i32::from(InterfaceFlags::UP.bits()), libc::IFF_UP);
-        assert_eq!(i32::from(InterfaceFlags::RUNNING.bits()), libc::IFF_RUNNING);
+        assert_eq!(InterfaceFlags::UP.bits() as i32, libc::IFF_UP);
+        assert_eq!(InterfaceFlags::RUNNING.bits() as i32, libc::IFF_RUNNING);
         assert_eq!(
-            i32::from(InterfaceFlags::POINTOPOINT.bits()),
+            InterfaceFlags::POINTOPOINT.bits() as i32,
             libc::IFF_POINTOPOINT
         );
-        assert_eq!(i32::from(InterfaceFlags::NOARP.bits()), libc::IFF_NOARP);
-        assert_eq!(
-            i32::from(InterfaceFlags::MULTICAST.bits()),
-            libc::IFF_MULTICAST
-        );
+        assert_eq!(InterfaceFlags::NOARP.bits() as i32, libc::IFF_NOARP);
+        assert_eq!(InterfaceFlags::MULTICAST.bits() as i32, libc::IFF_MULTICAST);
     }
 }

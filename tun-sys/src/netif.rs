@@ -65,14 +65,17 @@ impl ControlSocket {
         // SAFETY: SIOCGIFFLAGS writes `ifru_flags` of one ifreq.
         let ifr = unsafe { self.ifreq(Op::SiocGIfFlags, ioctl::SIOCGIFFLAGS, name, |_| {}) }?;
         // SAFETY: the kernel wrote `ifru_flags`; any c_short is valid.
-        Ok(InterfaceFlags::from_bits_retain(
+        // `ifru_flags` is a short: its 16 bits, not sign-extended.
+        Ok(InterfaceFlags::from_bits_retain(u32::from(
             unsafe { ifr.ifr_ifru.ifru_flags } as u16,
-        ))
+        )))
     }
 
     /// `SIOCSIFFLAGS`: set the interface flags (all of them: read, modify, write).
     pub fn set_flags(&self, name: &InterfaceName, flags: InterfaceFlags) -> Result<(), Error> {
-        let fill = |u: &mut Ifru| u.ifru_flags = flags.bits() as libc::c_short;
+        // The ioctl carries the low 16 bits; the others are the driver's
+        // state (LOWER_UP, DORMANT), not settable here.
+        let fill = |u: &mut Ifru| u.ifru_flags = (flags.bits() & 0xffff) as u16 as libc::c_short;
         // SAFETY: SIOCSIFFLAGS reads `ifru_flags` of one ifreq.
         unsafe { self.ifreq(Op::SiocSIfFlags, ioctl::SIOCSIFFLAGS, name, fill) }.map(drop)
     }

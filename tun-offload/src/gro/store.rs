@@ -26,6 +26,9 @@ pub(super) trait Store {
     /// behind the run's last payload byte; returns the payload's sum.
     fn append(&mut self, run: usize, at: usize, i: usize, payload: Range<usize>) -> Checksum;
 
+    /// [`Self::append`] without the sum, for a payload already verified.
+    fn place(&mut self, run: usize, at: usize, i: usize, payload: Range<usize>);
+
     /// Put `payload` of buffer `i` in front of the run's payload, which is
     /// `run_payload` of buffer `run` (`run < i`).
     fn prepend(&mut self, run: usize, run_payload: Range<usize>, i: usize, payload: Range<usize>);
@@ -56,6 +59,12 @@ impl<B: AsMut<[u8]>> Store for InPlace<'_, B> {
         let dst = &mut left[run].as_mut()[at..at + payload.len()];
         // Copy and sum in one pass over the payload.
         Checksum::copy_from(dst, &right[0].as_mut()[payload])
+    }
+
+    #[inline]
+    fn place(&mut self, run: usize, at: usize, i: usize, payload: Range<usize>) {
+        let (left, right) = self.0.split_at_mut(i);
+        left[run].as_mut()[at..at + payload.len()].copy_from_slice(&right[0].as_mut()[payload]);
     }
 
     #[inline]
@@ -95,6 +104,9 @@ impl<B: AsRef<[u8]>> Store for Gathered<'_, B> {
     fn append(&mut self, _run: usize, _at: usize, i: usize, payload: Range<usize>) -> Checksum {
         Checksum::of(&self.0[i].as_ref()[payload])
     }
+
+    #[inline]
+    fn place(&mut self, _run: usize, _at: usize, _i: usize, _payload: Range<usize>) {}
 
     #[inline]
     fn prepend(&mut self, _: usize, _: Range<usize>, _: usize, _: Range<usize>) {}

@@ -262,6 +262,7 @@ pub struct GroTable {
     tcp_gro: bool,
     tcp_ecn: bool,
     frames: bool,
+    checksums_verified: bool,
     items: Vec<Item>,
     slots: Vec<u32>,
     role: Vec<Role>,
@@ -285,6 +286,7 @@ impl GroTable {
             tcp_gro: true,
             tcp_ecn: false,
             frames: false,
+            checksums_verified: false,
             items: Vec::new(),
             slots: Vec::new(),
             role: Vec::new(),
@@ -334,6 +336,24 @@ impl GroTable {
     /// such segments are written as they are.
     pub fn set_tcp_ecn(&mut self, on: bool) {
         self.tcp_ecn = on;
+    }
+
+    /// Whether the caller vouches that every packet's transport checksum
+    /// is correct (off unless turned on).
+    pub fn checksums_verified(&self) -> bool {
+        self.checksums_verified
+    }
+
+    /// Vouch that every packet's transport checksum is correct, so that
+    /// merging does not read the payloads to verify them: what the
+    /// kernel's GRO does for a packet marked CHECKSUM_UNNECESSARY
+    /// (`tcp4_gro_receive` in net/ipv4/tcp_offload.c skips the check).
+    /// For packets whose checksums were just computed, such as the segments
+    /// [`split`](crate::split) wrote; a packet with a wrong checksum is
+    /// then merged and leaves with a valid one. IPv4 header checksums are
+    /// still checked.
+    pub fn set_checksums_verified(&mut self, on: bool) {
+        self.checksums_verified = on;
     }
 
     /// Whether each buffer holds an Ethernet frame (a TAP's) rather than an
@@ -600,7 +620,9 @@ impl GroTable {
             len: pkt_len,
             l2: l2 as u8,
             cand,
-            csum_ok: None,
+            // Vouched for by the caller, as CHECKSUM_UNNECESSARY is in the
+            // kernel's GRO: nothing to verify.
+            csum_ok: self.checksums_verified.then_some(true),
         };
         // Only the flow's newest run may grow, as the kernel holds one
         // packet per flow: a packet that cannot join it starts the next one.
@@ -833,7 +855,13 @@ impl GroTable {
                 // In place, copy first and verify from the same pass: the
                 // bytes land behind the run's end, which stays where it is
                 // if the checksum turns out bad.
-                let payload_sum = store.append(ib, offset + item_len, i, payload);
+                let payload_sum = if pkt_csum.is_some() {
+                    // Verified already (or vouched for): move it, no sum.
+                    store.place(ib, offset + item_len, i, payload);
+                    Checksum::default()
+                } else {
+                    store.append(ib, offset + item_len, i, payload)
+                };
                 let ok = match (*pkt_csum, l4_hdr_sum) {
                     (Some(ok), _) => ok,
                     // Not verified yet: the read phase summed its header
