@@ -14,7 +14,7 @@
 //! let mut bufs = vec![vec![0u8; 65536]; 64];
 //! let mut lens = vec![0usize; 64];
 //! let n = a.recv_batch(&mut rx, &mut bufs, &mut lens, 10)?; // split, 10 bytes headroom
-//! let report = b.send_batch(&mut tx, &mut bufs[..n], &mut lens[..n], 10)?; // coalesce, write
+//! let report = b.send_batch(&mut tx, &bufs[..n], &lens[..n], 10)?; // coalesce, gathered writes
 //! println!("{n} packets in, {} writes out", report.writes);
 //! # Ok::<(), tun_device::Error>(())
 //! ```
