@@ -740,6 +740,21 @@ impl AsRawFd for Device {
     }
 }
 
+impl Device {
+    /// Move the queues' fds out, in order (the device stays as long as
+    /// they are open, or forever when persistent). The fds are
+    /// non-blocking.
+    pub fn into_fds(self) -> Vec<OwnedFd> {
+        self.queues.into_iter().map(Queue::into_fd).collect()
+    }
+}
+
+impl From<Device> for Vec<OwnedFd> {
+    fn from(d: Device) -> Self {
+        d.into_fds()
+    }
+}
+
 impl std::os::fd::IntoRawFd for Device {
     /// The first queue's fd; other queues of this value are closed.
     fn into_raw_fd(self) -> RawFd {

@@ -48,6 +48,12 @@
 //!   [`ErrorKind::Interrupted`]: how the [`relay`] stops without periodic
 //!   wake-ups.
 //!
+//! # Features
+//!
+//! - `simd` (on by default): tun-offload's run-time dispatch of the fused
+//!   copy-and-checksum to AVX-512 or AVX2 (the split and the coalescing);
+//!   off gives tun-offload's portable build.
+//!
 //! # Offload negotiation
 //!
 //! With [`DeviceBuilder::offload`] the device is opened with

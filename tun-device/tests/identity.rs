@@ -234,3 +234,23 @@ fn a_build_that_runs_out_of_descriptors_leaves_no_device() {
         );
     }
 }
+
+#[test]
+fn a_device_converts_into_its_descriptors() {
+    let Some(ns) = private_ns() else { return };
+    let dev = Device::builder()
+        .name("fds0")
+        .queues(2)
+        .netns(ns.try_clone().unwrap())
+        .build()
+        .unwrap();
+    let fds: Vec<std::os::fd::OwnedFd> = dev.into();
+    assert_eq!(fds.len(), 2);
+    // Each is still a queue of the device: wrap one again and ask it.
+    let again = Device::from_fd(
+        fds.into_iter().next().unwrap(),
+        tun_device::OffloadFlags::empty(),
+    )
+    .unwrap();
+    assert_eq!(again.name().unwrap().to_string(), "fds0");
+}

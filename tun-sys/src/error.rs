@@ -210,6 +210,12 @@ impl Error {
     }
 }
 
+/// Whether the process runs with effective uid 0.
+fn running_as_root() -> bool {
+    // SAFETY: geteuid takes no arguments and cannot fail.
+    unsafe { libc::geteuid() == 0 }
+}
+
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.op.name())?;
@@ -221,7 +227,9 @@ impl fmt::Display for Error {
             write!(f, "{sym}: ")?;
         }
         write!(f, "{}", io::Error::from_raw_os_error(self.errno))?;
-        if self.is_permission_denied() {
+        // As root the kernel's EPERM is about the request (a value, a
+        // device owned by another user), not a missing privilege.
+        if self.is_permission_denied() && !running_as_root() {
             f.write_str(match self.op {
                 Op::UnshareNetns | Op::SetNetns => " (needs root or CAP_SYS_ADMIN)",
                 _ => " (needs root or CAP_NET_ADMIN)",
@@ -262,12 +270,18 @@ mod tests {
 
         let e = Error::new(Op::TunSetOffload, libc::EPERM);
         assert!(e.to_string().starts_with("TUNSETOFFLOAD failed: EPERM: "));
-        assert!(e.to_string().ends_with("(needs root or CAP_NET_ADMIN)"));
+        // The privilege hint only when the caller is not root.
+        assert_eq!(
+            e.to_string().ends_with("(needs root or CAP_NET_ADMIN)"),
+            !running_as_root(),
+            "{e}"
+        );
         assert!(e.is_permission_denied());
 
         let e = Error::new(Op::UnshareNetns, libc::EPERM);
-        assert!(
+        assert_eq!(
             e.to_string().ends_with("(needs root or CAP_SYS_ADMIN)"),
+            !running_as_root(),
             "{e}"
         );
 
