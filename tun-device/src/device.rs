@@ -491,11 +491,9 @@ impl DeviceBuilder {
         let mtu = self.mtu.unwrap_or(info.mtu);
         // Everything that can fail comes before the guard is disarmed: a
         // failed build leaves nothing it created behind.
-        let tun_fd = fds[0].try_clone().map_err(|e| Error::Syscall {
-            call: Syscall::Dup,
-            interface: Some(real),
-            errno: e.raw_os_error().unwrap_or(libc::EMFILE),
-        })?;
+        let tun_fd = fds[0]
+            .try_clone()
+            .map_err(|e| Error::syscall_io(Syscall::Dup, Some(real), &e, libc::EMFILE))?;
         if let Some(p) = self.persist {
             tun_sys::set_persist(fd0, p).map_err(with_name)?;
         }
@@ -645,11 +643,9 @@ impl Device {
                 (None, index, mtu)
             }
         };
-        let tun_fd = fd.try_clone().map_err(|e| Error::Syscall {
-            call: Syscall::Dup,
-            interface: Some(name),
-            errno: e.raw_os_error().unwrap_or(libc::EMFILE),
-        })?;
+        let tun_fd = fd
+            .try_clone()
+            .map_err(|e| Error::syscall_io(Syscall::Dup, Some(name), &e, libc::EMFILE))?;
         let iface = Interface::new(tun_fd, name, index, nl, flags, offload, mtu);
         let queue = Queue::new(fd, iface.clone(), false).sharing_control();
         Ok(Device {

@@ -478,6 +478,21 @@ impl Error {
         }
     }
 
+    /// [`Error::Syscall`] from what std reported (`fallback` when it
+    /// carries no errno).
+    pub(crate) fn syscall_io(
+        call: Syscall,
+        interface: Option<InterfaceName>,
+        err: &io::Error,
+        fallback: i32,
+    ) -> Self {
+        Error::Syscall {
+            call,
+            interface,
+            errno: err.raw_os_error().unwrap_or(fallback),
+        }
+    }
+
     pub(crate) fn config(interface: Option<InterfaceName>, error: ConfigError) -> Self {
         Error::Config { interface, error }
     }

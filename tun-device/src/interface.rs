@@ -159,8 +159,7 @@ impl Interface {
             Ok((name, _)) => name,
             // A detached queue's fd answers EBADFD as a deleted device's
             // does: tell them apart.
-            Err(e) if self.shared.detached.load(Ordering::Relaxed) => {
-                let _ = e;
+            Err(_) if self.shared.detached.load(Ordering::Relaxed) => {
                 return Err(Error::config(Some(cached), ConfigError::NoQueue));
             }
             Err(e) => return Err(Error::Sys(e.with_interface(cached))),
@@ -400,7 +399,7 @@ impl Interface {
     /// Add an address with its prefix; adding one that exists is
     /// [`ErrorKind::AlreadyExists`](crate::ErrorKind::AlreadyExists).
     pub fn add_address(&self, addr: IpNet) -> Result<()> {
-        self.with_nl(|nl, index| nl.add_address(index, addr, None))
+        self.add_address_with(addr, AddressOptions::new())
     }
 
     /// Add an address with a peer, an IPv4 broadcast address or without
@@ -445,13 +444,7 @@ impl Interface {
     /// Add a point-to-point address: local `addr` with its prefix, and the
     /// `peer` at the other end.
     pub fn add_address_with_peer(&self, addr: IpNet, peer: IpAddr) -> Result<()> {
-        if addr.addr().is_ipv4() != peer.is_ipv4() {
-            return Err(Error::config(
-                Some(self.cached_name()),
-                ConfigError::PeerFamilyMismatch { addr, peer },
-            ));
-        }
-        self.with_nl(|nl, index| nl.add_address(index, addr, Some(peer)))
+        self.add_address_with(addr, AddressOptions::new().peer(peer))
     }
 
     /// Remove an address.

@@ -126,11 +126,7 @@ impl NetNs {
                     self.enter()?;
                     f()
                 })
-                .map_err(|e| Error::Syscall {
-                    call: Syscall::SpawnThread,
-                    interface: None,
-                    errno: e.raw_os_error().unwrap_or(libc::EAGAIN),
-                })?;
+                .map_err(|e| Error::syscall_io(Syscall::SpawnThread, None, &e, libc::EAGAIN))?;
             thread
                 .join()
                 .unwrap_or_else(|p| std::panic::resume_unwind(p))
@@ -149,11 +145,7 @@ impl NetNs {
                 ns.enter()?;
                 Ok(f())
             })
-            .map_err(|e| Error::Syscall {
-                call: Syscall::SpawnThread,
-                interface: None,
-                errno: e.raw_os_error().unwrap_or(libc::EAGAIN),
-            })
+            .map_err(|e| Error::syscall_io(Syscall::SpawnThread, None, &e, libc::EAGAIN))
     }
 }
 

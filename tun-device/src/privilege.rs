@@ -2,26 +2,24 @@
 //! missing privilege only when it is missing (as root, the kernel's EPERM
 //! is about the request, e.g. a value out of range).
 
-/// Whether CAP_NET_ADMIN is in the calling thread's effective set (read
-/// with `capget`; `true` when it cannot be read, so no hint is given).
-pub(crate) fn has_net_admin() -> bool {
+use rustix::thread::CapabilitySet;
+
+/// Whether `cap` is in the calling thread's effective set (read with
+/// `capget`; `true` when it cannot be read, so no hint is given).
+fn has(cap: CapabilitySet) -> bool {
     rustix::thread::capabilities(None)
-        .map(|c| {
-            c.effective
-                .contains(rustix::thread::CapabilitySet::NET_ADMIN)
-        })
+        .map(|c| c.effective.contains(cap))
         .unwrap_or(true)
 }
 
-/// Whether CAP_SYS_ADMIN (needed by `setns` and `unshare`) is in the
-/// calling thread's effective set (`true` when it cannot be read).
+/// Whether CAP_NET_ADMIN (rtnetlink changes, TUNSETIFF) is held.
+pub(crate) fn has_net_admin() -> bool {
+    has(CapabilitySet::NET_ADMIN)
+}
+
+/// Whether CAP_SYS_ADMIN (`setns`, `unshare`) is held.
 pub(crate) fn has_admin() -> bool {
-    rustix::thread::capabilities(None)
-        .map(|c| {
-            c.effective
-                .contains(rustix::thread::CapabilitySet::SYS_ADMIN)
-        })
-        .unwrap_or(true)
+    has(CapabilitySet::SYS_ADMIN)
 }
 
 #[cfg(test)]

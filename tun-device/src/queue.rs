@@ -342,12 +342,11 @@ impl Queue {
         let mut prefix = [0u8; PI_LEN + VirtioNetHdr::LEN];
         let mut p = 0;
         if framing.pi {
-            let first = bufs.iter().find(|b| !b.is_empty()).and_then(|b| b.first());
-            let pi = match first {
-                Some(_) if self.iface.is_tap() => PacketInfo::for_frame(),
-                Some(&b) => PacketInfo::for_packet(&[b]),
-                None => PacketInfo::for_frame(),
-            };
+            let first = bufs
+                .iter()
+                .find(|b| !b.is_empty())
+                .map_or(&[][..], |b| &b[..]);
+            let pi = crate::tx::packet_info(self.iface.is_tap(), first);
             prefix[..PI_LEN].copy_from_slice(&pi.to_bytes());
             p += PI_LEN;
         }

@@ -30,6 +30,17 @@ pub(crate) fn recycle(mut iov: Vec<IoSlice<'_>>) -> Vec<IoSlice<'static>> {
     iov.into_iter().map(|_| IoSlice::new(&[])).collect()
 }
 
+/// The packet information to write in front of `packet` (its first bytes
+/// suffice): the EtherType of an IP packet's version on a TUN, 0 for a
+/// TAP's frames (`tun_get_user` ignores it there).
+pub(crate) fn packet_info(l2: bool, packet: &[u8]) -> PacketInfo {
+    if l2 {
+        PacketInfo::for_frame()
+    } else {
+        PacketInfo::for_packet(packet)
+    }
+}
+
 /// The longest prefix a queue puts in front of a packet: packet
 /// information, then the virtio header.
 pub(crate) const PREFIX_MAX: usize = PacketInfo::LEN + VirtioNetHdr::LEN;
@@ -101,9 +112,9 @@ pub struct SendState {
     table: GroTable,
     /// The caller vouches for the packets' transport checksums.
     verified: bool,
+    /// How the current batch is framed; it was planned by the table when
+    /// this coalesces ([`Self::coalesced`]).
     framing: TxFraming,
-    /// Whether the current batch was planned by the table.
-    coalesced: bool,
     /// The batch the plan refers to: its length and offset.
     batch: (usize, usize),
     /// The first packet of each frame of the batch, in write order.
@@ -144,7 +155,6 @@ impl SendState {
             table: GroTable::new(false),
             verified: false,
             framing: TxFraming::default(),
-            coalesced: false,
             batch: (0, 0),
             heads: Vec::new(),
             next: 0,
@@ -196,7 +206,6 @@ impl SendState {
         self.fallback = None;
         self.next = 0;
         self.written = 0;
-        self.coalesced = false;
         self.batch = (0, 0);
     }
 
@@ -274,7 +283,6 @@ impl SendState {
             self.table.set_checksums_verified(self.verified);
             let plan = self.table.plan(bufs, lens, offset).map_err(gro_error)?;
             self.heads.extend(plan.iter().map(|run| run.first()));
-            self.coalesced = true;
         } else {
             self.heads.extend(0..bufs.len());
         }
@@ -331,15 +339,11 @@ impl SendState {
                     buf_len: buf.len(),
                 })
         };
-        if !self.coalesced {
+        if !self.coalesced() {
             let pkt = packet(head)?;
             let mut p = 0;
             if self.framing.pi {
-                let pi = if self.framing.l2 {
-                    PacketInfo::for_frame()
-                } else {
-                    PacketInfo::for_packet(pkt)
-                };
+                let pi = packet_info(self.framing.l2, pkt);
                 prefix[..PacketInfo::LEN].copy_from_slice(&pi.to_bytes());
                 p += PacketInfo::LEN;
             }
@@ -378,9 +382,15 @@ impl SendState {
         }
     }
 
+    /// Whether the current batch was planned by the table (its frames are
+    /// the plan's runs) rather than framed packet by packet.
+    fn coalesced(&self) -> bool {
+        self.framing.coalesces()
+    }
+
     /// Whether the next frame is a coalesced (GSO) write.
     fn next_is_merged(&self) -> bool {
-        self.coalesced
+        self.coalesced()
             && self.fallback.is_none()
             && self
                 .table
@@ -392,7 +402,7 @@ impl SendState {
     /// Packets the next frame carries, and the batch index named in errors.
     fn next_packets(&self) -> (usize, usize) {
         let head = self.heads.get(self.next).copied().unwrap_or(0);
-        if !self.coalesced {
+        if !self.coalesced() {
             return (1, head);
         }
         let Some(run) = self.table.planned().get(self.next) else {
@@ -406,7 +416,7 @@ impl SendState {
 
     /// Move past the next frame.
     fn advance(&mut self) {
-        if let (true, Some(pos)) = (self.coalesced, self.fallback) {
+        if let (true, Some(pos)) = (self.coalesced(), self.fallback) {
             let count = self
                 .table
                 .planned()

@@ -202,50 +202,35 @@ fn pump_batches(from: &Queue, to: &Queue, stop: &Interrupt, stats: &RelayStats) 
             ..RelayCounters::default()
         });
         supers = s;
+        // Write the batch; on an error, `after_error` says whether to go on
+        // with it (`Ok(true)`, one packet dropped), to give it up (the
+        // output refuses writes: what is left is dropped and counted), or
+        // to end the pump.
         let mut res = to.send_batch(&mut tx, &bufs[..n], &lens[..n], OFFSET);
-        loop {
-            match res {
-                Ok(r) => {
+        let end = loop {
+            let e = match res {
+                Ok(_) => {
                     backoff.reset();
-                    stats.record(&RelayCounters {
-                        writes: r.writes as u64,
-                        ..RelayCounters::default()
-                    });
-                    break;
+                    break Ok(true);
                 }
-                Err(e) => {
-                    let refused = Disposition::of(&e) == Disposition::Backoff;
-                    let unsent = tx.unsent_packets() as u64;
-                    let writes = tx.report().writes as u64;
-                    if refused {
-                        // What was not written is lost: the output refuses
-                        // writes for now. Counted once, not per retry.
-                        tx.clear();
-                    }
-                    let go_on = after_error(e, unsent, &mut backoff, stop, stats);
-                    if refused || !matches!(go_on, Ok(true)) {
-                        // The writes this batch made before it ended.
-                        stats.record(&RelayCounters {
-                            writes,
-                            ..RelayCounters::default()
-                        });
-                    }
-                    if !go_on? {
-                        return Ok(());
-                    }
-                    if refused {
-                        break;
-                    }
-                }
-            }
-            if tx.is_done() {
-                stats.record(&RelayCounters {
-                    writes: tx.report().writes as u64,
-                    ..RelayCounters::default()
-                });
-                break;
+                Err(e) => e,
+            };
+            let refused = Disposition::of(&e) == Disposition::Backoff;
+            let unsent = tx.unsent_packets() as u64;
+            match after_error(e, unsent, &mut backoff, stop, stats) {
+                Ok(true) if !refused && !tx.is_done() => {}
+                other => break other,
             }
             res = to.send_pending(&mut tx, &bufs[..n], &lens[..n], OFFSET);
+        };
+        // The writes the batch made, however it ended, counted once.
+        stats.record(&RelayCounters {
+            writes: tx.report().writes as u64,
+            ..RelayCounters::default()
+        });
+        tx.clear();
+        if !end? {
+            return Ok(());
         }
     }
 }
@@ -347,10 +332,8 @@ impl Relay {
                 let thread = std::thread::Builder::new()
                     .name(format!("relay {name}"))
                     .spawn(move || pump(&from, &to, mode, &stop, &st))
-                    .map_err(|e| Error::Syscall {
-                        call: Syscall::SpawnThread,
-                        interface: Some(name),
-                        errno: e.raw_os_error().unwrap_or(libc::EAGAIN),
+                    .map_err(|e| {
+                        Error::syscall_io(Syscall::SpawnThread, Some(name), &e, libc::EAGAIN)
                     })?;
                 relay.threads.push(thread);
             }
