@@ -683,7 +683,7 @@ impl Device {
     /// Open one more queue of a multi-queue device (in the device's
     /// namespace, wherever the caller is).
     pub fn open_queue(&self) -> Result<Queue> {
-        open_queue(&self.iface, self.queues[0].is_nonblocking())
+        Queue::open(&self.iface, self.queues[0].is_nonblocking())
     }
 
     /// Open one more queue and keep it in this device.
@@ -691,29 +691,6 @@ impl Device {
         let q = self.open_queue()?;
         self.queues.push(q);
         Ok(&self.queues[self.queues.len() - 1])
-    }
-}
-
-/// Open one more queue of `iface`.
-pub(crate) fn open_queue(iface: &Interface, nonblocking: bool) -> Result<Queue> {
-    let flags = iface.tun_flags();
-    if !flags.contains(TunFlags::MULTI_QUEUE) {
-        return Err(Error::config(
-            Some(iface.cached_name()),
-            ConfigError::NotMultiQueue,
-        ));
-    }
-    let name = iface.name()?;
-    let ns = iface.netns()?;
-    let fd = ns.run(|| Ok(tun_sys::open_tun(true)?))?;
-    tun_sys::set_iff(fd.as_fd(), Some(&name), flags)?;
-    Ok(Queue::new(fd, iface.clone(), nonblocking))
-}
-
-impl Queue {
-    /// Open one more queue of this queue's (multi-queue) device.
-    pub fn open_queue(&self) -> Result<Queue> {
-        open_queue(self.interface(), self.is_nonblocking())
     }
 }
 

@@ -91,7 +91,6 @@
 
 #![forbid(unsafe_code)]
 
-mod batch;
 mod device;
 mod error;
 mod interface;
@@ -101,9 +100,9 @@ mod netns;
 mod privilege;
 mod queue;
 pub mod relay;
+mod rx;
 mod tx;
 
-pub use batch::{RecvState, RecvStats};
 pub use device::{Device, DeviceBuilder, Layer};
 pub use error::{ConfigError, Error, ErrorKind, IoOp, NsAction, Result, Syscall};
 pub use interface::{DeviceStats, Interface};
@@ -111,6 +110,7 @@ pub use interrupt::Interrupt;
 pub use netlink::{Address, AddressFlags, AddressOptions, LinkInfo, TunInfo};
 pub use netns::NetNs;
 pub use queue::Queue;
+pub use rx::{RecvState, RecvStats};
 pub use tx::{SendReport, SendState};
 
 pub use ipnet;

@@ -16,12 +16,13 @@ use rustix::event::{PollFd, PollFlags};
 use rustix::io::Errno;
 use tun_offload::framing::PacketInfo;
 use tun_offload::{GsoType, HdrFlags, PacketError, VirtioNetHdr};
-use tun_sys::{InterfaceName, TunFlags};
+use tun_sys::{InterfaceName, OffloadFlags, TunFlags};
 
-use crate::batch::RecvState;
 use crate::error::{ConfigError, Error, IoOp, Result};
 use crate::interface::Interface;
 use crate::interrupt::Interrupt;
+use crate::rx::{Framing, RecvState, RxFault, Step};
+use crate::tx::{Failed, PREFIX_MAX, SendReport, SendState, TxFraming, Written, recycle};
 
 /// Length of `struct tun_pi`.
 pub(crate) const PI_LEN: usize = PacketInfo::LEN;
@@ -67,22 +68,6 @@ enum PollEnd {
     Failed(Errno),
 }
 
-/// What a batched receive needs to know about the queue's framing.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Framing {
-    pub(crate) pi: bool,
-    pub(crate) vnet: bool,
-    /// A TAP: Ethernet frames, whose virtio header counts `csum_start`
-    /// from the frame start.
-    pub(crate) l2: bool,
-}
-
-impl Framing {
-    pub(crate) fn prefix_len(self) -> usize {
-        (if self.pi { PI_LEN } else { 0 }) + if self.vnet { VirtioNetHdr::LEN } else { 0 }
-    }
-}
-
 impl Queue {
     pub(crate) fn new(fd: OwnedFd, iface: Interface, nonblocking: bool) -> Self {
         Self {
@@ -101,6 +86,27 @@ impl Queue {
         self
     }
 
+    /// Open one more queue of this queue's (multi-queue) device.
+    pub fn open_queue(&self) -> Result<Queue> {
+        Self::open(self.interface(), self.is_nonblocking())
+    }
+
+    /// Open one more queue of `iface` (a multi-queue device).
+    pub(crate) fn open(iface: &Interface, nonblocking: bool) -> Result<Queue> {
+        let flags = iface.tun_flags();
+        if !flags.contains(TunFlags::MULTI_QUEUE) {
+            return Err(Error::config(
+                Some(iface.cached_name()),
+                ConfigError::NotMultiQueue,
+            ));
+        }
+        let name = iface.name()?;
+        let ns = iface.netns()?;
+        let fd = ns.run(|| Ok(tun_sys::open_tun(true)?))?;
+        tun_sys::set_iff(fd.as_fd(), Some(&name), flags)?;
+        Ok(Queue::new(fd, iface.clone(), nonblocking))
+    }
+
     /// The interface this queue belongs to.
     pub fn interface(&self) -> &Interface {
         &self.iface
@@ -112,6 +118,7 @@ impl Queue {
             pi: !flags.contains(TunFlags::NO_PI),
             vnet: flags.contains(TunFlags::VNET_HDR),
             l2: flags.contains(TunFlags::TAP),
+            mtu: self.iface.mtu_hint(),
         }
     }
 
@@ -428,6 +435,299 @@ impl Queue {
         match self.writev(&iov) {
             Ok(_) => Ok(packet.len()),
             Err(e) => Err(self.send_error(IoOp::Send, 0, e)),
+        }
+    }
+
+    /// Receive a batch: read packets and super-packets from the kernel and
+    /// write complete, MTU-sized packets into `bufs[i][offset..]`, their
+    /// lengths into `sizes[i]`; returns how many.
+    ///
+    /// - A super-packet is split into as many buffers as it has segments;
+    ///   a packet that needs no split is read straight into its buffer
+    ///   (no copy of its payload) and its partial checksum completed.
+    /// - Once super-packets keep one shape (a TCP flow's header length and
+    ///   segment size), each is read straight into the places of its
+    ///   segments across the buffers, and the split only writes headers:
+    ///   no payload byte is copied in user space
+    ///   ([`RecvStats::placed`](crate::RecvStats::placed) counts them).
+    /// - The first read waits (in blocking mode); further reads are made
+    ///   while the kernel has more and buffers remain, never waiting, until
+    ///   a super-packet arrives (it fills a batch by itself).
+    /// - A super-packet that does not fit the buffers left is kept in
+    ///   `state` and comes first in the next call; one that does not fit
+    ///   even an empty batch is handed out over several calls. Nothing the
+    ///   kernel handed over is lost, except a single packet longer than a
+    ///   buffer ([`ErrorKind::BufferTooSmall`](crate::ErrorKind::BufferTooSmall))
+    ///   and a super-packet whose header does not match it
+    ///   ([`ErrorKind::BadPacket`](crate::ErrorKind::BadPacket)). Such an
+    ///   error met after some packets were received is returned by the
+    ///   next call, so the packets come first.
+    ///
+    /// `offset` bytes of headroom are left in front of every packet (use 10
+    /// and the same buffers for [`Self::send_batch`] to relay without a copy).
+    pub fn recv_batch<B: AsMut<[u8]>>(
+        &self,
+        state: &mut RecvState,
+        bufs: &mut [B],
+        sizes: &mut [usize],
+        offset: usize,
+    ) -> Result<usize> {
+        self.recv_batch_as(state, bufs, sizes, offset, IoOp::RecvBatch)
+    }
+
+    fn recv_batch_as<B: AsMut<[u8]>>(
+        &self,
+        st: &mut RecvState,
+        bufs: &mut [B],
+        sizes: &mut [usize],
+        offset: usize,
+        op: IoOp,
+    ) -> Result<usize> {
+        if bufs.len() != sizes.len() {
+            return Err(Error::config(
+                Some(self.name()),
+                ConfigError::LengthsMismatch {
+                    bufs: bufs.len(),
+                    lens: sizes.len(),
+                },
+            ));
+        }
+        if bufs.is_empty() {
+            return Ok(0);
+        }
+        for (index, b) in bufs.iter_mut().enumerate() {
+            let buf_len = b.as_mut().len();
+            if buf_len <= offset {
+                return Err(Error::config(
+                    Some(self.name()),
+                    ConfigError::NoRoomBehindOffset {
+                        index,
+                        offset,
+                        buf_len,
+                    },
+                ));
+            }
+        }
+        if let Some(e) = st.deferred.take() {
+            return Err(e);
+        }
+        let n = self.recv_into(st, bufs, sizes, offset, op)?;
+        st.stats.packets += n as u64;
+        st.stats.bytes += sizes[..n].iter().sum::<usize>() as u64;
+        Ok(n)
+    }
+
+    fn recv_into<B: AsMut<[u8]>>(
+        &self,
+        st: &mut RecvState,
+        bufs: &mut [B],
+        sizes: &mut [usize],
+        offset: usize,
+        op: IoOp,
+    ) -> Result<usize> {
+        let framing = self.framing();
+        let mut n = 0;
+        let step = st.deliver_pending(framing, bufs, sizes, offset, 0);
+        if self.take_step(st, step, &mut n, op)? || st.has_pending() {
+            return Ok(n);
+        }
+        while n < bufs.len() {
+            let block = n == 0 && !self.is_nonblocking();
+            let supers = st.stats.super_packets;
+            let total = self.read_laid_out(st, framing, bufs, n, offset, op, block);
+            let total = match total {
+                Ok(t) => t,
+                Err(e) if n > 0 => {
+                    if !e.is_would_block() {
+                        st.deferred = Some(e);
+                    }
+                    break;
+                }
+                Err(e) => return Err(e),
+            };
+            let step = st.complete(framing, total, bufs, sizes, offset);
+            // A super-packet is a full batch by itself: another read would
+            // most often find the queue empty (a wasted syscall), or bring
+            // one that no longer fits.
+            if self.take_step(st, step, &mut n, op)?
+                || st.has_pending()
+                || st.stats.super_packets != supers
+            {
+                break;
+            }
+        }
+        Ok(n)
+    }
+
+    /// Count what a step handed out into `n`; a fault after some packets is
+    /// kept for the next call (`Ok(true)`: the batch ends here), a fault
+    /// before any is returned.
+    fn take_step(&self, st: &mut RecvState, step: Step, n: &mut usize, op: IoOp) -> Result<bool> {
+        let at = *n;
+        *n += step.count;
+        let Some(fault) = step.fault else {
+            return Ok(false);
+        };
+        let e = match fault {
+            RxFault::TooSmall { needed, available } => Error::BufferTooSmall {
+                op,
+                interface: self.name(),
+                needed,
+                available,
+            },
+            RxFault::Bad { index, error } => self.bad_packet(op, index.max(at), error),
+        };
+        if *n > 0 {
+            st.deferred = Some(e);
+            Ok(true)
+        } else {
+            Err(e)
+        }
+    }
+
+    /// One `readv` laid out by the receive engine: the prefix, the slices
+    /// of the caller's buffers it chose, the overflow area.
+    #[allow(clippy::too_many_arguments)]
+    fn read_laid_out<B: AsMut<[u8]>>(
+        &self,
+        st: &mut RecvState,
+        framing: Framing,
+        bufs: &mut [B],
+        n: usize,
+        offset: usize,
+        op: IoOp,
+        block: bool,
+    ) -> Result<usize> {
+        let (prefix, slots, overflow) = {
+            let lens = bufs[n..].iter_mut().map(|b| b.as_mut().len());
+            st.lay_out(framing, lens, n, offset);
+            st.read_parts()
+        };
+        let mut iov: [IoSliceMut<'_>; crate::rx::MAX_CHAIN + 2] =
+            std::array::from_fn(|_| IoSliceMut::new(&mut []));
+        iov[0] = IoSliceMut::new(&mut prefix[..]);
+        let mut k = 1;
+        for (b, slot) in bufs[n..].iter_mut().zip(slots) {
+            iov[k] = IoSliceMut::new(&mut b.as_mut()[slot.clone()]);
+            k += 1;
+        }
+        iov[k] = IoSliceMut::new(overflow);
+        self.readv(&mut iov[..=k], op, block)
+    }
+
+    fn bad_packet(&self, op: IoOp, index: usize, error: PacketError) -> Error {
+        self.interface()
+            .shared
+            .rx_invalid
+            .fetch_add(1, Ordering::Relaxed);
+        Error::Packet {
+            op,
+            interface: self.name(),
+            index,
+            error,
+        }
+    }
+
+    /// Send a batch: packet `i` is `bufs[i][offset..offset + lens[i]]`.
+    ///
+    /// With offload on, the batch is coalesced first (TCP segments of a
+    /// flow into one super-packet, UDP datagrams too when USO was granted)
+    /// and each run is written with one gathered `writev`: the virtio
+    /// header and the first packet's rewritten headers, then every
+    /// packet's payload where it lies. Nothing is copied, and neither the
+    /// buffers nor `lens` are written: sending the same batch again sends
+    /// the same packets again. Packet information and the virtio header of
+    /// uncoalesced packets go in front as slices of their own, so `offset`
+    /// needs no room for them.
+    ///
+    /// Writes stop at the first error, which is returned; `state` then
+    /// says what was written and what is pending, and
+    /// [`Self::send_pending`] goes on from there. A packet the kernel
+    /// refuses ([`ErrorKind::BadPacket`](crate::ErrorKind::BadPacket)) is
+    /// skipped: it is reported, and `send_pending` continues behind it.
+    ///
+    /// If the kernel refuses a coalesced write with EINVAL (GSO write
+    /// regressions of some kernels do), that run's packets are written one
+    /// by one as they were handed in, coalescing is turned off for the
+    /// device, and [`Interface::stats`](crate::Interface::stats) counts it:
+    /// no data is lost to it.
+    pub fn send_batch<B: AsRef<[u8]>>(
+        &self,
+        state: &mut SendState,
+        bufs: &[B],
+        lens: &[usize],
+        offset: usize,
+    ) -> Result<SendReport> {
+        self.prepare_batch(state, bufs, lens, offset)?;
+        self.send_pending(state, bufs, lens, offset)
+    }
+
+    /// Plan a batch into `state` (coalescing decided, nothing written);
+    /// the first half of [`Self::send_batch`].
+    pub fn prepare_batch<B: AsRef<[u8]>>(
+        &self,
+        st: &mut SendState,
+        bufs: &[B],
+        lens: &[usize],
+        offset: usize,
+    ) -> Result<()> {
+        let framing = self.framing();
+        let iface = self.interface();
+        let offloads = iface.offloads();
+        let tx = TxFraming {
+            pi: framing.pi,
+            vnet: framing.vnet,
+            l2: framing.l2,
+            tcp: iface.tcp_coalescing(),
+            udp: iface.udp_coalescing()
+                && offloads.contains(OffloadFlags::USO4 | OffloadFlags::USO6),
+            ecn: offloads.contains(OffloadFlags::TSO_ECN),
+        };
+        st.prepare(bufs, lens, offset, tx)
+            .map_err(|e| Error::config(Some(self.name()), e))
+    }
+
+    /// Write what `state` holds of the current batch (after an error or
+    /// [`ErrorKind::WouldBlock`](crate::ErrorKind::WouldBlock)); the second
+    /// half of [`Self::send_batch`]. Returns the report of the whole batch.
+    /// `bufs`, `lens` and `offset` must be the prepared batch's.
+    pub fn send_pending<B: AsRef<[u8]>>(
+        &self,
+        st: &mut SendState,
+        bufs: &[B],
+        lens: &[usize],
+        offset: usize,
+    ) -> Result<SendReport> {
+        st.check_batch(bufs.len(), offset)
+            .map_err(|e| Error::config(Some(self.name()), e))?;
+        loop {
+            let mut prefix = [0u8; PREFIX_MAX];
+            let mut iov = st.take_iov();
+            let framed = st.frame(bufs, lens, &mut prefix, &mut iov);
+            let res = match framed {
+                Ok(Some(_)) => Some(self.writev(&iov).map(drop)),
+                Ok(None) => None,
+                Err(e) => {
+                    st.put_iov(recycle(iov));
+                    return Err(Error::config(Some(self.name()), e));
+                }
+            };
+            st.put_iov(recycle(iov));
+            let Some(res) = res else {
+                return Ok(st.report());
+            };
+            match st.complete(res) {
+                Ok(Written::Frame) => {}
+                Ok(Written::Refallback) => {
+                    let shared = &self.interface().shared;
+                    shared.coalesce_tcp.store(false, Ordering::Relaxed);
+                    shared.coalesce_udp.store(false, Ordering::Relaxed);
+                    shared.gso_fallbacks.fetch_add(1, Ordering::Relaxed);
+                }
+                Err(Failed::Rejected { index, errno }) | Err(Failed::Io { index, errno }) => {
+                    return Err(self.send_error(IoOp::SendBatch, index, errno));
+                }
+            }
         }
     }
 

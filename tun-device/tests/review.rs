@@ -146,7 +146,7 @@ fn offload_dev(name: &str) -> Option<(NetNs, Device)> {
 // ---- Panics on caller input ----
 
 /// `recv_batch` with an `offset` larger than the first buffer, on an
-/// offload device that hands over a super-packet: batch.rs copies the head
+/// offload device that hands over a super-packet: the receive once copied the head
 /// out of `buf[offset..offset + head]` with `head == 0`, which panics when
 /// `offset > buf.len()`. It must return an error (or use the buffers that
 /// fit), never panic.

@@ -312,6 +312,13 @@ impl WideSum {
         self.0 += copy_sum_ne(&mut dst[..n], &src[..n]);
     }
 
+    /// Add the bytes of `data`, which follow an even number of bytes
+    /// summed so far (read only: the in-place split's pass).
+    #[inline]
+    pub(crate) fn add_bytes(&mut self, data: &[u8]) {
+        self.0 += sum_ne(data);
+    }
+
     /// The folded sum as a [`Checksum`] over an even count.
     #[inline]
     pub(crate) fn checksum(self) -> Checksum {

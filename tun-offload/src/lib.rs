@@ -58,7 +58,7 @@ pub use error::{Layer, PacketError};
 pub use gro::{GroError, GroStats, GroTable};
 pub use kind::Kind;
 pub use partial::complete_checksum;
-pub use split::{GsoPacket, SplitError, split, split_frame};
+pub use split::{GsoPacket, MAX_PLACED_HEADER_LEN, SplitError, split, split_frame};
 pub use virtio::{
     GsoType, HdrFlags, HeaderError, VirtioNetHdr, VirtioNetHdrMrgRxbuf, VirtioNetHdrV1HashTunnel,
 };

@@ -183,6 +183,16 @@ impl GsoPacket {
     /// Validate `hdr` (a super-packet: TCPV4, TCPV6 or UDP_L4, the TCP types
     /// also with the ECN bit) against `packet`.
     pub fn parse(hdr: &VirtioNetHdr, packet: &[u8]) -> Result<Self, PacketError> {
+        Self::parse_head(hdr, packet, packet.len())
+    }
+
+    /// [`Self::parse`] for a super-packet of `len` bytes of which only the
+    /// first are at hand in `head` (they must reach past the transport
+    /// header; the payload is never read): what a scattered read into the
+    /// segments' places leaves in the first place ([`Self::split_placed`]).
+    /// The result is what [`Self::parse`] returns for the whole packet.
+    pub fn parse_head(hdr: &VirtioNetHdr, head: &[u8], len: usize) -> Result<Self, PacketError> {
+        let packet = &head[..head.len().min(len)];
         let gso_type = hdr.gso_type();
         // An unsupported type first; then an empty packet is too short for
         // the header the type needs (IPv6 for TCPV6, else IPv4).
@@ -209,7 +219,6 @@ impl GsoPacket {
             return Err(PacketError::ZeroGsoSize);
         }
         let csum_start = usize::from(hdr.csum_start());
-        let len = packet.len();
         let proto = match IpPacket::new_checked(packet)? {
             IpPacket::V4(ip) => {
                 if csum_start != ip.header_len() {
@@ -323,6 +332,18 @@ impl GsoPacket {
     /// [`Layer::Ethernet`] for a frame shorter than its L2 header,
     /// [`PacketError::NotIpFrame`] for a frame that carries no IP packet.
     pub fn parse_frame(hdr: &VirtioNetHdr, frame: &[u8]) -> Result<Self, PacketError> {
+        Self::parse_frame_head(hdr, frame, frame.len())
+    }
+
+    /// [`Self::parse_frame`] for a super-frame of `len` bytes of which only
+    /// the first are at hand in `head`, as [`Self::parse_head`] is for a
+    /// packet.
+    pub fn parse_frame_head(
+        hdr: &VirtioNetHdr,
+        head: &[u8],
+        len: usize,
+    ) -> Result<Self, PacketError> {
+        let frame = &head[..head.len().min(len)];
         let Some(l2) = crate::frame::ip_offset(frame) else {
             return Err(match crate::frame::ether_type(frame) {
                 Some(ether_type) => PacketError::NotIpFrame { ether_type },
@@ -349,7 +370,8 @@ impl GsoPacket {
         let mut inner = *hdr;
         inner.set_csum_start((csum_start - l2) as u16);
         inner.set_hdr_len(hdr.hdr_len().saturating_sub(l2 as u16));
-        let mut g = Self::parse(&inner, &frame[l2..]).map_err(|e| shift(e, l2, hdr))?;
+        let mut g = Self::parse_head(&inner, &frame[l2..], len.saturating_sub(l2))
+            .map_err(|e| shift(e, l2, hdr))?;
         g.l2_len = l2;
         g.csum_start += l2;
         g.header_len += l2;
@@ -412,59 +434,15 @@ impl GsoPacket {
         offset: usize,
     ) -> Result<usize, SplitError> {
         if packet.len() != self.len {
-            return Err(SplitError::Invalid(PacketError::IpLengthMismatch {
-                layer: self.kind.ip_layer(),
-                claimed: self.len,
-                len: packet.len(),
-            }));
+            return Err(self.length_mismatch(packet.len()));
         }
         let n = self.segment_count();
         let hl = self.header_len;
-        let l2 = self.l2_len;
-        let csum_start = self.csum_start;
         let headers = &packet[..hl];
         let payload = &packet[hl..];
-
-        // Everything that is the same in every segment is summed once: the
-        // pseudo header without its length, the IPv4 header without length,
-        // ID and checksum, the transport header without sequence number,
-        // flags, length and checksum. Per segment only those words are added.
-        let tcp = self.kind.is_tcp();
-        let l4_hl = hl - csum_start;
-        let (first_id, pseudo_base, ip_base) = if !self.kind.is_v6() {
-            let ip_headers = &headers[l2..csum_start];
-            let ip = Ipv4Packet::new_unchecked(ip_headers);
-            // Bytes 2..4 (length), 4..6 (ID) and 10..12 (checksum) excluded.
-            // The pieces have even lengths, so they combine as if adjacent.
-            let base = Checksum::of(&ip_headers[..2])
-                .combine(Checksum::of(&ip_headers[6..10]))
-                .combine(Checksum::of(&ip_headers[12..]));
-            (ip.ident(), Checksum::from_folded(self.pseudo), base)
-        } else {
-            (0, Checksum::from_folded(self.pseudo), Checksum::ZERO)
-        };
-        let l4_headers = &headers[csum_start..];
-        let (first_seq, orig_flags, l4_base) = if tcp {
-            let t = TcpPacket::new_unchecked(l4_headers);
-            // Bytes 4..8 (sequence), 12..14 (offset and flags) and 16..18
-            // (checksum) excluded.
-            let base = Checksum::of(&l4_headers[..4])
-                .combine(Checksum::of(&l4_headers[8..12]))
-                .combine(Checksum::of(&l4_headers[14..16]))
-                .combine(Checksum::of(&l4_headers[18..l4_hl]));
-            (t.seq_number(), t.flags(), base)
-        } else {
-            // Ports only: length and checksum are per segment.
-            (0, 0, Checksum::of(&l4_headers[..4]))
-        };
-        let fixed = WideSum::from_even(pseudo_base.combine(l4_base));
-        let ip_base = WideSum::from_even(ip_base);
-        let data_offset = l4_headers.get(12).copied().unwrap_or(0);
-
+        let rw = Rewrite::new(self, headers);
         for i in 0..n {
-            let start = i * self.gso_size;
-            let end = (start + self.gso_size).min(payload.len());
-            let seg_payload = &payload[start..end];
+            let seg_payload = &payload[self.payload_range(i)];
             let seg_len = hl + seg_payload.len();
             let Some(out) = out_slot(bufs, sizes, i, offset, seg_len) else {
                 return Err(SplitError::OutOfSpace {
@@ -473,63 +451,213 @@ impl GsoPacket {
                 });
             };
             let (out_headers, out_payload) = out.split_at_mut(hl);
-            // Word moves inline, where a memcpy call per segment costs more
-            // than the copy itself (header lengths of packets are multiples
-            // of 4, so the byte tail is empty but for an Ethernet header's
-            // two bytes).
-            let mut d_words = out_headers.chunks_exact_mut(4);
-            let mut s_words = headers.chunks_exact(4);
-            for (d, s) in (&mut d_words).zip(&mut s_words) {
-                d.copy_from_slice(s);
-            }
-            for (d, s) in d_words.into_remainder().iter_mut().zip(s_words.remainder()) {
-                *d = *s;
-            }
+            copy_words(out_headers, headers);
             // The payload sits at an even offset of the transport header.
-            let mut sum = fixed;
+            let mut sum = rw.fixed;
             sum.copy_from(out_payload, seg_payload);
-
-            let ip_len = seg_len - l2;
-            if !self.kind.is_v6() {
-                let id = first_id.wrapping_add(i as u16);
-                let mut c = ip_base;
-                c.add_be16(ip_len as u16);
-                c.add_be16(id);
-                let mut ip = Ipv4Packet::new_unchecked(&mut out_headers[l2..csum_start]);
-                ip.set_total_len(ip_len as u16);
-                ip.set_ident(id);
-                ip.set_checksum(c.checksum().finish());
-            } else {
-                Ipv6Packet::new_unchecked(&mut out_headers[l2..])
-                    .set_payload_len((ip_len - IPV6_HEADER_LEN) as u16);
-            }
-            let l4_len = (seg_len - csum_start) as u16;
-            sum.add_be16(l4_len);
-            let l4 = &mut out_headers[csum_start..];
-            if tcp {
-                // sequence = first + i * gso_size, in 32-bit wrapping arithmetic.
-                let seq = first_seq.wrapping_add((i as u32).wrapping_mul(self.gso_size as u32));
-                let mut flags = orig_flags;
-                if i + 1 != n {
-                    flags &= !(tcp_flags::FIN | tcp_flags::PSH);
-                }
-                if i != 0 {
-                    flags &= !tcp_flags::CWR;
-                }
-                let mut t = TcpPacket::new_unchecked(&mut *l4);
-                t.set_seq_number(seq);
-                t.set_flags(flags);
-                sum.add_be32(seq);
-                sum.add_be16(u16::from_be_bytes([data_offset, flags]));
-                t.set_checksum(sum.checksum().finish());
-            } else {
-                let mut u = UdpPacket::new_unchecked(&mut *l4);
-                u.set_len(l4_len);
-                sum.add_be16(l4_len);
-                u.set_checksum(sum.checksum().finish_udp());
-            }
+            rw.finish(i, n, out_headers, seg_len, sum);
         }
         Ok(n)
+    }
+
+    /// The payload of segment `i`, as a range of the super-packet's payload
+    /// (its bytes behind [`Self::header_len`]).
+    pub fn payload_range(&self, i: usize) -> core::ops::Range<usize> {
+        let start = (i * self.gso_size).min(self.payload_len());
+        start..(start + self.gso_size).min(self.payload_len())
+    }
+
+    /// Split a super-packet that was read scattered, straight into the
+    /// places of its segments: `bufs[0][offset..]` holds the super-packet's
+    /// headers and the first segment's payload, and `bufs[i][offset +
+    /// header_len..]` the payload of segment `i` ([`Self::payload_range`]),
+    /// as a `readv` into those slices leaves them. Each segment's headers
+    /// are written in front of its payload (in `bufs[0]` rewritten where
+    /// they are) and its checksum computed from the payload where it lies:
+    /// no payload byte is copied. Lengths go to `sizes[i]`.
+    ///
+    /// The result is byte for byte [`Self::split_into`]'s for the same
+    /// super-packet. Every buffer and size must be there, with room for its
+    /// segment ([`SplitError::OutOfSpace`] otherwise, before anything is
+    /// written), and the headers no longer than [`MAX_PLACED_HEADER_LEN`].
+    pub fn split_placed<B: AsMut<[u8]>>(
+        &self,
+        bufs: &mut [B],
+        sizes: &mut [usize],
+        offset: usize,
+    ) -> Result<usize, SplitError> {
+        let n = self.segment_count();
+        let hl = self.header_len;
+        let fits = |i: usize, b: &mut B| {
+            b.as_mut().len().saturating_sub(offset) >= hl + self.payload_range(i).len()
+        };
+        if bufs.len() < n
+            || sizes.len() < n
+            || hl > MAX_PLACED_HEADER_LEN
+            || !bufs[..n].iter_mut().enumerate().all(|(i, b)| fits(i, b))
+        {
+            return Err(SplitError::OutOfSpace {
+                produced: 0,
+                dropped: n,
+            });
+        }
+        // The original headers, kept while the first segment's are rewritten.
+        let mut headers = [0u8; MAX_PLACED_HEADER_LEN];
+        let headers = &mut headers[..hl];
+        headers.copy_from_slice(&bufs[0].as_mut()[offset..offset + hl]);
+        let rw = Rewrite::new(self, headers);
+        for (i, (buf, size)) in bufs[..n].iter_mut().zip(&mut sizes[..n]).enumerate() {
+            let seg_len = hl + self.payload_range(i).len();
+            let out = &mut buf.as_mut()[offset..offset + seg_len];
+            let (out_headers, out_payload) = out.split_at_mut(hl);
+            if i != 0 {
+                copy_words(out_headers, headers);
+            }
+            let mut sum = rw.fixed;
+            sum.add_bytes(out_payload);
+            rw.finish(i, n, out_headers, seg_len, sum);
+            *size = seg_len;
+        }
+        Ok(n)
+    }
+
+    fn length_mismatch(&self, len: usize) -> SplitError {
+        SplitError::Invalid(PacketError::IpLengthMismatch {
+            layer: self.kind.ip_layer(),
+            claimed: self.len,
+            len,
+        })
+    }
+}
+
+/// The longest headers (L2, IP and transport) [`GsoPacket::split_placed`]
+/// takes: a tagged Ethernet header, IPv6 with 200 bytes of extension
+/// headers, and TCP with the most options.
+pub const MAX_PLACED_HEADER_LEN: usize = 18 + IPV6_HEADER_LEN + 200 + 60;
+
+/// Copy headers word by word: inline moves, where a memcpy call per segment
+/// costs more than the copy itself (header lengths of packets are multiples
+/// of 4, so the byte tail is empty but for an Ethernet header's two bytes).
+#[inline]
+fn copy_words(dst: &mut [u8], src: &[u8]) {
+    let mut d_words = dst.chunks_exact_mut(4);
+    let mut s_words = src.chunks_exact(4);
+    for (d, s) in (&mut d_words).zip(&mut s_words) {
+        d.copy_from_slice(s);
+    }
+    for (d, s) in d_words.into_remainder().iter_mut().zip(s_words.remainder()) {
+        *d = *s;
+    }
+}
+
+/// What every segment of one super-packet shares, summed once: the pseudo
+/// header without its length, the IPv4 header without length, ID and
+/// checksum, the transport header without sequence number, flags, length
+/// and checksum. Per segment only those words are added.
+struct Rewrite {
+    kind: Kind,
+    l2: usize,
+    csum_start: usize,
+    gso_size: usize,
+    first_id: u16,
+    first_seq: u32,
+    orig_flags: u8,
+    data_offset: u8,
+    /// Pseudo header and transport header: where each segment's sum starts.
+    fixed: WideSum,
+    ip_base: WideSum,
+}
+
+impl Rewrite {
+    fn new(p: &GsoPacket, headers: &[u8]) -> Self {
+        let (l2, csum_start, hl) = (p.l2_len, p.csum_start, p.header_len);
+        let (first_id, ip_base) = if !p.kind.is_v6() {
+            let ip_headers = &headers[l2..csum_start];
+            let ip = Ipv4Packet::new_unchecked(ip_headers);
+            // Bytes 2..4 (length), 4..6 (ID) and 10..12 (checksum) excluded.
+            // The pieces have even lengths, so they combine as if adjacent.
+            let base = Checksum::of(&ip_headers[..2])
+                .combine(Checksum::of(&ip_headers[6..10]))
+                .combine(Checksum::of(&ip_headers[12..]));
+            (ip.ident(), base)
+        } else {
+            (0, Checksum::ZERO)
+        };
+        let l4_headers = &headers[csum_start..hl];
+        let (first_seq, orig_flags, l4_base) = if p.kind.is_tcp() {
+            let t = TcpPacket::new_unchecked(l4_headers);
+            // Bytes 4..8 (sequence), 12..14 (offset and flags) and 16..18
+            // (checksum) excluded.
+            let base = Checksum::of(&l4_headers[..4])
+                .combine(Checksum::of(&l4_headers[8..12]))
+                .combine(Checksum::of(&l4_headers[14..16]))
+                .combine(Checksum::of(&l4_headers[18..]));
+            (t.seq_number(), t.flags(), base)
+        } else {
+            // Ports only: length and checksum are per segment.
+            (0, 0, Checksum::of(&l4_headers[..4]))
+        };
+        Self {
+            kind: p.kind,
+            l2,
+            csum_start,
+            gso_size: p.gso_size,
+            first_id,
+            first_seq,
+            orig_flags,
+            data_offset: l4_headers.get(12).copied().unwrap_or(0),
+            fixed: WideSum::from_even(Checksum::from_folded(p.pseudo).combine(l4_base)),
+            ip_base: WideSum::from_even(ip_base),
+        }
+    }
+
+    /// Write segment `i`'s own fields (of `n`) into its copy of the headers
+    /// (`seg_len` bytes of segment in all), `sum` being its payload's sum
+    /// on top of [`Self::fixed`].
+    #[inline]
+    fn finish(&self, i: usize, n: usize, out_headers: &mut [u8], seg_len: usize, mut sum: WideSum) {
+        let (l2, csum_start) = (self.l2, self.csum_start);
+        let ip_len = seg_len - l2;
+        if !self.kind.is_v6() {
+            let id = self.first_id.wrapping_add(i as u16);
+            let mut c = self.ip_base;
+            c.add_be16(ip_len as u16);
+            c.add_be16(id);
+            let mut ip = Ipv4Packet::new_unchecked(&mut out_headers[l2..csum_start]);
+            ip.set_total_len(ip_len as u16);
+            ip.set_ident(id);
+            ip.set_checksum(c.checksum().finish());
+        } else {
+            Ipv6Packet::new_unchecked(&mut out_headers[l2..])
+                .set_payload_len((ip_len - IPV6_HEADER_LEN) as u16);
+        }
+        let l4_len = (seg_len - csum_start) as u16;
+        sum.add_be16(l4_len);
+        let l4 = &mut out_headers[csum_start..];
+        if self.kind.is_tcp() {
+            // sequence = first + i * gso_size, in 32-bit wrapping arithmetic.
+            let seq = self
+                .first_seq
+                .wrapping_add((i as u32).wrapping_mul(self.gso_size as u32));
+            let mut flags = self.orig_flags;
+            if i + 1 != n {
+                flags &= !(tcp_flags::FIN | tcp_flags::PSH);
+            }
+            if i != 0 {
+                flags &= !tcp_flags::CWR;
+            }
+            let mut t = TcpPacket::new_unchecked(&mut *l4);
+            t.set_seq_number(seq);
+            t.set_flags(flags);
+            sum.add_be32(seq);
+            sum.add_be16(u16::from_be_bytes([self.data_offset, flags]));
+            t.set_checksum(sum.checksum().finish());
+        } else {
+            let mut u = UdpPacket::new_unchecked(&mut *l4);
+            u.set_len(l4_len);
+            sum.add_be16(l4_len);
+            u.set_checksum(sum.checksum().finish_udp());
+        }
     }
 }
 

@@ -118,6 +118,27 @@ fn split_case(packet: Vec<u8>, gso: u16, vlan: Option<u16>) {
         assert_eq!(&s[l2_len..], &want_b[k][..want_s[k]]);
         verify(&s[l2_len..]);
     }
+    // The same frame read scattered into the segments' places and split
+    // there, its head parsed alone.
+    let hl = plan.header_len();
+    let head = &f[..(hl + usize::from(gso)).min(f.len())];
+    assert_eq!(GsoPacket::parse_frame_head(&fhdr, head, f.len()), Ok(plan));
+    let mut placed: Vec<Vec<u8>> = (0..n)
+        .map(|i| {
+            let mut b = vec![0xeeu8; 7 + plan.max_segment_len()];
+            let r = plan.payload_range(i);
+            if i == 0 {
+                b[7..7 + hl].copy_from_slice(&f[..hl]);
+            }
+            b[7 + hl..7 + hl + r.len()].copy_from_slice(&f[hl + r.start..hl + r.end]);
+            b
+        })
+        .collect();
+    let mut sizes = vec![0; n];
+    assert_eq!(plan.split_placed(&mut placed, &mut sizes, 7), Ok(n));
+    for (k, s) in segs.iter().enumerate() {
+        assert_eq!(&placed[k][7..7 + sizes[k]], &s[..]);
+    }
 }
 
 #[test]

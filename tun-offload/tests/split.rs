@@ -753,3 +753,94 @@ fn udp_tunnel_types_are_refused_by_the_plain_split() {
         assert!(split(&h, &pkt, &mut bufs, &mut sizes, 0).is_err());
     }
 }
+
+/// Lay `packet` out as a `readv` into the segments' places leaves it: the
+/// headers and the first payload in `bufs[0][offset..]`, payload `i` in
+/// `bufs[i][offset + header_len..]`.
+fn scatter(plan: &GsoPacket, packet: &[u8], offset: usize, cap: usize) -> Vec<Vec<u8>> {
+    let hl = plan.header_len();
+    let payload = &packet[hl..];
+    (0..plan.segment_count())
+        .map(|i| {
+            // Garbage where the headers go: the split must write all of them.
+            let mut b = vec![0x5au8; cap];
+            let r = plan.payload_range(i);
+            if i == 0 {
+                b[offset..offset + hl].copy_from_slice(&packet[..hl]);
+            }
+            b[offset + hl..offset + hl + r.len()].copy_from_slice(&payload[r]);
+            b
+        })
+        .collect()
+}
+
+#[test]
+fn placed_split_refuses_missing_room_before_writing() {
+    let payload = vec![7u8; 3000];
+    let (hdr, pkt) = as_super(tcp(&v4(), 1, 2, 3, 4, ACK, &[], &payload), 1000);
+    let plan = GsoPacket::parse(&hdr, &pkt).unwrap();
+    let mut b = scatter(&plan, &pkt, 4, 1100);
+    let before = b.clone();
+    let mut s = [0usize; 3];
+    // One buffer short, then one buffer too small: nothing is written.
+    assert_eq!(
+        plan.split_placed(&mut b[..2], &mut s, 4),
+        Err(SplitError::OutOfSpace {
+            produced: 0,
+            dropped: 3
+        })
+    );
+    b[2].truncate(4 + 40 + 999);
+    let mut short = before.clone();
+    short[2].truncate(4 + 40 + 999);
+    assert_eq!(
+        plan.split_placed(&mut b, &mut s, 4),
+        Err(SplitError::OutOfSpace {
+            produced: 0,
+            dropped: 3
+        })
+    );
+    assert_eq!(b, short);
+    assert_eq!(s, [0; 3]);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    /// A super-packet read scattered into its segments' places and split
+    /// there is byte for byte the split into fresh buffers, and its head
+    /// alone parses to the same plan.
+    #[test]
+    fn placed_split_equals_the_copying_split(
+        ip in any_ip(),
+        is_tcp in any::<bool>(),
+        opt_words in 0usize..=10,
+        gso_size in 1u16..=1500,
+        payload in proptest::collection::vec(any::<u8>(), 0..20_000),
+        seq in any::<u32>(),
+        flags in prop_oneof![Just(ACK), Just(ACK | PSH), Just(ACK | FIN | PSH), Just(ACK | CWR)],
+        offset in 0usize..16,
+    ) {
+        let options = vec![1u8; opt_words * 4];
+        let pkt = if is_tcp {
+            tcp(&ip, 1000, 2000, seq, 77, flags, &options, &payload)
+        } else {
+            udp(&ip, 1000, 2000, &payload)
+        };
+        let (hdr, pkt) = as_super(pkt, gso_size);
+        let plan = GsoPacket::parse(&hdr, &pkt).unwrap();
+        let head = &pkt[..(plan.header_len() + usize::from(gso_size)).min(pkt.len())];
+        prop_assert_eq!(GsoPacket::parse_head(&hdr, head, pkt.len()), Ok(plan));
+        let n = plan.segment_count();
+        let cap = offset + plan.max_segment_len();
+        let (mut want, mut want_sizes) = bufs(n, cap);
+        prop_assert_eq!(plan.split_into(&pkt, &mut want, &mut want_sizes, offset), Ok(n));
+        let mut got = scatter(&plan, &pkt, offset, cap);
+        let mut sizes = vec![0; n];
+        prop_assert_eq!(plan.split_placed(&mut got, &mut sizes, offset), Ok(n));
+        prop_assert_eq!(&sizes, &want_sizes);
+        for i in 0..n {
+            prop_assert_eq!(&got[i][offset..offset + sizes[i]], &want[i][offset..offset + sizes[i]]);
+        }
+    }
+}

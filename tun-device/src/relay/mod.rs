@@ -39,10 +39,10 @@ use std::thread::JoinHandle;
 
 use tun_offload::GsoPacket;
 
-use crate::batch::RecvState;
 use crate::error::{ConfigError, Error, Result, Syscall};
 use crate::interrupt::Interrupt;
 use crate::queue::Queue;
+use crate::rx::RecvState;
 use crate::tx::SendState;
 
 mod counters;

@@ -1,0 +1,968 @@
+//! The receive engine of a queue, free of I/O: where one read's bytes go,
+//! and what the packets are once the read returned. [`Queue::recv_batch`]
+//! (the driver) makes the `readv` this engine lays out and hands it the
+//! result; everything between, from a super-packet read scattered into the
+//! caller's buffers to segments left over for the next call, is here and
+//! unit-tested without a device.
+//!
+//! # Reading super-packets into place
+//!
+//! A TSO super-packet of one TCP flow arrives again and again with the same
+//! shape: the same header length and segment size. Once the state has seen
+//! a shape twice in a row, the next read is laid out as a chain: the first
+//! slice is the first buffer (headers and first payload), each further
+//! slice the payload place of the next buffer (behind room for that
+//! segment's headers), then an overflow area. The kernel's copy then puts
+//! every segment's payload where the segment will be handed out, and the
+//! split only writes each segment's headers and sums its payload where it
+//! lies ([`GsoPacket::split_placed`]): no payload byte is copied in user
+//! space. A read that does not match the chain (another shape, a packet
+//! that needs no split and is longer than the first slice) is put back
+//! together with one copy and handled as any other read.
+//!
+//! Otherwise the read goes into the first buffer (about an MTU, so a packet
+//! that needs no split lands in place) and the overflow area; a
+//! super-packet's head is copied in front of its tail there, and it is
+//! split from that contiguous copy.
+//!
+//! [`Queue::recv_batch`]: crate::Queue::recv_batch
+
+use std::ops::Range;
+
+use tun_offload::MAX_PLACED_HEADER_LEN;
+use tun_offload::framing::PacketInfo;
+use tun_offload::{GsoPacket, GsoType, Layer, PacketError, SplitError, VirtioNetHdr};
+
+use crate::error::Error;
+
+/// Room in front of the overflow area of the scratch buffer, where a read
+/// laid out over several buffers is put back together (also the most a
+/// chain of slices may hold).
+const FRONT: usize = 1 << 17;
+/// The overflow area: the largest packet a TUN hands over (its
+/// `gso_max_size`, 64 KiB) and some slack, so a read that fills it is
+/// known to be truncated.
+const OVERFLOW: usize = (1 << 16) + 256;
+/// The largest super-packet the chain must hold: 64 KiB of IP packet, and
+/// a tagged Ethernet header on a TAP.
+const MAX_SUPER: usize = (1 << 16) + tun_offload::frame::MAX_L2_LEN;
+/// The most slices of a read laid out as a chain (the prefix and the
+/// overflow area come on top): segments of at least 536 payload bytes.
+pub(crate) const MAX_CHAIN: usize = 128;
+
+/// What a queue puts in front of each packet it reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) struct Framing {
+    /// Packet information (`IFF_NO_PI` off).
+    pub(crate) pi: bool,
+    /// The 10-byte virtio header (`IFF_VNET_HDR`).
+    pub(crate) vnet: bool,
+    /// A TAP: packets are Ethernet frames, whose virtio header counts
+    /// `csum_start` from the frame start.
+    pub(crate) l2: bool,
+    /// The interface's MTU as last seen: how long a packet that needs no
+    /// split usually is.
+    pub(crate) mtu: usize,
+}
+
+impl Framing {
+    /// Bytes in front of each packet: packet information, virtio header.
+    pub(crate) fn prefix_len(self) -> usize {
+        (if self.pi { PacketInfo::LEN } else { 0 }) + if self.vnet { VirtioNetHdr::LEN } else { 0 }
+    }
+}
+
+/// The shape of a super-packet: what a chain is laid out for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Shape {
+    header_len: usize,
+    gso_size: usize,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Pending {
+    None,
+    /// A super-packet read but not split yet, at `scratch[start..start + len]`.
+    Raw {
+        hdr: VirtioNetHdr,
+        start: usize,
+        len: usize,
+    },
+    /// Segments split into `segs[next..count]` not handed out yet.
+    Segments {
+        next: usize,
+        count: usize,
+    },
+}
+
+/// Why the engine could not hand out a packet; the driver turns it into an
+/// [`Error`] that names the queue and the call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum RxFault {
+    /// A packet (or a segment) longer than the room behind `offset`.
+    TooSmall { needed: usize, available: usize },
+    /// A packet the kernel's header does not describe, at batch position
+    /// `index`.
+    Bad { index: usize, error: PacketError },
+}
+
+/// What one step of the engine handed out.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub(crate) struct Step {
+    /// Packets written into the buffers, from the position given.
+    pub(crate) count: usize,
+    /// A fault met after those packets.
+    pub(crate) fault: Option<RxFault>,
+}
+
+impl Step {
+    fn ok(count: usize) -> Self {
+        Self { count, fault: None }
+    }
+
+    fn fault(count: usize, fault: RxFault) -> Self {
+        Self {
+            count,
+            fault: Some(fault),
+        }
+    }
+}
+
+/// How one read is laid out: the prefix, then `slots` (a range of each of
+/// the buffers from `first` on, in order), then the overflow area.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ReadLayout {
+    /// Bytes of packet information and virtio header in front.
+    pub(crate) prefix_len: usize,
+    /// The batch position of the first buffer.
+    pub(crate) first: usize,
+    /// The range of buffer `first + k` that slice `k` is.
+    pub(crate) slots: Vec<Range<usize>>,
+    /// The shape the chain was laid out for (None: one slot).
+    shape: Option<Shape>,
+}
+
+impl ReadLayout {
+    /// Bytes the slots hold.
+    fn slots_len(&self) -> usize {
+        self.slots.iter().map(|r| r.len()).sum()
+    }
+}
+
+/// Caller-owned state of [`Queue::recv_batch`](crate::Queue::recv_batch):
+/// a scratch buffer for super-packets, the segments a call could not hand
+/// over yet, and the shape of the last super-packets (to read the next
+/// into place). One per reading thread; reuse it for every batch.
+pub struct RecvState {
+    scratch: Box<[u8]>,
+    pending: Pending,
+    segs: Vec<Vec<u8>>,
+    seg_lens: Vec<usize>,
+    pub(crate) deferred: Option<Error>,
+    pub(crate) stats: RecvStats,
+    /// The last super-packet's shape, and whether the one before had it too.
+    shape: Option<(Shape, bool)>,
+    layout: ReadLayout,
+    /// Where a read's packet information and virtio header go.
+    prefix: [u8; PacketInfo::LEN + VirtioNetHdr::LEN],
+}
+
+/// Counters of a [`RecvState`] since it was made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct RecvStats {
+    /// Reads that returned a packet.
+    pub reads: u64,
+    /// Of those, super-packets (TSO/USO) that were split.
+    pub super_packets: u64,
+    /// Of those, super-packets read into the places of their segments
+    /// (split without a copy of their payload).
+    pub placed: u64,
+    /// Packets handed to the caller.
+    pub packets: u64,
+    /// Bytes handed to the caller (IP bytes, or whole Ethernet frames on a
+    /// TAP; no virtio header or packet information).
+    pub bytes: u64,
+}
+
+impl std::fmt::Debug for RecvState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RecvState")
+            .field("pending", &self.pending)
+            .field("deferred", &self.deferred)
+            .field("stats", &self.stats)
+            .finish()
+    }
+}
+
+impl Default for RecvState {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl RecvState {
+    /// A fresh state (about 200 KiB of scratch space, mapped as it is
+    /// touched).
+    pub fn new() -> Self {
+        Self {
+            scratch: vec![0u8; FRONT + OVERFLOW].into_boxed_slice(),
+            pending: Pending::None,
+            segs: Vec::new(),
+            seg_lens: Vec::new(),
+            deferred: None,
+            stats: RecvStats::default(),
+            shape: None,
+            layout: ReadLayout {
+                prefix_len: 0,
+                first: 0,
+                slots: Vec::with_capacity(MAX_CHAIN),
+                shape: None,
+            },
+            prefix: [0; PacketInfo::LEN + VirtioNetHdr::LEN],
+        }
+    }
+
+    /// Counters since this state was made.
+    pub fn stats(&self) -> RecvStats {
+        self.stats
+    }
+
+    /// Whether packets read from the kernel wait here for the next call.
+    pub fn has_pending(&self) -> bool {
+        !matches!(self.pending, Pending::None)
+    }
+
+    /// Whether an error met after some packets of the last batch waits to
+    /// be returned by the next call.
+    pub fn has_deferred(&self) -> bool {
+        self.deferred.is_some()
+    }
+
+    /// Whether the next call has nothing to hand out before reading: no
+    /// pending segments and no deferred error.
+    pub fn is_empty(&self) -> bool {
+        !self.has_pending() && !self.has_deferred()
+    }
+
+    /// Drop what waits here (segments not handed out, a deferred error).
+    pub fn clear(&mut self) {
+        self.pending = Pending::None;
+        self.deferred = None;
+    }
+
+    /// Lay out the next read into `bufs[first..]` (each of which has room
+    /// behind `offset`): a chain over as many buffers as a super-packet of
+    /// the expected shape needs, when there are that many with room for a
+    /// segment each, else the first buffer alone. The layout stays in the
+    /// state for [`Self::complete`].
+    pub(crate) fn lay_out(
+        &mut self,
+        framing: Framing,
+        buf_lens: impl ExactSizeIterator<Item = usize>,
+        first: usize,
+        offset: usize,
+    ) -> &ReadLayout {
+        let left = buf_lens.len();
+        let l = &mut self.layout;
+        l.prefix_len = framing.prefix_len();
+        l.first = first;
+        l.slots.clear();
+        l.shape = None;
+        let mut lens = buf_lens;
+        let Some(cap0) = lens.next().map(|b| b.saturating_sub(offset)) else {
+            return &self.layout;
+        };
+        if let Some((shape, true)) = self.shape.filter(|_| framing.vnet) {
+            let Shape {
+                header_len: hl,
+                gso_size: gso,
+            } = shape;
+            let count = (MAX_SUPER - hl).div_ceil(gso);
+            let seg = hl + gso;
+            if count <= left
+                && count <= MAX_CHAIN
+                && hl + count * gso <= FRONT
+                && cap0 >= seg
+                && lens
+                    .take(count - 1)
+                    .all(|b| b.saturating_sub(offset) >= seg)
+            {
+                l.slots.push(offset..offset + seg);
+                for _ in 1..count {
+                    l.slots.push(offset + hl..offset + seg);
+                }
+                l.shape = Some(shape);
+                return &self.layout;
+            }
+        }
+        // Only what may arrive without a split goes to the caller's buffer
+        // directly; a super-packet's head is copied out again, so keep it
+        // short: about the MTU (and a tagged Ethernet header on a TAP).
+        let len = if framing.vnet {
+            let l2 = if framing.l2 {
+                tun_offload::frame::MAX_L2_LEN
+            } else {
+                0
+            };
+            cap0.min((framing.mtu + l2).clamp(576, 1 << 16))
+        } else {
+            cap0.min(1 << 16)
+        };
+        l.slots.push(offset..offset + len);
+        &self.layout
+    }
+
+    /// The parts of the read just laid out, other than the caller's
+    /// buffers: the prefix, the slots (ranges of `bufs[first..]`), the
+    /// overflow area.
+    pub(crate) fn read_parts(&mut self) -> (&mut [u8], &[Range<usize>], &mut [u8]) {
+        let prefix_len = self.layout.prefix_len;
+        (
+            &mut self.prefix[..prefix_len],
+            &self.layout.slots,
+            &mut self.scratch[FRONT..],
+        )
+    }
+
+    /// Hand out what one read laid out by [`Self::lay_out`] returned:
+    /// `total` bytes, from the prefix on. Packets go to `bufs[first..]` at
+    /// `offset`, their lengths to `sizes`.
+    pub(crate) fn complete<B: AsMut<[u8]>>(
+        &mut self,
+        framing: Framing,
+        total: usize,
+        bufs: &mut [B],
+        sizes: &mut [usize],
+        offset: usize,
+    ) -> Step {
+        let n = self.layout.first;
+        let prefix_len = self.layout.prefix_len;
+        let slots_len = self.layout.slots_len();
+        let cap = bufs[n].as_mut().len().saturating_sub(offset);
+        let len = total.saturating_sub(prefix_len);
+        self.stats.reads += 1;
+        if total < prefix_len || len >= slots_len + OVERFLOW {
+            return Step::fault(
+                0,
+                RxFault::TooSmall {
+                    needed: len,
+                    available: cap,
+                },
+            );
+        }
+        let hdr = if framing.vnet {
+            let at = if framing.pi { PacketInfo::LEN } else { 0 };
+            match VirtioNetHdr::decode(&self.prefix[at..at + VirtioNetHdr::LEN]) {
+                Ok(h) => h,
+                Err(e) => {
+                    let error = PacketError::Truncated {
+                        layer: Layer::Ipv4,
+                        required: e.required,
+                        len: e.len,
+                    };
+                    return Step::fault(0, RxFault::Bad { index: n, error });
+                }
+            }
+        } else {
+            VirtioNetHdr::ZERO
+        };
+        let first_len = self.layout.slots[0].len();
+        if hdr.gso_type() == GsoType::NONE {
+            if len > first_len {
+                if len > cap {
+                    return Step::fault(
+                        0,
+                        RxFault::TooSmall {
+                            needed: len,
+                            available: cap,
+                        },
+                    );
+                }
+                self.gather_into_first(bufs, offset, len);
+            }
+            let pkt = &mut bufs[n].as_mut()[offset..offset + len];
+            if let Err(error) = tun_offload::complete_checksum(&hdr, pkt) {
+                return Step::fault(0, RxFault::Bad { index: n, error });
+            }
+            sizes[n] = len;
+            return Step::ok(1);
+        }
+        self.stats.super_packets += 1;
+        if let Some(shape) = self.layout.shape.filter(|_| len <= slots_len) {
+            let head = &bufs[n].as_mut()[offset..offset + first_len.min(len)];
+            let parsed = if framing.l2 {
+                GsoPacket::parse_frame_head(&hdr, head, len)
+            } else {
+                GsoPacket::parse_head(&hdr, head, len)
+            };
+            if let Ok(g) = parsed {
+                let seen = Shape {
+                    header_len: g.header_len(),
+                    gso_size: g.gso_size(),
+                };
+                let count = g.segment_count();
+                if seen == shape
+                    && g.header_len() <= MAX_PLACED_HEADER_LEN
+                    && count <= self.layout.slots.len()
+                {
+                    self.learn(seen);
+                    let end = n + count;
+                    if let Ok(k) = g.split_placed(&mut bufs[n..end], &mut sizes[n..end], offset) {
+                        self.stats.placed += 1;
+                        return Step::ok(k);
+                    }
+                }
+            }
+        }
+        // Put the read back together in the scratch buffer, its slots in
+        // front of the overflow area, then split from there.
+        let start = self.gather_into_scratch(bufs, len);
+        self.pending = Pending::Raw { hdr, start, len };
+        self.deliver_raw(framing, bufs, sizes, offset, n, true)
+    }
+
+    /// A packet that needs no split but spilled from the first slot into
+    /// the next ones (and the overflow area): bring it together in the
+    /// first buffer, which has room for `len` bytes behind `offset`.
+    fn gather_into_first<B: AsMut<[u8]>>(&mut self, bufs: &mut [B], offset: usize, len: usize) {
+        let n = self.layout.first;
+        let (head, rest) = bufs[n..].split_at_mut(1);
+        let dst = &mut head[0].as_mut()[offset..offset + len];
+        let mut at = self.layout.slots[0].len();
+        for (k, slot) in self.layout.slots.iter().enumerate().skip(1) {
+            if at >= len {
+                return;
+            }
+            let take = slot.len().min(len - at);
+            let src = &rest[k - 1].as_mut()[slot.start..slot.start + take];
+            dst[at..at + take].copy_from_slice(src);
+            at += take;
+        }
+        if at < len {
+            dst[at..].copy_from_slice(&self.scratch[FRONT..FRONT + len - at]);
+        }
+    }
+
+    /// Copy the slots' share of a `len`-byte read in front of the overflow
+    /// area, making the read contiguous; returns where it starts.
+    fn gather_into_scratch<B: AsMut<[u8]>>(&mut self, bufs: &mut [B], len: usize) -> usize {
+        let n = self.layout.first;
+        let in_slots = len.min(self.layout.slots_len());
+        let start = FRONT - in_slots;
+        let mut at = start;
+        let mut left = in_slots;
+        for (k, slot) in self.layout.slots.iter().enumerate() {
+            if left == 0 {
+                break;
+            }
+            let take = slot.len().min(left);
+            let src = &bufs[n + k].as_mut()[slot.start..slot.start + take];
+            self.scratch[at..at + take].copy_from_slice(src);
+            at += take;
+            left -= take;
+        }
+        start
+    }
+
+    /// Remember a super-packet's shape: the second time in a row, the next
+    /// read is laid out as a chain for it.
+    fn learn(&mut self, seen: Shape) {
+        self.shape = Some(match self.shape {
+            Some((last, _)) if last == seen => (seen, true),
+            _ => (seen, false),
+        });
+    }
+
+    /// Hand out what the state holds into `bufs[n..]`.
+    pub(crate) fn deliver_pending<B: AsMut<[u8]>>(
+        &mut self,
+        framing: Framing,
+        bufs: &mut [B],
+        sizes: &mut [usize],
+        offset: usize,
+        n: usize,
+    ) -> Step {
+        match self.pending {
+            Pending::None => Step::ok(0),
+            Pending::Raw { .. } => self.deliver_raw(framing, bufs, sizes, offset, n, false),
+            Pending::Segments { .. } => self.deliver_segments(bufs, sizes, offset, n),
+        }
+    }
+
+    /// Split the super-packet held as [`Pending::Raw`] into `bufs[n..]`,
+    /// or keep it; `fresh`: it was just read (its shape is news).
+    fn deliver_raw<B: AsMut<[u8]>>(
+        &mut self,
+        framing: Framing,
+        bufs: &mut [B],
+        sizes: &mut [usize],
+        offset: usize,
+        n: usize,
+        fresh: bool,
+    ) -> Step {
+        let Pending::Raw { hdr, start, len } = self.pending else {
+            return Step::ok(0);
+        };
+        let pkt = &self.scratch[start..start + len];
+        let parsed = if framing.l2 {
+            GsoPacket::parse_frame(&hdr, pkt)
+        } else {
+            GsoPacket::parse(&hdr, pkt)
+        };
+        let gso = match parsed {
+            Ok(g) => g,
+            Err(error) => {
+                self.pending = Pending::None;
+                return Step::fault(0, RxFault::Bad { index: n, error });
+            }
+        };
+        if fresh {
+            self.learn(Shape {
+                header_len: gso.header_len(),
+                gso_size: gso.gso_size(),
+            });
+        }
+        let count = gso.segment_count();
+        let need = offset + gso.max_segment_len();
+        let left = &mut bufs[n..];
+        if count <= left.len() && left[..count].iter_mut().all(|b| b.as_mut().len() >= need) {
+            self.pending = Pending::None;
+            let pkt = &self.scratch[start..start + len];
+            return match gso.split_into(pkt, &mut left[..count], &mut sizes[n..n + count], offset) {
+                Ok(k) => Step::ok(k),
+                Err(SplitError::OutOfSpace { produced, .. }) => Step::ok(produced),
+                Err(SplitError::Invalid(error)) => Step::fault(0, RxFault::Bad { index: n, error }),
+            };
+        }
+        if n > 0 {
+            // Keep it for the next call, which starts with empty buffers.
+            return Step::ok(0);
+        }
+        // Not even an empty batch holds it: split into our own segments
+        // and hand them out over as many calls as it takes.
+        ensure_segments(
+            &mut self.segs,
+            &mut self.seg_lens,
+            count,
+            gso.max_segment_len(),
+        );
+        let pkt = &self.scratch[start..start + len];
+        match gso.split_into(pkt, &mut self.segs[..count], &mut self.seg_lens[..count], 0) {
+            Ok(k) => self.pending = Pending::Segments { next: 0, count: k },
+            Err(SplitError::OutOfSpace { produced, .. }) => {
+                self.pending = Pending::Segments {
+                    next: 0,
+                    count: produced,
+                }
+            }
+            Err(SplitError::Invalid(error)) => {
+                self.pending = Pending::None;
+                return Step::fault(0, RxFault::Bad { index: n, error });
+            }
+        }
+        self.deliver_segments(bufs, sizes, offset, n)
+    }
+
+    fn deliver_segments<B: AsMut<[u8]>>(
+        &mut self,
+        bufs: &mut [B],
+        sizes: &mut [usize],
+        offset: usize,
+        mut n: usize,
+    ) -> Step {
+        let Pending::Segments { mut next, count } = self.pending else {
+            return Step::ok(0);
+        };
+        let start = n;
+        while next < count && n < bufs.len() {
+            let len = self.seg_lens[next];
+            let buf = bufs[n].as_mut();
+            let available = buf.len().saturating_sub(offset);
+            if available < len {
+                // This segment is dropped; the ones behind it stay.
+                next += 1;
+                self.pending = if next < count {
+                    Pending::Segments { next, count }
+                } else {
+                    Pending::None
+                };
+                return Step::fault(
+                    n - start,
+                    RxFault::TooSmall {
+                        needed: len,
+                        available,
+                    },
+                );
+            }
+            buf[offset..offset + len].copy_from_slice(&self.segs[next][..len]);
+            sizes[n] = len;
+            n += 1;
+            next += 1;
+        }
+        self.pending = if next < count {
+            Pending::Segments { next, count }
+        } else {
+            Pending::None
+        };
+        Step::ok(n - start)
+    }
+}
+
+/// Grow `segs` (and `lens`) to at least `count` buffers of at least `len`
+/// bytes each: the segment storage of a split the caller's buffers could
+/// not take, reused from call to call.
+fn ensure_segments(segs: &mut Vec<Vec<u8>>, lens: &mut Vec<usize>, count: usize, len: usize) {
+    if segs.len() < count {
+        segs.resize_with(count, Vec::new);
+        lens.resize(count, 0);
+    }
+    for s in &mut segs[..count] {
+        if s.len() < len {
+            s.resize(len, 0);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tun_offload::HdrFlags;
+    use tun_offload::checksum::{Checksum, pseudo_header_v4};
+
+    const OFF: usize = 10;
+
+    fn vnet() -> Framing {
+        Framing {
+            pi: false,
+            vnet: true,
+            l2: false,
+            mtu: 1500,
+        }
+    }
+
+    /// An IPv4/TCP super-packet of `payload` bytes (`hl` = 20 + 20 +
+    /// `opts` bytes of headers) as a TUN hands it over: NEEDS_CSUM with the
+    /// pseudo-header sum in the checksum field, `gso` bytes per segment.
+    fn super_tcp(payload: usize, gso: u16, seq: u32, opts: usize) -> (VirtioNetHdr, Vec<u8>) {
+        let hl = 40 + opts;
+        let len = hl + payload;
+        let mut p = vec![0u8; len];
+        p[0] = 0x45;
+        p[2..4].copy_from_slice(&(len.min(0xffff) as u16).to_be_bytes());
+        p[6] = 0x40;
+        p[8] = 64;
+        p[9] = 6;
+        p[12..16].copy_from_slice(&[10, 0, 0, 1]);
+        p[16..20].copy_from_slice(&[10, 0, 0, 2]);
+        let ip = tun_offload::checksum::ipv4_header(&p[..20]);
+        p[10..12].copy_from_slice(&ip.to_be_bytes());
+        p[20..22].copy_from_slice(&4000u16.to_be_bytes());
+        p[22..24].copy_from_slice(&80u16.to_be_bytes());
+        p[24..28].copy_from_slice(&seq.to_be_bytes());
+        p[32] = ((5 + opts / 4) as u8) << 4;
+        p[33] = 0x18; // ACK | PSH
+        p[34..36].copy_from_slice(&1000u16.to_be_bytes());
+        p[40..hl].fill(1); // NOP options
+        for (k, b) in p[hl..].iter_mut().enumerate() {
+            *b = (k * 7 + seq as usize) as u8;
+        }
+        let l4 = (len - 20) as u16;
+        let pseudo = pseudo_header_v4([10, 0, 0, 1].into(), [10, 0, 0, 2].into(), 6, l4);
+        p[36..38].copy_from_slice(&pseudo.fold().to_be_bytes());
+        let hdr = VirtioNetHdr::new(HdrFlags::NEEDS_CSUM, GsoType::TCPV4, hl as u16, gso, 20, 16);
+        (hdr, p)
+    }
+
+    /// A plain IPv4/UDP packet with a complete checksum.
+    fn plain_udp(payload: usize) -> Vec<u8> {
+        let len = 28 + payload;
+        let mut p = vec![0u8; len];
+        p[0] = 0x45;
+        p[2..4].copy_from_slice(&(len as u16).to_be_bytes());
+        p[8] = 64;
+        p[9] = 17;
+        p[12..16].copy_from_slice(&[10, 0, 0, 1]);
+        p[16..20].copy_from_slice(&[10, 0, 0, 2]);
+        let ip = tun_offload::checksum::ipv4_header(&p[..20]);
+        p[10..12].copy_from_slice(&ip.to_be_bytes());
+        p[24..26].copy_from_slice(&((len - 20) as u16).to_be_bytes());
+        for (k, b) in p[28..].iter_mut().enumerate() {
+            *b = k as u8;
+        }
+        let pseudo = pseudo_header_v4(
+            [10, 0, 0, 1].into(),
+            [10, 0, 0, 2].into(),
+            17,
+            (len - 20) as u16,
+        );
+        let c = pseudo.combine(Checksum::of(&p[20..])).finish_udp();
+        p[26..28].copy_from_slice(&c.to_be_bytes());
+        p
+    }
+
+    /// The segments tun-offload's copying split makes of a super-packet.
+    fn reference(hdr: &VirtioNetHdr, pkt: &[u8]) -> Vec<Vec<u8>> {
+        let mut b = vec![vec![0u8; 70_000]; 128];
+        let mut s = vec![0usize; 128];
+        let n = tun_offload::split(hdr, pkt, &mut b, &mut s, 0).unwrap();
+        (0..n).map(|i| b[i][..s[i]].to_vec()).collect()
+    }
+
+    /// What the kernel's `readv` does with `wire` (prefix and packet) for
+    /// the layout the state chose: fill the prefix, the slots, the
+    /// overflow area in order, and return how much it put there.
+    fn read(st: &mut RecvState, f: Framing, bufs: &mut [Vec<u8>], n: usize, wire: &[u8]) -> usize {
+        st.lay_out(f, bufs[n..].iter().map(Vec::len), n, OFF);
+        let (prefix, slots, overflow) = st.read_parts();
+        let slots = slots.to_vec();
+        let mut rest = wire;
+        let mut put = |dst: &mut [u8]| {
+            let k = dst.len().min(rest.len());
+            dst[..k].copy_from_slice(&rest[..k]);
+            rest = &rest[k..];
+            k
+        };
+        let mut total = put(prefix);
+        for (k, r) in slots.iter().enumerate() {
+            total += put(&mut bufs[n + k][r.clone()]);
+        }
+        total + put(overflow)
+    }
+
+    fn wire(hdr: &VirtioNetHdr, pkt: &[u8]) -> Vec<u8> {
+        [&hdr.to_bytes()[..], pkt].concat()
+    }
+
+    fn batch(count: usize, len: usize) -> (Vec<Vec<u8>>, Vec<usize>) {
+        (vec![vec![0xccu8; len]; count], vec![0; count])
+    }
+
+    /// Read `wire` at batch position `n` and complete it.
+    fn recv(
+        st: &mut RecvState,
+        bufs: &mut [Vec<u8>],
+        sizes: &mut [usize],
+        n: usize,
+        w: &[u8],
+    ) -> Step {
+        let total = read(st, vnet(), bufs, n, w);
+        st.complete(vnet(), total, bufs, sizes, OFF)
+    }
+
+    fn out(bufs: &[Vec<u8>], sizes: &[usize], range: Range<usize>) -> Vec<Vec<u8>> {
+        range
+            .map(|i| bufs[i][OFF..OFF + sizes[i]].to_vec())
+            .collect()
+    }
+
+    #[test]
+    fn a_repeated_shape_is_read_into_place_and_split_without_a_copy() {
+        let mut st = RecvState::new();
+        let (mut bufs, mut sizes) = batch(64, 65_600);
+        for round in 0..4u32 {
+            let (hdr, pkt) = super_tcp(60_000, 1448, round * 100_000, 12);
+            // The first two learn the shape; from the third on, the read
+            // is a chain of 42 slots and lands in place.
+            let chained = st
+                .lay_out(vnet(), bufs.iter().map(Vec::len), 0, OFF)
+                .slots
+                .len();
+            assert_eq!(
+                chained,
+                if round < 2 {
+                    1
+                } else {
+                    (MAX_SUPER - 52).div_ceil(1448)
+                }
+            );
+            let step = recv(&mut st, &mut bufs, &mut sizes, 0, &wire(&hdr, &pkt));
+            let want = reference(&hdr, &pkt);
+            assert_eq!(step, Step::ok(want.len()), "round {round}");
+            assert_eq!(out(&bufs, &sizes, 0..want.len()), want, "round {round}");
+            assert_eq!(st.stats().placed, u64::from(round.saturating_sub(1)));
+        }
+        assert_eq!(st.stats().super_packets, 4);
+        assert!(!st.has_pending());
+    }
+
+    #[test]
+    fn a_chain_meets_another_shape_a_plain_packet_and_a_long_one() {
+        let mut st = RecvState::new();
+        let (mut bufs, mut sizes) = batch(64, 65_600);
+        for _ in 0..2 {
+            let (hdr, pkt) = super_tcp(20_000, 1448, 1, 12);
+            recv(&mut st, &mut bufs, &mut sizes, 0, &wire(&hdr, &pkt));
+        }
+        // Another header length under a chain laid out for 52 bytes: put
+        // back together and split by copy, every byte right.
+        let (hdr, pkt) = super_tcp(30_000, 1448, 9, 0);
+        let step = recv(&mut st, &mut bufs, &mut sizes, 0, &wire(&hdr, &pkt));
+        let want = reference(&hdr, &pkt);
+        assert_eq!(step, Step::ok(want.len()));
+        assert_eq!(out(&bufs, &sizes, 0..want.len()), want);
+        assert_eq!(st.stats().placed, 0);
+        // The shape changed: no chain until it repeats.
+        assert_eq!(
+            st.lay_out(vnet(), bufs.iter().map(Vec::len), 0, OFF)
+                .slots
+                .len(),
+            1
+        );
+        for _ in 0..2 {
+            let (hdr, pkt) = super_tcp(3000, 1448, 1, 12);
+            recv(&mut st, &mut bufs, &mut sizes, 0, &wire(&hdr, &pkt));
+        }
+        assert!(
+            st.lay_out(vnet(), bufs.iter().map(Vec::len), 0, OFF)
+                .slots
+                .len()
+                > 1
+        );
+        // A packet that needs no split lands in the first slot.
+        let small = plain_udp(100);
+        let step = recv(
+            &mut st,
+            &mut bufs,
+            &mut sizes,
+            0,
+            &wire(&VirtioNetHdr::ZERO, &small),
+        );
+        assert_eq!(step, Step::ok(1));
+        assert_eq!(out(&bufs, &sizes, 0..1), [small]);
+        // One longer than the first slot (a 9000-byte MTU) spills into the
+        // next ones and comes out whole in the first buffer.
+        let long = plain_udp(8972);
+        let step = recv(
+            &mut st,
+            &mut bufs,
+            &mut sizes,
+            3,
+            &wire(&VirtioNetHdr::ZERO, &long),
+        );
+        assert_eq!(step, Step::ok(1));
+        assert_eq!(out(&bufs, &sizes, 3..4), [long]);
+    }
+
+    #[test]
+    fn a_super_packet_that_does_not_fit_the_batch_left_waits_for_the_next_call() {
+        let mut st = RecvState::new();
+        let (mut bufs, mut sizes) = batch(8, 2000);
+        let (hdr, pkt) = super_tcp(5000, 1000, 7, 0);
+        // Five segments, three buffers left behind position 5: kept.
+        let step = recv(&mut st, &mut bufs, &mut sizes, 5, &wire(&hdr, &pkt));
+        assert_eq!(step, Step::ok(0));
+        assert!(st.has_pending());
+        let step = st.deliver_pending(vnet(), &mut bufs, &mut sizes, OFF, 0);
+        let want = reference(&hdr, &pkt);
+        assert_eq!(step, Step::ok(5));
+        assert_eq!(out(&bufs, &sizes, 0..5), want);
+        assert!(!st.has_pending());
+    }
+
+    #[test]
+    fn a_super_packet_larger_than_any_batch_is_handed_out_over_several_calls() {
+        let mut st = RecvState::new();
+        let (mut bufs, mut sizes) = batch(4, 1600);
+        let (hdr, pkt) = super_tcp(10_000, 1000, 3, 0);
+        let want = reference(&hdr, &pkt);
+        let mut got = Vec::new();
+        let step = recv(&mut st, &mut bufs, &mut sizes, 0, &wire(&hdr, &pkt));
+        assert_eq!(step, Step::ok(4));
+        got.extend(out(&bufs, &sizes, 0..4));
+        while st.has_pending() {
+            let step = st.deliver_pending(vnet(), &mut bufs, &mut sizes, OFF, 0);
+            assert!(step.fault.is_none());
+            got.extend(out(&bufs, &sizes, 0..step.count));
+        }
+        assert_eq!(got, want);
+    }
+
+    #[test]
+    fn a_segment_too_long_for_its_buffer_is_a_fault_after_the_ones_before() {
+        let mut st = RecvState::new();
+        let (hdr, pkt) = super_tcp(5000, 1000, 3, 0);
+        // Two buffers: the split goes to the state's segments.
+        let (mut bufs, mut sizes) = batch(2, 1100);
+        let step = recv(&mut st, &mut bufs, &mut sizes, 0, &wire(&hdr, &pkt));
+        assert_eq!(step, Step::ok(2));
+        // Then a buffer too short for the third: a fault before any packet,
+        // and the fourth and fifth still come.
+        let mut short = vec![vec![0u8; OFF + 500], vec![0u8; 1100], vec![0u8; 1100]];
+        let mut s = [0usize; 3];
+        let step = st.deliver_pending(vnet(), &mut short, &mut s, OFF, 0);
+        assert_eq!(
+            step,
+            Step::fault(
+                0,
+                RxFault::TooSmall {
+                    needed: 1040,
+                    available: 500
+                }
+            )
+        );
+        let step = st.deliver_pending(vnet(), &mut short, &mut s, OFF, 1);
+        assert_eq!(step, Step::ok(2));
+        assert_eq!(out(&short, &s, 1..3), reference(&hdr, &pkt)[3..]);
+    }
+
+    #[test]
+    fn truncated_reads_and_bad_headers_are_faults() {
+        let mut st = RecvState::new();
+        let (mut bufs, mut sizes) = batch(4, 2000);
+        // A read that fills the first slot and the whole overflow area may
+        // have lost bytes.
+        let huge = vec![0u8; 200_000];
+        let step = recv(&mut st, &mut bufs, &mut sizes, 0, &huge);
+        assert!(
+            matches!(step.fault, Some(RxFault::TooSmall { .. })),
+            "{step:?}"
+        );
+        // Shorter than its virtio header.
+        let step = recv(&mut st, &mut bufs, &mut sizes, 0, &[0u8; 4]);
+        assert!(
+            matches!(step.fault, Some(RxFault::TooSmall { .. })),
+            "{step:?}"
+        );
+        // A GSO header over a packet too short for its TCP header.
+        let (hdr, pkt) = super_tcp(5000, 1000, 3, 0);
+        let step = recv(&mut st, &mut bufs, &mut sizes, 2, &wire(&hdr, &pkt[..30]));
+        assert!(
+            matches!(step.fault, Some(RxFault::Bad { index: 2, .. })),
+            "{step:?}"
+        );
+        assert!(!st.has_pending());
+        // A plain packet longer than its buffer.
+        let long = plain_udp(3000);
+        let step = recv(
+            &mut st,
+            &mut bufs,
+            &mut sizes,
+            0,
+            &wire(&VirtioNetHdr::ZERO, &long),
+        );
+        assert_eq!(
+            step,
+            Step::fault(
+                0,
+                RxFault::TooSmall {
+                    needed: 3028,
+                    available: 2000 - OFF
+                }
+            )
+        );
+    }
+
+    #[test]
+    fn lengths_near_the_limits_never_panic() {
+        let mut st = RecvState::new();
+        let (mut bufs, mut sizes) = batch(3, 64);
+        // A layout for buffers with no room behind the offset, and a total
+        // the layout cannot have held.
+        st.lay_out(vnet(), [OFF, 0, usize::MAX].into_iter(), 0, OFF);
+        let step = st.complete(vnet(), usize::MAX, &mut bufs, &mut sizes, OFF);
+        assert!(matches!(step.fault, Some(RxFault::TooSmall { .. })));
+        st.lay_out(vnet(), bufs.iter().map(Vec::len), 0, OFF);
+        let step = st.complete(vnet(), 0, &mut bufs, &mut sizes, OFF);
+        assert!(matches!(step.fault, Some(RxFault::TooSmall { .. })));
+    }
+}
