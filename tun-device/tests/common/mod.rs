@@ -242,6 +242,8 @@ pub struct Counts {
     pub other_l2: AtomicU64,
     pub packets: AtomicU64,
     pub super_packets: AtomicU64,
+    /// Super-packets read into their segments' places (no payload copy).
+    pub placed: AtomicU64,
     pub writes: AtomicU64,
     pub merged: AtomicU64,
     pub oversize: AtomicU64,
@@ -393,6 +395,9 @@ pub fn pump(from: &Queue, to: &Queue, stop: &AtomicBool, counts: &Counts, mtu: u
     counts
         .super_packets
         .fetch_add(rx.stats().super_packets, Ordering::Relaxed);
+    counts
+        .placed
+        .fetch_add(rx.stats().placed, Ordering::Relaxed);
 }
 
 /// A relay between the first queues of a pair, both directions.
