@@ -11,6 +11,10 @@
 //! - `cargo bench -p tun-benches --bench relay` (as root): the full run,
 //!   written as a Markdown table to stdout (and `--out FILE`).
 //! - `... -- --quick`: under a minute.
+//! - `... -- --iperf3`: every TCP case also driven by iperf3 (Debian's
+//!   `iperf3`, run in the namespaces with util-linux's `nsenter`), in the
+//!   same rounds, so the built-in generator is checked against it on every
+//!   path. iperf3 does not check its data; the built-in runs beside it do.
 //! - `cargo test` runs it once in smoke mode: every case, short traffic,
 //!   integrity checked, no speed target.
 
@@ -127,6 +131,31 @@ fn ip(v6: bool) -> &'static str {
     if v6 { "v6" } else { "v4" }
 }
 
+/// What drives a case's traffic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Driver {
+    /// The test bed's checked TCP and UDP traffic.
+    Builtin,
+    /// iperf3, TCP only.
+    Iperf3,
+}
+
+/// One row of a table: a path and what drives it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Case {
+    imp: Imp,
+    driver: Driver,
+}
+
+impl Case {
+    fn label(self) -> String {
+        match self.driver {
+            Driver::Builtin => self.imp.label(),
+            Driver::Iperf3 => format!("{} (iperf3)", self.imp.label()),
+        }
+    }
+}
+
 /// What one run measured.
 #[derive(Debug, Clone, Copy, Default)]
 struct Run {
@@ -154,6 +183,10 @@ fn main() {
     }
     let full = args.iter().any(|a| a == "--bench");
     let quick = args.iter().any(|a| a == "--quick");
+    let with_iperf3 = args.iter().any(|a| a == "--iperf3");
+    if with_iperf3 {
+        iperf3::check().expect("--iperf3");
+    }
     let long = args.iter().any(|a| a == "--long");
     let out = args
         .iter()
@@ -230,7 +263,7 @@ fn main() {
     let mut report = String::new();
     let started = Instant::now();
     for &load in &loads {
-        let mut cases: Vec<Imp> = imps.to_vec();
+        let mut paths: Vec<Imp> = imps.to_vec();
         if load
             == (Load::Tcp {
                 streams: 4,
@@ -238,21 +271,34 @@ fn main() {
             })
         {
             // Multi-queue needs multi-queue devices on both sides: ours only.
-            cases.push(Imp::Ours(RelayMode::Offload, 2));
+            paths.push(Imp::Ours(RelayMode::Offload, 2));
+        }
+        let mut cases: Vec<Case> = Vec::new();
+        for imp in paths {
+            cases.push(Case {
+                imp,
+                driver: Driver::Builtin,
+            });
+            if with_iperf3 && matches!(load, Load::Tcp { .. }) {
+                cases.push(Case {
+                    imp,
+                    driver: Driver::Iperf3,
+                });
+            }
         }
         if let Some(o) = &only {
-            cases.retain(|c| c.label().contains(o.as_str()));
+            cases.retain(|c| c.imp == Imp::Veth || c.label().contains(o.as_str()));
         }
         let mut runs: Vec<Vec<Run>> = vec![Vec::new(); cases.len()];
         for round in 0..rounds {
-            for (i, &imp) in cases.iter().enumerate() {
-                let r = run_case(&tb, imp, load, Duration::from_secs_f64(secs));
+            for (i, &case) in cases.iter().enumerate() {
+                let r = run_case(&tb, case, load, Duration::from_secs_f64(secs));
                 eprintln!(
-                    "[{:>4.0}s] round {} {:<28} {:<22} {:>6.2} Gbit/s {:>5.2} CPU s/GB {:>7} KiB{}",
+                    "[{:>4.0}s] round {} {:<28} {:<30} {:>6.2} Gbit/s {:>5.2} CPU s/GB {:>7} KiB{}",
                     started.elapsed().as_secs_f64(),
                     round + 1,
                     load.label(),
-                    imp.label(),
+                    case.label(),
                     r.gbits,
                     r.cpu_per_gb,
                     r.rss_kib,
@@ -262,13 +308,13 @@ fn main() {
                     r.intact,
                     "{} over {}: data did not arrive intact",
                     load.label(),
-                    imp.label()
+                    case.label()
                 );
                 assert!(
                     r.gbits > 0.0,
                     "{} over {}: nothing arrived",
                     load.label(),
-                    imp.label()
+                    case.label()
                 );
                 runs[i].push(r);
             }
@@ -281,30 +327,34 @@ fn main() {
     }
 }
 
-fn table(load: Load, cases: &[Imp], runs: &[Vec<Run>]) -> String {
+fn table(load: Load, cases: &[Case], runs: &[Vec<Run>]) -> String {
     let med = |i: usize, f: fn(&Run) -> f64| median(runs[i].iter().map(f).collect());
-    let find = |imp: Imp| cases.iter().position(|&c| c == imp);
-    let tunrs_of = |imp: Imp| match imp {
-        Imp::Ours(RelayMode::Plain, _) => find(Imp::TunRs(TunRsMode::Plain)),
+    // Ratios compare rows driven the same way.
+    let find = |imp: Imp, driver: Driver| cases.iter().position(|&c| c == Case { imp, driver });
+    let tunrs_of = |c: Case| match c.imp {
+        Imp::Ours(RelayMode::Plain, _) => find(Imp::TunRs(TunRsMode::Plain), c.driver),
         Imp::Ours(RelayMode::Offload, _) | Imp::OursTap(RelayMode::Offload) => {
-            find(Imp::TunRs(TunRsMode::Offload))
+            find(Imp::TunRs(TunRsMode::Offload), c.driver)
         }
-        Imp::Ours(RelayMode::Passthrough, _) => find(Imp::TunRs(TunRsMode::Passthrough)),
-        Imp::OursAsync => find(Imp::TunRsAsync),
+        Imp::Ours(RelayMode::Passthrough, _) => {
+            find(Imp::TunRs(TunRsMode::Passthrough), c.driver)
+        }
+        Imp::OursAsync => find(Imp::TunRsAsync, c.driver),
         _ => None,
     };
-    let pass = find(Imp::Ours(RelayMode::Passthrough, 1));
+    let pass = |c: Case| find(Imp::Ours(RelayMode::Passthrough, 1), c.driver);
     let mut s = format!(
         "\n### {} (medians of {} runs)\n\n| path | Gbit/s | CPU s/GB (relay) | peak RSS KiB | packets/write | vs tun-rs same mode | vs our passthrough |\n| --- | ---: | ---: | ---: | ---: | ---: | ---: |\n",
         load.label(),
         runs.first().map_or(0, Vec::len)
     );
-    for (i, &imp) in cases.iter().enumerate() {
+    for (i, &case) in cases.iter().enumerate() {
+        let imp = case.imp;
         let g = med(i, |r| r.gbits);
-        let vs_tunrs = tunrs_of(imp)
+        let vs_tunrs = tunrs_of(case)
             .map(|j| format!("{:.2}x", g / med(j, |r| r.gbits)))
             .unwrap_or_else(|| "-".into());
-        let vs_pass = match (imp, pass) {
+        let vs_pass = match (imp, pass(case)) {
             (Imp::Veth, _) | (_, None) => "-".into(),
             (_, Some(j)) => format!("{:.0}%", 100.0 * g / med(j, |r| r.gbits)),
         };
@@ -313,7 +363,7 @@ fn table(load: Load, cases: &[Imp], runs: &[Vec<Run>]) -> String {
         let ratio = med(i, |r| r.ratio);
         s.push_str(&format!(
             "| {} | {:.2} | {} | {} | {} | {} | {} |\n",
-            imp.label(),
+            case.label(),
             g,
             if imp == Imp::Veth {
                 "-".into()
@@ -339,7 +389,8 @@ fn table(load: Load, cases: &[Imp], runs: &[Vec<Run>]) -> String {
 
 /// One case: start the relay (a child process) or the veth pair, drive
 /// the load, stop, collect.
-fn run_case(tb: &Testbed, imp: Imp, load: Load, dur: Duration) -> Run {
+fn run_case(tb: &Testbed, case: Case, load: Load, dur: Duration) -> Run {
+    let imp = case.imp;
     let _veth;
     let mut child = None;
     match imp {
@@ -363,9 +414,14 @@ fn run_case(tb: &Testbed, imp: Imp, load: Load, dur: Duration) -> Run {
             child = Some((c, out));
         }
     }
-    let traffic: Traffic = match load {
-        Load::Tcp { streams, v6 } => tb.tcp(v6, streams, dur, None).expect("tcp"),
-        Load::Udp { v6 } => tb.udp(v6, 1200, 32, dur, None).expect("udp"),
+    let traffic: Traffic = match (load, case.driver) {
+        (Load::Tcp { streams, v6 }, Driver::Builtin) => {
+            tb.tcp(v6, streams, dur, None).expect("tcp")
+        }
+        (Load::Tcp { streams, v6 }, Driver::Iperf3) => {
+            iperf3::tcp(tb, v6, streams, dur).expect("iperf3")
+        }
+        (Load::Udp { v6 }, _) => tb.udp(v6, 1200, 32, dur, None).expect("udp"),
     };
     let mut run = Run {
         gbits: traffic.gbits(),
@@ -403,7 +459,10 @@ fn long_run(tb: &Testbed) {
     ] {
         let r = run_case(
             tb,
-            imp,
+            Case {
+                imp,
+                driver: Driver::Builtin,
+            },
             Load::Tcp {
                 streams: 1,
                 v6: false,
@@ -524,6 +583,86 @@ fn child(args: &[String]) {
     );
     std::io::stdout().flush().ok();
     std::process::exit(0);
+}
+
+mod iperf3 {
+    //! iperf3 as the traffic of a TCP case: a one-off server in namespace
+    //! B, a client in namespace A (both through `nsenter`), the client's
+    //! JSON report read for what the server received.
+
+    use super::*;
+
+    /// Fail early, naming the tools, when iperf3 or nsenter is missing.
+    pub fn check() -> Result<(), String> {
+        for (tool, package) in [("iperf3", "iperf3"), ("nsenter", "util-linux")] {
+            let found = Command::new(tool)
+                .arg("--version")
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .is_ok();
+            if !found {
+                return Err(format!("{tool} is not installed (Debian package {package})"));
+            }
+        }
+        Ok(())
+    }
+
+    fn in_ns(ns: &NetNs) -> Command {
+        let mut c = Command::new("nsenter");
+        c.arg(format!(
+            "--net=/proc/{}/fd/{}",
+            std::process::id(),
+            std::os::fd::AsRawFd::as_raw_fd(ns)
+        ));
+        c
+    }
+
+    /// `streams` TCP streams from A to B for `dur`, as iperf3 measures
+    /// them (bytes and seconds at the receiver). `intact` is true: iperf3
+    /// does not check the data it moves.
+    pub fn tcp(tb: &Testbed, v6: bool, streams: usize, dur: Duration) -> Result<Traffic, String> {
+        let dst = Testbed::addr(Side::B, v6).to_string();
+        let port = "5299";
+        let mut server = in_ns(&tb.ns_b)
+            .args(["iperf3", "-s", "-1", "-B", &dst, "-p", port])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| format!("start the iperf3 server: {e}"))?;
+        // The client retries its connection until the server listens.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let out = loop {
+            let out = in_ns(&tb.ns_a)
+                .args(["iperf3", "-c", &dst, "-p", port, "-J"])
+                .args(["-t", &format!("{:.1}", dur.as_secs_f64().max(0.5))])
+                .args(["-P", &streams.to_string()])
+                .output()
+                .map_err(|e| format!("run the iperf3 client: {e}"))?;
+            if out.status.success() || Instant::now() > deadline {
+                break out;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        let _ = server.kill();
+        let _ = server.wait();
+        let report: serde_json::Value = serde_json::from_slice(&out.stdout)
+            .map_err(|e| format!("iperf3 client report is not JSON: {e}"))?;
+        if let Some(err) = report.get("error") {
+            return Err(format!("iperf3 client: {err}"));
+        }
+        let received = &report["end"]["sum_received"];
+        let (Some(bytes), Some(secs)) = (received["bytes"].as_u64(), received["seconds"].as_f64())
+        else {
+            return Err(format!("iperf3 report without end.sum_received: {received}"));
+        };
+        Ok(Traffic {
+            bytes,
+            secs,
+            intact: true,
+            ..Traffic::default()
+        })
+    }
 }
 
 mod tunrs {
