@@ -326,6 +326,13 @@ impl WideSum {
     }
 }
 
+/// Fold a sum of native-endian words (as [`sum_ne`] makes them) to the
+/// big-endian 16-bit value [`Checksum::fold`] gives for the same bytes.
+#[inline]
+pub(crate) fn fold_ne(sum: u64) -> u16 {
+    u16::from_be(fold64(sum))
+}
+
 /// The IPv4 pseudo-header sum (RFC 793/768): addresses, protocol, L4 length.
 pub fn pseudo_header_v4(src: Ipv4Addr, dst: Ipv4Addr, protocol: u8, l4_len: u16) -> Checksum {
     let s = src.octets();
