@@ -38,11 +38,17 @@
 //!   moves by anyone and never touches an interface that took its old
 //!   index or name.
 //! - **Copies and syscalls.** A receive reads first and waits only after
-//!   EAGAIN; each byte of a super-packet is copied once, fused with its
-//!   checksum, by the split. A batched send writes each coalesced run with
-//!   one gathered `writev` (virtio header, the first packet's rewritten
-//!   headers, then every payload where it lies) and never writes into the
-//!   caller's buffers; its logic is an I/O-free state machine.
+//!   EAGAIN. Once super-packets keep one shape (a TCP flow's header length
+//!   and segment size), each is read with one `readv` straight into the
+//!   places of its segments across the caller's buffers, and the split only
+//!   writes each segment's headers and sums its payload where it lies: no
+//!   payload byte is copied in user space. Other super-packets are copied
+//!   once, fused with their checksums, by the split. A batched send writes
+//!   each coalesced run with one gathered `writev` (virtio header, the
+//!   first packet's rewritten headers, then every payload where it lies)
+//!   and never writes into the caller's buffers. Both halves are I/O-free
+//!   state machines under the queue (the receive engine and the send
+//!   engine), unit-tested without a device.
 //! - **Waking a waiter.** An [`Interrupt`] attached to queues
 //!   ([`Queue::set_interrupt`]) ends their waits with
 //!   [`ErrorKind::Interrupted`]: how the [`relay`] stops without periodic

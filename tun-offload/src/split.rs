@@ -16,6 +16,13 @@
 //! allocated. Packets that need no split can be completed in place with
 //! [`complete_checksum`](crate::complete_checksum), with no copy at all.
 //!
+//! A reader that can scatter its read ([`GsoPacket::parse_head`] tells the
+//! shape from the first bytes, and the next super-packet of a flow usually
+//! has the same) lays out a `readv` so that each segment's payload lands in
+//! its own buffer behind room for its headers; [`GsoPacket::split_placed`]
+//! then writes the headers and sums each payload where it lies, and no
+//! payload byte is copied at all.
+//!
 //! The kernel's `hdr_len` is never trusted: header lengths are recomputed
 //! from the packet, and every offset is bounds-checked before use.
 //!
