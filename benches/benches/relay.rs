@@ -336,9 +336,7 @@ fn table(load: Load, cases: &[Case], runs: &[Vec<Run>]) -> String {
         Imp::Ours(RelayMode::Offload, _) | Imp::OursTap(RelayMode::Offload) => {
             find(Imp::TunRs(TunRsMode::Offload), c.driver)
         }
-        Imp::Ours(RelayMode::Passthrough, _) => {
-            find(Imp::TunRs(TunRsMode::Passthrough), c.driver)
-        }
+        Imp::Ours(RelayMode::Passthrough, _) => find(Imp::TunRs(TunRsMode::Passthrough), c.driver),
         Imp::OursAsync => find(Imp::TunRsAsync, c.driver),
         _ => None,
     };
@@ -602,7 +600,9 @@ mod iperf3 {
                 .status()
                 .is_ok();
             if !found {
-                return Err(format!("{tool} is not installed (Debian package {package})"));
+                return Err(format!(
+                    "{tool} is not installed (Debian package {package})"
+                ));
             }
         }
         Ok(())
@@ -654,7 +654,9 @@ mod iperf3 {
         let received = &report["end"]["sum_received"];
         let (Some(bytes), Some(secs)) = (received["bytes"].as_u64(), received["seconds"].as_f64())
         else {
-            return Err(format!("iperf3 report without end.sum_received: {received}"));
+            return Err(format!(
+                "iperf3 report without end.sum_received: {received}"
+            ));
         };
         Ok(Traffic {
             bytes,

@@ -770,7 +770,7 @@ forward_io! {
     /// [`Queue::send_vectored`] on the first queue.
     fn send_vectored(&self, bufs: &[std::io::IoSlice<'_>]) -> Result<usize>;
     /// [`Queue::recv_batch`] on the first queue.
-    fn recv_batch<B: AsMut<[u8]>>(&self, state: &mut crate::RecvState, bufs: &mut [B], sizes: &mut [usize], offset: usize) -> Result<usize>;
+    fn recv_batch<B: AsMut<[u8]>>(&self, state: &mut crate::RecvState, bufs: &mut [B], lens: &mut [usize], offset: usize) -> Result<usize>;
     /// [`Queue::send_batch`] on the first queue.
     fn send_batch<B: AsRef<[u8]>>(&self, state: &mut crate::SendState, bufs: &[B], lens: &[usize], offset: usize) -> Result<crate::SendReport>;
     /// [`Queue::send_pending`] on the first queue.

@@ -121,6 +121,9 @@ pub enum ErrorKind {
     /// The configuration was refused, by this crate before any syscall or
     /// by the kernel (EINVAL on a setting).
     InvalidConfig,
+    /// A call's arguments do not fit together (batch buffers and lengths,
+    /// headroom): a caller's mistake, refused before any I/O.
+    InvalidInput,
     /// This kernel lacks the feature.
     Unsupported,
     /// A wait was cut short through the queue's [`Interrupt`](crate::Interrupt)
@@ -214,48 +217,6 @@ pub enum ConfigError {
         /// Queues of the second device.
         b: usize,
     },
-    /// `offset` leaves no room for the header the queue writes in front of
-    /// each packet of a batched send.
-    NoHeaderRoom {
-        /// The offset given.
-        offset: usize,
-        /// The bytes needed in front of each packet.
-        required: usize,
-    },
-    /// Buffer `index` of a batch ends at or before `offset`: no room for a
-    /// packet behind the headroom.
-    NoRoomBehindOffset {
-        /// Index in the batch.
-        index: usize,
-        /// The offset given.
-        offset: usize,
-        /// The buffer's length.
-        buf_len: usize,
-    },
-    /// `send_pending` was given another batch (length or offset) than the
-    /// one `prepare_batch` coalesced into the state.
-    NotThePreparedBatch {
-        /// Buffers of the prepared batch.
-        prepared: usize,
-        /// Buffers given now.
-        given: usize,
-    },
-    /// `bufs` and `sizes`/`lens` of a batch differ in length.
-    LengthsMismatch {
-        /// Buffers given.
-        bufs: usize,
-        /// Lengths given.
-        lens: usize,
-    },
-    /// Packet `index` of a batch claims more bytes than its buffer holds.
-    PacketOutsideBuffer {
-        /// Index in the batch.
-        index: usize,
-        /// `offset + len`.
-        end: usize,
-        /// The buffer's length.
-        buf_len: usize,
-    },
 }
 
 impl fmt::Display for ConfigError {
@@ -311,11 +272,61 @@ impl fmt::Display for ConfigError {
                     "a relay pairs queues: {a} and {b} queues cannot be paired"
                 )
             }
-            ConfigError::NoHeaderRoom { offset, required } => write!(
-                f,
-                "offset {offset} leaves no room for the {required}-byte header in front"
-            ),
-            ConfigError::NoRoomBehindOffset {
+        }
+    }
+}
+
+/// Arguments of a batched call that do not fit together (a caller's
+/// mistake, found before anything was read or written), for
+/// [`Error::Batch`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum BatchError {
+    /// `bufs` and `lens` differ in length.
+    LengthsMismatch {
+        /// Buffers given.
+        bufs: usize,
+        /// Lengths given.
+        lens: usize,
+    },
+    /// Buffer `index` ends at or before `offset`: no room for a packet
+    /// behind the headroom.
+    NoRoomBehindOffset {
+        /// Index in the batch.
+        index: usize,
+        /// The offset given.
+        offset: usize,
+        /// The buffer's length.
+        buf_len: usize,
+    },
+    /// Packet `index` claims more bytes than its buffer holds.
+    PacketOutsideBuffer {
+        /// Index in the batch.
+        index: usize,
+        /// `offset + len` (saturated).
+        end: usize,
+        /// The buffer's length.
+        buf_len: usize,
+    },
+    /// `send_pending` was given another batch (length or offset) than the
+    /// one `prepare_batch` planned into the state.
+    NotThePreparedBatch {
+        /// Buffers of the prepared batch.
+        prepared: usize,
+        /// Buffers given now.
+        given: usize,
+    },
+    /// The coalescing table refused the batch.
+    Coalescing(tun_offload::GroError),
+}
+
+impl fmt::Display for BatchError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            BatchError::LengthsMismatch { bufs, lens } => {
+                write!(f, "{bufs} buffers but {lens} lengths")
+            }
+            BatchError::NoRoomBehindOffset {
                 index,
                 offset,
                 buf_len,
@@ -323,15 +334,7 @@ impl fmt::Display for ConfigError {
                 f,
                 "buffer {index} has {buf_len} bytes: no room behind offset {offset}"
             ),
-            ConfigError::NotThePreparedBatch { prepared, given } => write!(
-                f,
-                "send_pending got another batch ({given} buffers, or another offset) \
-                 than was prepared ({prepared} buffers)"
-            ),
-            ConfigError::LengthsMismatch { bufs, lens } => {
-                write!(f, "{bufs} buffers but {lens} lengths")
-            }
-            ConfigError::PacketOutsideBuffer {
+            BatchError::PacketOutsideBuffer {
                 index,
                 end,
                 buf_len,
@@ -339,6 +342,21 @@ impl fmt::Display for ConfigError {
                 f,
                 "packet {index} ends at byte {end} of a {buf_len}-byte buffer"
             ),
+            BatchError::NotThePreparedBatch { prepared, given } => write!(
+                f,
+                "send_pending got another batch ({given} buffers, or another offset) \
+                 than was prepared ({prepared} buffers)"
+            ),
+            BatchError::Coalescing(e) => write!(f, "coalescing: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for BatchError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            BatchError::Coalescing(e) => Some(e),
+            _ => None,
         }
     }
 }
@@ -353,6 +371,16 @@ pub enum Error {
     /// A netlink request failed (it names the request, the interface
     /// index and the errno, with the kernel's message when it sent one).
     Netlink(NetlinkError),
+    /// A batched call's arguments do not fit together; nothing was read
+    /// or written.
+    Batch {
+        /// The call.
+        op: IoOp,
+        /// The interface.
+        interface: InterfaceName,
+        /// What does not fit.
+        error: BatchError,
+    },
     /// A read, write or poll on a queue failed.
     Io {
         /// The operation.
@@ -521,7 +549,8 @@ impl Error {
             | Error::BufferTooSmall { interface, .. }
             | Error::FlagsMismatch { interface, .. }
             | Error::NotTun { interface, .. }
-            | Error::Interrupted { interface, .. } => Some(*interface),
+            | Error::Interrupted { interface, .. }
+            | Error::Batch { interface, .. } => Some(*interface),
             Error::Config { interface, .. } | Error::Syscall { interface, .. } => *interface,
             Error::Namespace { .. } => None,
         }
@@ -546,6 +575,7 @@ impl Error {
                 ..
             } => ErrorKind::AlreadyExists,
             Error::Config { .. } | Error::FlagsMismatch { .. } => ErrorKind::InvalidConfig,
+            Error::Batch { .. } => ErrorKind::InvalidInput,
             Error::Packet { .. } | Error::Rejected { .. } => ErrorKind::BadPacket,
             Error::BufferTooSmall { .. } => ErrorKind::BufferTooSmall,
             Error::NotTun { kind: None, .. } => ErrorKind::NotFound,
@@ -656,6 +686,11 @@ impl fmt::Display for Error {
                     (NsAction::Dup, e) => write!(f, "dup of {what} failed: {}", errno_text(e)),
                 }
             }
+            Error::Batch {
+                op,
+                interface,
+                error,
+            } => write!(f, "{interface}: {op}: invalid arguments: {error}"),
             Error::Config { interface, error } => {
                 if let Some(name) = interface {
                     write!(f, "{name}: ")?;
@@ -721,6 +756,7 @@ impl std::error::Error for Error {
             Error::Netlink(e) => Some(e),
             Error::Packet { error, .. } => Some(error),
             Error::Config { error, .. } => Some(error),
+            Error::Batch { error, .. } => Some(error),
             _ => None,
         }
     }
@@ -747,7 +783,9 @@ impl From<Error> for io::Error {
             ErrorKind::PermissionDenied => io::ErrorKind::PermissionDenied,
             ErrorKind::AlreadyExists => io::ErrorKind::AlreadyExists,
             ErrorKind::NotFound => io::ErrorKind::NotFound,
-            ErrorKind::BadPacket | ErrorKind::InvalidConfig => io::ErrorKind::InvalidInput,
+            ErrorKind::BadPacket | ErrorKind::InvalidConfig | ErrorKind::InvalidInput => {
+                io::ErrorKind::InvalidInput
+            }
             ErrorKind::BufferTooSmall => io::ErrorKind::InvalidData,
             ErrorKind::Unsupported => io::ErrorKind::Unsupported,
             ErrorKind::Busy => io::ErrorKind::ResourceBusy,

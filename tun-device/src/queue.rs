@@ -18,7 +18,7 @@ use tun_offload::framing::PacketInfo;
 use tun_offload::{GsoType, HdrFlags, PacketError, VirtioNetHdr};
 use tun_sys::{InterfaceName, OffloadFlags, TunFlags};
 
-use crate::error::{ConfigError, Error, IoOp, Result};
+use crate::error::{BatchError, ConfigError, Error, IoOp, Result};
 use crate::interface::Interface;
 use crate::interrupt::Interrupt;
 use crate::rx::{Framing, RecvState, RxFault, Step};
@@ -282,10 +282,10 @@ impl Queue {
     fn recv_single_offload(&self, buf: &mut [u8]) -> Result<usize> {
         let mut guard = self.single.lock().unwrap_or_else(PoisonError::into_inner);
         let st = guard.get_or_insert_with(|| Box::new(RecvState::new()));
-        let mut sizes = [0usize; 1];
-        let n = self.recv_batch_as(st, &mut [buf], &mut sizes, 0, IoOp::Recv)?;
+        let mut lens = [0usize; 1];
+        let n = self.recv_batch_as(st, &mut [buf], &mut lens, 0, IoOp::Recv)?;
         debug_assert_eq!(n, 1);
-        Ok(sizes[0])
+        Ok(lens[0])
     }
 
     /// Receive one packet into the slices of `bufs` (`readv`); returns its
@@ -440,7 +440,7 @@ impl Queue {
 
     /// Receive a batch: read packets and super-packets from the kernel and
     /// write complete, MTU-sized packets into `bufs[i][offset..]`, their
-    /// lengths into `sizes[i]`; returns how many.
+    /// lengths into `lens[i]`; returns how many.
     ///
     /// - A super-packet is split into as many buffers as it has segments;
     ///   a packet that needs no split is read straight into its buffer
@@ -469,26 +469,26 @@ impl Queue {
         &self,
         state: &mut RecvState,
         bufs: &mut [B],
-        sizes: &mut [usize],
+        lens: &mut [usize],
         offset: usize,
     ) -> Result<usize> {
-        self.recv_batch_as(state, bufs, sizes, offset, IoOp::RecvBatch)
+        self.recv_batch_as(state, bufs, lens, offset, IoOp::RecvBatch)
     }
 
     fn recv_batch_as<B: AsMut<[u8]>>(
         &self,
         st: &mut RecvState,
         bufs: &mut [B],
-        sizes: &mut [usize],
+        lens: &mut [usize],
         offset: usize,
         op: IoOp,
     ) -> Result<usize> {
-        if bufs.len() != sizes.len() {
-            return Err(Error::config(
-                Some(self.name()),
-                ConfigError::LengthsMismatch {
+        if bufs.len() != lens.len() {
+            return Err(self.batch_error(
+                op,
+                BatchError::LengthsMismatch {
                     bufs: bufs.len(),
-                    lens: sizes.len(),
+                    lens: lens.len(),
                 },
             ));
         }
@@ -498,9 +498,9 @@ impl Queue {
         for (index, b) in bufs.iter_mut().enumerate() {
             let buf_len = b.as_mut().len();
             if buf_len <= offset {
-                return Err(Error::config(
-                    Some(self.name()),
-                    ConfigError::NoRoomBehindOffset {
+                return Err(self.batch_error(
+                    op,
+                    BatchError::NoRoomBehindOffset {
                         index,
                         offset,
                         buf_len,
@@ -511,9 +511,9 @@ impl Queue {
         if let Some(e) = st.deferred.take() {
             return Err(e);
         }
-        let n = self.recv_into(st, bufs, sizes, offset, op)?;
+        let n = self.recv_into(st, bufs, lens, offset, op)?;
         st.stats.packets += n as u64;
-        st.stats.bytes += sizes[..n].iter().sum::<usize>() as u64;
+        st.stats.bytes += lens[..n].iter().sum::<usize>() as u64;
         Ok(n)
     }
 
@@ -521,13 +521,13 @@ impl Queue {
         &self,
         st: &mut RecvState,
         bufs: &mut [B],
-        sizes: &mut [usize],
+        lens: &mut [usize],
         offset: usize,
         op: IoOp,
     ) -> Result<usize> {
         let framing = self.framing();
         let mut n = 0;
-        let step = st.deliver_pending(framing, bufs, sizes, offset, 0);
+        let step = st.deliver_pending(framing, bufs, lens, offset, 0);
         if self.take_step(st, step, &mut n, op)? || st.has_pending() {
             return Ok(n);
         }
@@ -545,7 +545,7 @@ impl Queue {
                 }
                 Err(e) => return Err(e),
             };
-            let step = st.complete(framing, total, bufs, sizes, offset);
+            let step = st.complete(framing, total, bufs, lens, offset);
             // A super-packet is a full batch by itself: another read would
             // most often find the queue empty (a wasted syscall), or bring
             // one that no longer fits.
@@ -613,6 +613,14 @@ impl Queue {
         }
         iov[k] = IoSliceMut::new(overflow);
         self.readv(&mut iov[..=k], op, block)
+    }
+
+    fn batch_error(&self, op: IoOp, error: BatchError) -> Error {
+        Error::Batch {
+            op,
+            interface: self.name(),
+            error,
+        }
     }
 
     fn bad_packet(&self, op: IoOp, index: usize, error: PacketError) -> Error {
@@ -684,7 +692,7 @@ impl Queue {
             ecn: offloads.contains(OffloadFlags::TSO_ECN),
         };
         st.prepare(bufs, lens, offset, tx)
-            .map_err(|e| Error::config(Some(self.name()), e))
+            .map_err(|e| self.batch_error(IoOp::SendBatch, e))
     }
 
     /// Write what `state` holds of the current batch (after an error or
@@ -699,7 +707,7 @@ impl Queue {
         offset: usize,
     ) -> Result<SendReport> {
         st.check_batch(bufs.len(), offset)
-            .map_err(|e| Error::config(Some(self.name()), e))?;
+            .map_err(|e| self.batch_error(IoOp::SendBatch, e))?;
         loop {
             let mut prefix = [0u8; PREFIX_MAX];
             let mut iov = st.take_iov();
@@ -709,7 +717,7 @@ impl Queue {
                 Ok(None) => None,
                 Err(e) => {
                     st.put_iov(recycle(iov));
-                    return Err(Error::config(Some(self.name()), e));
+                    return Err(self.batch_error(IoOp::SendBatch, e));
                 }
             };
             st.put_iov(recycle(iov));

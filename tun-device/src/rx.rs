@@ -326,13 +326,13 @@ impl RecvState {
 
     /// Hand out what one read laid out by [`Self::lay_out`] returned:
     /// `total` bytes, from the prefix on. Packets go to `bufs[first..]` at
-    /// `offset`, their lengths to `sizes`.
+    /// `offset`, their lengths to `lens`.
     pub(crate) fn complete<B: AsMut<[u8]>>(
         &mut self,
         framing: Framing,
         total: usize,
         bufs: &mut [B],
-        sizes: &mut [usize],
+        lens: &mut [usize],
         offset: usize,
     ) -> Step {
         let n = self.layout.first;
@@ -384,7 +384,7 @@ impl RecvState {
             if let Err(error) = tun_offload::complete_checksum(&hdr, pkt) {
                 return Step::fault(0, RxFault::Bad { index: n, error });
             }
-            sizes[n] = len;
+            lens[n] = len;
             return Step::ok(1);
         }
         self.stats.super_packets += 1;
@@ -407,7 +407,7 @@ impl RecvState {
                 {
                     self.learn(seen);
                     let end = n + count;
-                    if let Ok(k) = g.split_placed(&mut bufs[n..end], &mut sizes[n..end], offset) {
+                    if let Ok(k) = g.split_placed(&mut bufs[n..end], &mut lens[n..end], offset) {
                         self.stats.placed += 1;
                         return Step::ok(k);
                     }
@@ -418,7 +418,7 @@ impl RecvState {
         // front of the overflow area, then split from there.
         let start = self.gather_into_scratch(bufs, len);
         self.pending = Pending::Raw { hdr, start, len };
-        self.deliver_raw(framing, bufs, sizes, offset, n, true)
+        self.deliver_raw(framing, bufs, lens, offset, n, true)
     }
 
     /// A packet that needs no split but spilled from the first slot into
@@ -478,14 +478,14 @@ impl RecvState {
         &mut self,
         framing: Framing,
         bufs: &mut [B],
-        sizes: &mut [usize],
+        lens: &mut [usize],
         offset: usize,
         n: usize,
     ) -> Step {
         match self.pending {
             Pending::None => Step::ok(0),
-            Pending::Raw { .. } => self.deliver_raw(framing, bufs, sizes, offset, n, false),
-            Pending::Segments { .. } => self.deliver_segments(bufs, sizes, offset, n),
+            Pending::Raw { .. } => self.deliver_raw(framing, bufs, lens, offset, n, false),
+            Pending::Segments { .. } => self.deliver_segments(bufs, lens, offset, n),
         }
     }
 
@@ -495,7 +495,7 @@ impl RecvState {
         &mut self,
         framing: Framing,
         bufs: &mut [B],
-        sizes: &mut [usize],
+        lens: &mut [usize],
         offset: usize,
         n: usize,
         fresh: bool,
@@ -528,7 +528,7 @@ impl RecvState {
         if count <= left.len() && left[..count].iter_mut().all(|b| b.as_mut().len() >= need) {
             self.pending = Pending::None;
             let pkt = &self.scratch[start..start + len];
-            return match gso.split_into(pkt, &mut left[..count], &mut sizes[n..n + count], offset) {
+            return match gso.split_into(pkt, &mut left[..count], &mut lens[n..n + count], offset) {
                 Ok(k) => Step::ok(k),
                 Err(SplitError::OutOfSpace { produced, .. }) => Step::ok(produced),
                 Err(SplitError::Invalid(error)) => Step::fault(0, RxFault::Bad { index: n, error }),
@@ -560,13 +560,13 @@ impl RecvState {
                 return Step::fault(0, RxFault::Bad { index: n, error });
             }
         }
-        self.deliver_segments(bufs, sizes, offset, n)
+        self.deliver_segments(bufs, lens, offset, n)
     }
 
     fn deliver_segments<B: AsMut<[u8]>>(
         &mut self,
         bufs: &mut [B],
-        sizes: &mut [usize],
+        lens: &mut [usize],
         offset: usize,
         mut n: usize,
     ) -> Step {
@@ -595,7 +595,7 @@ impl RecvState {
                 );
             }
             buf[offset..offset + len].copy_from_slice(&self.segs[next][..len]);
-            sizes[n] = len;
+            lens[n] = len;
             n += 1;
             next += 1;
         }
@@ -741,24 +741,24 @@ mod tests {
     fn recv(
         st: &mut RecvState,
         bufs: &mut [Vec<u8>],
-        sizes: &mut [usize],
+        lens: &mut [usize],
         n: usize,
         w: &[u8],
     ) -> Step {
         let total = read(st, vnet(), bufs, n, w);
-        st.complete(vnet(), total, bufs, sizes, OFF)
+        st.complete(vnet(), total, bufs, lens, OFF)
     }
 
-    fn out(bufs: &[Vec<u8>], sizes: &[usize], range: Range<usize>) -> Vec<Vec<u8>> {
+    fn out(bufs: &[Vec<u8>], lens: &[usize], range: Range<usize>) -> Vec<Vec<u8>> {
         range
-            .map(|i| bufs[i][OFF..OFF + sizes[i]].to_vec())
+            .map(|i| bufs[i][OFF..OFF + lens[i]].to_vec())
             .collect()
     }
 
     #[test]
     fn a_repeated_shape_is_read_into_place_and_split_without_a_copy() {
         let mut st = RecvState::new();
-        let (mut bufs, mut sizes) = batch(64, 65_600);
+        let (mut bufs, mut lens) = batch(64, 65_600);
         for round in 0..4u32 {
             let (hdr, pkt) = super_tcp(60_000, 1448, round * 100_000, 12);
             // The first two learn the shape; from the third on, the read
@@ -775,10 +775,10 @@ mod tests {
                     (MAX_SUPER - 52).div_ceil(1448)
                 }
             );
-            let step = recv(&mut st, &mut bufs, &mut sizes, 0, &wire(&hdr, &pkt));
+            let step = recv(&mut st, &mut bufs, &mut lens, 0, &wire(&hdr, &pkt));
             let want = reference(&hdr, &pkt);
             assert_eq!(step, Step::ok(want.len()), "round {round}");
-            assert_eq!(out(&bufs, &sizes, 0..want.len()), want, "round {round}");
+            assert_eq!(out(&bufs, &lens, 0..want.len()), want, "round {round}");
             assert_eq!(st.stats().placed, u64::from(round.saturating_sub(1)));
         }
         assert_eq!(st.stats().super_packets, 4);
@@ -788,18 +788,18 @@ mod tests {
     #[test]
     fn a_chain_meets_another_shape_a_plain_packet_and_a_long_one() {
         let mut st = RecvState::new();
-        let (mut bufs, mut sizes) = batch(64, 65_600);
+        let (mut bufs, mut lens) = batch(64, 65_600);
         for _ in 0..2 {
             let (hdr, pkt) = super_tcp(20_000, 1448, 1, 12);
-            recv(&mut st, &mut bufs, &mut sizes, 0, &wire(&hdr, &pkt));
+            recv(&mut st, &mut bufs, &mut lens, 0, &wire(&hdr, &pkt));
         }
         // Another header length under a chain laid out for 52 bytes: put
         // back together and split by copy, every byte right.
         let (hdr, pkt) = super_tcp(30_000, 1448, 9, 0);
-        let step = recv(&mut st, &mut bufs, &mut sizes, 0, &wire(&hdr, &pkt));
+        let step = recv(&mut st, &mut bufs, &mut lens, 0, &wire(&hdr, &pkt));
         let want = reference(&hdr, &pkt);
         assert_eq!(step, Step::ok(want.len()));
-        assert_eq!(out(&bufs, &sizes, 0..want.len()), want);
+        assert_eq!(out(&bufs, &lens, 0..want.len()), want);
         assert_eq!(st.stats().placed, 0);
         // The shape changed: no chain until it repeats.
         assert_eq!(
@@ -810,7 +810,7 @@ mod tests {
         );
         for _ in 0..2 {
             let (hdr, pkt) = super_tcp(3000, 1448, 1, 12);
-            recv(&mut st, &mut bufs, &mut sizes, 0, &wire(&hdr, &pkt));
+            recv(&mut st, &mut bufs, &mut lens, 0, &wire(&hdr, &pkt));
         }
         assert!(
             st.lay_out(vnet(), bufs.iter().map(Vec::len), 0, OFF)
@@ -823,56 +823,56 @@ mod tests {
         let step = recv(
             &mut st,
             &mut bufs,
-            &mut sizes,
+            &mut lens,
             0,
             &wire(&VirtioNetHdr::ZERO, &small),
         );
         assert_eq!(step, Step::ok(1));
-        assert_eq!(out(&bufs, &sizes, 0..1), [small]);
+        assert_eq!(out(&bufs, &lens, 0..1), [small]);
         // One longer than the first slot (a 9000-byte MTU) spills into the
         // next ones and comes out whole in the first buffer.
         let long = plain_udp(8972);
         let step = recv(
             &mut st,
             &mut bufs,
-            &mut sizes,
+            &mut lens,
             3,
             &wire(&VirtioNetHdr::ZERO, &long),
         );
         assert_eq!(step, Step::ok(1));
-        assert_eq!(out(&bufs, &sizes, 3..4), [long]);
+        assert_eq!(out(&bufs, &lens, 3..4), [long]);
     }
 
     #[test]
     fn a_super_packet_that_does_not_fit_the_batch_left_waits_for_the_next_call() {
         let mut st = RecvState::new();
-        let (mut bufs, mut sizes) = batch(8, 2000);
+        let (mut bufs, mut lens) = batch(8, 2000);
         let (hdr, pkt) = super_tcp(5000, 1000, 7, 0);
         // Five segments, three buffers left behind position 5: kept.
-        let step = recv(&mut st, &mut bufs, &mut sizes, 5, &wire(&hdr, &pkt));
+        let step = recv(&mut st, &mut bufs, &mut lens, 5, &wire(&hdr, &pkt));
         assert_eq!(step, Step::ok(0));
         assert!(st.has_pending());
-        let step = st.deliver_pending(vnet(), &mut bufs, &mut sizes, OFF, 0);
+        let step = st.deliver_pending(vnet(), &mut bufs, &mut lens, OFF, 0);
         let want = reference(&hdr, &pkt);
         assert_eq!(step, Step::ok(5));
-        assert_eq!(out(&bufs, &sizes, 0..5), want);
+        assert_eq!(out(&bufs, &lens, 0..5), want);
         assert!(!st.has_pending());
     }
 
     #[test]
     fn a_super_packet_larger_than_any_batch_is_handed_out_over_several_calls() {
         let mut st = RecvState::new();
-        let (mut bufs, mut sizes) = batch(4, 1600);
+        let (mut bufs, mut lens) = batch(4, 1600);
         let (hdr, pkt) = super_tcp(10_000, 1000, 3, 0);
         let want = reference(&hdr, &pkt);
         let mut got = Vec::new();
-        let step = recv(&mut st, &mut bufs, &mut sizes, 0, &wire(&hdr, &pkt));
+        let step = recv(&mut st, &mut bufs, &mut lens, 0, &wire(&hdr, &pkt));
         assert_eq!(step, Step::ok(4));
-        got.extend(out(&bufs, &sizes, 0..4));
+        got.extend(out(&bufs, &lens, 0..4));
         while st.has_pending() {
-            let step = st.deliver_pending(vnet(), &mut bufs, &mut sizes, OFF, 0);
+            let step = st.deliver_pending(vnet(), &mut bufs, &mut lens, OFF, 0);
             assert!(step.fault.is_none());
-            got.extend(out(&bufs, &sizes, 0..step.count));
+            got.extend(out(&bufs, &lens, 0..step.count));
         }
         assert_eq!(got, want);
     }
@@ -882,8 +882,8 @@ mod tests {
         let mut st = RecvState::new();
         let (hdr, pkt) = super_tcp(5000, 1000, 3, 0);
         // Two buffers: the split goes to the state's segments.
-        let (mut bufs, mut sizes) = batch(2, 1100);
-        let step = recv(&mut st, &mut bufs, &mut sizes, 0, &wire(&hdr, &pkt));
+        let (mut bufs, mut lens) = batch(2, 1100);
+        let step = recv(&mut st, &mut bufs, &mut lens, 0, &wire(&hdr, &pkt));
         assert_eq!(step, Step::ok(2));
         // Then a buffer too short for the third: a fault before any packet,
         // and the fourth and fifth still come.
@@ -908,24 +908,24 @@ mod tests {
     #[test]
     fn truncated_reads_and_bad_headers_are_faults() {
         let mut st = RecvState::new();
-        let (mut bufs, mut sizes) = batch(4, 2000);
+        let (mut bufs, mut lens) = batch(4, 2000);
         // A read that fills the first slot and the whole overflow area may
         // have lost bytes.
         let huge = vec![0u8; 200_000];
-        let step = recv(&mut st, &mut bufs, &mut sizes, 0, &huge);
+        let step = recv(&mut st, &mut bufs, &mut lens, 0, &huge);
         assert!(
             matches!(step.fault, Some(RxFault::TooSmall { .. })),
             "{step:?}"
         );
         // Shorter than its virtio header.
-        let step = recv(&mut st, &mut bufs, &mut sizes, 0, &[0u8; 4]);
+        let step = recv(&mut st, &mut bufs, &mut lens, 0, &[0u8; 4]);
         assert!(
             matches!(step.fault, Some(RxFault::TooSmall { .. })),
             "{step:?}"
         );
         // A GSO header over a packet too short for its TCP header.
         let (hdr, pkt) = super_tcp(5000, 1000, 3, 0);
-        let step = recv(&mut st, &mut bufs, &mut sizes, 2, &wire(&hdr, &pkt[..30]));
+        let step = recv(&mut st, &mut bufs, &mut lens, 2, &wire(&hdr, &pkt[..30]));
         assert!(
             matches!(step.fault, Some(RxFault::Bad { index: 2, .. })),
             "{step:?}"
@@ -936,7 +936,7 @@ mod tests {
         let step = recv(
             &mut st,
             &mut bufs,
-            &mut sizes,
+            &mut lens,
             0,
             &wire(&VirtioNetHdr::ZERO, &long),
         );
@@ -955,14 +955,14 @@ mod tests {
     #[test]
     fn lengths_near_the_limits_never_panic() {
         let mut st = RecvState::new();
-        let (mut bufs, mut sizes) = batch(3, 64);
+        let (mut bufs, mut lens) = batch(3, 64);
         // A layout for buffers with no room behind the offset, and a total
         // the layout cannot have held.
         st.lay_out(vnet(), [OFF, 0, usize::MAX].into_iter(), 0, OFF);
-        let step = st.complete(vnet(), usize::MAX, &mut bufs, &mut sizes, OFF);
+        let step = st.complete(vnet(), usize::MAX, &mut bufs, &mut lens, OFF);
         assert!(matches!(step.fault, Some(RxFault::TooSmall { .. })));
         st.lay_out(vnet(), bufs.iter().map(Vec::len), 0, OFF);
-        let step = st.complete(vnet(), 0, &mut bufs, &mut sizes, OFF);
+        let step = st.complete(vnet(), 0, &mut bufs, &mut lens, OFF);
         assert!(matches!(step.fault, Some(RxFault::TooSmall { .. })));
     }
 }

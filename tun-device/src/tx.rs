@@ -19,9 +19,9 @@ use std::io::IoSlice;
 use rustix::io::Errno;
 use tun_offload::framing::{PLAIN_HDR, PacketInfo};
 use tun_offload::gro::GroStats;
-use tun_offload::{GroError, GroTable, VirtioNetHdr};
+use tun_offload::{GroTable, VirtioNetHdr};
 
-use crate::error::ConfigError;
+use crate::error::BatchError;
 
 /// Empty a slice list and end its borrows, keeping its allocation (the
 /// list is empty, so the collect converts nothing and reuses the buffer).
@@ -247,9 +247,9 @@ impl SendState {
         lens: &[usize],
         offset: usize,
         framing: TxFraming,
-    ) -> Result<(), ConfigError> {
+    ) -> Result<(), BatchError> {
         if bufs.len() != lens.len() {
-            return Err(ConfigError::LengthsMismatch {
+            return Err(BatchError::LengthsMismatch {
                 bufs: bufs.len(),
                 lens: lens.len(),
             });
@@ -262,7 +262,7 @@ impl SendState {
             match offset.checked_add(len) {
                 Some(end) if end <= buf_len => bytes = bytes.saturating_add(len),
                 end => {
-                    return Err(ConfigError::PacketOutsideBuffer {
+                    return Err(BatchError::PacketOutsideBuffer {
                         index,
                         end: end.unwrap_or(usize::MAX),
                         buf_len,
@@ -281,7 +281,10 @@ impl SendState {
             self.table.set_frames(framing.l2);
             self.table.set_tcp_ecn(framing.ecn);
             self.table.set_checksums_verified(self.verified);
-            let plan = self.table.plan(bufs, lens, offset).map_err(gro_error)?;
+            let plan = self
+                .table
+                .plan(bufs, lens, offset)
+                .map_err(BatchError::Coalescing)?;
             self.heads.extend(plan.iter().map(|run| run.first()));
         } else {
             self.heads.extend(0..bufs.len());
@@ -291,11 +294,11 @@ impl SendState {
     }
 
     /// Check that `bufs` and `offset` are the batch [`Self::prepare`] saw.
-    pub(crate) fn check_batch(&self, given: usize, offset: usize) -> Result<(), ConfigError> {
+    pub(crate) fn check_batch(&self, given: usize, offset: usize) -> Result<(), BatchError> {
         if self.is_done() || (given, offset) == self.batch {
             Ok(())
         } else {
-            Err(ConfigError::NotThePreparedBatch {
+            Err(BatchError::NotThePreparedBatch {
                 prepared: self.batch.0,
                 given,
             })
@@ -321,19 +324,19 @@ impl SendState {
         lens: &[usize],
         prefix: &'a mut [u8; PREFIX_MAX],
         iov: &mut Vec<IoSlice<'a>>,
-    ) -> Result<Option<usize>, ConfigError> {
+    ) -> Result<Option<usize>, BatchError> {
         iov.clear();
         let Some(&head) = self.heads.get(self.next) else {
             return Ok(None);
         };
         let offset = self.batch.1;
-        let packet = |j: usize| -> Result<&'a [u8], ConfigError> {
+        let packet = |j: usize| -> Result<&'a [u8], BatchError> {
             let buf = bufs.get(j).map(|b| b.as_ref()).unwrap_or_default();
             let len = lens.get(j).copied().unwrap_or(usize::MAX);
             offset
                 .checked_add(len)
                 .and_then(|end| buf.get(offset..end))
-                .ok_or(ConfigError::PacketOutsideBuffer {
+                .ok_or(BatchError::PacketOutsideBuffer {
                     index: j,
                     end: offset.saturating_add(len),
                     buf_len: buf.len(),
@@ -361,13 +364,13 @@ impl SendState {
             .table
             .planned()
             .get(self.next)
-            .ok_or(ConfigError::NotThePreparedBatch {
+            .ok_or(BatchError::NotThePreparedBatch {
                 prepared: self.heads.len(),
                 given: bufs.len(),
             })?;
         match self.fallback {
             None => {
-                let slices = run.slices(bufs).map_err(gro_error)?;
+                let slices = run.slices(bufs).map_err(BatchError::Coalescing)?;
                 iov.extend(slices.map(IoSlice::new));
                 Ok(Some(head))
             }
@@ -452,24 +455,6 @@ impl SendState {
             }
             Err(errno) => Err(Failed::Io { index, errno }),
         }
-    }
-}
-
-fn gro_error(e: GroError) -> ConfigError {
-    match e {
-        GroError::NoHeaderRoom { offset, required } => {
-            ConfigError::NoHeaderRoom { offset, required }
-        }
-        GroError::LengthsMismatch { bufs, lens } => ConfigError::LengthsMismatch { bufs, lens },
-        GroError::PacketOutsideBuffer {
-            index,
-            end,
-            buf_len,
-        } => ConfigError::PacketOutsideBuffer {
-            index,
-            end,
-            buf_len,
-        },
     }
 }
 
@@ -738,12 +723,12 @@ mod tests {
         ] {
             let err = st.prepare(&bufs, &lens, offset, offload()).unwrap_err();
             assert!(
-                matches!(err, ConfigError::PacketOutsideBuffer { index: 0, .. }),
+                matches!(err, BatchError::PacketOutsideBuffer { index: 0, .. }),
                 "{err:?}"
             );
         }
         let err = st.prepare(&bufs, &[1, 2], 0, offload()).unwrap_err();
-        assert_eq!(err, ConfigError::LengthsMismatch { bufs: 1, lens: 2 });
+        assert_eq!(err, BatchError::LengthsMismatch { bufs: 1, lens: 2 });
     }
 
     #[test]
@@ -754,7 +739,7 @@ mod tests {
         assert!(st.check_batch(3, 10).is_ok());
         assert_eq!(
             st.check_batch(1, 10),
-            Err(ConfigError::NotThePreparedBatch {
+            Err(BatchError::NotThePreparedBatch {
                 prepared: 3,
                 given: 1
             })

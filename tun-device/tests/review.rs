@@ -172,7 +172,7 @@ fn recv_batch_offset_beyond_first_buffer_does_not_panic() {
     }));
     let res = res.expect("recv_batch panicked on offset > bufs[0].len()");
     // Refused before any read: a caller's mistake, and nothing is lost.
-    assert_eq!(res, Err(ErrorKind::InvalidConfig));
+    assert_eq!(res, Err(ErrorKind::InvalidInput));
     lens.fill(0);
     let mut bufs = vec![vec![0u8; 2048]; 4];
     let n = q.recv_batch(&mut st, &mut bufs, &mut lens, 10).unwrap();
@@ -200,7 +200,7 @@ fn send_pending_with_other_buffers_is_an_error_not_a_panic() {
             .map_err(|e| e.kind())
     }));
     let res = res.expect("send_pending panicked on a shorter batch");
-    assert_eq!(res, Err(ErrorKind::InvalidConfig));
+    assert_eq!(res, Err(ErrorKind::InvalidInput));
 }
 
 /// The same on an offload device, with an offset below the virtio header's
@@ -226,7 +226,7 @@ fn send_pending_with_smaller_offset_is_an_error_not_a_panic() {
             .map_err(|e| e.kind())
     }));
     let res = res.expect("send_pending panicked on an offset below the header");
-    assert_eq!(res, Err(ErrorKind::InvalidConfig));
+    assert_eq!(res, Err(ErrorKind::InvalidInput));
 }
 
 // ---- Receive state: nothing lost, duplicated or hidden ----

@@ -24,9 +24,9 @@
 //!
 //! ```
 //! use tun_offload::{split, SplitError, VirtioNetHdr};
-//! fn on_read(read: &[u8], bufs: &mut [Vec<u8>], sizes: &mut [usize]) -> Result<usize, Box<dyn std::error::Error>> {
+//! fn on_read(read: &[u8], bufs: &mut [Vec<u8>], lens: &mut [usize]) -> Result<usize, Box<dyn std::error::Error>> {
 //!     let (hdr, packet) = VirtioNetHdr::split_prefix(read)?;
-//!     match split(&hdr, packet, bufs, sizes, 0) {
+//!     match split(&hdr, packet, bufs, lens, 0) {
 //!         Ok(n) => Ok(n),
 //!         // Recoverable: the first `produced` segments are valid.
 //!         Err(SplitError::OutOfSpace { produced, .. }) => Ok(produced),

@@ -5,7 +5,7 @@
 //! # Output layout
 //!
 //! Segments are written one per caller buffer, each at the same `offset`,
-//! with its length stored in `sizes`. This shape was chosen over one
+//! with its length stored in `lens`. This shape was chosen over one
 //! contiguous region because every segment then sits in a buffer of its own
 //! with `offset` bytes of headroom: a VPN writes its own header in front and
 //! hands each buffer to its socket (or `sendmmsg`) without another copy, and
@@ -35,7 +35,7 @@
 //! - The L2 header is found per frame ([`crate::frame::ip_offset`]):
 //!   Ethernet II (14 bytes) or one 802.1Q tag (18 bytes) in front of IPv4 or
 //!   IPv6. Each segment gets a copy of the frame's L2 header in front of its
-//!   IP packet; segment lengths (`sizes`) count the whole frame.
+//!   IP packet; segment lengths (`lens`) count the whole frame.
 //! - A frame without GSO (GSO_NONE) is copied as it is, IP or not (ARP,
 //!   anything else), and a partial checksum completed: `csum_start` counts
 //!   from the frame start, so nothing needs to know the L2 header.
@@ -428,16 +428,16 @@ impl GsoPacket {
     }
 
     /// Write the segments of `packet` (the same bytes given to [`Self::parse`])
-    /// into `bufs[i][offset..]`, their lengths into `sizes[i]`.
+    /// into `bufs[i][offset..]`, their lengths into `lens[i]`.
     ///
-    /// Returns the number of segments. If `bufs` or `sizes` run out, or a
+    /// Returns the number of segments. If `bufs` or `lens` run out, or a
     /// buffer is too short for its segment, the segments written so far are
     /// valid and [`SplitError::OutOfSpace`] says how many were not.
     pub fn split_into<B: AsMut<[u8]>>(
         &self,
         packet: &[u8],
         bufs: &mut [B],
-        sizes: &mut [usize],
+        lens: &mut [usize],
         offset: usize,
     ) -> Result<usize, SplitError> {
         if packet.len() != self.len {
@@ -451,7 +451,7 @@ impl GsoPacket {
         for i in 0..n {
             let seg_payload = &payload[self.payload_range(i)];
             let seg_len = hl + seg_payload.len();
-            let Some(out) = out_slot(bufs, sizes, i, offset, seg_len) else {
+            let Some(out) = out_slot(bufs, lens, i, offset, seg_len) else {
                 return Err(SplitError::OutOfSpace {
                     produced: i,
                     dropped: n - i,
@@ -481,7 +481,7 @@ impl GsoPacket {
     /// as a `readv` into those slices leaves them. Each segment's headers
     /// are written in front of its payload (in `bufs[0]` rewritten where
     /// they are) and its checksum computed from the payload where it lies:
-    /// no payload byte is copied. Lengths go to `sizes[i]`.
+    /// no payload byte is copied. Lengths go to `lens[i]`.
     ///
     /// The result is byte for byte [`Self::split_into`]'s for the same
     /// super-packet. Every buffer and size must be there, with room for its
@@ -490,7 +490,7 @@ impl GsoPacket {
     pub fn split_placed<B: AsMut<[u8]>>(
         &self,
         bufs: &mut [B],
-        sizes: &mut [usize],
+        lens: &mut [usize],
         offset: usize,
     ) -> Result<usize, SplitError> {
         let n = self.segment_count();
@@ -499,7 +499,7 @@ impl GsoPacket {
             b.as_mut().len().saturating_sub(offset) >= hl + self.payload_range(i).len()
         };
         if bufs.len() < n
-            || sizes.len() < n
+            || lens.len() < n
             || hl > MAX_PLACED_HEADER_LEN
             || !bufs[..n].iter_mut().enumerate().all(|(i, b)| fits(i, b))
         {
@@ -513,7 +513,7 @@ impl GsoPacket {
         let headers = &mut headers[..hl];
         headers.copy_from_slice(&bufs[0].as_mut()[offset..offset + hl]);
         let rw = Rewrite::new(self, headers);
-        for (i, (buf, size)) in bufs[..n].iter_mut().zip(&mut sizes[..n]).enumerate() {
+        for (i, (buf, size)) in bufs[..n].iter_mut().zip(&mut lens[..n]).enumerate() {
             let seg_len = hl + self.payload_range(i).len();
             let out = &mut buf.as_mut()[offset..offset + seg_len];
             let (out_headers, out_payload) = out.split_at_mut(hl);
@@ -669,11 +669,11 @@ impl Rewrite {
 }
 
 /// The output region for segment `i`: `len` bytes at `offset` of `bufs[i]`,
-/// with `sizes[i]` set; `None` when the buffers, the sizes or the buffer's
+/// with `lens[i]` set; `None` when the buffers, the lens or the buffer's
 /// length run out.
 fn out_slot<'a, B: AsMut<[u8]>>(
     bufs: &'a mut [B],
-    sizes: &mut [usize],
+    lens: &mut [usize],
     i: usize,
     offset: usize,
     len: usize,
@@ -683,12 +683,12 @@ fn out_slot<'a, B: AsMut<[u8]>>(
         .as_mut()
         .get_mut(offset..)?
         .get_mut(..len)?;
-    *sizes.get_mut(i)? = len;
+    *lens.get_mut(i)? = len;
     Some(out)
 }
 
 /// Turn one TUN read (header decoded, `packet` behind it) into complete IP
-/// packets in `bufs[i][offset..]`, lengths in `sizes[i]`.
+/// packets in `bufs[i][offset..]`, lengths in `lens[i]`.
 ///
 /// - GSO_NONE: the packet is copied into `bufs[0]` and a partial checksum
 ///   completed (use [`complete_checksum`](crate::complete_checksum) instead to do it in place).
@@ -704,29 +704,29 @@ fn out_slot<'a, B: AsMut<[u8]>>(
 /// pkt[0] = 0x45;
 /// pkt[3] = 20;
 /// let mut bufs = [[0u8; 64]; 4];
-/// let mut sizes = [0usize; 4];
-/// let n = split(&VirtioNetHdr::ZERO, &pkt, &mut bufs, &mut sizes, 8).unwrap();
-/// assert_eq!((n, sizes[0]), (1, 20));
+/// let mut lens = [0usize; 4];
+/// let n = split(&VirtioNetHdr::ZERO, &pkt, &mut bufs, &mut lens, 8).unwrap();
+/// assert_eq!((n, lens[0]), (1, 20));
 /// assert_eq!(&bufs[0][8..28], &pkt);
 /// ```
 pub fn split<B: AsMut<[u8]>>(
     hdr: &VirtioNetHdr,
     packet: &[u8],
     bufs: &mut [B],
-    sizes: &mut [usize],
+    lens: &mut [usize],
     offset: usize,
 ) -> Result<usize, SplitError> {
     if hdr.gso_type() == GsoType::NONE {
-        return copy_one(hdr, packet, bufs, sizes, offset);
+        return copy_one(hdr, packet, bufs, lens, offset);
     }
-    GsoPacket::parse(hdr, packet)?.split_into(packet, bufs, sizes, offset)
+    GsoPacket::parse(hdr, packet)?.split_into(packet, bufs, lens, offset)
 }
 
 /// [`split`] for one read from a TAP device: an Ethernet `frame` whose
 /// virtio header counts `csum_start` from the frame start (see the module
 /// docs). Each segment is a frame: a copy of the frame's L2 header
 /// (Ethernet II or 802.1Q-tagged) in front of its IP packet, its length in
-/// `sizes[i]`. A frame without GSO, IP or not (ARP and the like), is copied
+/// `lens[i]`. A frame without GSO, IP or not (ARP and the like), is copied
 /// as it is and a partial checksum completed.
 ///
 /// ```
@@ -735,21 +735,21 @@ pub fn split<B: AsMut<[u8]>>(
 /// let mut arp = [0u8; 42];
 /// arp[12..14].copy_from_slice(&[0x08, 0x06]);
 /// let mut bufs = [[0u8; 64]; 2];
-/// let mut sizes = [0usize; 2];
-/// let n = split_frame(&VirtioNetHdr::ZERO, &arp, &mut bufs, &mut sizes, 0).unwrap();
-/// assert_eq!((n, &bufs[0][..sizes[0]]), (1, &arp[..]));
+/// let mut lens = [0usize; 2];
+/// let n = split_frame(&VirtioNetHdr::ZERO, &arp, &mut bufs, &mut lens, 0).unwrap();
+/// assert_eq!((n, &bufs[0][..lens[0]]), (1, &arp[..]));
 /// ```
 pub fn split_frame<B: AsMut<[u8]>>(
     hdr: &VirtioNetHdr,
     frame: &[u8],
     bufs: &mut [B],
-    sizes: &mut [usize],
+    lens: &mut [usize],
     offset: usize,
 ) -> Result<usize, SplitError> {
     if hdr.gso_type() == GsoType::NONE {
-        return copy_one(hdr, frame, bufs, sizes, offset);
+        return copy_one(hdr, frame, bufs, lens, offset);
     }
-    GsoPacket::parse_frame(hdr, frame)?.split_into(frame, bufs, sizes, offset)
+    GsoPacket::parse_frame(hdr, frame)?.split_into(frame, bufs, lens, offset)
 }
 
 /// A packet (or frame) without GSO: copied into `bufs[0]`, its partial
@@ -758,10 +758,10 @@ fn copy_one<B: AsMut<[u8]>>(
     hdr: &VirtioNetHdr,
     packet: &[u8],
     bufs: &mut [B],
-    sizes: &mut [usize],
+    lens: &mut [usize],
     offset: usize,
 ) -> Result<usize, SplitError> {
-    let Some(out) = out_slot(bufs, sizes, 0, offset, packet.len()) else {
+    let Some(out) = out_slot(bufs, lens, 0, offset, packet.len()) else {
         return Err(SplitError::OutOfSpace {
             produced: 0,
             dropped: 1,

@@ -70,6 +70,7 @@ impl IpProtocol {
     pub const DEST_OPTS: Self = Self(60);
 
     /// The protocol's name, if it is one of the constants above.
+    #[inline]
     pub const fn name(self) -> Option<&'static str> {
         Some(match self {
             Self::HOP_BY_HOP => "HOP_BY_HOP",
@@ -141,12 +142,14 @@ impl<T: AsRef<[u8]>> Ipv4Packet<T> {
     pub const MF: u16 = 0x2000;
 
     /// Wrap without checking; accessors may panic until [`Self::check_len`] passes.
+    #[inline]
     pub const fn new_unchecked(buffer: T) -> Self {
         Self { buffer }
     }
 
     /// Wrap and check: version 4, at least 20 bytes, IHL >= 5, the whole
     /// header (options included) present.
+    #[inline]
     pub fn new_checked(buffer: T) -> Result<Self, PacketError> {
         let p = Self::new_unchecked(buffer);
         p.check_len()?;
@@ -154,6 +157,7 @@ impl<T: AsRef<[u8]>> Ipv4Packet<T> {
     }
 
     /// The checks of [`Self::new_checked`].
+    #[inline]
     pub fn check_len(&self) -> Result<(), PacketError> {
         let b = self.buffer.as_ref();
         let len = b.len();
@@ -182,67 +186,83 @@ impl<T: AsRef<[u8]>> Ipv4Packet<T> {
     }
 
     /// The buffer.
+    #[inline]
     pub fn into_inner(self) -> T {
         self.buffer
     }
 
     /// Header length in bytes (IHL * 4), 20..=60.
+    #[inline]
     pub fn header_len(&self) -> usize {
         usize::from(self.buffer.as_ref()[ipv4_field::VER_IHL] & 0x0f) * 4
     }
     /// Type of service / DSCP + ECN byte.
+    #[inline]
     pub fn tos(&self) -> u8 {
         self.buffer.as_ref()[ipv4_field::TOS]
     }
     /// Total length field.
+    #[inline]
     pub fn total_len(&self) -> u16 {
         be16(self.buffer.as_ref(), ipv4_field::LENGTH)
     }
     /// Identification field.
+    #[inline]
     pub fn ident(&self) -> u16 {
         be16(self.buffer.as_ref(), ipv4_field::IDENT)
     }
     /// Flags and fragment offset word.
+    #[inline]
     pub fn flags_frag(&self) -> u16 {
         be16(self.buffer.as_ref(), ipv4_field::FLG_OFF)
     }
     /// Don't-fragment flag.
+    #[inline]
     pub fn dont_frag(&self) -> bool {
         self.flags_frag() & Self::DF != 0
     }
     /// More-fragments flag.
+    #[inline]
     pub fn more_frags(&self) -> bool {
         self.flags_frag() & Self::MF != 0
     }
     /// Part of a fragmented datagram: MF set or a fragment offset.
+    #[inline]
     pub fn is_fragment(&self) -> bool {
         self.more_frags() || self.frag_offset() != 0
     }
     /// Fragment offset in 8-byte units.
+    #[inline]
     pub fn frag_offset(&self) -> u16 {
         self.flags_frag() & 0x1fff
     }
     /// Time to live.
+    #[inline]
     pub fn ttl(&self) -> u8 {
         self.buffer.as_ref()[ipv4_field::TTL]
     }
     /// Protocol of the payload.
+    #[inline]
     pub fn protocol(&self) -> IpProtocol {
         IpProtocol(self.buffer.as_ref()[ipv4_field::PROTOCOL])
     }
     /// Header checksum field.
+    #[inline]
     pub fn checksum(&self) -> u16 {
         be16(self.buffer.as_ref(), ipv4_field::CHECKSUM)
     }
     /// Source address.
+    #[inline]
     pub fn src_addr(&self) -> Ipv4Addr {
         Ipv4Addr::from(be32(self.buffer.as_ref(), ipv4_field::SRC))
     }
     /// Destination address.
+    #[inline]
     pub fn dst_addr(&self) -> Ipv4Addr {
         Ipv4Addr::from(be32(self.buffer.as_ref(), ipv4_field::DST))
     }
     /// Whether the header checksum verifies.
+    #[inline]
     pub fn verify_checksum(&self) -> bool {
         let header = &self.buffer.as_ref()[..self.header_len()];
         // The common header without options, once per packet on the GRO
@@ -255,6 +275,7 @@ impl<T: AsRef<[u8]>> Ipv4Packet<T> {
         Checksum::of(header).fold() == 0xffff
     }
     /// The pseudo-header sum for an L4 segment of `l4_len` bytes.
+    #[inline]
     pub fn pseudo_header(&self, l4_len: u16) -> Checksum {
         checksum::pseudo_header_v4(
             self.src_addr(),
@@ -267,18 +288,22 @@ impl<T: AsRef<[u8]>> Ipv4Packet<T> {
 
 impl<T: AsRef<[u8]> + AsMut<[u8]>> Ipv4Packet<T> {
     /// Set the total length field.
+    #[inline]
     pub fn set_total_len(&mut self, v: u16) {
         put16(self.buffer.as_mut(), ipv4_field::LENGTH, v);
     }
     /// Set the identification field.
+    #[inline]
     pub fn set_ident(&mut self, v: u16) {
         put16(self.buffer.as_mut(), ipv4_field::IDENT, v);
     }
     /// Set the header checksum field.
+    #[inline]
     pub fn set_checksum(&mut self, v: u16) {
         put16(self.buffer.as_mut(), ipv4_field::CHECKSUM, v);
     }
     /// Recompute the header checksum.
+    #[inline]
     pub fn fill_checksum(&mut self) {
         self.set_checksum(0);
         let hl = self.header_len();
@@ -307,11 +332,13 @@ impl<T: AsRef<[u8]>> Ipv6Packet<T> {
     pub const HEADER_LEN: usize = ipv6_field::LEN;
 
     /// Wrap without checking.
+    #[inline]
     pub const fn new_unchecked(buffer: T) -> Self {
         Self { buffer }
     }
 
     /// Wrap and check: version 6 and the 40-byte fixed header present.
+    #[inline]
     pub fn new_checked(buffer: T) -> Result<Self, PacketError> {
         let p = Self::new_unchecked(buffer);
         p.check_len()?;
@@ -319,6 +346,7 @@ impl<T: AsRef<[u8]>> Ipv6Packet<T> {
     }
 
     /// The checks of [`Self::new_checked`].
+    #[inline]
     pub fn check_len(&self) -> Result<(), PacketError> {
         let b = self.buffer.as_ref();
         if b.len() < ipv6_field::LEN {
@@ -335,44 +363,53 @@ impl<T: AsRef<[u8]>> Ipv6Packet<T> {
     }
 
     /// The buffer.
+    #[inline]
     pub fn into_inner(self) -> T {
         self.buffer
     }
 
     /// Traffic class.
+    #[inline]
     pub fn traffic_class(&self) -> u8 {
         let b = self.buffer.as_ref();
         (b[0] << 4) | (b[1] >> 4)
     }
     /// Flow label (20 bits).
+    #[inline]
     pub fn flow_label(&self) -> u32 {
         be32(self.buffer.as_ref(), 0) & 0x000f_ffff
     }
     /// Payload length field.
+    #[inline]
     pub fn payload_len(&self) -> u16 {
         be16(self.buffer.as_ref(), ipv6_field::PAYLOAD_LEN)
     }
     /// Next header.
+    #[inline]
     pub fn next_header(&self) -> IpProtocol {
         IpProtocol(self.buffer.as_ref()[ipv6_field::NEXT_HEADER])
     }
     /// Hop limit.
+    #[inline]
     pub fn hop_limit(&self) -> u8 {
         self.buffer.as_ref()[ipv6_field::HOP_LIMIT]
     }
     /// Source address.
+    #[inline]
     pub fn src_addr(&self) -> Ipv6Addr {
         let mut a = [0u8; 16];
         a.copy_from_slice(&self.buffer.as_ref()[ipv6_field::SRC..ipv6_field::SRC + 16]);
         Ipv6Addr::from(a)
     }
     /// Destination address.
+    #[inline]
     pub fn dst_addr(&self) -> Ipv6Addr {
         let mut a = [0u8; 16];
         a.copy_from_slice(&self.buffer.as_ref()[ipv6_field::DST..ipv6_field::DST + 16]);
         Ipv6Addr::from(a)
     }
     /// The pseudo-header sum for an upper-layer packet of `l4_len` bytes with `next_header`.
+    #[inline]
     pub fn pseudo_header(&self, next_header: IpProtocol, l4_len: u32) -> Checksum {
         checksum::pseudo_header_v6(self.src_addr(), self.dst_addr(), next_header.0, l4_len)
     }
@@ -380,6 +417,7 @@ impl<T: AsRef<[u8]>> Ipv6Packet<T> {
 
 impl<T: AsRef<[u8]> + AsMut<[u8]>> Ipv6Packet<T> {
     /// Set the payload length field.
+    #[inline]
     pub fn set_payload_len(&mut self, v: u16) {
         put16(self.buffer.as_mut(), ipv6_field::PAYLOAD_LEN, v);
     }
@@ -400,6 +438,7 @@ impl<T: AsRef<[u8]>> IpPacket<T> {
     /// ([`PacketError::UnknownIpVersion`] otherwise), then the checks of
     /// [`Ipv4Packet::new_checked`] or [`Ipv6Packet::new_checked`]. An empty
     /// buffer is too short for an IPv4 header.
+    #[inline]
     pub fn new_checked(buffer: T) -> Result<Self, PacketError> {
         match buffer.as_ref().first().map(|b| b >> 4) {
             None => Err(PacketError::Truncated {
@@ -414,6 +453,7 @@ impl<T: AsRef<[u8]>> IpPacket<T> {
     }
 
     /// 4 or 6.
+    #[inline]
     pub fn version(&self) -> u8 {
         match self {
             Self::V4(_) => 4,
@@ -422,6 +462,7 @@ impl<T: AsRef<[u8]>> IpPacket<T> {
     }
 
     /// The layer errors about this header name.
+    #[inline]
     pub fn layer(&self) -> Layer {
         match self {
             Self::V4(_) => Layer::Ipv4,
@@ -431,6 +472,7 @@ impl<T: AsRef<[u8]>> IpPacket<T> {
 
     /// Header length: IHL * 4 for IPv4, the fixed header for IPv6 (its
     /// extension headers are payload as far as this view goes).
+    #[inline]
     pub fn header_len(&self) -> usize {
         match self {
             Self::V4(ip) => ip.header_len(),
@@ -439,6 +481,7 @@ impl<T: AsRef<[u8]>> IpPacket<T> {
     }
 
     /// The IPv4 protocol or the IPv6 next header.
+    #[inline]
     pub fn protocol(&self) -> IpProtocol {
         match self {
             Self::V4(ip) => ip.protocol(),
@@ -448,6 +491,7 @@ impl<T: AsRef<[u8]>> IpPacket<T> {
 
     /// The packet length the header claims: IPv4 total length, or IPv6
     /// payload length plus the fixed header.
+    #[inline]
     pub fn claimed_len(&self) -> usize {
         match self {
             Self::V4(ip) => usize::from(ip.total_len()),
@@ -457,6 +501,7 @@ impl<T: AsRef<[u8]>> IpPacket<T> {
 
     /// Whether the header's length field is the buffer's length
     /// ([`PacketError::IpLengthMismatch`] otherwise).
+    #[inline]
     pub fn check_claimed_len(&self) -> Result<(), PacketError> {
         let len = self.buffer_len();
         let claimed = self.claimed_len();
@@ -524,12 +569,14 @@ impl<T: AsRef<[u8]>> TcpPacket<T> {
     pub const CHECKSUM_OFFSET: usize = tcp_field::CHECKSUM;
 
     /// Wrap without checking.
+    #[inline]
     pub const fn new_unchecked(buffer: T) -> Self {
         Self { buffer }
     }
 
     /// Wrap and check: 20 bytes, a data offset of 20..=60 bytes, and the
     /// whole header present.
+    #[inline]
     pub fn new_checked(buffer: T) -> Result<Self, PacketError> {
         let p = Self::new_unchecked(buffer);
         p.check_len()?;
@@ -537,6 +584,7 @@ impl<T: AsRef<[u8]>> TcpPacket<T> {
     }
 
     /// The checks of [`Self::new_checked`].
+    #[inline]
     pub fn check_len(&self) -> Result<(), PacketError> {
         let b = self.buffer.as_ref();
         let len = b.len();
@@ -562,51 +610,63 @@ impl<T: AsRef<[u8]>> TcpPacket<T> {
     }
 
     /// The buffer.
+    #[inline]
     pub fn into_inner(self) -> T {
         self.buffer
     }
 
     /// Source port.
+    #[inline]
     pub fn src_port(&self) -> u16 {
         be16(self.buffer.as_ref(), tcp_field::SRC_PORT)
     }
     /// Destination port.
+    #[inline]
     pub fn dst_port(&self) -> u16 {
         be16(self.buffer.as_ref(), tcp_field::DST_PORT)
     }
     /// Sequence number.
+    #[inline]
     pub fn seq_number(&self) -> u32 {
         be32(self.buffer.as_ref(), tcp_field::SEQ)
     }
     /// Acknowledgment number.
+    #[inline]
     pub fn ack_number(&self) -> u32 {
         be32(self.buffer.as_ref(), tcp_field::ACK)
     }
     /// Header length in bytes (data offset * 4).
+    #[inline]
     pub fn header_len(&self) -> usize {
         usize::from(self.buffer.as_ref()[tcp_field::DATA_OFF] >> 4) * 4
     }
     /// Flag byte (see [`tcp_flags`]).
+    #[inline]
     pub fn flags(&self) -> u8 {
         self.buffer.as_ref()[tcp_field::FLAGS]
     }
     /// Window size.
+    #[inline]
     pub fn window(&self) -> u16 {
         be16(self.buffer.as_ref(), tcp_field::WINDOW)
     }
     /// Checksum field.
+    #[inline]
     pub fn checksum(&self) -> u16 {
         be16(self.buffer.as_ref(), tcp_field::CHECKSUM)
     }
     /// Urgent pointer.
+    #[inline]
     pub fn urgent(&self) -> u16 {
         be16(self.buffer.as_ref(), tcp_field::URGENT)
     }
     /// Option bytes.
+    #[inline]
     pub fn options(&self) -> &[u8] {
         &self.buffer.as_ref()[tcp_field::MIN_LEN..self.header_len()]
     }
     /// Payload behind the header.
+    #[inline]
     pub fn payload(&self) -> &[u8] {
         &self.buffer.as_ref()[self.header_len()..]
     }
@@ -614,14 +674,17 @@ impl<T: AsRef<[u8]>> TcpPacket<T> {
 
 impl<T: AsRef<[u8]> + AsMut<[u8]>> TcpPacket<T> {
     /// Set the sequence number.
+    #[inline]
     pub fn set_seq_number(&mut self, v: u32) {
         put32(self.buffer.as_mut(), tcp_field::SEQ, v);
     }
     /// Set the flag byte.
+    #[inline]
     pub fn set_flags(&mut self, v: u8) {
         self.buffer.as_mut()[tcp_field::FLAGS] = v;
     }
     /// Set the checksum field.
+    #[inline]
     pub fn set_checksum(&mut self, v: u16) {
         put16(self.buffer.as_mut(), tcp_field::CHECKSUM, v);
     }
@@ -648,11 +711,13 @@ impl<T: AsRef<[u8]>> UdpPacket<T> {
     pub const CHECKSUM_OFFSET: usize = udp_field::CHECKSUM;
 
     /// Wrap without checking.
+    #[inline]
     pub const fn new_unchecked(buffer: T) -> Self {
         Self { buffer }
     }
 
     /// Wrap and check that the 8-byte header is present.
+    #[inline]
     pub fn new_checked(buffer: T) -> Result<Self, PacketError> {
         let p = Self::new_unchecked(buffer);
         p.check_len()?;
@@ -660,6 +725,7 @@ impl<T: AsRef<[u8]>> UdpPacket<T> {
     }
 
     /// The checks of [`Self::new_checked`].
+    #[inline]
     pub fn check_len(&self) -> Result<(), PacketError> {
         let len = self.buffer.as_ref().len();
         if len < udp_field::LEN {
@@ -673,31 +739,38 @@ impl<T: AsRef<[u8]>> UdpPacket<T> {
     }
 
     /// The buffer.
+    #[inline]
     pub fn into_inner(self) -> T {
         self.buffer
     }
 
     /// Source port.
+    #[inline]
     pub fn src_port(&self) -> u16 {
         be16(self.buffer.as_ref(), udp_field::SRC_PORT)
     }
     /// Destination port.
+    #[inline]
     pub fn dst_port(&self) -> u16 {
         be16(self.buffer.as_ref(), udp_field::DST_PORT)
     }
     /// Length field (header + payload).
+    #[inline]
     pub fn len(&self) -> u16 {
         be16(self.buffer.as_ref(), udp_field::LENGTH)
     }
     /// Whether the length field says there is no payload.
+    #[inline]
     pub fn is_empty(&self) -> bool {
         usize::from(self.len()) <= udp_field::LEN
     }
     /// Checksum field.
+    #[inline]
     pub fn checksum(&self) -> u16 {
         be16(self.buffer.as_ref(), udp_field::CHECKSUM)
     }
     /// Payload behind the header (to the end of the buffer).
+    #[inline]
     pub fn payload(&self) -> &[u8] {
         &self.buffer.as_ref()[udp_field::LEN..]
     }
@@ -705,10 +778,12 @@ impl<T: AsRef<[u8]>> UdpPacket<T> {
 
 impl<T: AsRef<[u8]> + AsMut<[u8]>> UdpPacket<T> {
     /// Set the length field.
+    #[inline]
     pub fn set_len(&mut self, v: u16) {
         put16(self.buffer.as_mut(), udp_field::LENGTH, v);
     }
     /// Set the checksum field.
+    #[inline]
     pub fn set_checksum(&mut self, v: u16) {
         put16(self.buffer.as_mut(), udp_field::CHECKSUM, v);
     }

@@ -39,7 +39,9 @@ impl Disposition {
             ErrorKind::BadPacket | ErrorKind::BufferTooSmall => Disposition::Drop,
             // The device is gone, or the relay was told to stop.
             ErrorKind::DeviceGone | ErrorKind::Interrupted => Disposition::Finish,
-            ErrorKind::PermissionDenied | ErrorKind::InvalidConfig => Disposition::Fail,
+            ErrorKind::PermissionDenied | ErrorKind::InvalidConfig | ErrorKind::InvalidInput => {
+                Disposition::Fail
+            }
             // EIO on a write into a down link; ENOBUFS, ENOMEM, EBUSY and
             // the like are transient too. None of them ends a direction.
             ErrorKind::InterfaceDown
