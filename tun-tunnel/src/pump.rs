@@ -1,0 +1,347 @@
+//! The two directions of a tunnel, each a loop on its own thread with
+//! buffers allocated once. Device to peer: [`Queue::recv_batch`] (split
+//! super-packets into MTU-sized packets), then one send per run of
+//! equal-size packets ([`crate::runs`]). Peer to device: `recvmmsg` of
+//! coalesced datagrams, each cut at its segment size and checked
+//! ([`crate::datagram`]), then [`Queue::send_batch`] (coalesced again and
+//! written with gathered writes).
+//!
+//! Errors follow tun-device's relay ([`Disposition`], [`Backoff`]): a bad
+//! packet is dropped and counted, an output that refuses writes is waited
+//! for with a backoff, a stop or a vanished device ends the pump cleanly.
+//! Every wait is in the kernel beside the stop signal: nothing spins, and
+//! an idle tunnel makes no wake-ups.
+
+use std::io::{self, IoSliceMut};
+
+use quinn_udp::RecvMeta;
+use rustix::event::PollFlags;
+use tun_device::relay::{Backoff, Disposition, RelayCounters, RelayStats};
+use tun_device::{Interrupt, Queue, RecvState, SendState};
+
+use crate::counters::{SocketDelta, TunnelStats};
+use crate::datagram::{check_inner, datagrams};
+use crate::error::{Error, Result, SocketOp};
+use crate::runs::{Limits, Step, plan};
+use crate::socket::{Udp, is_gso_refusal, is_too_large};
+
+/// Packets read from the device per batch.
+const BATCH: usize = 64;
+/// Bytes of one receive buffer: the largest datagram, or what UDP_GRO
+/// coalesces into one message (64 KiB at most).
+const RECV_BUF: usize = 1 << 16;
+
+fn dropped(stats: &RelayStats, n: u64) {
+    stats.record(&RelayCounters {
+        dropped: n,
+        ..RelayCounters::default()
+    });
+}
+
+/// What a device error means here: `Ok(true)` go on, `Ok(false)` stopped
+/// (during a backoff), `Err` end. `lost` packets are counted for a
+/// [`Disposition::Backoff`].
+fn after_device_error(
+    e: tun_device::Error,
+    lost: u64,
+    backoff: &mut Backoff,
+    stop: &Interrupt,
+    stats: &RelayStats,
+) -> Result<bool> {
+    match Disposition::of(&e) {
+        Disposition::Wait => Ok(true),
+        Disposition::Drop => {
+            dropped(stats, 1);
+            Ok(true)
+        }
+        Disposition::Backoff => {
+            dropped(stats, lost);
+            Ok(!stop.sleep(backoff.step()))
+        }
+        Disposition::Finish => Ok(false),
+        Disposition::Fail => Err(Error::Device(e)),
+    }
+}
+
+/// Device to peer, until `stop` or the device goes.
+pub(crate) fn tun_to_udp(
+    queue: &Queue,
+    udp: &Udp,
+    stop: &Interrupt,
+    stats: &TunnelStats,
+) -> Result<()> {
+    // Buffers one MTU apart: a run of MTU-sized packets (what a split
+    // TCP super-packet gives) then lies contiguous, and is sent in place.
+    let stride = queue.interface().mtu().map_or(1500, |m| m as usize).max(68);
+    let mut region = vec![0u8; stride * BATCH];
+    let mut lens = vec![0usize; BATCH];
+    let mut gather = Vec::with_capacity(1 << 16);
+    let mut steps = Vec::with_capacity(BATCH);
+    let mut rx = RecvState::new();
+    let mut backoff = Backoff::new();
+    let mut supers = 0;
+    let relay = &stats.tun_to_udp;
+    loop {
+        let res = {
+            let mut bufs: Vec<&mut [u8]> = region.chunks_mut(stride).collect();
+            queue.recv_batch(&mut rx, &mut bufs, &mut lens, 0)
+        };
+        let n = match res {
+            Ok(n) => n,
+            Err(e) => {
+                if !after_device_error(e, 0, &mut backoff, stop, relay)? {
+                    return Ok(());
+                }
+                continue;
+            }
+        };
+        let s = rx.stats().super_packets;
+        relay.record(&RelayCounters {
+            packets_in: n as u64,
+            bytes_in: lens[..n].iter().sum::<usize>() as u64,
+            super_packets_in: s - supers,
+            ..RelayCounters::default()
+        });
+        supers = s;
+        let limits = Limits {
+            segments: udp.gso_segments(),
+            datagram: udp.max_datagram(),
+        };
+        plan(&lens[..n], limits, &mut steps);
+        let mut delta = SocketDelta::default();
+        let mut writes = 0;
+        let mut lost = 0;
+        let mut go_on = true;
+        for &step in &steps {
+            let (start, count, seg, bytes) = match step {
+                Step::TooLarge { .. } => {
+                    delta.too_large += 1;
+                    lost += 1;
+                    continue;
+                }
+                Step::Send {
+                    start,
+                    count,
+                    seg,
+                    bytes,
+                } => (start, count, seg, bytes),
+            };
+            let at = start * stride;
+            // Contiguous when every packet but the last fills its buffer.
+            let contents = if count == 1 || seg == stride {
+                &region[at..at + bytes]
+            } else {
+                gather.clear();
+                for i in start..start + count {
+                    gather.extend_from_slice(&region[i * stride..i * stride + lens[i]]);
+                }
+                &gather[..]
+            };
+            let sent = send_run(udp, contents, seg, stop, &mut backoff, &mut delta)?;
+            writes += sent.writes;
+            lost += sent.lost;
+            if !sent.go_on {
+                go_on = false;
+                break;
+            }
+        }
+        relay.record(&RelayCounters {
+            writes,
+            dropped: lost,
+            ..RelayCounters::default()
+        });
+        stats.record(&delta);
+        if !go_on {
+            return Ok(());
+        }
+    }
+}
+
+/// What one run's send did.
+struct Sent {
+    writes: u64,
+    lost: u64,
+    /// False: stopped while waiting.
+    go_on: bool,
+}
+
+/// Send one run (`contents` in `seg`-byte datagrams), waiting while the
+/// socket is full; a refused GSO send goes again datagram by datagram.
+fn send_run(
+    udp: &Udp,
+    contents: &[u8],
+    seg: usize,
+    stop: &Interrupt,
+    backoff: &mut Backoff,
+    delta: &mut SocketDelta,
+) -> Result<Sent> {
+    let count = contents.len().div_ceil(seg.max(1)).max(1) as u64;
+    loop {
+        let e = match udp.send(contents, seg) {
+            Ok(()) => {
+                backoff.reset();
+                delta.datagrams_sent += count;
+                return Ok(Sent {
+                    writes: 1,
+                    lost: 0,
+                    go_on: true,
+                });
+            }
+            Err(e) => e,
+        };
+        if e.kind() == io::ErrorKind::WouldBlock {
+            if !udp.wait(PollFlags::OUT, stop)? {
+                return Ok(Sent {
+                    writes: 0,
+                    lost: count,
+                    go_on: false,
+                });
+            }
+            continue;
+        }
+        if count > 1 && is_gso_refusal(&e) {
+            // quinn-udp has turned GSO off for the socket: the run goes
+            // again one datagram per send, and nothing is lost to it.
+            delta.gso_fallbacks += 1;
+            let mut all = Sent {
+                writes: 0,
+                lost: 0,
+                go_on: true,
+            };
+            for d in contents.chunks(seg) {
+                let one = send_run(udp, d, d.len(), stop, backoff, delta)?;
+                all.writes += one.writes;
+                all.lost += one.lost;
+                if !one.go_on {
+                    all.go_on = false;
+                    break;
+                }
+            }
+            return Ok(all);
+        }
+        if is_too_large(&e) {
+            delta.too_large += count;
+            return Ok(Sent {
+                writes: 0,
+                lost: count,
+                go_on: true,
+            });
+        }
+        // ENOBUFS, an unreachable peer (ICMP reported on the connected
+        // socket), a route gone: the run is dropped, and the next send
+        // waits a little, so a socket that refuses everything is not
+        // retried in a spin.
+        delta.send_errors += 1;
+        let stopped = stop.sleep(backoff.step());
+        return Ok(Sent {
+            writes: 0,
+            lost: count,
+            go_on: !stopped,
+        });
+    }
+}
+
+/// Peer to device, until `stop` or the device goes.
+pub(crate) fn udp_to_tun(
+    queue: &Queue,
+    udp: &Udp,
+    stop: &Interrupt,
+    stats: &TunnelStats,
+) -> Result<()> {
+    let batch = quinn_udp::BATCH_SIZE.max(1);
+    // One zeroed region: only the pages datagrams touch become resident.
+    let mut region = vec![0u8; RECV_BUF * batch];
+    let mut meta = vec![RecvMeta::default(); batch];
+    let mut tx = SendState::new();
+    // Packets from the peer are not vouched for: coalescing checks their
+    // checksums, so a damaged one is not merged into a valid super-packet.
+    tx.set_checksums_verified(false);
+    let mut backoff = Backoff::new();
+    let relay = &stats.udp_to_tun;
+    loop {
+        let res = {
+            let mut iov: Vec<IoSliceMut<'_>> =
+                region.chunks_mut(RECV_BUF).map(IoSliceMut::new).collect();
+            udp.recv(&mut iov, &mut meta)
+        };
+        let n = match res {
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                if !udp.wait(PollFlags::IN, stop)? {
+                    return Ok(());
+                }
+                continue;
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            // An ICMP error for an earlier send, reported once on the
+            // connected socket: nothing was received, read again.
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::ConnectionRefused
+                        | io::ErrorKind::HostUnreachable
+                        | io::ErrorKind::NetworkUnreachable
+                ) =>
+            {
+                continue;
+            }
+            Err(e) => return Err(Error::socket(SocketOp::Recv, udp.peer(), e)),
+        };
+        let mut delta = SocketDelta {
+            receives: 1,
+            ..SocketDelta::default()
+        };
+        let mut packets: Vec<&[u8]> = Vec::with_capacity(n * 4);
+        let mut supers = 0;
+        for (m, buf) in meta[..n].iter().zip(region.chunks(RECV_BUF)) {
+            let data = &buf[..m.len.min(buf.len())];
+            if m.stride > 0 && m.len > m.stride {
+                supers += 1;
+            }
+            for d in datagrams(data, m.stride) {
+                delta.datagrams_received += 1;
+                match check_inner(d) {
+                    Ok(()) => packets.push(d),
+                    Err(_) => delta.malformed += 1,
+                }
+            }
+        }
+        let lens: Vec<usize> = packets.iter().map(|p| p.len()).collect();
+        relay.record(&RelayCounters {
+            packets_in: packets.len() as u64,
+            bytes_in: lens.iter().sum::<usize>() as u64,
+            super_packets_in: supers,
+            dropped: delta.malformed,
+            ..RelayCounters::default()
+        });
+        stats.record(&delta);
+        if packets.is_empty() {
+            continue;
+        }
+        let mut res = queue.send_batch(&mut tx, &packets, &lens, 0);
+        let end = loop {
+            let e = match res {
+                Ok(_) => {
+                    backoff.reset();
+                    break Ok(true);
+                }
+                Err(e) => e,
+            };
+            let refused = Disposition::of(&e) == Disposition::Backoff;
+            let unsent = tx.unsent_packets() as u64;
+            match after_device_error(e, unsent, &mut backoff, stop, relay) {
+                Ok(true) if !refused && !tx.is_done() => {}
+                other => break other,
+            }
+            res = queue.send_pending(&mut tx, &packets, &lens, 0);
+        };
+        relay.record(&RelayCounters {
+            writes: tx.report().writes as u64,
+            ..RelayCounters::default()
+        });
+        tx.clear();
+        if !end? {
+            return Ok(());
+        }
+    }
+}
