@@ -86,14 +86,16 @@ pub fn check_inner(datagram: &[u8]) -> Result<(), Malformed> {
 
 /// The datagrams of one receive buffer: `stride`-byte pieces of what the
 /// kernel coalesced (UDP_GRO), the last possibly shorter; a `stride` of 0
-/// (no segment size reported) gives the buffer whole.
+/// (no segment size reported) gives the buffer whole. An empty buffer is
+/// one empty datagram (a peer may send those): it must be counted too.
 pub(crate) fn datagrams(buf: &[u8], stride: usize) -> impl Iterator<Item = &[u8]> {
     let stride = if stride == 0 {
         buf.len().max(1)
     } else {
         stride
     };
-    buf.chunks(stride)
+    let empty = buf.is_empty().then_some(buf);
+    buf.chunks(stride).chain(empty)
 }
 
 #[cfg(test)]
@@ -220,7 +222,9 @@ mod tests {
         assert_eq!(parts, [100, 100, 50]);
         assert_eq!(datagrams(&buf, 0).count(), 1);
         assert_eq!(datagrams(&buf, 250).count(), 1);
-        assert_eq!(datagrams(&[], 0).count(), 0);
+        let empty: Vec<&[u8]> = datagrams(&[], 0).collect();
+        assert_eq!(empty, [&[] as &[u8]], "an empty datagram is one datagram");
+        assert_eq!(datagrams(&[], 1200).count(), 1);
     }
 
     #[test]

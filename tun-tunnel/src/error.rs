@@ -180,8 +180,7 @@ mod tests {
         assert!(f.to_string().contains("another address family"));
     }
 
-    /// ENOBUFS on Linux (asm-generic/errno-base.h).
     fn libc_enobufs() -> i32 {
-        105
+        rustix::io::Errno::NOBUFS.raw_os_error()
     }
 }

@@ -23,7 +23,7 @@ use crate::counters::{SocketDelta, TunnelStats};
 use crate::datagram::{check_inner, datagrams};
 use crate::error::{Error, Result, SocketOp};
 use crate::runs::{Limits, Step, plan};
-use crate::socket::{Udp, is_gso_refusal, is_too_large};
+use crate::socket::{RunSocket, Udp, is_gso_refusal, is_too_large};
 
 /// Packets read from the device per batch.
 const BATCH: usize = 64;
@@ -158,6 +158,7 @@ pub(crate) fn tun_to_udp(
 }
 
 /// What one run's send did.
+#[derive(Debug, PartialEq, Eq)]
 struct Sent {
     writes: u64,
     lost: u64,
@@ -168,7 +169,7 @@ struct Sent {
 /// Send one run (`contents` in `seg`-byte datagrams), waiting while the
 /// socket is full; a refused GSO send goes again datagram by datagram.
 fn send_run(
-    udp: &Udp,
+    udp: &impl RunSocket,
     contents: &[u8],
     seg: usize,
     stop: &Interrupt,
@@ -177,7 +178,7 @@ fn send_run(
 ) -> Result<Sent> {
     let count = contents.len().div_ceil(seg.max(1)).max(1) as u64;
     loop {
-        let e = match udp.send(contents, seg) {
+        let e = match udp.send_run(contents, seg) {
             Ok(()) => {
                 backoff.reset();
                 delta.datagrams_sent += count;
@@ -190,7 +191,7 @@ fn send_run(
             Err(e) => e,
         };
         if e.kind() == io::ErrorKind::WouldBlock {
-            if !udp.wait(PollFlags::OUT, stop)? {
+            if !udp.wait_writable(stop)? {
                 return Ok(Sent {
                     writes: 0,
                     lost: count,
@@ -343,5 +344,192 @@ pub(crate) fn udp_to_tun(
         if !end? {
             return Ok(());
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::RefCell;
+
+    use super::*;
+
+    /// A socket that answers sends from a script (errno, or 0 for
+    /// success; past its end every send works) and records what it was
+    /// asked to send: (bytes, segment size).
+    #[derive(Default)]
+    struct Scripted {
+        script: RefCell<Vec<i32>>,
+        sent: RefCell<Vec<(usize, usize)>>,
+        waits: RefCell<usize>,
+    }
+
+    impl Scripted {
+        fn new(script: &[i32]) -> Self {
+            let mut s = script.to_vec();
+            s.reverse();
+            Self {
+                script: RefCell::new(s),
+                ..Self::default()
+            }
+        }
+    }
+
+    impl RunSocket for Scripted {
+        fn send_run(&self, contents: &[u8], seg: usize) -> io::Result<()> {
+            match self.script.borrow_mut().pop() {
+                Some(0) | None => {
+                    self.sent.borrow_mut().push((contents.len(), seg));
+                    Ok(())
+                }
+                Some(errno) => Err(io::Error::from_raw_os_error(errno)),
+            }
+        }
+
+        fn wait_writable(&self, stop: &Interrupt) -> Result<bool> {
+            *self.waits.borrow_mut() += 1;
+            Ok(!stop.is_raised())
+        }
+    }
+
+    use rustix::io::Errno;
+    const EAGAIN: i32 = Errno::AGAIN.raw_os_error();
+    const EIO: i32 = Errno::IO.raw_os_error();
+    const EINVAL: i32 = Errno::INVAL.raw_os_error();
+    const EMSGSIZE: i32 = Errno::MSGSIZE.raw_os_error();
+    const ENOBUFS: i32 = Errno::NOBUFS.raw_os_error();
+
+    fn run(sock: &Scripted, len: usize, seg: usize, stop: &Interrupt) -> (Sent, SocketDelta) {
+        let mut delta = SocketDelta::default();
+        let sent = send_run(
+            sock,
+            &vec![7u8; len],
+            seg,
+            stop,
+            &mut Backoff::new(),
+            &mut delta,
+        )
+        .unwrap();
+        (sent, delta)
+    }
+
+    #[test]
+    fn a_run_is_one_send_of_its_datagrams() {
+        let sock = Scripted::new(&[]);
+        let (sent, delta) = run(&sock, 3500, 1400, &Interrupt::new().unwrap());
+        assert_eq!(
+            sent,
+            Sent {
+                writes: 1,
+                lost: 0,
+                go_on: true
+            }
+        );
+        assert_eq!(delta.datagrams_sent, 3);
+        assert_eq!(*sock.sent.borrow(), [(3500, 1400)]);
+    }
+
+    #[test]
+    fn a_full_socket_is_waited_for_and_the_same_run_sent_again() {
+        let sock = Scripted::new(&[EAGAIN, EAGAIN]);
+        let (sent, delta) = run(&sock, 2800, 1400, &Interrupt::new().unwrap());
+        assert_eq!(
+            sent,
+            Sent {
+                writes: 1,
+                lost: 0,
+                go_on: true
+            }
+        );
+        assert_eq!((*sock.waits.borrow(), delta.datagrams_sent), (2, 2));
+    }
+
+    #[test]
+    fn a_stop_while_waiting_ends_the_run_counted_as_lost() {
+        let stop = Interrupt::new().unwrap();
+        stop.raise().unwrap();
+        let sock = Scripted::new(&[EAGAIN]);
+        let (sent, delta) = run(&sock, 2800, 1400, &stop);
+        assert_eq!(
+            sent,
+            Sent {
+                writes: 0,
+                lost: 2,
+                go_on: false
+            }
+        );
+        assert_eq!(delta.datagrams_sent, 0);
+    }
+
+    #[test]
+    fn a_refused_gso_send_goes_again_datagram_by_datagram() {
+        for errno in [EIO, EINVAL] {
+            let sock = Scripted::new(&[errno]);
+            let (sent, delta) = run(&sock, 3500, 1400, &Interrupt::new().unwrap());
+            assert_eq!(
+                sent,
+                Sent {
+                    writes: 3,
+                    lost: 0,
+                    go_on: true
+                }
+            );
+            assert_eq!((delta.gso_fallbacks, delta.datagrams_sent), (1, 3));
+            assert_eq!(
+                *sock.sent.borrow(),
+                [(1400, 1400), (1400, 1400), (700, 700)]
+            );
+        }
+    }
+
+    #[test]
+    fn a_single_datagram_refused_is_an_error_not_a_fallback() {
+        let sock = Scripted::new(&[EIO]);
+        let (sent, delta) = run(&sock, 1000, 1000, &Interrupt::new().unwrap());
+        assert_eq!(
+            sent,
+            Sent {
+                writes: 0,
+                lost: 1,
+                go_on: true
+            }
+        );
+        assert_eq!((delta.gso_fallbacks, delta.send_errors), (0, 1));
+    }
+
+    #[test]
+    fn too_large_datagrams_are_counted_as_such() {
+        // GSO refused (the segment exceeds the route), then each datagram
+        // alone too: reported as too large, not lost silently.
+        let sock = Scripted::new(&[EINVAL, EMSGSIZE, EMSGSIZE]);
+        let (sent, delta) = run(&sock, 3000, 1500, &Interrupt::new().unwrap());
+        assert_eq!(
+            sent,
+            Sent {
+                writes: 0,
+                lost: 2,
+                go_on: true
+            }
+        );
+        assert_eq!((delta.gso_fallbacks, delta.too_large), (1, 2));
+    }
+
+    #[test]
+    fn other_errors_drop_the_run_and_back_off() {
+        let sock = Scripted::new(&[ENOBUFS]);
+        let mut delta = SocketDelta::default();
+        let mut backoff = Backoff::new();
+        let stop = Interrupt::new().unwrap();
+        let sent = send_run(&sock, &[1; 2000], 1000, &stop, &mut backoff, &mut delta).unwrap();
+        assert_eq!(
+            sent,
+            Sent {
+                writes: 0,
+                lost: 2,
+                go_on: true
+            }
+        );
+        assert_eq!(delta.send_errors, 1);
+        // The backoff was used: its next wait is the second step.
+        assert_eq!(backoff.step(), Backoff::MIN * 2);
     }
 }

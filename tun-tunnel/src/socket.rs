@@ -43,6 +43,26 @@ pub(crate) fn is_too_large(e: &io::Error) -> bool {
     e.raw_os_error() == Some(Errno::MSGSIZE.raw_os_error())
 }
 
+/// What sending a run needs of a socket, so that the pump's send logic
+/// (waits, the GSO fallback, the sorting of errors) is tested with a
+/// scripted socket.
+pub(crate) trait RunSocket {
+    /// Send `contents` in `seg`-byte datagrams.
+    fn send_run(&self, contents: &[u8], seg: usize) -> io::Result<()>;
+    /// Wait until a send may go through; false when `stop` was raised.
+    fn wait_writable(&self, stop: &Interrupt) -> Result<bool>;
+}
+
+impl RunSocket for Udp {
+    fn send_run(&self, contents: &[u8], seg: usize) -> io::Result<()> {
+        self.send(contents, seg)
+    }
+
+    fn wait_writable(&self, stop: &Interrupt) -> Result<bool> {
+        self.wait(PollFlags::OUT, stop)
+    }
+}
+
 impl Udp {
     /// Prepare `sock` for the tunnel to `peer`: connected (only the peer's
     /// datagrams are received, and the route's MTU is known), non-blocking,
