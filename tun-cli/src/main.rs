@@ -26,6 +26,7 @@ mod pcap;
 mod relay;
 mod show;
 mod stats;
+mod tunnel;
 mod util;
 
 use std::time::Duration;
@@ -70,6 +71,8 @@ enum Command {
     Dump(dump::DumpArgs),
     /// Relay packets between two devices, both directions, until Ctrl-C.
     Relay(relay::RelayArgs),
+    /// One end of a UDP tunnel: a device's packets to a peer as datagrams and back, until Ctrl-C.
+    Tunnel(tunnel::TunnelArgs),
     /// Measure the relay end to end between two private namespaces (as root).
     Bench(bench::BenchArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
@@ -93,6 +96,10 @@ fn run(cli: &Cli) -> Result<(), CliError> {
         Command::Relay(a) => {
             util::catch_interrupt(None);
             relay::run(a, cli.json)
+        }
+        Command::Tunnel(a) => {
+            util::catch_interrupt(None);
+            tunnel::run(a, cli.json)
         }
         Command::Bench(a) => {
             util::catch_interrupt(Some(Duration::from_secs(3)));

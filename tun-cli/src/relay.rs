@@ -106,7 +106,7 @@ fn human_bytes(b: u64) -> String {
     }
 }
 
-fn live(c: &RelayCounters, rate: (f64, f64)) -> String {
+pub(crate) fn live(c: &RelayCounters, rate: (f64, f64)) -> String {
     format!(
         "{:.2} Gbit/s {}; {} packets {} ({} super-packets in, {} writes, {} dropped)",
         rate.0,
@@ -119,7 +119,7 @@ fn live(c: &RelayCounters, rate: (f64, f64)) -> String {
     )
 }
 
-fn line(from: &str, to: &str, d: &Direction, secs: f64) -> String {
+pub(crate) fn line(from: &str, to: &str, d: &Direction, secs: f64) -> String {
     let gbits = if secs > 0.0 {
         d.bytes_in as f64 * 8.0 / secs / 1e9
     } else {

@@ -86,6 +86,7 @@ pub struct Tunnel {
     threads: Vec<JoinHandle<Result<()>>>,
     stats: Arc<TunnelStats>,
     udp: Arc<Udp>,
+    queue: Arc<Queue>,
     tun: OffloadFlags,
 }
 
@@ -119,6 +120,7 @@ impl Tunnel {
                 OffloadFlags::empty()
             },
             udp,
+            queue: queue.clone(),
         };
         type PumpFn = fn(&Queue, &Udp, &Interrupt, &TunnelStats) -> Result<()>;
         let pumps: [(&str, PumpFn); 2] = [
@@ -158,6 +160,12 @@ impl Tunnel {
             gro: self.udp.gro(),
             max_datagram: self.udp.max_datagram(),
         }
+    }
+
+    /// [`check_mtu`] of this tunnel's device against the datagrams it
+    /// sends: [`Error::MtuMismatch`] when the device's MTU is larger.
+    pub fn check_mtu(&self) -> Result<()> {
+        check_mtu(&self.queue, self.udp.max_datagram())
     }
 
     /// Whether both pumps still run.

@@ -123,6 +123,13 @@ fn packets_larger_than_the_underlay_carries_are_reported() {
     )
     .unwrap();
     assert_eq!(a.offloads().max_datagram, 1472, "read from the route's MTU");
+    assert!(matches!(
+        a.check_mtu(),
+        Err(Error::MtuMismatch {
+            inner_mtu: 1500,
+            ..
+        })
+    ));
     peer.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     // From A's inner address to B's: 1428 bytes fits, 1488 does not.
     let sender = tb
