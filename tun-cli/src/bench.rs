@@ -864,6 +864,22 @@ mod tests {
         }
     }
 
+    /// A report of `results` (1 s, 3 rounds, IPv4, MTU 1500).
+    fn report(results: Vec<CellResult>) -> Report {
+        Report {
+            seconds: 1,
+            rounds: 3,
+            mtu: 1500,
+            streams: 1,
+            ip: "IPv4",
+            netns: vec![],
+            cpu_source: "",
+            results,
+            warnings: vec![],
+            interrupted: false,
+        }
+    }
+
     fn run(gbits: f64) -> RunOutcome {
         Ok(Run {
             traffic: Traffic {
@@ -903,18 +919,8 @@ mod tests {
             &[Err("x: y".into())],
             &a,
         );
-        let report = Report {
-            seconds: 1,
-            rounds: 3,
-            mtu: 1500,
-            streams: 1,
-            ip: "IPv4",
-            netns: vec![],
-            cpu_source: "",
-            results: vec![c, failed],
-            warnings: vec!["the machine is busy".into()],
-            interrupted: false,
-        };
+        let mut report = report(vec![c, failed]);
+        report.warnings = vec!["the machine is busy".into()];
         let t = table(&report);
         assert!(t.contains("kernel veth        UDP GSO      2.00"), "{t}");
         assert!(t.contains("1 round(s) FAILED"), "{t}");
@@ -982,18 +988,7 @@ mod tests {
             (veth.datagrams_per_send, veth.datagrams_per_receive),
             (None, None)
         );
-        let report = Report {
-            seconds: 1,
-            rounds: 3,
-            mtu: 1500,
-            streams: 1,
-            ip: "IPv4",
-            netns: vec![],
-            cpu_source: "",
-            results: vec![veth, c],
-            warnings: vec![],
-            interrupted: false,
-        };
+        let report = report(vec![veth, c]);
         let t = table(&report);
         assert!(t.contains("dgrams/send dgrams/recv  check"), "{t}");
         let row = t.lines().find(|l| l.starts_with("tunnel gso/gro")).unwrap();

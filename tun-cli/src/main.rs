@@ -28,6 +28,7 @@ mod show;
 mod stats;
 mod tunnel;
 mod util;
+mod watch;
 
 use std::time::Duration;
 

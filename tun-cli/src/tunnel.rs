@@ -5,12 +5,10 @@
 //! coalescing with `--offload`, UDP GSO and GRO unless turned off). Live
 //! rates on stderr, a summary when Ctrl-C stops it.
 
-use std::io::IsTerminal;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use clap::Args;
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::Serialize;
 use tun_tunnel::{Tunnel, TunnelConfig, TunnelCounters};
 
@@ -18,6 +16,7 @@ use crate::error::{CliError, Result};
 use crate::open::{self, OpenOptions};
 use crate::relay::{Direction, line, live, rates};
 use crate::util;
+use crate::watch::watch;
 
 /// Arguments of `tun tunnel`.
 #[derive(Debug, Args)]
@@ -191,48 +190,19 @@ pub fn run(args: &TunnelArgs, json: bool) -> Result<()> {
         eprintln!("tunnel: warning: {e}");
     }
 
-    let tty = std::io::stderr().is_terminal();
-    let pb = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
-    pb.set_style(
-        ProgressStyle::with_template("{spinner} [{elapsed}] {msg}")
-            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
-    );
     let start = Instant::now();
-    let mut last_line = Instant::now();
-    let mut window: std::collections::VecDeque<(Instant, TunnelCounters)> =
-        std::collections::VecDeque::new();
-    let mut failed = false;
-    while !util::interrupted() {
-        std::thread::sleep(Duration::from_millis(100));
-        if !tunnel.is_running() {
-            failed = true;
-            break;
-        }
-        let c = tunnel.counters();
-        let now = Instant::now();
-        window.push_back((now, c));
-        while window
-            .front()
-            .is_some_and(|(t, _)| now.duration_since(*t) > Duration::from_secs(1))
-        {
-            window.pop_front();
-        }
-        let (t0, c0) = window.front().copied().unwrap_or((now, c));
-        let secs = now.duration_since(t0).as_secs_f64();
-        let msg = format!(
-            "{name} -> peer: {} | peer -> {name}: {}",
-            live(&c.tun_to_udp, rates(&c0.tun_to_udp, &c.tun_to_udp, secs)),
-            live(&c.udp_to_tun, rates(&c0.udp_to_tun, &c.udp_to_tun, secs)),
-        );
-        if tty {
-            pb.set_message(msg);
-            pb.tick();
-        } else if last_line.elapsed() >= Duration::from_secs(5) {
-            eprintln!("tunnel: {msg}");
-            last_line = Instant::now();
-        }
-    }
-    pb.finish_and_clear();
+    let failed = watch(
+        "tunnel",
+        || tunnel.is_running(),
+        || tunnel.counters(),
+        |c0, c, secs| {
+            format!(
+                "{name} -> peer: {} | peer -> {name}: {}",
+                live(&c.tun_to_udp, rates(&c0.tun_to_udp, &c.tun_to_udp, secs)),
+                live(&c.udp_to_tun, rates(&c0.udp_to_tun, &c.udp_to_tun, secs)),
+            )
+        },
+    );
     let secs = start.elapsed().as_secs_f64();
     let c = tunnel.stop().map_err(|e| {
         CliError::refused(

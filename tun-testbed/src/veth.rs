@@ -27,14 +27,8 @@ pub const UNDERLAY_B6: Ipv6Addr = Ipv6Addr::new(0xfd98, 0, 0, 0, 0, 0, 0, 2);
 
 /// The underlay addresses (with prefixes) of `side`.
 fn underlay_addresses(side: Side) -> [IpNet; 2] {
-    let (v4, v6) = match side {
-        Side::A => (UNDERLAY_A4, UNDERLAY_A6),
-        Side::B => (UNDERLAY_B4, UNDERLAY_B6),
-    };
-    [
-        IpNet::new(IpAddr::V4(v4), 24).unwrap_or_default(),
-        IpNet::new(IpAddr::V6(v6), 64).unwrap_or_default(),
-    ]
+    [false, true]
+        .map(|v6| IpNet::new(underlay_addr(side, v6), if v6 { 64 } else { 24 }).unwrap_or_default())
 }
 
 /// The underlay address of `side` in the family of `v6`.

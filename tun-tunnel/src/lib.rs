@@ -33,6 +33,16 @@
 //! that refuses writes use [`Backoff`](tun_device::relay::Backoff). An
 //! idle tunnel makes no wake-ups.
 //!
+//! What one 64 KiB TCP super-packet costs, device to peer: one read, the
+//! split (each byte copied once, its checksum computed in the same pass),
+//! one `sendmsg` for its run of datagrams, sent in place. Peer to device:
+//! one `recvmmsg` per up to [`quinn_udp::BATCH_SIZE`] coalesced buffers
+//! (the kernel's copy into them is the only one), the checksum check of
+//! the coalescing (a read of every payload: the peer's packets are not
+//! trusted), and one gathered write per coalesced super-packet. Runs of
+//! datagrams smaller than the device's MTU are copied once more to be
+//! contiguous: quinn-udp's `Transmit` takes one slice.
+//!
 //! ```no_run
 //! use std::net::UdpSocket;
 //! use tun_device::Device;

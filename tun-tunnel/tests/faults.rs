@@ -25,6 +25,33 @@ fn eventually(mut f: impl FnMut() -> bool) -> bool {
     true
 }
 
+/// Side A's device (offload on, MTU `inner_mtu`) and the two underlay
+/// sockets (A's, B's) over an underlay of MTU `underlay_mtu`, IPv4.
+struct OneEnd {
+    tb: tun_testbed::Testbed,
+    _underlay: tun_testbed::Veth,
+    sock_a: UdpSocket,
+    sock_b: UdpSocket,
+    queue_a: tun_device::Queue,
+}
+
+fn one_end(underlay_mtu: u32, inner_mtu: u32) -> Option<OneEnd> {
+    let tb = testbed()?;
+    let underlay = tb.underlay(underlay_mtu).unwrap();
+    let sock_a = socket(tb.ns(Side::A), Side::A, false);
+    let sock_b = socket(tb.ns(Side::B), Side::B, false);
+    let queue_a = device(&tb, Side::A, true, inner_mtu)
+        .into_queues()
+        .remove(0);
+    Some(OneEnd {
+        tb,
+        _underlay: underlay,
+        sock_a,
+        sock_b,
+        queue_a,
+    })
+}
+
 #[test]
 fn a_peer_sending_garbage_is_counted_and_does_not_stop_the_tunnel() {
     let Some(tb) = testbed() else {
@@ -91,22 +118,18 @@ fn a_peer_sending_garbage_is_counted_and_does_not_stop_the_tunnel() {
 
 #[test]
 fn packets_larger_than_the_underlay_carries_are_reported() {
-    let Some(tb) = testbed() else {
-        return;
-    };
-    let _underlay = tb.underlay(1500).unwrap();
     // Devices of MTU 1500 over an IPv4 underlay of MTU 1500: a datagram
     // carries 1472 bytes, the devices hand over up to 1500.
-    let case = Case {
-        under_v6: false,
-        tun_offload: true,
-        sock_offload: true,
-        inner_mtu: 1500,
+    let Some(OneEnd {
+        tb,
+        _underlay,
+        sock_a: sock,
+        sock_b: peer,
+        queue_a: queue,
+    }) = one_end(1500, 1500)
+    else {
+        return;
     };
-    let peer = socket(tb.ns(Side::B), Side::B, false);
-    let sock = socket(tb.ns(Side::A), Side::A, false);
-    let dev = device(&tb, Side::A, true, 1500);
-    let queue = dev.into_queues().remove(0);
     match check_mtu(&queue, 1472) {
         Err(Error::MtuMismatch {
             inner_mtu,
@@ -119,7 +142,7 @@ fn packets_larger_than_the_underlay_carries_are_reported() {
     let a = tun_tunnel::Tunnel::start(
         queue,
         sock,
-        tun_tunnel::TunnelConfig::new(peer_of(Side::A, false)).gso(case.sock_offload),
+        tun_tunnel::TunnelConfig::new(peer_of(Side::A, false)),
     )
     .unwrap();
     assert_eq!(a.offloads().max_datagram, 1472, "read from the route's MTU");
@@ -160,9 +183,6 @@ fn packets_larger_than_the_underlay_carries_are_reported() {
 
 #[test]
 fn gso_segments_larger_than_the_route_are_reported_and_what_fits_crosses() {
-    let Some(tb) = testbed() else {
-        return;
-    };
     // An underlay of MTU 1300 (1272 bytes per datagram), but the tunnel
     // told 1372 fit: a run of 1400-byte packets is a GSO send whose
     // segments exceed the route. Kernels refuse it with EMSGSIZE (6.x
@@ -170,19 +190,25 @@ fn gso_segments_larger_than_the_route_are_reported_and_what_fits_crosses() {
     // which the tunnel takes for a GSO refusal: it falls back, and each
     // datagram alone then gets EMSGSIZE). Either way every packet is
     // reported too large.
-    let _underlay = tb.underlay(1300).unwrap();
+    let Some(OneEnd {
+        tb,
+        _underlay,
+        sock_a,
+        sock_b: sb,
+        queue_a,
+    }) = one_end(1300, 1400)
+    else {
+        return;
+    };
     let case = Case {
         under_v6: false,
         tun_offload: true,
         sock_offload: true,
         inner_mtu: 1400,
     };
-    let sa = socket(tb.ns(Side::A), Side::A, false);
-    let sb = socket(tb.ns(Side::B), Side::B, false);
-    let dev = device(&tb, Side::A, true, 1400);
     let a = tun_tunnel::Tunnel::start(
-        dev.into_queues().remove(0),
-        sa,
+        queue_a,
+        sock_a,
         tun_tunnel::TunnelConfig::new(peer_of(Side::A, false)).max_datagram(1372),
     )
     .unwrap();
