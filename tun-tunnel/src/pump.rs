@@ -31,6 +31,15 @@ const BATCH: usize = 64;
 /// coalesces into one message (64 KiB at most).
 const RECV_BUF: usize = 1 << 16;
 
+/// Empty a list of borrowed slices and end its borrows, keeping its
+/// allocation (an empty in-place collect reuses the buffer: every list
+/// here holds 16-byte slice references), so a pump allocates nothing
+/// per batch once its lists have grown.
+fn recycle<A, B>(mut v: Vec<A>) -> Vec<B> {
+    v.clear();
+    v.into_iter().filter_map(|_| None).collect()
+}
+
 fn dropped(stats: &RelayStats, n: u64) {
     stats.record(&RelayCounters {
         dropped: n,
@@ -81,10 +90,14 @@ pub(crate) fn tun_to_udp(
     let mut backoff = Backoff::new();
     let mut supers = 0;
     let relay = &stats.tun_to_udp;
+    let mut spare: Vec<&mut [u8]> = Vec::with_capacity(BATCH);
     loop {
         let res = {
-            let mut bufs: Vec<&mut [u8]> = region.chunks_mut(stride).collect();
-            queue.recv_batch(&mut rx, &mut bufs, &mut lens, 0)
+            let mut bufs = recycle(std::mem::take(&mut spare));
+            bufs.extend(region.chunks_mut(stride));
+            let res = queue.recv_batch(&mut rx, &mut bufs, &mut lens, 0);
+            spare = recycle(bufs);
+            res
         };
         let n = match res {
             Ok(n) => n,
@@ -259,11 +272,16 @@ pub(crate) fn udp_to_tun(
     tx.set_checksums_verified(false);
     let mut backoff = Backoff::new();
     let relay = &stats.udp_to_tun;
+    let mut spare_iov: Vec<IoSliceMut<'_>> = Vec::with_capacity(batch);
+    let mut spare_packets: Vec<&[u8]> = Vec::new();
+    let mut lens: Vec<usize> = Vec::new();
     loop {
         let res = {
-            let mut iov: Vec<IoSliceMut<'_>> =
-                region.chunks_mut(RECV_BUF).map(IoSliceMut::new).collect();
-            udp.recv(&mut iov, &mut meta)
+            let mut iov = recycle(std::mem::take(&mut spare_iov));
+            iov.extend(region.chunks_mut(RECV_BUF).map(IoSliceMut::new));
+            let res = udp.recv(&mut iov, &mut meta);
+            spare_iov = recycle(iov);
+            res
         };
         let n = match res {
             Ok(n) => n,
@@ -292,7 +310,7 @@ pub(crate) fn udp_to_tun(
             receives: 1,
             ..SocketDelta::default()
         };
-        let mut packets: Vec<&[u8]> = Vec::with_capacity(n * 4);
+        let mut packets: Vec<&[u8]> = recycle(std::mem::take(&mut spare_packets));
         let mut supers = 0;
         for (m, buf) in meta[..n].iter().zip(region.chunks(RECV_BUF)) {
             let data = &buf[..m.len.min(buf.len())];
@@ -307,7 +325,8 @@ pub(crate) fn udp_to_tun(
                 }
             }
         }
-        let lens: Vec<usize> = packets.iter().map(|p| p.len()).collect();
+        lens.clear();
+        lens.extend(packets.iter().map(|p| p.len()));
         relay.record(&RelayCounters {
             packets_in: packets.len() as u64,
             bytes_in: lens.iter().sum::<usize>() as u64,
@@ -317,6 +336,7 @@ pub(crate) fn udp_to_tun(
         });
         stats.record(&delta);
         if packets.is_empty() {
+            spare_packets = recycle(packets);
             continue;
         }
         let mut res = queue.send_batch(&mut tx, &packets, &lens, 0);
@@ -341,6 +361,7 @@ pub(crate) fn udp_to_tun(
             ..RelayCounters::default()
         });
         tx.clear();
+        spare_packets = recycle(packets);
         if !end? {
             return Ok(());
         }
@@ -410,6 +431,19 @@ mod tests {
         )
         .unwrap();
         (sent, delta)
+    }
+
+    #[test]
+    fn recycled_lists_keep_their_allocation() {
+        let region = vec![0u8; 64];
+        let mut v: Vec<&[u8]> = Vec::with_capacity(8);
+        v.extend(region.chunks(8));
+        let (cap, at) = (v.capacity(), v.as_ptr() as usize);
+        let w: Vec<&[u8]> = recycle(v);
+        assert!(w.is_empty());
+        assert_eq!((w.capacity(), w.as_ptr() as usize), (cap, at));
+        let m: Vec<IoSliceMut<'_>> = recycle(w);
+        assert_eq!(m.capacity(), cap);
     }
 
     #[test]
