@@ -45,7 +45,7 @@ use crate::error::{CliError, EXIT_RUNTIME};
     after_help = "Exit status: 0 success, 1 runtime error, 2 usage error (130: bench stopped by Ctrl-C)."
 )]
 struct Cli {
-    /// JSON output for scripts (show, create, delete, dump, relay's
+    /// JSON output for scripts (show, create, delete, dump, relay's and tunnel's
     /// summary, bench), with iproute2's key names where `ip -j` shows the
     /// same thing.
     #[arg(short = 'j', long, global = true)]

@@ -35,7 +35,7 @@ pub struct TunnelArgs {
     /// The device: attached to if it exists, else created (gone on exit).
     #[arg(value_parser = crate::names::parse_existing)]
     pub device: String,
-    /// The peer's UDP address (IP:PORT, [IPv6]:PORT).
+    /// The peer's UDP address (`IP:PORT`, `[IPv6]:PORT`).
     #[arg(long, value_name = "ADDR:PORT")]
     pub peer: SocketAddr,
     /// The local UDP address to bind (default: any address of the peer's

@@ -198,6 +198,7 @@ fn help_on_every_command() {
         &["show", "--help"],
         &["dump", "--help"],
         &["relay", "--help"],
+        &["tunnel", "--help"],
         &["bench", "--help"],
     ] {
         let out = run({
@@ -218,6 +219,18 @@ fn help_on_every_command() {
     assert!(
         bench.contains("schedstat"),
         "bench --help says how CPU is measured"
+    );
+    assert!(bench.contains("--mode tunnel"), "{bench}");
+    let tunnel = text(
+        &Command::new(BIN)
+            .args(["tunnel", "--help"])
+            .output()
+            .unwrap()
+            .stdout,
+    );
+    assert!(
+        tunnel.contains("unencrypted and unauthenticated"),
+        "tunnel --help says what it does not protect: {tunnel}"
     );
 }
 

@@ -435,7 +435,7 @@ mod tests {
 
     #[test]
     fn recycled_lists_keep_their_allocation() {
-        let region = vec![0u8; 64];
+        let region = [0u8; 64];
         let mut v: Vec<&[u8]> = Vec::with_capacity(8);
         v.extend(region.chunks(8));
         let (cap, at) = (v.capacity(), v.as_ptr() as usize);
