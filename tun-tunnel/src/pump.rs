@@ -255,6 +255,36 @@ fn send_run(
     }
 }
 
+/// What to do after a failed `recvmmsg`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum AfterRecv {
+    /// Nothing to read: poll.
+    Wait,
+    /// Read again at once: a signal, or an ICMP error for an earlier send
+    /// reported once on the connected socket (the next read does not
+    /// repeat it, so this cannot spin).
+    Again,
+    /// The kernel is short of memory: wait a little, then read again.
+    Backoff,
+    /// The socket cannot be read (a bug, or the fd taken away): end.
+    Fail,
+}
+
+fn after_recv_error(e: &io::Error) -> AfterRecv {
+    use io::ErrorKind as K;
+    match e.kind() {
+        K::WouldBlock => AfterRecv::Wait,
+        K::Interrupted | K::ConnectionRefused | K::HostUnreachable | K::NetworkUnreachable => {
+            AfterRecv::Again
+        }
+        K::OutOfMemory => AfterRecv::Backoff,
+        _ if e.raw_os_error() == Some(rustix::io::Errno::NOBUFS.raw_os_error()) => {
+            AfterRecv::Backoff
+        }
+        _ => AfterRecv::Fail,
+    }
+}
+
 /// Peer to device, until `stop` or the device goes.
 pub(crate) fn udp_to_tun(
     queue: &Queue,
@@ -285,26 +315,22 @@ pub(crate) fn udp_to_tun(
         };
         let n = match res {
             Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                if !udp.wait(PollFlags::IN, stop)? {
-                    return Ok(());
+            Err(e) => match after_recv_error(&e) {
+                AfterRecv::Wait => {
+                    if !udp.wait(PollFlags::IN, stop)? {
+                        return Ok(());
+                    }
+                    continue;
                 }
-                continue;
-            }
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            // An ICMP error for an earlier send, reported once on the
-            // connected socket: nothing was received, read again.
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::ConnectionRefused
-                        | io::ErrorKind::HostUnreachable
-                        | io::ErrorKind::NetworkUnreachable
-                ) =>
-            {
-                continue;
-            }
-            Err(e) => return Err(Error::socket(SocketOp::Recv, udp.peer(), e)),
+                AfterRecv::Again => continue,
+                AfterRecv::Backoff => {
+                    if stop.sleep(backoff.step()) {
+                        return Ok(());
+                    }
+                    continue;
+                }
+                AfterRecv::Fail => return Err(Error::socket(SocketOp::Recv, udp.peer(), e)),
+            },
         };
         let mut delta = SocketDelta {
             receives: 1,
@@ -431,6 +457,29 @@ mod tests {
         )
         .unwrap();
         (sent, delta)
+    }
+
+    #[test]
+    fn receive_errors_wait_retry_back_off_or_end() {
+        let e = |c: i32| io::Error::from_raw_os_error(c);
+        assert_eq!(after_recv_error(&e(EAGAIN)), AfterRecv::Wait);
+        for c in [
+            Errno::INTR,
+            Errno::CONNREFUSED,
+            Errno::HOSTUNREACH,
+            Errno::NETUNREACH,
+        ] {
+            assert_eq!(after_recv_error(&e(c.raw_os_error())), AfterRecv::Again);
+        }
+        assert_eq!(after_recv_error(&e(ENOBUFS)), AfterRecv::Backoff);
+        assert_eq!(
+            after_recv_error(&e(Errno::NOMEM.raw_os_error())),
+            AfterRecv::Backoff
+        );
+        assert_eq!(
+            after_recv_error(&e(Errno::BADF.raw_os_error())),
+            AfterRecv::Fail
+        );
     }
 
     #[test]
