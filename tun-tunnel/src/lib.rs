@@ -22,8 +22,8 @@
 //! [`TunnelCounters::gso_fallbacks`]. Datagrams from the peer that are not
 //! one whole IP packet are counted ([`TunnelCounters::malformed`]) and
 //! dropped; packets larger than one datagram to the peer may be are
-//! counted ([`TunnelCounters::too_large`]), and [`check_mtu`] says so up
-//! front as a typed error.
+//! counted ([`TunnelCounters::too_large`]), and [`Tunnel::check_mtu`]
+//! says so up front as a typed error.
 //!
 //! Stopping is tun-device's relay's: both pumps wait in the kernel beside
 //! one [`Interrupt`](tun_device::Interrupt) (the device's reads with
@@ -46,13 +46,16 @@
 //! ```no_run
 //! use std::net::UdpSocket;
 //! use tun_device::Device;
-//! use tun_tunnel::{Tunnel, TunnelConfig, check_mtu};
+//! use tun_tunnel::{Tunnel, TunnelConfig};
 //!
 //! let dev = Device::builder().name("vpn%d").offload(true).mtu(1400).up(true).build()?;
 //! let socket = UdpSocket::bind("192.0.2.1:51820")?;
 //! let config = TunnelConfig::new("192.0.2.2:51820".parse()?);
 //! let tunnel = Tunnel::start(dev.into_queues().remove(0), socket, config)?;
 //! println!("granted: {:?}", tunnel.offloads());
+//! if let Err(e) = tunnel.check_mtu() {
+//!     eprintln!("warning: {e}"); // the device's MTU exceeds a datagram
+//! }
 //! std::thread::sleep(std::time::Duration::from_secs(10));
 //! let c = tunnel.stop()?;
 //! println!(
@@ -61,7 +64,6 @@
 //!     c.datagrams_per_send(),
 //!     c.malformed
 //! );
-//! # let _ = check_mtu;
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
