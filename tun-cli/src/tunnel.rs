@@ -52,6 +52,12 @@ pub struct TunnelArgs {
     /// Do not receive coalesced datagrams (UDP_GRO).
     #[arg(long)]
     pub no_gro: bool,
+    /// Take the transport checksums of the peer's packets as correct:
+    /// coalescing them skips reading every payload, but a bad checksum
+    /// the peer sent is then merged into one the kernel takes as good.
+    /// Only for a peer trusted to send correct packets.
+    #[arg(long)]
+    pub trust_checksums: bool,
     /// The largest datagram to send, in bytes (default: the route's MTU
     /// to the peer less the IP and UDP headers).
     #[arg(long, value_name = "BYTES",
@@ -165,7 +171,8 @@ pub fn run(args: &TunnelArgs, json: bool) -> Result<()> {
     })?;
     let mut config = TunnelConfig::new(args.peer)
         .gso(!args.no_gso)
-        .gro(!args.no_gro);
+        .gro(!args.no_gro)
+        .trust_checksums(args.trust_checksums);
     if let Some(n) = args.max_datagram {
         config = config.max_datagram(usize::from(n));
     }
@@ -267,7 +274,7 @@ mod tests {
     fn arguments_parse_and_default_the_bind_address() {
         let a = parse(&["t0", "--peer", "192.0.2.2:5300", "--offload", "--no-gro"]).unwrap();
         assert_eq!(a.device, "t0");
-        assert!(a.offload && a.no_gro && !a.no_gso);
+        assert!(a.offload && a.no_gro && !a.no_gso && !a.trust_checksums);
         assert_eq!(check_args(&a).unwrap(), "0.0.0.0:5300".parse().unwrap());
         let a = parse(&["t0", "--peer", "[2001:db8::2]:9", "--max-datagram", "1400"]).unwrap();
         assert_eq!(check_args(&a).unwrap(), "[::]:9".parse().unwrap());

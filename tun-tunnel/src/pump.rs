@@ -297,9 +297,10 @@ pub(crate) fn udp_to_tun(
     let mut region = vec![0u8; RECV_BUF * batch];
     let mut meta = vec![RecvMeta::default(); batch];
     let mut tx = SendState::new();
-    // Packets from the peer are not vouched for: coalescing checks their
-    // checksums, so a damaged one is not merged into a valid super-packet.
-    tx.set_checksums_verified(false);
+    // Packets from the peer are not vouched for unless the caller says
+    // so: coalescing checks their checksums, so that a damaged one is not
+    // merged into a valid super-packet.
+    tx.set_checksums_verified(udp.trust_checksums());
     let mut backoff = Backoff::new();
     let relay = &stats.udp_to_tun;
     let mut spare_iov: Vec<IoSliceMut<'_>> = Vec::with_capacity(batch);

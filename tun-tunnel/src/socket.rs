@@ -29,6 +29,7 @@ pub(crate) struct Udp {
     gso_wanted: bool,
     gro: bool,
     max_datagram: usize,
+    trust_checksums: bool,
 }
 
 /// Whether `errno` is what a refused GSO send gives: a device without
@@ -73,6 +74,7 @@ impl Udp {
         gso: bool,
         gro: bool,
         max_datagram: Option<usize>,
+        trust_checksums: bool,
     ) -> Result<Self> {
         let fail = |op| move |e: io::Error| Error::socket(op, peer, e);
         let local = sock.local_addr().map_err(fail(SocketOp::Setup))?;
@@ -128,6 +130,7 @@ impl Udp {
             gso_wanted: gso,
             gro,
             max_datagram,
+            trust_checksums,
         })
     }
 
@@ -148,6 +151,12 @@ impl Udp {
         } else {
             1
         }
+    }
+
+    /// Whether the inner packets' transport checksums are taken as the
+    /// peer sent them (not checked again before coalescing).
+    pub(crate) fn trust_checksums(&self) -> bool {
+        self.trust_checksums
     }
 
     /// Whether UDP_GRO is on.
@@ -215,8 +224,8 @@ mod tests {
         let a = UdpSocket::bind("127.0.0.1:0").unwrap();
         let b = UdpSocket::bind("127.0.0.1:0").unwrap();
         let (pa, pb) = (a.local_addr().unwrap(), b.local_addr().unwrap());
-        let ua = Udp::new(a, pb, true, true, None).unwrap();
-        let ub = Udp::new(b, pa, true, false, None).unwrap();
+        let ua = Udp::new(a, pb, true, true, None, false).unwrap();
+        let ub = Udp::new(b, pa, true, false, None, false).unwrap();
         assert!(!ub.gro(), "GRO off as asked");
         // Loopback's MTU is 65536: the limit is one send's payload.
         assert_eq!(ua.max_datagram(), MAX_SEND_BYTES);
@@ -250,7 +259,7 @@ mod tests {
     #[test]
     fn a_peer_of_another_family_is_refused() {
         let a = UdpSocket::bind("127.0.0.1:0").unwrap();
-        let e = Udp::new(a, "[::1]:9".parse().unwrap(), true, true, None).unwrap_err();
+        let e = Udp::new(a, "[::1]:9".parse().unwrap(), true, true, None, false).unwrap_err();
         assert!(matches!(e, Error::FamilyMismatch { .. }), "{e}");
     }
 }

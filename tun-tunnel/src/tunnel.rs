@@ -20,6 +20,7 @@ pub struct TunnelConfig {
     gso: bool,
     gro: bool,
     max_datagram: Option<usize>,
+    trust_checksums: bool,
 }
 
 impl TunnelConfig {
@@ -30,6 +31,7 @@ impl TunnelConfig {
             gso: true,
             gro: true,
             max_datagram: None,
+            trust_checksums: false,
         }
     }
 
@@ -50,6 +52,19 @@ impl TunnelConfig {
     /// to the peer, `IP_MTU`/`IPV6_MTU`, less the IP and UDP headers).
     pub fn max_datagram(mut self, bytes: usize) -> Self {
         self.max_datagram = Some(bytes);
+        self
+    }
+
+    /// Take the transport checksums of the peer's packets as correct
+    /// (off by default): coalescing them into the device then skips the
+    /// pass that reads every payload to check them
+    /// ([`SendState::set_checksums_verified`](tun_device::SendState::set_checksums_verified)).
+    /// The underlay's UDP checksum guards the datagrams in transit, not
+    /// what the peer put in them: a packet it sent with a bad checksum is
+    /// then merged into a super-packet whose checksum the kernel takes as
+    /// good. Only for a peer trusted to send correct packets.
+    pub fn trust_checksums(mut self, on: bool) -> Self {
+        self.trust_checksums = on;
         self
     }
 
@@ -105,6 +120,7 @@ impl Tunnel {
             config.gso,
             config.gro,
             config.max_datagram,
+            config.trust_checksums,
         )?);
         let stop = Interrupt::new()?;
         queue.set_interrupt(Some(stop.clone()));

@@ -63,6 +63,7 @@ fn a_peer_sending_garbage_is_counted_and_does_not_stop_the_tunnel() {
         tun_offload: true,
         sock_offload: true,
         inner_mtu: 1400,
+        trust_checksums: false,
     };
     // Side B is no tunnel: a plain socket on B's underlay address, the
     // address A's tunnel is connected to, sending what the test chooses.
@@ -205,6 +206,7 @@ fn gso_segments_larger_than_the_route_are_reported_and_what_fits_crosses() {
         tun_offload: true,
         sock_offload: true,
         inner_mtu: 1400,
+        trust_checksums: false,
     };
     let a = tun_tunnel::Tunnel::start(
         queue_a,

@@ -33,6 +33,7 @@ fn idle_tunnel_sleeps_and_stops_at_once() {
         tun_offload: true,
         sock_offload: true,
         inner_mtu: 1400,
+        trust_checksums: false,
     }) else {
         return;
     };

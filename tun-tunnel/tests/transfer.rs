@@ -85,6 +85,7 @@ const ON: Case = Case {
     tun_offload: true,
     sock_offload: true,
     inner_mtu: 1400,
+    trust_checksums: false,
 };
 
 #[test]
@@ -185,6 +186,17 @@ fn v6_no_offload_anywhere() {
             under_v6: true,
             tun_offload: false,
             sock_offload: false,
+            ..ON
+        },
+    );
+}
+
+#[test]
+fn v4_trusting_the_peers_checksums() {
+    case(
+        false,
+        Case {
+            trust_checksums: true,
             ..ON
         },
     );

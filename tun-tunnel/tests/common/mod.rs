@@ -30,6 +30,8 @@ pub struct Case {
     pub sock_offload: bool,
     /// The devices' MTU.
     pub inner_mtu: u32,
+    /// Take the peer's inner checksums as correct.
+    pub trust_checksums: bool,
 }
 
 pub struct Bed {
@@ -90,7 +92,8 @@ pub fn start(tb: &Testbed, side: Side, sock: UdpSocket, case: Case) -> Tunnel {
     let dev = device(tb, side, case.tun_offload, case.inner_mtu);
     let config = TunnelConfig::new(peer_of(side, case.under_v6))
         .gso(case.sock_offload)
-        .gro(case.sock_offload);
+        .gro(case.sock_offload)
+        .trust_checksums(case.trust_checksums);
     Tunnel::start(dev.into_queues().remove(0), sock, config).unwrap()
 }
 
