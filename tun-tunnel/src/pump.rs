@@ -446,6 +446,14 @@ mod tests {
     const EMSGSIZE: i32 = Errno::MSGSIZE.raw_os_error();
     const ENOBUFS: i32 = Errno::NOBUFS.raw_os_error();
 
+    fn did(writes: u64, lost: u64, go_on: bool) -> Sent {
+        Sent {
+            writes,
+            lost,
+            go_on,
+        }
+    }
+
     fn run(sock: &Scripted, len: usize, seg: usize, stop: &Interrupt) -> (Sent, SocketDelta) {
         let mut delta = SocketDelta::default();
         let sent = send_run(
@@ -500,14 +508,7 @@ mod tests {
     fn a_run_is_one_send_of_its_datagrams() {
         let sock = Scripted::new(&[]);
         let (sent, delta) = run(&sock, 3500, 1400, &Interrupt::new().unwrap());
-        assert_eq!(
-            sent,
-            Sent {
-                writes: 1,
-                lost: 0,
-                go_on: true
-            }
-        );
+        assert_eq!(sent, did(1, 0, true));
         assert_eq!(delta.datagrams_sent, 3);
         assert_eq!(*sock.sent.borrow(), [(3500, 1400)]);
     }
@@ -516,14 +517,7 @@ mod tests {
     fn a_full_socket_is_waited_for_and_the_same_run_sent_again() {
         let sock = Scripted::new(&[EAGAIN, EAGAIN]);
         let (sent, delta) = run(&sock, 2800, 1400, &Interrupt::new().unwrap());
-        assert_eq!(
-            sent,
-            Sent {
-                writes: 1,
-                lost: 0,
-                go_on: true
-            }
-        );
+        assert_eq!(sent, did(1, 0, true));
         assert_eq!((*sock.waits.borrow(), delta.datagrams_sent), (2, 2));
     }
 
@@ -533,14 +527,7 @@ mod tests {
         stop.raise().unwrap();
         let sock = Scripted::new(&[EAGAIN]);
         let (sent, delta) = run(&sock, 2800, 1400, &stop);
-        assert_eq!(
-            sent,
-            Sent {
-                writes: 0,
-                lost: 2,
-                go_on: false
-            }
-        );
+        assert_eq!(sent, did(0, 2, false));
         assert_eq!(delta.datagrams_sent, 0);
     }
 
@@ -549,14 +536,7 @@ mod tests {
         for errno in [EIO, EINVAL] {
             let sock = Scripted::new(&[errno]);
             let (sent, delta) = run(&sock, 3500, 1400, &Interrupt::new().unwrap());
-            assert_eq!(
-                sent,
-                Sent {
-                    writes: 3,
-                    lost: 0,
-                    go_on: true
-                }
-            );
+            assert_eq!(sent, did(3, 0, true));
             assert_eq!((delta.gso_fallbacks, delta.datagrams_sent), (1, 3));
             assert_eq!(
                 *sock.sent.borrow(),
@@ -569,14 +549,7 @@ mod tests {
     fn a_single_datagram_refused_is_an_error_not_a_fallback() {
         let sock = Scripted::new(&[EIO]);
         let (sent, delta) = run(&sock, 1000, 1000, &Interrupt::new().unwrap());
-        assert_eq!(
-            sent,
-            Sent {
-                writes: 0,
-                lost: 1,
-                go_on: true
-            }
-        );
+        assert_eq!(sent, did(0, 1, true));
         assert_eq!((delta.gso_fallbacks, delta.send_errors), (0, 1));
     }
 
@@ -586,14 +559,7 @@ mod tests {
         // alone too: reported as too large, not lost silently.
         let sock = Scripted::new(&[EINVAL, EMSGSIZE, EMSGSIZE]);
         let (sent, delta) = run(&sock, 3000, 1500, &Interrupt::new().unwrap());
-        assert_eq!(
-            sent,
-            Sent {
-                writes: 0,
-                lost: 2,
-                go_on: true
-            }
-        );
+        assert_eq!(sent, did(0, 2, true));
         assert_eq!((delta.gso_fallbacks, delta.too_large), (1, 2));
     }
 
@@ -604,14 +570,7 @@ mod tests {
         let mut backoff = Backoff::new();
         let stop = Interrupt::new().unwrap();
         let sent = send_run(&sock, &[1; 2000], 1000, &stop, &mut backoff, &mut delta).unwrap();
-        assert_eq!(
-            sent,
-            Sent {
-                writes: 0,
-                lost: 2,
-                go_on: true
-            }
-        );
+        assert_eq!(sent, did(0, 2, true));
         assert_eq!(delta.send_errors, 1);
         // The backoff was used: its next wait is the second step.
         assert_eq!(backoff.step(), Backoff::MIN * 2);

@@ -58,13 +58,7 @@ fn a_peer_sending_garbage_is_counted_and_does_not_stop_the_tunnel() {
         return;
     };
     let _underlay = tb.underlay(1500).unwrap();
-    let case = Case {
-        under_v6: false,
-        tun_offload: true,
-        sock_offload: true,
-        inner_mtu: 1400,
-        trust_checksums: false,
-    };
+    let case = ON;
     // Side B is no tunnel: a plain socket on B's underlay address, the
     // address A's tunnel is connected to, sending what the test chooses.
     let peer = socket(tb.ns(Side::B), Side::B, false);
@@ -201,13 +195,7 @@ fn gso_segments_larger_than_the_route_are_reported_and_what_fits_crosses() {
     else {
         return;
     };
-    let case = Case {
-        under_v6: false,
-        tun_offload: true,
-        sock_offload: true,
-        inner_mtu: 1400,
-        trust_checksums: false,
-    };
+    let case = ON;
     let a = tun_tunnel::Tunnel::start(
         queue_a,
         sock_a,

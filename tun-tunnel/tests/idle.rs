@@ -30,10 +30,7 @@ fn wakeups() -> u64 {
 fn idle_tunnel_sleeps_and_stops_at_once() {
     let Some(mut bed) = bed(Case {
         under_v6: true,
-        tun_offload: true,
-        sock_offload: true,
-        inner_mtu: 1400,
-        trust_checksums: false,
+        ..ON
     }) else {
         return;
     };

@@ -80,14 +80,6 @@ fn case(inner_v6: bool, c: Case) {
     }
 }
 
-const ON: Case = Case {
-    under_v6: false,
-    tun_offload: true,
-    sock_offload: true,
-    inner_mtu: 1400,
-    trust_checksums: false,
-};
-
 #[test]
 fn v4_over_v4_all_offloads() {
     case(false, ON);

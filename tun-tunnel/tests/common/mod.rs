@@ -34,6 +34,15 @@ pub struct Case {
     pub trust_checksums: bool,
 }
 
+/// IPv4 underlay, offload on everywhere, devices of MTU 1400.
+pub const ON: Case = Case {
+    under_v6: false,
+    tun_offload: true,
+    sock_offload: true,
+    inner_mtu: 1400,
+    trust_checksums: false,
+};
+
 pub struct Bed {
     pub tb: Testbed,
     pub underlay: Veth,
