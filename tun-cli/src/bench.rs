@@ -6,6 +6,12 @@
 //! ceiling. Every cell is measured `--rounds` times, paths alternating,
 //! and reported as the median with the spread.
 //!
+//! `--mode tunnel` measures the VPN shape beside them: the two devices
+//! joined by tun-tunnel over a veth underlay (each device's packets sent
+//! as UDP datagrams to the other namespace and written into the other
+//! device), with the sockets' GSO/GRO on and off, next to the offload
+//! relay and the veth pair in the same rounds.
+//!
 //! Everything it makes goes with the process: the namespaces are
 //! anonymous (nothing names them, so they vanish with their last file
 //! descriptor), the devices are not persistent and the veth pair lives in
@@ -17,6 +23,7 @@
 //! failing run does not throw away the rest.
 
 use std::io::IsTerminal;
+use std::net::{SocketAddr, UdpSocket};
 use std::time::Duration;
 
 use clap::{Args, ValueEnum};
@@ -25,6 +32,7 @@ use serde::Serialize;
 use tun_device::relay::{Relay, RelayCounters, RelayMode};
 use tun_device::{Device, ErrorKind};
 use tun_testbed::{Side, Testbed, Traffic};
+use tun_tunnel::{Tunnel, TunnelConfig, TunnelCounters};
 
 use crate::cpu;
 use crate::error::{CliError, Result};
@@ -40,8 +48,11 @@ pub enum BenchMode {
     Offload,
     /// Forward super-packets untouched.
     Passthrough,
-    /// All three.
+    /// All three relay modes.
     All,
+    /// The UDP tunnel (socket GSO/GRO on, then off) beside the offload
+    /// relay.
+    Tunnel,
 }
 
 /// What the columns of the table mean (printed under it, and in `--help`).
@@ -53,7 +64,11 @@ Gbit/s: checked payload per second, the median of the rounds (min-max in
   ...`; the traffic generator, in the same process, is not counted; veth
   runs in the kernel and has none); super-pkts in: reads that returned a
   TSO/USO super-packet; packets/write: packets received per write
-  (coalescing, or super-packets passed through). UDP is sent without
+  (coalescing, or super-packets passed through; for a tunnel, the
+  packets its devices handed over per sendmsg); dgrams/send and
+  dgrams/recv: UDP datagrams per sendmsg (UDP_SEGMENT) and per recvmmsg
+  (UDP_GRO and batching), tunnels only. A tunnel's devices have an MTU
+  smaller by the underlay's IP and UDP headers. UDP is sent without
   congestion control: loss is expected and reported, not an error.";
 
 /// Arguments of `tun bench`.
@@ -64,8 +79,12 @@ Traffic stays inside the two namespaces the command makes.
 
 Columns: Gbit/s of checked payload; CPU s/GB: CPU seconds the relay's
 threads used per GB of payload, summed from /proc/self/task/TID/schedstat of
-the threads named `relay ...`; super-pkts in; packets/write; % veth (see the
-notes printed under the table).
+the threads named `relay ...`; super-pkts in; packets/write; dgrams/send and
+dgrams/recv (tunnels); % veth (see the notes printed under the table).
+
+`--mode tunnel` runs the kernel veth pair, the offload relay and the UDP
+tunnel (tun-tunnel over a second veth pair, socket GSO/GRO on, then off) in
+the same rounds.
 
 Exit status: 0 when every byte arrived intact, 1 on damage or an error, 130
 when Ctrl-C stopped it (after cleaning up and printing what was measured).")]
@@ -100,6 +119,10 @@ pub struct BenchArgs {
 enum Path {
     Veth,
     Relay(RelayMode),
+    /// Two tunnels over a veth underlay; socket GSO/GRO on or off.
+    Tunnel {
+        socket_offload: bool,
+    },
 }
 
 impl Path {
@@ -107,6 +130,21 @@ impl Path {
         match self {
             Path::Veth => "kernel veth".into(),
             Path::Relay(m) => format!("relay {}", m.name()),
+            Path::Tunnel {
+                socket_offload: true,
+            } => "tunnel gso/gro".into(),
+            Path::Tunnel {
+                socket_offload: false,
+            } => "tunnel no gso/gro".into(),
+        }
+    }
+
+    /// The MTU of the path between the namespaces: a tunnel's devices
+    /// carry the underlay's MTU less its IP and UDP headers.
+    fn inner_mtu(self, args: &BenchArgs) -> u32 {
+        match self {
+            Path::Tunnel { .. } => args.mtu - if args.ipv6 { 48 } else { 28 },
+            _ => args.mtu,
         }
     }
 }
@@ -133,6 +171,51 @@ struct Run {
     traffic: Traffic,
     /// CPU seconds of the relay threads and the counters' growth.
     relay: Option<(f64, RelayCounters)>,
+    /// A tunnel's datagram counts, their growth over the run.
+    dgrams: Option<Dgrams>,
+}
+
+/// Datagrams and the calls that carried them (both ends of a tunnel).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Dgrams {
+    sent: u64,
+    sends: u64,
+    received: u64,
+    receives: u64,
+}
+
+impl Dgrams {
+    fn of(c: &TunnelCounters) -> Self {
+        Dgrams {
+            sent: c.datagrams_sent,
+            sends: c.tun_to_udp.writes,
+            received: c.datagrams_received,
+            receives: c.receives,
+        }
+    }
+
+    fn add(self, o: Dgrams) -> Self {
+        Dgrams {
+            sent: self.sent + o.sent,
+            sends: self.sends + o.sends,
+            received: self.received + o.received,
+            receives: self.receives + o.receives,
+        }
+    }
+
+    fn since(self, before: Dgrams) -> Self {
+        Dgrams {
+            sent: self.sent - before.sent,
+            sends: self.sends - before.sends,
+            received: self.received - before.received,
+            receives: self.receives - before.receives,
+        }
+    }
+}
+
+/// `n / d`, or `None` when nothing was counted.
+fn per(n: u64, d: u64) -> Option<f64> {
+    (d > 0).then(|| n as f64 / d as f64)
 }
 
 /// A round of one cell: what it measured, or its error naming the step.
@@ -169,6 +252,10 @@ pub struct CellResult {
     pub writes: Option<u64>,
     /// Packets per write.
     pub coalescing_ratio: Option<f64>,
+    /// UDP datagrams per `sendmsg` (tunnels), all rounds.
+    pub datagrams_per_send: Option<f64>,
+    /// UDP datagrams per `recvmmsg` (tunnels), all rounds.
+    pub datagrams_per_receive: Option<f64>,
     /// Median throughput against the veth pair's median, in percent.
     pub percent_of_veth: Option<f64>,
     /// Every byte received was intact in every round (TCP: and
@@ -228,18 +315,24 @@ fn delta(after: &RelayCounters, before: &RelayCounters) -> RelayCounters {
     }
 }
 
-/// UDP datagram size for `mtu`: what one packet of that MTU carries,
-/// at most 8 KiB (the test bed sizes each send from it).
-fn udp_segment(args: &BenchArgs) -> usize {
+/// UDP datagram size for a path of MTU `mtu`: what one packet of that
+/// MTU carries, at most 8 KiB (the test bed sizes each send from it).
+fn udp_segment(mtu: u32, args: &BenchArgs) -> usize {
     let ip_udp = if args.ipv6 { 48 } else { 28 };
-    (args.mtu as usize - ip_udp).min(8192)
+    (mtu as usize).saturating_sub(ip_udp).clamp(8, 8192)
 }
 
-fn traffic(tb: &Testbed, load: Load, args: &BenchArgs) -> tun_testbed::Result<Traffic> {
+fn traffic(tb: &Testbed, path: Path, load: Load, args: &BenchArgs) -> tun_testbed::Result<Traffic> {
     let dur = Duration::from_secs(args.seconds);
     match load {
         Load::Tcp => tb.tcp(args.ipv6, usize::from(args.streams), dur, None),
-        Load::Udp => tb.udp(args.ipv6, udp_segment(args), 32, dur, None),
+        Load::Udp => tb.udp(
+            args.ipv6,
+            udp_segment(path.inner_mtu(args), args),
+            32,
+            dur,
+            None,
+        ),
     }
 }
 
@@ -247,6 +340,81 @@ fn traffic(tb: &Testbed, load: Load, args: &BenchArgs) -> tun_testbed::Result<Tr
 enum Joined {
     Veth(#[allow(dead_code)] tun_testbed::Veth),
     Relay(Relay),
+    Tunnel {
+        // Dropped after the tunnels (fields drop in order).
+        a: Tunnel,
+        b: Tunnel,
+        #[allow(dead_code)]
+        underlay: tun_testbed::Veth,
+    },
+}
+
+/// The tunnels' port on both sides of the underlay.
+const TUNNEL_PORT: u16 = 5300;
+
+/// Two devices joined by tunnels over a veth underlay of MTU `args.mtu`.
+fn join_tunnel(tb: &Testbed, socket_offload: bool, args: &BenchArgs) -> Result<Joined> {
+    let underlay = tb
+        .underlay(args.mtu)
+        .map_err(|e| CliError::testbed("create the underlay veth pair", e))?;
+    let v6 = args.ipv6;
+    let at = |side| SocketAddr::new(tun_testbed::underlay_addr(side, v6), TUNNEL_PORT);
+    // Both sockets before either device: nothing a device sends at once
+    // meets a port not yet bound.
+    let mut socks = Vec::new();
+    for side in [Side::A, Side::B] {
+        let addr = at(side);
+        let sock = tb
+            .ns(side)
+            .run(move || Ok(UdpSocket::bind(addr)))
+            .map_err(|e| CliError::device(format!("enter side {side:?}"), e))?
+            .map_err(|e| CliError::io(format!("bind the tunnel socket to {addr}"), e))?;
+        socks.push(sock);
+    }
+    let mut tunnels = Vec::new();
+    for ((side, peer), sock) in [(Side::A, Side::B), (Side::B, Side::A)]
+        .into_iter()
+        .zip(socks)
+    {
+        let b = Device::builder()
+            .name("bench%d")
+            .offload(true)
+            .mtu(Path::Tunnel { socket_offload }.inner_mtu(args));
+        let dev = tb
+            .device(side, b)
+            .map_err(|e| CliError::testbed(format!("create the device of side {side:?}"), e))?;
+        let config = TunnelConfig::new(at(peer))
+            .gso(socket_offload)
+            .gro(socket_offload);
+        let t = Tunnel::start(dev.into_queues().remove(0), sock, config).map_err(|e| {
+            CliError::refused(
+                format!("start the tunnel of side {side:?}: {e}"),
+                "see the cause above",
+            )
+        })?;
+        tunnels.push(t);
+    }
+    let (Some(b), Some(a)) = (tunnels.pop(), tunnels.pop()) else {
+        return Err(CliError::refused("start the tunnels: not two", "a bug"));
+    };
+    Ok(Joined::Tunnel { a, b, underlay })
+}
+
+/// What the relay or the tunnels counted so far: the relay's counters
+/// (for tunnels, their devices' side: packets read, sendmsg calls), and
+/// the tunnels' datagrams.
+fn counted(j: &Joined) -> Option<(RelayCounters, Option<Dgrams>)> {
+    match j {
+        Joined::Veth(_) => None,
+        Joined::Relay(r) => Some((sum(r.counters()), None)),
+        Joined::Tunnel { a, b, .. } => {
+            let (ca, cb) = (a.counters(), b.counters());
+            let mut c = ca.tun_to_udp;
+            c.add(&cb.tun_to_udp);
+            c.dropped += ca.udp_to_tun.dropped + cb.udp_to_tun.dropped;
+            Some((c, Some(Dgrams::of(&ca).add(Dgrams::of(&cb)))))
+        }
+    }
 }
 
 fn join(tb: &Testbed, path: Path, args: &BenchArgs) -> Result<Joined> {
@@ -270,23 +438,27 @@ fn join(tb: &Testbed, path: Path, args: &BenchArgs) -> Result<Joined> {
                 .map(Joined::Relay)
                 .map_err(|e| CliError::device(format!("start the {} relay", mode.name()), e))
         }
+        Path::Tunnel { socket_offload } => join_tunnel(tb, socket_offload, args),
     }
 }
 
-fn one_run(tb: &Testbed, joined: &Joined, load: Load, args: &BenchArgs) -> Result<Run> {
-    let relay = match joined {
-        Joined::Relay(r) => Some(r),
-        Joined::Veth(_) => None,
-    };
-    let before = relay.map(|r| (sum(r.counters()), cpu::relay_threads()));
-    let t = traffic(tb, load, args)
+fn one_run(tb: &Testbed, path: Path, joined: &Joined, load: Load, args: &BenchArgs) -> Result<Run> {
+    let before = counted(joined).map(|c| (c, cpu::relay_threads()));
+    let t = traffic(tb, path, load, args)
         .map_err(|e| CliError::testbed(format!("{} traffic", load.label(args.streams)), e))?;
-    let after = relay.map(|r| (sum(r.counters()), cpu::relay_threads()));
-    let relay = match (before, after) {
-        (Some((c0, cpu0)), Some((c1, cpu1))) => Some(((cpu1 - cpu0).max(0.0), delta(&c1, &c0))),
-        _ => None,
+    let after = counted(joined).map(|c| (c, cpu::relay_threads()));
+    let (relay, dgrams) = match (before, after) {
+        (Some(((c0, d0), cpu0)), Some(((c1, d1), cpu1))) => (
+            Some(((cpu1 - cpu0).max(0.0), delta(&c1, &c0))),
+            d1.zip(d0).map(|(d1, d0)| d1.since(d0)),
+        ),
+        _ => (None, None),
     };
-    Ok(Run { traffic: t, relay })
+    Ok(Run {
+        traffic: t,
+        relay,
+        dgrams,
+    })
 }
 
 /// The load average over the last minute, from /proc/loadavg.
@@ -309,6 +481,28 @@ fn busy_warning() -> Option<String> {
             if cores == 1 { "" } else { "s" }
         )
     })
+}
+
+/// The paths `mode` measures, the veth pair first.
+fn paths(mode: BenchMode) -> Vec<Path> {
+    let relay = |m: &[RelayMode]| m.iter().map(|&m| Path::Relay(m)).collect::<Vec<_>>();
+    let rest = match mode {
+        BenchMode::Plain => relay(&[RelayMode::Plain]),
+        BenchMode::Offload => relay(&[RelayMode::Offload]),
+        BenchMode::Passthrough => relay(&[RelayMode::Passthrough]),
+        BenchMode::All => relay(&[RelayMode::Plain, RelayMode::Offload, RelayMode::Passthrough]),
+        BenchMode::Tunnel => {
+            let mut p = relay(&[RelayMode::Offload]);
+            p.push(Path::Tunnel {
+                socket_offload: true,
+            });
+            p.push(Path::Tunnel {
+                socket_offload: false,
+            });
+            p
+        }
+    };
+    std::iter::once(Path::Veth).chain(rest).collect()
 }
 
 /// Run `tun bench`.
@@ -336,15 +530,7 @@ pub fn run(args: &BenchArgs, json: bool) -> Result<()> {
                 .unwrap_or_else(|_| "?".into())
         })
         .collect();
-    let modes: Vec<RelayMode> = match args.mode {
-        BenchMode::Plain => vec![RelayMode::Plain],
-        BenchMode::Offload => vec![RelayMode::Offload],
-        BenchMode::Passthrough => vec![RelayMode::Passthrough],
-        BenchMode::All => vec![RelayMode::Plain, RelayMode::Offload, RelayMode::Passthrough],
-    };
-    let paths: Vec<Path> = std::iter::once(Path::Veth)
-        .chain(modes.iter().map(|&m| Path::Relay(m)))
-        .collect();
+    let paths = paths(args.mode);
     let loads = [Load::Tcp, Load::Udp];
     let ip = if args.ipv6 { "IPv6" } else { "IPv4" };
     let per_round = paths.len() * loads.len();
@@ -399,7 +585,7 @@ pub fn run(args: &BenchArgs, json: bool) -> Result<()> {
                 );
                 pb.set_message(what.clone());
                 let res = match &joined {
-                    Ok(j) => one_run(&tb, j, load, args),
+                    Ok(j) => one_run(&tb, path, j, load, args),
                     Err(e) => Err(CliError::refused(e.to_string(), "see the step above")),
                 };
                 done += 1;
@@ -427,17 +613,24 @@ pub fn run(args: &BenchArgs, json: bool) -> Result<()> {
                 }
                 record(path, load, res);
             }
-            if let Ok(Joined::Relay(relay)) = joined {
-                if let Err(e) = relay.stop() {
-                    record(
-                        path,
-                        loads[loads.len() - 1],
-                        Err(format!(
-                            "round {round}, {}: the relay failed: {e}",
-                            path.label()
-                        )),
-                    );
+            let stopped = match joined {
+                Ok(Joined::Relay(relay)) => relay.stop().err().map(|e| e.to_string()),
+                Ok(Joined::Tunnel { a, b, underlay }) => {
+                    let res = a.stop().and(b.stop());
+                    drop(underlay);
+                    res.err().map(|e| e.to_string())
                 }
+                _ => None,
+            };
+            if let Some(e) = stopped {
+                record(
+                    path,
+                    loads[loads.len() - 1],
+                    Err(format!(
+                        "round {round}, {}: the relay failed: {e}",
+                        path.label()
+                    )),
+                );
             }
         }
     }
@@ -539,6 +732,7 @@ fn cell(path: Path, load: Load, rs: &[RunOutcome], args: &BenchArgs) -> CellResu
         .filter(|(_, _, b)| *b > 0)
         .map(|(cpu, _, b)| cpu / (*b as f64 / 1e9))
         .collect();
+    let dgrams = ok.iter().filter_map(|r| r.dgrams).reduce(Dgrams::add);
     let lost: u64 = ok.iter().map(|r| r.traffic.lost).sum();
     let sent: u64 = ok.iter().map(|r| r.traffic.sent).sum();
     CellResult {
@@ -559,6 +753,8 @@ fn cell(path: Path, load: Load, rs: &[RunOutcome], args: &BenchArgs) -> CellResu
             (Some(p), Some(w)) if w > 0 => Some(p as f64 / w as f64),
             _ => None,
         },
+        datagrams_per_send: dgrams.and_then(|d| per(d.sent, d.sends)),
+        datagrams_per_receive: dgrams.and_then(|d| per(d.received, d.receives)),
         percent_of_veth: None,
         intact: !ok.is_empty() && ok.iter().all(|r| r.traffic.intact && r.traffic.bytes > 0),
         damaged: ok.iter().map(|r| r.traffic.damaged).sum(),
@@ -583,7 +779,7 @@ pub fn table(r: &Report) -> String {
         if r.rounds == 1 { "" } else { "s" }
     );
     s.push_str(&format!(
-        "{:<18} {:<8} {:>8} {:>15} {:>7} {:>9} {:>14} {:>14}  {}\n",
+        "{:<18} {:<8} {:>8} {:>15} {:>7} {:>9} {:>14} {:>14} {:>11} {:>11}  {}\n",
         "path",
         "load",
         "Gbit/s",
@@ -592,6 +788,8 @@ pub fn table(r: &Report) -> String {
         "CPU s/GB",
         "super-pkts in",
         "packets/write",
+        "dgrams/send",
+        "dgrams/recv",
         "check"
     ));
     let opt = |v: Option<f64>, prec: usize| match v {
@@ -623,7 +821,7 @@ pub fn table(r: &Report) -> String {
                 check.push_str(&format!(", {} round(s) FAILED", x.errors.len()));
             }
             s.push_str(&format!(
-                "{:<18} {:<8} {:>8.2} {:>15} {:>7} {:>9} {:>14} {:>14}  {}\n",
+                "{:<18} {:<8} {:>8.2} {:>15} {:>7} {:>9} {:>14} {:>14} {:>11} {:>11}  {}\n",
                 x.path,
                 x.load,
                 x.gbits,
@@ -632,6 +830,8 @@ pub fn table(r: &Report) -> String {
                 opt(x.cpu_s_per_gb, 2),
                 x.super_packets_in.map_or("-".into(), |v| v.to_string()),
                 opt(x.coalescing_ratio, 1),
+                opt(x.datagrams_per_send, 1),
+                opt(x.datagrams_per_receive, 1),
                 check
             ));
         }
@@ -664,6 +864,22 @@ mod tests {
         }
     }
 
+    /// A report of `results` (1 s, 3 rounds, IPv4, MTU 1500).
+    fn report(results: Vec<CellResult>) -> Report {
+        Report {
+            seconds: 1,
+            rounds: 3,
+            mtu: 1500,
+            streams: 1,
+            ip: "IPv4",
+            netns: vec![],
+            cpu_source: "",
+            results,
+            warnings: vec![],
+            interrupted: false,
+        }
+    }
+
     fn run(gbits: f64) -> RunOutcome {
         Ok(Run {
             traffic: Traffic {
@@ -673,6 +889,7 @@ mod tests {
                 ..Traffic::default()
             },
             relay: None,
+            dgrams: None,
         })
     }
 
@@ -702,18 +919,8 @@ mod tests {
             &[Err("x: y".into())],
             &a,
         );
-        let report = Report {
-            seconds: 1,
-            rounds: 3,
-            mtu: 1500,
-            streams: 1,
-            ip: "IPv4",
-            netns: vec![],
-            cpu_source: "",
-            results: vec![c, failed],
-            warnings: vec!["the machine is busy".into()],
-            interrupted: false,
-        };
+        let mut report = report(vec![c, failed]);
+        report.warnings = vec!["the machine is busy".into()];
         let t = table(&report);
         assert!(t.contains("kernel veth        UDP GSO      2.00"), "{t}");
         assert!(t.contains("1 round(s) FAILED"), "{t}");
@@ -730,5 +937,66 @@ mod tests {
             t.contains("CPU s/GB: CPU seconds"),
             "the columns are explained: {t}"
         );
+    }
+
+    #[test]
+    fn tunnel_mode_measures_veth_the_offload_relay_and_both_tunnels() {
+        assert_eq!(
+            paths(BenchMode::Tunnel),
+            [
+                Path::Veth,
+                Path::Relay(RelayMode::Offload),
+                Path::Tunnel {
+                    socket_offload: true
+                },
+                Path::Tunnel {
+                    socket_offload: false
+                }
+            ]
+        );
+        assert_eq!(paths(BenchMode::All).len(), 4, "all relay modes, no tunnel");
+        let mut a = args();
+        let t = Path::Tunnel {
+            socket_offload: false,
+        };
+        assert_eq!(t.label(), "tunnel no gso/gro");
+        assert_eq!((t.inner_mtu(&a), Path::Veth.inner_mtu(&a)), (1472, 1500));
+        assert_eq!(udp_segment(t.inner_mtu(&a), &a), 1444);
+        a.ipv6 = true;
+        assert_eq!(t.inner_mtu(&a), 1452);
+        assert_eq!(udp_segment(t.inner_mtu(&a), &a), 1404);
+    }
+
+    #[test]
+    fn a_tunnel_cell_shows_datagrams_per_call() {
+        let a = args();
+        let mut r = run(2.0).unwrap();
+        r.dgrams = Some(Dgrams {
+            sent: 600,
+            sends: 20,
+            received: 600,
+            receives: 60,
+        });
+        let path = Path::Tunnel {
+            socket_offload: true,
+        };
+        let c = cell(path, Load::Tcp, &[Ok(r.clone()), Ok(r), run(1.0)], &a);
+        assert_eq!(c.datagrams_per_send, Some(30.0));
+        assert_eq!(c.datagrams_per_receive, Some(10.0));
+        let veth = cell(Path::Veth, Load::Tcp, &[run(3.0)], &a);
+        assert_eq!(
+            (veth.datagrams_per_send, veth.datagrams_per_receive),
+            (None, None)
+        );
+        let report = report(vec![veth, c]);
+        let t = table(&report);
+        assert!(t.contains("dgrams/send dgrams/recv  check"), "{t}");
+        let row = t.lines().find(|l| l.starts_with("tunnel gso/gro")).unwrap();
+        assert!(row.ends_with("30.0        10.0  intact"), "{row}");
+        assert_eq!(
+            Dgrams::default().since(Dgrams::default()),
+            Dgrams::default()
+        );
+        assert_eq!(per(1, 0), None);
     }
 }

@@ -26,7 +26,9 @@ mod pcap;
 mod relay;
 mod show;
 mod stats;
+mod tunnel;
 mod util;
+mod watch;
 
 use std::time::Duration;
 
@@ -43,7 +45,7 @@ use crate::error::{CliError, EXIT_RUNTIME};
     after_help = "Exit status: 0 success, 1 runtime error, 2 usage error (130: bench stopped by Ctrl-C)."
 )]
 struct Cli {
-    /// JSON output for scripts (show, create, delete, dump, relay's
+    /// JSON output for scripts (show, create, delete, dump, relay's and tunnel's
     /// summary, bench), with iproute2's key names where `ip -j` shows the
     /// same thing.
     #[arg(short = 'j', long, global = true)]
@@ -70,6 +72,8 @@ enum Command {
     Dump(dump::DumpArgs),
     /// Relay packets between two devices, both directions, until Ctrl-C.
     Relay(relay::RelayArgs),
+    /// One end of a UDP tunnel: a device's packets to a peer as datagrams and back, until Ctrl-C.
+    Tunnel(tunnel::TunnelArgs),
     /// Measure the relay end to end between two private namespaces (as root).
     Bench(bench::BenchArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
@@ -93,6 +97,10 @@ fn run(cli: &Cli) -> Result<(), CliError> {
         Command::Relay(a) => {
             util::catch_interrupt(None);
             relay::run(a, cli.json)
+        }
+        Command::Tunnel(a) => {
+            util::catch_interrupt(None);
+            tunnel::run(a, cli.json)
         }
         Command::Bench(a) => {
             util::catch_interrupt(Some(Duration::from_secs(3)));

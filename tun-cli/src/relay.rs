@@ -2,17 +2,16 @@
 //! with live rates (Gbit/s and packets/s, over the last second) and
 //! totals on stderr, and a summary when Ctrl-C stops it.
 
-use std::io::IsTerminal;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use clap::Args;
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::Serialize;
 use tun_device::relay::{Relay, RelayCounters, RelayMode};
 
 use crate::error::{CliError, Result};
 use crate::open::{self, OpenOptions};
 use crate::util;
+use crate::watch::watch;
 
 /// Arguments of `tun relay`.
 #[derive(Debug, Args)]
@@ -106,7 +105,7 @@ fn human_bytes(b: u64) -> String {
     }
 }
 
-fn live(c: &RelayCounters, rate: (f64, f64)) -> String {
+pub(crate) fn live(c: &RelayCounters, rate: (f64, f64)) -> String {
     format!(
         "{:.2} Gbit/s {}; {} packets {} ({} super-packets in, {} writes, {} dropped)",
         rate.0,
@@ -119,7 +118,7 @@ fn live(c: &RelayCounters, rate: (f64, f64)) -> String {
     )
 }
 
-fn line(from: &str, to: &str, d: &Direction, secs: f64) -> String {
+pub(crate) fn line(from: &str, to: &str, d: &Direction, secs: f64) -> String {
     let gbits = if secs > 0.0 {
         d.bytes_in as f64 * 8.0 / secs / 1e9
     } else {
@@ -170,56 +169,25 @@ pub fn run(args: &RelayArgs, json: bool) -> Result<()> {
         .map_err(|e| CliError::device(format!("relay {na} <-> {nb} ({})", mode.name()), e))?;
     eprintln!("relay: {da} <-> {db}, {} mode; Ctrl-C stops", mode.name());
 
-    let tty = std::io::stderr().is_terminal();
-    let pb = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
-    pb.set_style(
-        ProgressStyle::with_template("{spinner} [{elapsed}] {msg}")
-            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
-    );
     let start = Instant::now();
-    let mut last_line = Instant::now();
-    let mut failed = None;
-    // Rates over the last second: a snapshot per tick, the oldest kept
-    // at most a second back.
-    let mut window: std::collections::VecDeque<(Instant, RelayCounters, RelayCounters)> =
-        std::collections::VecDeque::new();
-    while !util::interrupted() {
-        std::thread::sleep(Duration::from_millis(100));
-        if !relay.is_running() {
-            failed = Some(());
-            break;
-        }
-        let (ab, ba) = relay.counters();
-        let now = Instant::now();
-        window.push_back((now, ab, ba));
-        while window
-            .front()
-            .is_some_and(|(t, ..)| now.duration_since(*t) > Duration::from_secs(1))
-        {
-            window.pop_front();
-        }
-        let (t0, ab0, ba0) = window.front().copied().unwrap_or((now, ab, ba));
-        let secs = now.duration_since(t0).as_secs_f64();
-        let msg = format!(
-            "{na} -> {nb}: {} | {nb} -> {na}: {}",
-            live(&ab, rates(&ab0, &ab, secs)),
-            live(&ba, rates(&ba0, &ba, secs))
-        );
-        if tty {
-            pb.set_message(msg);
-            pb.tick();
-        } else if last_line.elapsed() >= Duration::from_secs(5) {
-            eprintln!("relay: {msg}");
-            last_line = Instant::now();
-        }
-    }
-    pb.finish_and_clear();
+    let failed = watch(
+        "relay",
+        || relay.is_running(),
+        || relay.counters(),
+        |(ab0, ba0), (ab, ba), secs| {
+            format!(
+                "{na} -> {nb}: {} | {nb} -> {na}: {}",
+                live(ab, rates(ab0, ab, secs)),
+                live(ba, rates(ba0, ba, secs))
+            )
+        },
+    );
     let secs = start.elapsed().as_secs_f64();
     let (ab, ba) = match relay.stop() {
         Ok(c) => c,
         Err(e) => return Err(CliError::device(format!("relay {na} <-> {nb}"), e)),
     };
-    if failed.is_some() {
+    if failed {
         return Err(CliError::refused(
             format!("relay {na} <-> {nb}: a device went away after {secs:.1} s"),
             "it was deleted or its namespace removed; nothing left to relay",

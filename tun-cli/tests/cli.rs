@@ -198,6 +198,7 @@ fn help_on_every_command() {
         &["show", "--help"],
         &["dump", "--help"],
         &["relay", "--help"],
+        &["tunnel", "--help"],
         &["bench", "--help"],
     ] {
         let out = run({
@@ -218,6 +219,18 @@ fn help_on_every_command() {
     assert!(
         bench.contains("schedstat"),
         "bench --help says how CPU is measured"
+    );
+    assert!(bench.contains("--mode tunnel"), "{bench}");
+    let tunnel = text(
+        &Command::new(BIN)
+            .args(["tunnel", "--help"])
+            .output()
+            .unwrap()
+            .stdout,
+    );
+    assert!(
+        tunnel.contains("unencrypted and unauthenticated"),
+        "tunnel --help says what it does not protect: {tunnel}"
     );
 }
 
@@ -1029,4 +1042,166 @@ fn bench_ctrl_c_to_the_process_group_during_set_up_exits_130() {
         assert!(rest.contains("interrupted"), "{rest}");
         assert_eq!(links_in(&ns), vec!["lo".to_string()]);
     }
+}
+
+// ------------------------------------------------------------ tunnel ---
+
+#[test]
+fn tunnel_carries_tcp_to_a_library_peer_and_summarises_on_ctrl_c() {
+    use tun_testbed::{Side, Testbed};
+    use tun_tunnel::{Tunnel, TunnelConfig};
+    // The privilege check (and skip) of every test here.
+    let Some(_) = private_ns() else { return };
+    let tb = Testbed::new().unwrap();
+    let _underlay = tb.underlay(1500).unwrap();
+    // Side B: the library's tunnel, its socket bound before A sends.
+    let sock_b = tb
+        .ns_b
+        .run(|| Ok(UdpSocket::bind("10.98.0.2:5300")))
+        .unwrap()
+        .unwrap();
+    // Side A: a device made by `tun create`, carried by `tun tunnel`.
+    ok(&run(tun_in(
+        &tb.ns_a,
+        &[
+            "create",
+            "tt0",
+            "--offload",
+            "--addr",
+            "10.99.0.1/24",
+            "--mtu",
+            "1400",
+            "--up",
+        ],
+    )));
+    let cmd = tun_in(
+        &tb.ns_a,
+        &[
+            "tunnel",
+            "tt0",
+            "--offload",
+            "--peer",
+            "10.98.0.2:5300",
+            "--bind",
+            "10.98.0.1:5300",
+        ],
+    );
+    let (mut child, mut err, first) = started(cmd);
+    assert!(first.starts_with("tunnel: tt0 (tun, offload"), "{first}");
+    assert!(
+        first.contains("<-> udp 10.98.0.1:5300 -> 10.98.0.2:5300; UDP GSO on, GRO on"),
+        "{first}"
+    );
+    let dev_b = tb
+        .device(
+            Side::B,
+            tun_device::Device::builder()
+                .name("tt%d")
+                .offload(true)
+                .mtu(1400)
+                .up(true),
+        )
+        .unwrap();
+    let b = Tunnel::start(
+        dev_b.into_queues().remove(0),
+        sock_b,
+        TunnelConfig::new("10.98.0.1:5300".parse().unwrap()),
+    )
+    .unwrap();
+    let t = tb
+        .tcp(false, 1, Duration::from_secs(60), Some(8 << 20))
+        .unwrap();
+    assert!(t.intact && t.bytes == 8 << 20, "{t:?}");
+    sigint(&child);
+    let st = wait_exit(&mut child, 10);
+    let mut rest = String::new();
+    let _ = std::io::Read::read_to_string(&mut err, &mut rest);
+    assert!(st.success(), "{rest}");
+    let mut out = String::new();
+    std::io::Read::read_to_string(&mut child.stdout.take().unwrap(), &mut out).unwrap();
+    assert!(
+        out.starts_with("tunnel tt0 <-> 10.98.0.2:5300 ran "),
+        "{out}"
+    );
+    let sock = out.lines().find(|l| l.starts_with("  socket: ")).unwrap();
+    let sent: u64 = sock["  socket: ".len()..]
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let cb = b.stop().unwrap();
+    assert!(sent > (8 << 20) / 1400, "{out}");
+    assert_eq!(cb.datagrams_received, sent, "{out}\n{cb:?}");
+    assert!(sock.contains(" 0 malformed, 0 too large"), "{out}");
+    ok(&run(tun_in(&tb.ns_a, &["delete", "tt0"])));
+}
+
+#[test]
+fn tunnel_usage_errors_exit_2() {
+    for args in [
+        &["tunnel", "t0"][..],
+        &["tunnel", "t0", "--peer", "nonsense"],
+        &["tunnel", "t0", "--peer", "10.0.0.1:1", "--bind", "[::]:1"],
+    ] {
+        let out = run({
+            let mut c = Command::new(BIN);
+            c.args(args);
+            c
+        });
+        let e = fails(&out, 2);
+        assert!(!e.is_empty(), "{args:?}");
+    }
+}
+
+#[test]
+fn bench_tunnel_mode_measures_the_tunnels_beside_the_relay() {
+    let Some(ns) = private_ns() else { return };
+    let out = run(tun_in(
+        &ns,
+        &[
+            "bench",
+            "--mode",
+            "tunnel",
+            "--seconds",
+            "1",
+            "--rounds",
+            "1",
+            "--json",
+        ],
+    ));
+    let s = ok(&out);
+    let j: serde_json::Value = serde_json::from_str(&s).unwrap();
+    let results = j["results"].as_array().unwrap();
+    let paths: Vec<&str> = results
+        .iter()
+        .map(|r| r["path"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        paths,
+        [
+            "kernel veth",
+            "kernel veth",
+            "relay offload",
+            "relay offload",
+            "tunnel gso/gro",
+            "tunnel gso/gro",
+            "tunnel no gso/gro",
+            "tunnel no gso/gro"
+        ]
+    );
+    for r in results {
+        assert_eq!(r["intact"], true, "{r}");
+        assert!(r["errors"].as_array().unwrap().is_empty(), "{r}");
+        let per_send = r["datagrams_per_send"].as_f64();
+        match r["path"].as_str().unwrap() {
+            "tunnel gso/gro" => {
+                assert!(per_send.unwrap() > 1.0, "{r}");
+                assert!(r["cpu_s_per_gb"].as_f64().unwrap() > 0.0, "{r}");
+            }
+            "tunnel no gso/gro" => assert_eq!(per_send, Some(1.0), "{r}"),
+            _ => assert_eq!(per_send, None, "{r}"),
+        }
+    }
+    assert_eq!(links_in(&ns), vec!["lo".to_string()]);
 }

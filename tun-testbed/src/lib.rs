@@ -28,7 +28,7 @@ pub use error::{Error, Result};
 pub use namespaces::{A4, A6, B4, B6, Side, Testbed, settle};
 pub use traffic::Traffic;
 pub use udp::{UDP_MAX_SEGMENTS, datagrams_per_send, max_udp_payload};
-pub use veth::Veth;
+pub use veth::{UNDERLAY_A4, UNDERLAY_A6, UNDERLAY_B4, UNDERLAY_B6, Veth, underlay_addr};
 
 /// README.md's code, compiled as a doctest so that its example keeps
 /// building as pasted (only under `cargo test --doc`; no item of the crate).
