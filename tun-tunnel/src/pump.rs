@@ -16,7 +16,7 @@ use std::io::{self, IoSliceMut};
 
 use quinn_udp::RecvMeta;
 use rustix::event::PollFlags;
-use tun_device::relay::{Backoff, Disposition, RelayCounters, RelayStats};
+use tun_device::relay::{Backoff, Disposition, RelayCounters, recover};
 use tun_device::{Interrupt, Queue, RecvState, SendState};
 
 use crate::counters::{SocketDelta, TunnelStats};
@@ -38,38 +38,6 @@ const RECV_BUF: usize = 1 << 16;
 fn recycle<A, B>(mut v: Vec<A>) -> Vec<B> {
     v.clear();
     v.into_iter().filter_map(|_| None).collect()
-}
-
-fn dropped(stats: &RelayStats, n: u64) {
-    stats.record(&RelayCounters {
-        dropped: n,
-        ..RelayCounters::default()
-    });
-}
-
-/// What a device error means here: `Ok(true)` go on, `Ok(false)` stopped
-/// (during a backoff), `Err` end. `lost` packets are counted for a
-/// [`Disposition::Backoff`].
-fn after_device_error(
-    e: tun_device::Error,
-    lost: u64,
-    backoff: &mut Backoff,
-    stop: &Interrupt,
-    stats: &RelayStats,
-) -> Result<bool> {
-    match Disposition::of(&e) {
-        Disposition::Wait => Ok(true),
-        Disposition::Drop => {
-            dropped(stats, 1);
-            Ok(true)
-        }
-        Disposition::Backoff => {
-            dropped(stats, lost);
-            Ok(!stop.sleep(backoff.step()))
-        }
-        Disposition::Finish => Ok(false),
-        Disposition::Fail => Err(Error::Device(e)),
-    }
 }
 
 /// Device to peer, until `stop` or the device goes.
@@ -102,7 +70,7 @@ pub(crate) fn tun_to_udp(
         let n = match res {
             Ok(n) => n,
             Err(e) => {
-                if !after_device_error(e, 0, &mut backoff, stop, relay)? {
+                if !recover(e, 0, &mut backoff, stop, relay).map_err(Error::Device)? {
                     return Ok(());
                 }
                 continue;
@@ -377,7 +345,7 @@ pub(crate) fn udp_to_tun(
             };
             let refused = Disposition::of(&e) == Disposition::Backoff;
             let unsent = tx.unsent_packets() as u64;
-            match after_device_error(e, unsent, &mut backoff, stop, relay) {
+            match recover(e, unsent, &mut backoff, stop, relay).map_err(Error::Device) {
                 Ok(true) if !refused && !tx.is_done() => {}
                 other => break other,
             }

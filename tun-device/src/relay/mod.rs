@@ -49,7 +49,7 @@ mod counters;
 mod policy;
 
 pub use counters::{RelayCounters, RelayStats};
-pub use policy::{Backoff, Disposition};
+pub use policy::{Backoff, Disposition, recover};
 
 /// How packets cross the relay.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -137,37 +137,6 @@ pub fn pump(
     }
 }
 
-/// What an error means for the pump: `Ok(true)` to go on (after counting
-/// `dropped` packets and, for [`Disposition::Backoff`], waiting),
-/// `Ok(false)` when the backoff was cut short by `stop`, `Err` to end.
-fn after_error(
-    e: Error,
-    dropped: u64,
-    backoff: &mut Backoff,
-    stop: &Interrupt,
-    stats: &RelayStats,
-) -> Result<bool> {
-    let count = |n| {
-        stats.record(&RelayCounters {
-            dropped: n,
-            ..RelayCounters::default()
-        })
-    };
-    match Disposition::of(&e) {
-        // Blocking mode waits inside the call: not expected, harmless.
-        Disposition::Wait => Ok(true),
-        Disposition::Drop => {
-            count(1);
-            Ok(true)
-        }
-        Disposition::Backoff => {
-            count(dropped);
-            Ok(!stop.sleep(backoff.step()))
-        }
-        Disposition::Finish | Disposition::Fail => Err(e),
-    }
-}
-
 fn pump_batches(from: &Queue, to: &Queue, stop: &Interrupt, stats: &RelayStats) -> Result<()> {
     let mut rx = RecvState::new();
     let mut tx = SendState::new();
@@ -188,7 +157,7 @@ fn pump_batches(from: &Queue, to: &Queue, stop: &Interrupt, stats: &RelayStats) 
         let n = match from.recv_batch(&mut rx, &mut bufs, &mut lens, OFFSET) {
             Ok(n) => n,
             Err(e) => {
-                if !after_error(e, 0, &mut backoff, stop, stats)? {
+                if !recover(e, 0, &mut backoff, stop, stats)? {
                     return Ok(());
                 }
                 continue;
@@ -217,7 +186,7 @@ fn pump_batches(from: &Queue, to: &Queue, stop: &Interrupt, stats: &RelayStats) 
             };
             let refused = Disposition::of(&e) == Disposition::Backoff;
             let unsent = tx.unsent_packets() as u64;
-            match after_error(e, unsent, &mut backoff, stop, stats) {
+            match recover(e, unsent, &mut backoff, stop, stats) {
                 Ok(true) if !refused && !tx.is_done() => {}
                 other => break other,
             }
@@ -248,7 +217,7 @@ fn pump_super_packets(
         let (hdr, len) = match from.recv_gso(&mut buf) {
             Ok(v) => v,
             Err(e) => {
-                if !after_error(e, 0, &mut backoff, stop, stats)? {
+                if !recover(e, 0, &mut backoff, stop, stats)? {
                     return Ok(());
                 }
                 continue;
@@ -279,7 +248,7 @@ fn pump_super_packets(
                 });
             }
             Err(e) => {
-                if !after_error(e, segments, &mut backoff, stop, stats)? {
+                if !recover(e, segments, &mut backoff, stop, stats)? {
                     return Ok(());
                 }
             }

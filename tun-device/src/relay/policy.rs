@@ -6,7 +6,9 @@
 
 use std::time::Duration;
 
-use crate::error::{Error, ErrorKind};
+use super::{RelayCounters, RelayStats};
+use crate::error::{Error, ErrorKind, Result};
+use crate::interrupt::Interrupt;
 
 /// What to do after an error from a receive or a send.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -56,6 +58,45 @@ impl Disposition {
     /// Whether the direction ends.
     pub fn ends(self) -> bool {
         matches!(self, Disposition::Finish | Disposition::Fail)
+    }
+}
+
+/// Act on `error` as every relay of the workspace does ([`Disposition::of`]):
+/// count a dropped packet ([`Disposition::Drop`]) or the `lost` packets
+/// that were being written ([`Disposition::Backoff`], then wait one
+/// `backoff` step, cut short by `stop`) in `stats`. `Ok(true)`: go on;
+/// `Ok(false)`: end the direction cleanly (the device is gone, or `stop`
+/// was raised); `Err`: end it with this error ([`Disposition::Fail`]).
+///
+/// A user's own loop over [`Queue::recv_batch`](crate::Queue::recv_batch)
+/// and [`Queue::send_batch`](crate::Queue::send_batch) calls this after
+/// each failed call and behaves as the relay does.
+pub fn recover(
+    error: Error,
+    lost: u64,
+    backoff: &mut Backoff,
+    stop: &Interrupt,
+    stats: &RelayStats,
+) -> Result<bool> {
+    let count = |n| {
+        stats.record(&RelayCounters {
+            dropped: n,
+            ..RelayCounters::default()
+        })
+    };
+    match Disposition::of(&error) {
+        // Blocking mode waits inside the call: not expected, harmless.
+        Disposition::Wait => Ok(true),
+        Disposition::Drop => {
+            count(1);
+            Ok(true)
+        }
+        Disposition::Backoff => {
+            count(lost);
+            Ok(!stop.sleep(backoff.step()))
+        }
+        Disposition::Finish => Ok(false),
+        Disposition::Fail => Err(error),
     }
 }
 
@@ -147,6 +188,33 @@ mod tests {
         );
         assert!(Disposition::Finish.ends() && Disposition::Fail.ends());
         assert!(!Disposition::Backoff.ends() && !Disposition::Drop.ends());
+    }
+
+    #[test]
+    fn recover_counts_waits_and_ends_as_the_relay_does() {
+        let stats = RelayStats::default();
+        let stop = Interrupt::new().unwrap();
+        let mut b = Backoff::new();
+        // A bad packet: one drop, go on at once.
+        assert!(recover(io(IoOp::SendBatch, libc::EINVAL), 9, &mut b, &stop, &stats).unwrap());
+        assert_eq!(stats.snapshot().dropped, 1);
+        // A down link: what was being written is dropped, one backoff step
+        // is slept (1 ms), and the next step is longer.
+        let t = std::time::Instant::now();
+        assert!(recover(io(IoOp::SendBatch, libc::EIO), 5, &mut b, &stop, &stats).unwrap());
+        assert!(t.elapsed() >= Backoff::MIN);
+        assert_eq!(stats.snapshot().dropped, 6);
+        assert_eq!(b.step(), Duration::from_millis(2));
+        // Raised while backing off: the direction ends cleanly, at once.
+        stop.raise().unwrap();
+        let t = std::time::Instant::now();
+        assert!(!recover(io(IoOp::SendBatch, libc::EIO), 1, &mut b, &stop, &stats).unwrap());
+        assert!(t.elapsed() < Duration::from_millis(50));
+        // The device gone: clean end; a missing privilege: the error.
+        assert!(!recover(io(IoOp::Recv, libc::EBADFD), 0, &mut b, &stop, &stats).unwrap());
+        let e = recover(io(IoOp::Recv, libc::EPERM), 0, &mut b, &stop, &stats).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::PermissionDenied);
+        assert_eq!(stats.snapshot().dropped, 7);
     }
 
     #[test]
