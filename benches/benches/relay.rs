@@ -39,6 +39,10 @@ enum Imp {
     OursAsync,
     /// tun-rs's AsyncDevice with recv_multiple/send_multiple, likewise.
     TunRsAsync,
+    /// Two devices joined by tun-tunnel's UDP tunnels over a second veth
+    /// pair (the underlay, IPv4, MTU 1528 so that the devices keep 1500):
+    /// socket GSO/GRO on (`true`) or off.
+    Tunnel(bool),
     Veth,
 }
 
@@ -60,6 +64,8 @@ impl Imp {
             Imp::OursTap(m) => format!("ours tap {}", m.name()),
             Imp::OursAsync => "ours async offload".into(),
             Imp::TunRsAsync => "tun-rs async offload".into(),
+            Imp::Tunnel(true) => "ours tunnel gso/gro".into(),
+            Imp::Tunnel(false) => "ours tunnel no gso/gro".into(),
             Imp::Veth => "kernel veth".into(),
         }
     }
@@ -73,6 +79,7 @@ impl Imp {
             Imp::OursTap(m) => format!("tap:{}", m.name()),
             Imp::OursAsync => "async:ours".into(),
             Imp::TunRsAsync => "async:tunrs".into(),
+            Imp::Tunnel(on) => format!("tunnel:{on}"),
             Imp::Veth => "veth".into(),
         }
     }
@@ -100,6 +107,7 @@ impl Imp {
             }),
             ("async", Some("ours"), None) => Imp::OursAsync,
             ("async", Some("tunrs"), None) => Imp::TunRsAsync,
+            ("tunnel", Some(on), None) => Imp::Tunnel(on.parse().ok()?),
             ("veth", None, None) => Imp::Veth,
             _ => return None,
         })
@@ -223,6 +231,8 @@ fn main() {
         Imp::OursTap(RelayMode::Offload),
         Imp::OursAsync,
         Imp::TunRsAsync,
+        Imp::Tunnel(true),
+        Imp::Tunnel(false),
     ];
     let loads: Vec<Load> = if quick || !full {
         vec![
@@ -504,6 +514,7 @@ fn child(args: &[String]) {
     let tb = Testbed::from_namespaces(ns_a, ns_b).expect("test bed");
     let counters: Arc<[AtomicU64; 2]> = Arc::new([AtomicU64::new(0), AtomicU64::new(0)]);
     let start = Instant::now();
+    let mut tunnel = None;
     let ours = match imp {
         Imp::Ours(mode, queues) => {
             let offload = mode != RelayMode::Plain;
@@ -535,6 +546,10 @@ fn child(args: &[String]) {
             tunrs::start(&tb, mode, counters.clone());
             None
         }
+        Imp::Tunnel(offload) => {
+            tunnel = Some(tunnels::start(&tb, offload));
+            None
+        }
         Imp::OursAsync | Imp::TunRsAsync => {
             asynch::start(&tb, imp == Imp::OursAsync, counters.clone());
             None
@@ -554,13 +569,16 @@ fn child(args: &[String]) {
     }
     let mut sink = String::new();
     let _ = std::io::stdin().read_line(&mut sink);
-    let (pin, pout) = match ours {
-        Some(r) => {
+    let (pin, pout) = match (ours, tunnel) {
+        (Some(r), _) => {
             let (ab, ba) = r.counters();
             drop(r);
             (ab.packets_in + ba.packets_in, ab.writes + ba.writes)
         }
-        None => (
+        // Packets read from the devices per datagram-carrying sendmsg
+        // (both ends), the tunnels' batching on the device side.
+        (None, Some(t)) => tunnels::stop(t),
+        (None, None) => (
             counters[0].load(Ordering::Relaxed),
             counters[1].load(Ordering::Relaxed),
         ),
@@ -581,6 +599,67 @@ fn child(args: &[String]) {
     );
     std::io::stdout().flush().ok();
     std::process::exit(0);
+}
+
+mod tunnels {
+    //! The VPN shape: each device joined to a UDP socket by tun-tunnel, the
+    //! sockets talking over an underlay veth pair between the namespaces.
+
+    use super::*;
+    use std::net::{SocketAddr, UdpSocket};
+    use tun_tunnel::{Tunnel, TunnelConfig};
+
+    const PORT: u16 = 4789;
+
+    /// The two tunnels and their underlay (dropped after them).
+    pub struct Tunnels {
+        a: Tunnel,
+        b: Tunnel,
+        _underlay: tun_testbed::Veth,
+    }
+
+    pub fn start(tb: &Testbed, offload: bool) -> Tunnels {
+        // IPv4 underlay: 20 + 8 bytes of headers on top of a 1500-byte
+        // inner packet.
+        let underlay = tb.underlay(1528).expect("underlay veth");
+        let at = |side| SocketAddr::new(tun_testbed::underlay_addr(side, false), PORT);
+        let socks: Vec<UdpSocket> = [Side::A, Side::B]
+            .into_iter()
+            .map(|side| {
+                let addr = at(side);
+                tb.ns(side)
+                    .run(move || Ok(UdpSocket::bind(addr)))
+                    .expect("enter namespace")
+                    .expect("bind tunnel socket")
+            })
+            .collect();
+        let mut t = Vec::new();
+        for ((side, peer), sock) in [(Side::A, Side::B), (Side::B, Side::A)]
+            .into_iter()
+            .zip(socks)
+        {
+            let b = Device::builder().name("bench%d").offload(true).mtu(1500);
+            let dev = tb.device(side, b).expect("device");
+            let config = TunnelConfig::new(at(peer)).gso(offload).gro(offload);
+            t.push(Tunnel::start(dev.into_queues().remove(0), sock, config).expect("tunnel"));
+        }
+        let b = t.pop().expect("two tunnels");
+        let a = t.pop().expect("two tunnels");
+        Tunnels {
+            a,
+            b,
+            _underlay: underlay,
+        }
+    }
+
+    /// Stop both; (packets read from the devices, sendmsg calls).
+    pub fn stop(t: Tunnels) -> (u64, u64) {
+        let (ca, cb) = (t.a.stop().expect("tunnel a"), t.b.stop().expect("tunnel b"));
+        (
+            ca.tun_to_udp.packets_in + cb.tun_to_udp.packets_in,
+            ca.tun_to_udp.writes + cb.tun_to_udp.writes,
+        )
+    }
 }
 
 mod iperf3 {
