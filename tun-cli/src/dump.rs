@@ -127,7 +127,7 @@ pub fn run(args: &DumpArgs, json: bool) -> Result<()> {
     let name = opened.name.clone();
     let dev = &opened.device;
     let q = dev.first_queue();
-    let (vnet, tap) = (dev.has_vnet_hdr(), dev.is_tap());
+    let (vnet, tap) = (dev.interface().has_vnet_hdr(), dev.interface().is_tap());
     let to_stdout = args.pcap.as_deref() == Some(std::path::Path::new("-"));
     let mut writer = match &args.pcap {
         Some(path) => {

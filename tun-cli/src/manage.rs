@@ -143,6 +143,7 @@ pub fn create(args: &CreateArgs, json: bool) -> Result<()> {
         .build()
         .map_err(|e| CliError::device(context.clone(), e))?;
     let name = dev
+        .interface()
         .name()
         .map_err(|e| CliError::device(context.clone(), e))?
         .to_string();

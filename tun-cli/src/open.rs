@@ -121,17 +121,18 @@ pub fn open(name: Option<&str>, opts: &OpenOptions, ns: Option<&NetNs>) -> Resul
     }
     let device = b.build().map_err(|e| CliError::device(what.clone(), e))?;
     let name = device
+        .interface()
         .name()
         .map_err(|e| CliError::device(what.clone(), e))?
         .to_string();
-    let mut offloads = if device.has_vnet_hdr() {
-        device.offloads()
+    let mut offloads = if device.interface().has_vnet_hdr() {
+        device.interface().offloads()
     } else {
         tun_device::OffloadFlags::empty()
     };
     // Attaching with a virtio header negotiates offloads afresh; give the
     // device back the ones it had.
-    if let Some(orig) = original.filter(|o| device.has_vnet_hdr() && *o != offloads) {
+    if let Some(orig) = original.filter(|o| device.interface().has_vnet_hdr() && *o != offloads) {
         tun_sys::set_offload(device.first_queue().as_fd(), orig).map_err(|e| {
             CliError::refused(
                 format!(
@@ -155,7 +156,7 @@ pub fn open(name: Option<&str>, opts: &OpenOptions, ns: Option<&NetNs>) -> Resul
 /// offloads as the device had them)`.
 pub fn describe(o: &Opened) -> String {
     let d = &o.device;
-    let offload = if d.has_vnet_hdr() {
+    let offload = if d.interface().has_vnet_hdr() {
         format!("offload {}", offloads::describe(o.offloads))
     } else {
         "no offload".into()
@@ -163,7 +164,7 @@ pub fn describe(o: &Opened) -> String {
     format!(
         "{} ({}, {}, {} queue{}, {})",
         o.name,
-        if d.is_tap() { "tap" } else { "tun" },
+        if d.interface().is_tap() { "tap" } else { "tun" },
         offload,
         d.queues().len(),
         if d.queues().len() == 1 { "" } else { "s" },

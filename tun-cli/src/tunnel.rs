@@ -160,7 +160,7 @@ pub fn run(args: &TunnelArgs, json: bool) -> Result<()> {
     let dev = open::open(Some(&args.device), &opts, ns.as_ref())?;
     let desc = open::describe(&dev);
     let name = dev.name.clone();
-    if dev.device.is_tap() {
+    if dev.device.interface().is_tap() {
         return Err(CliError::refused(
             format!("tunnel {name}: a TAP device"),
             "the tunnel carries IP packets: use a TUN device",

@@ -3,7 +3,6 @@
 //! the interface and its queues.
 
 use std::net::IpAddr;
-use std::ops::Deref;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 
 use ipnet::IpNet;
@@ -63,7 +62,8 @@ struct AddrSpec {
 ///     .mtu(1500)
 ///     .address("10.0.0.1/24".parse().unwrap())
 ///     .build()?;
-/// println!("{} offloads {:?}", dev.name()?, dev.offloads());
+/// let iface = dev.interface();
+/// println!("{} offloads {:?}", iface.name()?, iface.offloads());
 /// # Ok::<(), tun_device::Error>(())
 /// ```
 #[derive(Debug, Default)]
@@ -562,13 +562,12 @@ fn negotiate_offload(
     )))
 }
 
-/// An open TUN/TAP device: its [`Interface`] (configuration, dereferenced
-/// to, so `device.set_mtu(..)` works) and its queues.
-///
-/// The single-packet and batched I/O methods of the first queue are
-/// available on the device directly; other queues through
-/// [`Device::queue`]. Everything is `&self`: share a device between threads
-/// in an `Arc`, or move each queue to its own thread with
+/// An open TUN/TAP device: its [`Interface`] (configuration and state:
+/// [`Device::interface`]) and its queues (the I/O: [`Device::first_queue`],
+/// [`Device::queue`]). The device is neither: it holds them and hands them
+/// out, so every call says which it is for (`dev.interface().set_mtu(..)`,
+/// `dev.first_queue().recv(..)`). Everything is `&self`: share a device
+/// between threads in an `Arc`, or move each queue to its own thread with
 /// [`Device::into_queues`].
 #[derive(Debug)]
 pub struct Device {
@@ -654,7 +653,7 @@ impl Device {
         })
     }
 
-    /// The interface (also reachable through `Deref`).
+    /// The interface: configuration and negotiated state.
     pub fn interface(&self) -> &Interface {
         &self.iface
     }
@@ -691,13 +690,6 @@ impl Device {
         let q = self.open_queue()?;
         self.queues.push(q);
         Ok(&self.queues[self.queues.len() - 1])
-    }
-}
-
-impl Deref for Device {
-    type Target = Interface;
-    fn deref(&self) -> &Interface {
-        &self.iface
     }
 }
 
@@ -745,46 +737,6 @@ impl TryFrom<OwnedFd> for Device {
     fn try_from(fd: OwnedFd) -> Result<Self> {
         Device::from_fd(fd, OffloadFlags::empty())
     }
-}
-
-macro_rules! forward_io {
-    ($($(#[$doc:meta])* fn $name:ident$(<$g:ident: $b:path>)?(&self $(, $arg:ident: $ty:ty)*) -> $ret:ty;)*) => {
-        impl Device {
-            $(
-                $(#[$doc])*
-                pub fn $name$(<$g: $b>)?(&self $(, $arg: $ty)*) -> $ret {
-                    self.queues[0].$name($($arg),*)
-                }
-            )*
-        }
-    };
-}
-
-forward_io! {
-    /// [`Queue::recv`] on the first queue.
-    fn recv(&self, buf: &mut [u8]) -> Result<usize>;
-    /// [`Queue::send`] on the first queue.
-    fn send(&self, packet: &[u8]) -> Result<usize>;
-    /// [`Queue::recv_vectored`] on the first queue.
-    fn recv_vectored(&self, bufs: &mut [std::io::IoSliceMut<'_>]) -> Result<usize>;
-    /// [`Queue::send_vectored`] on the first queue.
-    fn send_vectored(&self, bufs: &[std::io::IoSlice<'_>]) -> Result<usize>;
-    /// [`Queue::recv_batch`] on the first queue.
-    fn recv_batch<B: AsMut<[u8]>>(&self, state: &mut crate::RecvState, bufs: &mut [B], lens: &mut [usize], offset: usize) -> Result<usize>;
-    /// [`Queue::send_batch`] on the first queue.
-    fn send_batch<B: AsRef<[u8]>>(&self, state: &mut crate::SendState, bufs: &[B], lens: &[usize], offset: usize) -> Result<crate::SendReport>;
-    /// [`Queue::send_pending`] on the first queue.
-    fn send_pending<B: AsRef<[u8]>>(&self, state: &mut crate::SendState, bufs: &[B], lens: &[usize], offset: usize) -> Result<crate::SendReport>;
-    /// [`Queue::prepare_batch`] on the first queue.
-    fn prepare_batch<B: AsRef<[u8]>>(&self, state: &mut crate::SendState, bufs: &[B], lens: &[usize], offset: usize) -> Result<()>;
-    /// [`Queue::wait_readable`] on the first queue.
-    fn wait_readable(&self, timeout: Option<std::time::Duration>) -> Result<bool>;
-    /// [`Queue::recv_gso`] on the first queue.
-    fn recv_gso(&self, buf: &mut [u8]) -> Result<(tun_offload::VirtioNetHdr, usize)>;
-    /// [`Queue::send_gso`] on the first queue.
-    fn send_gso(&self, hdr: &tun_offload::VirtioNetHdr, packet: &[u8]) -> Result<usize>;
-    /// [`Queue::is_nonblocking`] of the first queue.
-    fn is_nonblocking(&self) -> bool;
 }
 
 impl Device {

@@ -13,8 +13,9 @@
 //! let (mut rx, mut tx) = (RecvState::new(), SendState::new());
 //! let mut bufs = vec![vec![0u8; 65536]; 64];
 //! let mut lens = vec![0usize; 64];
-//! let n = a.recv_batch(&mut rx, &mut bufs, &mut lens, 10)?; // split, 10 bytes headroom
-//! let report = b.send_batch(&mut tx, &bufs[..n], &lens[..n], 10)?; // coalesce, gathered writes
+//! let (qa, qb) = (a.first_queue(), b.first_queue());
+//! let n = qa.recv_batch(&mut rx, &mut bufs, &mut lens, 10)?; // split, 10 bytes headroom
+//! let report = qb.send_batch(&mut tx, &bufs[..n], &lens[..n], 10)?; // coalesce, gathered writes
 //! println!("{n} packets in, {} writes out", report.writes);
 //! # Ok::<(), tun_device::Error>(())
 //! ```

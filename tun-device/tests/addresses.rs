@@ -22,6 +22,7 @@ fn broadcast_is_set_and_read_back() {
         .build()
         .unwrap();
     let addrs: Vec<_> = dev
+        .interface()
         .addresses()
         .unwrap()
         .into_iter()
@@ -34,18 +35,21 @@ fn broadcast_is_set_and_read_back() {
     assert_eq!(v[0]["addr_info"][0]["broadcast"], "10.44.0.255");
     // Added later through the interface, too; IPv6 takes no broadcast.
     let second = "10.45.0.1/16".parse().unwrap();
-    dev.add_address_with(
-        second,
-        AddressOptions::new().broadcast("10.45.255.255".parse().unwrap()),
-    )
-    .unwrap();
+    dev.interface()
+        .add_address_with(
+            second,
+            AddressOptions::new().broadcast("10.45.255.255".parse().unwrap()),
+        )
+        .unwrap();
     assert!(
-        dev.addresses()
+        dev.interface()
+            .addresses()
             .unwrap()
             .iter()
             .any(|a| a.addr == second && a.broadcast == Some("10.45.255.255".parse().unwrap()))
     );
     let err = dev
+        .interface()
         .add_address_with(
             "fd44::1/64".parse().unwrap(),
             AddressOptions::new().broadcast(brd),
@@ -72,7 +76,7 @@ fn ipv6_is_tentative_until_dad_ends_unless_nodad() {
         .netns(ns.try_clone().unwrap())
         .build()
         .unwrap();
-    let addrs = dev.addresses().unwrap();
+    let addrs = dev.interface().addresses().unwrap();
     let by = |p: &str| {
         addrs
             .iter()
@@ -93,8 +97,18 @@ fn ipv6_is_tentative_until_dad_ends_unless_nodad() {
     };
     assert!(tentative("fd45::1"), "{out}");
     assert!(!tentative("fd46::1"));
-    assert!(dev.wait_for_dad(Duration::from_secs(10)).unwrap());
-    assert!(!dev.addresses().unwrap().iter().any(|a| a.is_tentative()));
+    assert!(
+        dev.interface()
+            .wait_for_dad(Duration::from_secs(10))
+            .unwrap()
+    );
+    assert!(
+        !dev.interface()
+            .addresses()
+            .unwrap()
+            .iter()
+            .any(|a| a.is_tentative())
+    );
 }
 
 #[test]
@@ -126,7 +140,7 @@ fn interface_flags_keep_all_32_bits() {
         .netns(ns.try_clone().unwrap())
         .build()
         .unwrap();
-    let flags = dev.flags().unwrap();
+    let flags = dev.interface().flags().unwrap();
     // An up TUN with a queue attached has its carrier: IFF_LOWER_UP is
     // bit 16, beyond what SIOCGIFFLAGS carries.
     assert!(flags.contains(tun_device::InterfaceFlags::UP), "{flags:?}");

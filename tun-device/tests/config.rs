@@ -30,10 +30,13 @@ fn ethtool_feature(ns: &NetNs, name: &str, feature: &str) -> String {
 fn template_name_defaults_and_link_info() {
     let Some(ns) = private_ns() else { return };
     let dev = build_in(&ns, Device::builder().name("tpl%d")).unwrap();
-    let name = dev.name().unwrap().to_string();
+    let name = dev.interface().name().unwrap().to_string();
     assert_eq!(name, "tpl0");
     let ip = ip_link(&ns, &name);
-    assert_eq!(ip["ifindex"].as_u64().unwrap(), u64::from(dev.index()));
+    assert_eq!(
+        ip["ifindex"].as_u64().unwrap(),
+        u64::from(dev.interface().index())
+    );
     assert_eq!(ip["linkinfo"]["info_kind"], "tun");
     let data = &ip["linkinfo"]["info_data"];
     assert_eq!(data["type"], "tun");
@@ -43,13 +46,13 @@ fn template_name_defaults_and_link_info() {
     assert_eq!(data["persist"], false);
     // A new device is brought up by default.
     assert!(ip["flags"].as_array().unwrap().iter().any(|f| f == "UP"));
-    assert!(dev.is_up().unwrap());
-    assert!(dev.is_running().unwrap());
-    let info = dev.tun_info().unwrap();
+    assert!(dev.interface().is_up().unwrap());
+    assert!(dev.interface().is_running().unwrap());
+    let info = dev.interface().tun_info().unwrap();
     assert!(!info.tap && !info.pi && !info.vnet_hdr && !info.persist && !info.multi_queue);
     assert_eq!(info.num_queues, None);
-    assert_eq!(dev.tun_flags(), TunFlags::TUN | TunFlags::NO_PI);
-    assert!(dev.offloads().is_empty());
+    assert_eq!(dev.interface().tun_flags(), TunFlags::TUN | TunFlags::NO_PI);
+    assert!(dev.interface().offloads().is_empty());
 }
 
 #[test]
@@ -87,18 +90,19 @@ fn every_builder_option_read_back() {
     assert_eq!(data["group"], 4321);
     assert_eq!(data["numqueues"], 2);
 
-    assert_eq!(dev.mtu().unwrap(), 1400);
-    assert_eq!(dev.tx_queue_len().unwrap(), 77);
-    assert!(!dev.is_up().unwrap());
-    assert!(dev.is_persistent().unwrap());
-    assert_eq!(dev.owner().unwrap(), Some(1234));
-    assert_eq!(dev.group().unwrap(), Some(4321));
-    let info = dev.tun_info().unwrap();
+    assert_eq!(dev.interface().mtu().unwrap(), 1400);
+    assert_eq!(dev.interface().tx_queue_len().unwrap(), 77);
+    assert!(!dev.interface().is_up().unwrap());
+    assert!(dev.interface().is_persistent().unwrap());
+    assert_eq!(dev.interface().owner().unwrap(), Some(1234));
+    assert_eq!(dev.interface().group().unwrap(), Some(4321));
+    let info = dev.interface().tun_info().unwrap();
     assert!(info.vnet_hdr && info.multi_queue && info.persist);
     assert_eq!(info.num_queues, Some(2));
-    assert!(dev.offloads().contains(OffloadFlags::TCP));
+    assert!(dev.interface().offloads().contains(OffloadFlags::TCP));
 
     let mut ours: Vec<(String, u8, Option<IpAddr>)> = dev
+        .interface()
         .addresses()
         .unwrap()
         .into_iter()
@@ -126,8 +130,8 @@ fn every_builder_option_read_back() {
     assert_eq!(theirs, want);
 
     // Persistence off again: the device goes with its queues.
-    dev.set_persist(false).unwrap();
-    assert!(!dev.is_persistent().unwrap());
+    dev.interface().set_persist(false).unwrap();
+    assert!(!dev.interface().is_persistent().unwrap());
     assert_eq!(
         ip_link(&ns, "opts0")["linkinfo"]["info_data"]["persist"],
         false
@@ -148,7 +152,7 @@ fn every_builder_option_read_back() {
 fn offload_negotiation_is_reported_and_visible_to_the_kernel() {
     let Some(ns) = private_ns() else { return };
     let dev = build_in(&ns, Device::builder().name("off0").offload(true)).unwrap();
-    let granted = dev.offloads();
+    let granted = dev.interface().offloads();
     assert!(granted.contains(OffloadFlags::TCP), "{granted:?}");
     let features = tun_sys_features(&ns);
     if features.uso {
@@ -162,8 +166,8 @@ fn offload_negotiation_is_reported_and_visible_to_the_kernel() {
         "on"
     );
     assert_eq!(ethtool_feature(&ns, "off0", "tx-checksumming"), "on");
-    assert!(dev.has_vnet_hdr());
-    assert!(dev.coalescing());
+    assert!(dev.interface().has_vnet_hdr());
+    assert!(dev.interface().coalescing());
 }
 
 struct Features {
@@ -201,12 +205,12 @@ fn stale_offload_mask_is_cleared_when_offload_is_off() {
     );
     drop(dev);
     let dev = build_in(&ns, Device::builder().name("stale0")).unwrap();
-    assert!(dev.offloads().is_empty());
+    assert!(dev.interface().offloads().is_empty());
     assert_eq!(
         ethtool_feature(&ns, "stale0", "tcp-segmentation-offload"),
         "off"
     );
-    dev.set_persist(false).unwrap();
+    dev.interface().set_persist(false).unwrap();
 }
 
 #[test]
@@ -218,15 +222,15 @@ fn tap_with_mac() {
         Device::builder().name("tap7").layer(Layer::Tap).mac(mac),
     )
     .unwrap();
-    assert!(dev.is_tap());
+    assert!(dev.interface().is_tap());
     let ip = ip_link(&ns, "tap7");
     assert_eq!(ip["link_type"], "ether");
     assert_eq!(ip["address"], "02:11:22:33:44:55");
     assert_eq!(ip["linkinfo"]["info_data"]["type"], "tap");
-    assert_eq!(dev.mac().unwrap(), Some(mac));
+    assert_eq!(dev.interface().mac().unwrap(), Some(mac));
     let other = [0x02, 0, 0, 0, 0, 9];
-    dev.set_mac(other).unwrap();
-    assert_eq!(dev.mac().unwrap(), Some(other));
+    dev.interface().set_mac(other).unwrap();
+    assert_eq!(dev.interface().mac().unwrap(), Some(other));
     assert_eq!(ip_link(&ns, "tap7")["address"], "02:00:00:00:00:09");
 }
 
@@ -234,64 +238,70 @@ fn tap_with_mac() {
 fn device_methods_change_what_the_kernel_holds() {
     let Some(ns) = private_ns() else { return };
     let dev = build_in(&ns, Device::builder().name("meth0")).unwrap();
-    let index = dev.index();
+    let index = dev.interface().index();
 
-    dev.set_mtu(1280).unwrap();
-    assert_eq!(dev.mtu().unwrap(), 1280);
+    dev.interface().set_mtu(1280).unwrap();
+    assert_eq!(dev.interface().mtu().unwrap(), 1280);
     assert_eq!(ip_link(&ns, "meth0")["mtu"], 1280);
 
-    dev.set_tx_queue_len(33).unwrap();
-    assert_eq!(dev.tx_queue_len().unwrap(), 33);
+    dev.interface().set_tx_queue_len(33).unwrap();
+    assert_eq!(dev.interface().tx_queue_len().unwrap(), 33);
     assert_eq!(ip_link(&ns, "meth0")["txqlen"], 33);
 
-    dev.set_up(false).unwrap();
-    assert!(!dev.is_up().unwrap());
-    assert!(!dev.is_running().unwrap());
+    dev.interface().set_up(false).unwrap();
+    assert!(!dev.interface().is_up().unwrap());
+    assert!(!dev.interface().is_running().unwrap());
 
     // Rename (down), then everything keeps working by index.
     let new = "renamed0".parse().unwrap();
-    dev.set_name(&new).unwrap();
-    assert_eq!(dev.name().unwrap(), new);
-    assert_eq!(dev.index(), index);
+    dev.interface().set_name(&new).unwrap();
+    assert_eq!(dev.interface().name().unwrap(), new);
+    assert_eq!(dev.interface().index(), index);
     assert_eq!(
         ip_link(&ns, "renamed0")["ifindex"].as_u64().unwrap(),
         u64::from(index)
     );
-    dev.set_up(true).unwrap();
-    assert!(dev.is_up().unwrap());
-    dev.set_mtu(1300).unwrap();
+    dev.interface().set_up(true).unwrap();
+    assert!(dev.interface().is_up().unwrap());
+    dev.interface().set_mtu(1300).unwrap();
     assert_eq!(ip_link(&ns, "renamed0")["mtu"], 1300);
 
     // A rename by someone else is seen too.
     run_in(&ns, "ip", &["link", "set", "renamed0", "down"]);
     run_in(&ns, "ip", &["link", "set", "renamed0", "name", "other0"]);
-    assert_eq!(dev.name().unwrap().to_string(), "other0");
-    dev.set_mtu(1320).unwrap();
+    assert_eq!(dev.interface().name().unwrap().to_string(), "other0");
+    dev.interface().set_mtu(1320).unwrap();
     assert_eq!(ip_link(&ns, "other0")["mtu"], 1320);
 
     // Addresses: add, list, remove; twice is a typed EEXIST.
     let a4 = "192.0.2.1/24".parse().unwrap();
     let a6 = "2001:db8::1/64".parse().unwrap();
-    dev.add_address(a4).unwrap();
-    dev.add_address(a6).unwrap();
-    let err = dev.add_address(a4).unwrap_err();
+    dev.interface().add_address(a4).unwrap();
+    dev.interface().add_address(a6).unwrap();
+    let err = dev.interface().add_address(a4).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::AlreadyExists, "{err}");
     assert_eq!(err.errno(), Some(libc::EEXIST));
     let text = err.to_string();
     assert!(text.contains("192.0.2.1/24"), "{text}");
-    let addrs = dev.addresses().unwrap();
+    let addrs = dev.interface().addresses().unwrap();
     assert!(addrs.iter().any(|a| a.addr == a4));
     assert!(addrs.iter().any(|a| a.addr == a6));
     assert_eq!(ip_addrs(&ns, "other0").len(), 2);
-    dev.remove_address(a4).unwrap();
-    assert!(!dev.addresses().unwrap().iter().any(|a| a.addr == a4));
-    let err = dev.remove_address(a4).unwrap_err();
+    dev.interface().remove_address(a4).unwrap();
+    assert!(
+        !dev.interface()
+            .addresses()
+            .unwrap()
+            .iter()
+            .any(|a| a.addr == a4)
+    );
+    let err = dev.interface().remove_address(a4).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::NotFound, "{err}");
     let ip = ip_addrs(&ns, "other0");
     assert_eq!(ip, vec![("2001:db8::1".to_string(), 64, None)]);
 
     // A bad MTU comes back from the kernel as a typed error.
-    let err = dev.set_mtu(20).unwrap_err();
+    let err = dev.interface().set_mtu(20).unwrap_err();
     assert_eq!(err.errno(), Some(libc::EINVAL), "{err}");
     assert_eq!(ip_link(&ns, "other0")["mtu"], 1320);
 }
@@ -386,7 +396,7 @@ fn attach_checks_the_flags() {
         Device::builder().name("att0").offload(true).attach(true),
     )
     .unwrap();
-    assert!(dev.offloads().contains(OffloadFlags::TCP));
+    assert!(dev.interface().offloads().contains(OffloadFlags::TCP));
     drop(dev);
     // Other flags (TAP instead of TUN): refused by the kernel or by our check.
     let err = build_in(&ns, Device::builder().name("att0").tap().attach(true)).unwrap_err();
@@ -441,30 +451,31 @@ fn attach_checks_the_flags() {
         Device::builder().name("att0").offload(true).attach(true),
     )
     .unwrap();
-    dev.set_persist(false).unwrap();
+    dev.interface().set_persist(false).unwrap();
 }
 
 #[test]
 fn open_from_an_fd() {
     let Some(ns) = private_ns() else { return };
     let dev = build_in(&ns, Device::builder().name("fd0").offload(true).mtu(1420)).unwrap();
-    let granted = dev.offloads();
+    let granted = dev.interface().offloads();
     let fd: OwnedFd = dev.into_queues().remove(0).into();
     let dev = Device::from_fd(fd, granted).unwrap();
-    assert_eq!(dev.name().unwrap().to_string(), "fd0");
+    assert_eq!(dev.interface().name().unwrap().to_string(), "fd0");
     assert!(
-        dev.tun_flags()
+        dev.interface()
+            .tun_flags()
             .contains(TunFlags::VNET_HDR | TunFlags::NO_PI | TunFlags::TUN)
     );
-    assert_eq!(dev.offloads(), granted);
-    assert_eq!(dev.mtu().unwrap(), 1420);
+    assert_eq!(dev.interface().offloads(), granted);
+    assert_eq!(dev.interface().mtu().unwrap(), 1420);
     // The fd works: the kernel takes a packet.
     let pkt = udp4_packet();
-    assert_eq!(dev.send(&pkt).unwrap(), pkt.len());
+    assert_eq!(dev.first_queue().send(&pkt).unwrap(), pkt.len());
     let fd: OwnedFd = dev.into_queues().remove(0).into();
     let dev = Device::try_from(fd).unwrap();
-    assert!(dev.offloads().is_empty());
-    assert!(!dev.has_packet_info());
+    assert!(dev.interface().offloads().is_empty());
+    assert!(!dev.interface().has_packet_info());
 
     // Packet information is learnt from the kernel too.
     let dev = build_in(
@@ -474,9 +485,9 @@ fn open_from_an_fd() {
     .unwrap();
     let fd: OwnedFd = dev.into_queues().remove(0).into();
     let dev = Device::try_from(fd).unwrap();
-    assert!(dev.has_packet_info());
-    assert!(!dev.has_vnet_hdr());
-    assert_eq!(dev.send(&pkt).unwrap(), pkt.len());
+    assert!(dev.interface().has_packet_info());
+    assert!(!dev.interface().has_vnet_hdr());
+    assert_eq!(dev.first_queue().send(&pkt).unwrap(), pkt.len());
 }
 
 /// A valid IPv4/UDP packet from 10.1.0.2 to 10.1.0.1.
@@ -501,7 +512,7 @@ fn move_to_another_namespace() {
     let Some(ns1) = private_ns() else { return };
     let Some(ns2) = private_ns() else { return };
     let dev = build_in(&ns1, Device::builder().name("mv0")).unwrap();
-    dev.move_to_netns(&ns2).unwrap();
+    dev.interface().move_to_netns(&ns2).unwrap();
     let out = ns1
         .run(|| {
             Ok(std::process::Command::new("ip")
@@ -512,16 +523,21 @@ fn move_to_another_namespace() {
         .unwrap();
     assert!(!out.status.success(), "still in the first namespace");
     let ip = ip_link(&ns2, "mv0");
-    assert_eq!(ip["ifindex"].as_u64().unwrap(), u64::from(dev.index()));
+    assert_eq!(
+        ip["ifindex"].as_u64().unwrap(),
+        u64::from(dev.interface().index())
+    );
     // Configuration follows it.
-    dev.set_mtu(1234).unwrap();
+    dev.interface().set_mtu(1234).unwrap();
     assert_eq!(ip_link(&ns2, "mv0")["mtu"], 1234);
-    dev.add_address("10.44.0.1/24".parse().unwrap()).unwrap();
+    dev.interface()
+        .add_address("10.44.0.1/24".parse().unwrap())
+        .unwrap();
     assert_eq!(
         ip_addrs(&ns2, "mv0"),
         vec![("10.44.0.1".to_string(), 24, None)]
     );
-    assert!(dev.netns().unwrap().as_fd_is(&ns2));
+    assert!(dev.interface().netns().unwrap().as_fd_is(&ns2));
     // A new queue of a moved multi-queue device opens where it lives.
 }
 
@@ -551,14 +567,17 @@ fn multi_queue_open_detach_attach() {
     assert_eq!(ip_link(&ns, "mq0")["linkinfo"]["info_data"]["numqueues"], 2);
     dev.add_queue().unwrap();
     let q = dev.open_queue().unwrap();
-    assert_eq!(dev.tun_info().unwrap().num_queues, Some(4));
+    assert_eq!(dev.interface().tun_info().unwrap().num_queues, Some(4));
     q.detach().unwrap();
     let data = ip_link(&ns, "mq0")["linkinfo"]["info_data"].clone();
     assert_eq!(data["numqueues"], 3);
     assert_eq!(data["numdisabled"], 1);
-    assert_eq!(dev.tun_info().unwrap().num_disabled_queues, Some(1));
+    assert_eq!(
+        dev.interface().tun_info().unwrap().num_disabled_queues,
+        Some(1)
+    );
     q.attach().unwrap();
-    assert_eq!(dev.tun_info().unwrap().num_queues, Some(4));
+    assert_eq!(dev.interface().tun_info().unwrap().num_queues, Some(4));
     // Each queue moves to its own thread.
     let queues = dev.into_queues();
     std::thread::scope(|s| {
@@ -637,17 +656,21 @@ fn napi_and_nonblocking() {
             .up(false),
     )
     .unwrap();
-    assert!(dev.tun_flags().contains(TunFlags::NAPI));
-    assert!(dev.is_nonblocking());
+    assert!(dev.interface().tun_flags().contains(TunFlags::NAPI));
+    assert!(dev.first_queue().is_nonblocking());
     let mut buf = [0u8; 2048];
-    let err = dev.recv(&mut buf).unwrap_err();
+    let err = dev.first_queue().recv(&mut buf).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::WouldBlock, "{err}");
     assert!(err.is_would_block());
     let io: std::io::Error = err.into();
     assert_eq!(io.kind(), std::io::ErrorKind::WouldBlock);
-    assert!(!dev.wait_readable(Some(std::time::Duration::ZERO)).unwrap());
+    assert!(
+        !dev.first_queue()
+            .wait_readable(Some(std::time::Duration::ZERO))
+            .unwrap()
+    );
     dev.set_nonblocking(false);
-    assert!(!dev.is_nonblocking());
+    assert!(!dev.first_queue().is_nonblocking());
 }
 
 /// Packets go both ways between the device and a local socket, with
@@ -671,7 +694,7 @@ fn packets_reach_sockets_in_every_framing() {
                 .address("10.6.0.1/24".parse().unwrap()),
         )
         .unwrap();
-        assert_eq!(dev.has_packet_info(), pi);
+        assert_eq!(dev.interface().has_packet_info(), pi);
         // A port of its own too: the last one's socket may linger in a
         // forked child for a moment, like the device.
         let port = 9000 + k as u16;
@@ -685,7 +708,7 @@ fn packets_reach_sockets_in_every_framing() {
             .unwrap();
         // Device to socket.
         let pkt = udp4_packet_to([10, 6, 0, 2], [10, 6, 0, 1], port, b"hello device");
-        assert_eq!(dev.send(&pkt).unwrap(), pkt.len());
+        assert_eq!(dev.first_queue().send(&pkt).unwrap(), pkt.len());
         let mut buf = [0u8; 64];
         let (n, from) = sock.recv_from(&mut buf).unwrap();
         assert_eq!(&buf[..n], b"hello device");
@@ -694,7 +717,7 @@ fn packets_reach_sockets_in_every_framing() {
         sock.send_to(b"hello kernel", "10.6.0.2:4000").unwrap();
         let mut buf = [0u8; 2048];
         let n = loop {
-            let n = dev.recv(&mut buf).unwrap();
+            let n = dev.first_queue().recv(&mut buf).unwrap();
             if buf[0] >> 4 == 4 && buf[9] == 17 {
                 break n;
             }

@@ -70,13 +70,13 @@ fn bad_packets_get_typed_errors_and_the_device_stays_usable() {
                 .address("10.3.0.1/24".parse().unwrap()),
         );
         // Not an IP packet: the kernel refuses it.
-        let err = dev.send(&[0x99; 40]).unwrap_err();
+        let err = dev.first_queue().send(&[0x99; 40]).unwrap_err();
         assert_eq!(err.kind(), ErrorKind::BadPacket, "{err}");
         assert_eq!(err.errno(), Some(libc::EINVAL));
         assert!(err.to_string().contains("bad"), "{err}");
         // A good one still goes.
         let good = udp4_to(&[10, 3, 0, 1], 9999);
-        assert_eq!(dev.send(&good).unwrap(), good.len());
+        assert_eq!(dev.first_queue().send(&good).unwrap(), good.len());
 
         // In a batch: the bad packet is skipped and reported, the rest
         // written by send_pending.
@@ -91,7 +91,10 @@ fn bad_packets_get_typed_errors_and_the_device_stays_usable() {
             })
             .collect();
         let lens: Vec<usize> = vec![good.len(), 40, good.len()];
-        let err = dev.send_batch(&mut st, &bufs, &lens, off).unwrap_err();
+        let err = dev
+            .first_queue()
+            .send_batch(&mut st, &bufs, &lens, off)
+            .unwrap_err();
         assert!(
             matches!(err, tun_device::Error::Rejected { index: 1, .. }),
             "{err:?}"
@@ -99,7 +102,10 @@ fn bad_packets_get_typed_errors_and_the_device_stays_usable() {
         assert_eq!(st.written().collect::<Vec<_>>(), [0]);
         assert_eq!(st.rejected(), &[1]);
         assert_eq!(st.pending(), &[2]);
-        let report = dev.send_pending(&mut st, &bufs, &lens, off).unwrap();
+        let report = dev
+            .first_queue()
+            .send_pending(&mut st, &bufs, &lens, off)
+            .unwrap();
         assert!(st.is_done());
         assert_eq!(report.writes, 2);
 
@@ -113,11 +119,12 @@ fn bad_packets_get_typed_errors_and_the_device_stays_usable() {
                 20,
                 16,
             );
-            let err = dev.send_gso(&hdr, &good).unwrap_err();
+            let err = dev.first_queue().send_gso(&hdr, &good).unwrap_err();
             assert_eq!(err.kind(), ErrorKind::BadPacket, "{err}");
-            assert_eq!(dev.send(&good).unwrap(), good.len());
+            assert_eq!(dev.first_queue().send(&good).unwrap(), good.len());
         } else {
             let err = dev
+                .first_queue()
                 .send_gso(&tun_device::offload::VirtioNetHdr::ZERO, &good)
                 .unwrap_err();
             assert_eq!(err.kind(), ErrorKind::InvalidConfig, "{err}");
@@ -168,7 +175,7 @@ fn buffer_too_small_is_typed_and_recoverable() {
         send(1000);
         let mut small = [0u8; 100];
         let err = loop {
-            match dev.recv(&mut small) {
+            match dev.first_queue().recv(&mut small) {
                 Ok(_) => continue,
                 Err(e) => break e,
             }
@@ -178,7 +185,7 @@ fn buffer_too_small_is_typed_and_recoverable() {
         send(200);
         let mut buf = [0u8; 1500];
         let n = loop {
-            let n = dev.recv(&mut buf).unwrap();
+            let n = dev.first_queue().recv(&mut buf).unwrap();
             if n > 20 && buf[9] == 17 {
                 break n;
             }

@@ -32,7 +32,7 @@ fn a_newcomer_on_the_old_index_is_never_touched() {
         .netns(home.try_clone().unwrap())
         .build()
         .unwrap();
-    let old = dev.index();
+    let old = dev.interface().index();
     // Someone else moves the device away...
     move_link(&home, old, &away);
     // ...and a veth moved in from a third namespace takes its index (a
@@ -54,16 +54,18 @@ fn a_newcomer_on_the_old_index_is_never_touched() {
     let newcomer_mtu = newcomer["mtu"].as_u64().unwrap();
 
     // Every call acts on the device, where it lives now.
-    dev.set_mtu(1400).unwrap();
-    assert_eq!(dev.mtu().unwrap(), 1400);
+    dev.interface().set_mtu(1400).unwrap();
+    assert_eq!(dev.interface().mtu().unwrap(), 1400);
     assert_eq!(ip_link(&away, "ident0")["mtu"], 1400);
-    dev.add_address("10.77.0.1/24".parse().unwrap()).unwrap();
-    let addrs = dev.addresses().unwrap();
+    dev.interface()
+        .add_address("10.77.0.1/24".parse().unwrap())
+        .unwrap();
+    let addrs = dev.interface().addresses().unwrap();
     assert_eq!(addrs.len(), 1, "{addrs:?}");
     assert_eq!(ip_addrs(&away, "ident0").len(), 1);
-    dev.set_up(true).unwrap();
-    assert!(dev.is_up().unwrap());
-    assert_ne!(dev.index(), 0);
+    dev.interface().set_up(true).unwrap();
+    assert!(dev.interface().is_up().unwrap());
+    assert_ne!(dev.interface().index(), 0);
 
     // The newcomer is untouched.
     let after = ip_link(&home, "newcomer");
@@ -78,7 +80,7 @@ fn a_newcomer_on_the_old_index_is_never_touched() {
     assert!(!flags.contains(&"UP"), "newcomer was brought up: {flags:?}");
 
     // delete() deletes the device, not the newcomer.
-    dev.delete().unwrap();
+    dev.interface().delete().unwrap();
     assert_eq!(ip_link(&home, "newcomer")["ifindex"], old);
     let left = run_in(&away, "ip", &["-j", "link", "show"]);
     assert!(!left.contains("ident0"), "{left}");
@@ -93,17 +95,17 @@ fn a_newcomer_that_took_the_name_is_never_touched() {
         .netns(home.try_clone().unwrap())
         .build()
         .unwrap();
-    move_link(&home, dev.index(), &away);
+    move_link(&home, dev.interface().index(), &away);
     // Another TUN device takes the name where the device was.
     let other = Device::builder()
         .name("same0")
         .netns(home.try_clone().unwrap())
         .build()
         .unwrap();
-    dev.set_mtu(1300).unwrap();
+    dev.interface().set_mtu(1300).unwrap();
     assert_eq!(ip_link(&away, "same0")["mtu"], 1300);
     assert_eq!(ip_link(&home, "same0")["mtu"], 1500);
-    assert_eq!(other.mtu().unwrap(), 1500);
+    assert_eq!(other.interface().mtu().unwrap(), 1500);
 }
 
 #[test]
@@ -114,13 +116,13 @@ fn configuration_after_deletion_says_the_device_is_gone() {
         .netns(ns.try_clone().unwrap())
         .build()
         .unwrap();
-    dev.delete().unwrap();
+    dev.interface().delete().unwrap();
     for (what, err) in [
-        ("set_mtu", dev.set_mtu(1400).unwrap_err()),
-        ("set_up", dev.set_up(true).unwrap_err()),
-        ("addresses", dev.addresses().unwrap_err()),
-        ("mtu", dev.mtu().unwrap_err()),
-        ("delete", dev.delete().unwrap_err()),
+        ("set_mtu", dev.interface().set_mtu(1400).unwrap_err()),
+        ("set_up", dev.interface().set_up(true).unwrap_err()),
+        ("addresses", dev.interface().addresses().unwrap_err()),
+        ("mtu", dev.interface().mtu().unwrap_err()),
+        ("delete", dev.interface().delete().unwrap_err()),
     ] {
         assert_eq!(err.kind(), ErrorKind::DeviceGone, "{what}: {err}");
         assert_eq!(
@@ -139,16 +141,16 @@ fn netlink_errors_name_the_interface() {
         .netns(ns.try_clone().unwrap())
         .build()
         .unwrap();
-    let err = dev.set_mtu(10).unwrap_err();
+    let err = dev.interface().set_mtu(10).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::InvalidConfig, "{err}");
     assert_eq!(err.interface().unwrap().to_string(), "named0");
     let text = err.to_string();
     assert!(
-        text.contains(&format!("on named0 (ifindex {})", dev.index())),
+        text.contains(&format!("on named0 (ifindex {})", dev.interface().index())),
         "{text}"
     );
     // As root the kernel's EPERM is about the value: no privilege hint.
-    let err = dev.set_tx_queue_len(u32::MAX).unwrap_err();
+    let err = dev.interface().set_tx_queue_len(u32::MAX).unwrap_err();
     if rustix::process::geteuid().is_root() {
         assert!(!err.to_string().contains("CAP_NET_ADMIN"), "{err}");
     }
@@ -178,7 +180,7 @@ fn descriptor_limit_child() {
             rustix::process::setrlimit(rustix::process::Resource::Nofile, full).unwrap();
             let failed = built.as_ref().err().map(|e| e.to_string());
             if let Ok(dev) = built {
-                dev.delete().unwrap();
+                dev.interface().delete().unwrap();
             }
             let stays = ns
                 .run(|| Ok(Netlink::open()?.link_by_name(&name).is_ok()))
@@ -252,5 +254,5 @@ fn a_device_converts_into_its_descriptors() {
         tun_device::OffloadFlags::empty(),
     )
     .unwrap();
-    assert_eq!(again.name().unwrap().to_string(), "fds0");
+    assert_eq!(again.interface().name().unwrap().to_string(), "fds0");
 }

@@ -136,9 +136,9 @@ fn drain_batches(
 fn offload_dev(name: &str) -> Option<(NetNs, Device)> {
     let (ns, dev) = ns_dev(Device::builder().name(name).offload(true).nonblocking(true))?;
     assert!(
-        dev.offloads().contains(OffloadFlags::USO4),
+        dev.interface().offloads().contains(OffloadFlags::USO4),
         "these tests need USO (Linux 6.2+): {:?}",
-        dev.offloads()
+        dev.interface().offloads()
     );
     Some((ns, dev))
 }
@@ -432,9 +432,9 @@ fn interface_survives_a_detached_first_queue() {
         return;
     };
     dev.queue(0).unwrap().detach().unwrap();
-    let name = dev.name();
+    let name = dev.interface().name();
     assert!(name.is_ok(), "name(): {}", name.unwrap_err());
-    let persist = dev.is_persistent();
+    let persist = dev.interface().is_persistent();
     assert!(persist.is_ok(), "is_persistent(): {}", persist.unwrap_err());
     let more = dev.open_queue();
     assert!(more.is_ok(), "open_queue(): {}", more.unwrap_err());
@@ -453,11 +453,12 @@ fn configuration_follows_a_move_made_by_someone_else() {
     };
     let Some(other) = private_ns() else { return };
     let mut nl = ns.run(|| Ok(Netlink::open()?)).unwrap();
-    nl.move_to_netns(dev.index(), other.as_fd()).unwrap();
-    let set = dev.set_mtu(1400);
+    nl.move_to_netns(dev.interface().index(), other.as_fd())
+        .unwrap();
+    let set = dev.interface().set_mtu(1400);
     assert!(set.is_ok(), "set_mtu after a move: {}", set.unwrap_err());
     assert_eq!(ip_link(&other, "rvmv0")["mtu"], 1400);
-    assert_eq!(dev.mtu().unwrap(), 1400);
+    assert_eq!(dev.interface().mtu().unwrap(), 1400);
 }
 
 // ---- from_fd ----
@@ -482,15 +483,15 @@ fn from_fd_takes_offload_on_tap_like_the_builder() {
         })
         .unwrap();
     let dev = Device::from_fd(fd, OffloadFlags::TCP).expect("from_fd with offload on TAP");
-    assert!(dev.is_tap());
-    assert!(dev.has_vnet_hdr());
-    assert_eq!(dev.offloads(), OffloadFlags::TCP);
-    assert!(dev.stats().coalescing);
+    assert!(dev.interface().is_tap());
+    assert!(dev.interface().has_vnet_hdr());
+    assert_eq!(dev.interface().offloads(), OffloadFlags::TCP);
+    assert!(dev.interface().stats().coalescing);
     drop(dev);
     let Some((_ns, dev)) = ns_dev(Device::builder().name("rvtapb%d").tap().offload(true)) else {
         return;
     };
-    assert!(dev.is_tap() && dev.offloads().contains(OffloadFlags::TCP));
+    assert!(dev.interface().is_tap() && dev.interface().offloads().contains(OffloadFlags::TCP));
 }
 
 // ---- Error kinds ----
@@ -505,10 +506,10 @@ fn send_on_a_down_interface_is_not_device_gone() {
         return;
     };
     let pkt = udp_packet(PEER, LOCAL, 7000, 16);
-    let err = dev.send(&pkt).unwrap_err();
+    let err = dev.first_queue().send(&pkt).unwrap_err();
     assert_eq!(err.errno(), Some(EIO));
-    dev.set_up(true).unwrap();
-    dev.send(&pkt).expect("usable once up");
+    dev.interface().set_up(true).unwrap();
+    dev.first_queue().send(&pkt).expect("usable once up");
     assert_ne!(
         err.kind(),
         ErrorKind::DeviceGone,

@@ -36,11 +36,11 @@ fn tcp_case(v6: bool, total: usize) {
     let Some(p) = tap_pair(true, 1, 1500) else {
         return;
     };
-    assert!(p.a.is_tap() && p.b.is_tap());
+    assert!(p.a.interface().is_tap() && p.b.interface().is_tap());
     assert!(
-        p.a.offloads().contains(OffloadFlags::TCP),
+        p.a.interface().offloads().contains(OffloadFlags::TCP),
         "{:?}",
-        p.a.offloads()
+        p.a.interface().offloads()
     );
     let relay = Relay::start(
         p.a.into_queues().remove(0),
@@ -90,7 +90,8 @@ fn udp_case(v6: bool) {
         return;
     };
     let uso =
-        p.a.offloads()
+        p.a.interface()
+            .offloads()
             .contains(OffloadFlags::USO4 | OffloadFlags::USO6);
     let relay = Relay::start(
         p.a.into_queues().remove(0),
@@ -196,14 +197,14 @@ fn tap_offload_mac_and_link_state() {
         .netns(ns.try_clone().unwrap())
         .build()
         .expect("TAP with offload");
-    assert_eq!(dev.mac().unwrap(), Some(mac));
-    assert!(!dev.is_up().unwrap());
-    let name = dev.name().unwrap().to_string();
+    assert_eq!(dev.interface().mac().unwrap(), Some(mac));
+    assert!(!dev.interface().is_up().unwrap());
+    let name = dev.interface().name().unwrap().to_string();
     assert_eq!(ip_link(&ns, &name)["address"], "02:11:22:33:44:55");
-    dev.set_up(true).unwrap();
-    assert!(dev.is_up().unwrap());
+    dev.interface().set_up(true).unwrap();
+    assert!(dev.interface().is_up().unwrap());
     let other = [0x02, 0, 0, 0, 0, 0x77];
-    dev.set_mac(other).unwrap();
-    assert_eq!(dev.mac().unwrap(), Some(other));
-    assert!(dev.has_vnet_hdr());
+    dev.interface().set_mac(other).unwrap();
+    assert_eq!(dev.interface().mac().unwrap(), Some(other));
+    assert!(dev.interface().has_vnet_hdr());
 }

@@ -20,12 +20,12 @@ fn tcp_case(offload: bool, v6: bool, total: usize) {
     };
     if offload {
         assert!(
-            p.a.offloads().contains(OffloadFlags::TCP),
+            p.a.interface().offloads().contains(OffloadFlags::TCP),
             "{:?}",
-            p.a.offloads()
+            p.a.interface().offloads()
         );
     } else {
-        assert!(p.a.offloads().is_empty());
+        assert!(p.a.interface().offloads().is_empty());
     }
     let relay = Relay::start(
         p.a.into_queues().remove(0),
@@ -151,7 +151,8 @@ fn udp_case(offload: bool, v6: bool) {
         return;
     };
     let uso =
-        p.a.offloads()
+        p.a.interface()
+            .offloads()
             .contains(OffloadFlags::USO4 | OffloadFlags::USO6);
     let relay = Relay::start(
         p.a.into_queues().remove(0),

@@ -164,6 +164,6 @@ pub(crate) fn wait_not_tentative<E>(
 /// Wait until no address of `dev` is tentative (IPv6 finishes an address
 /// in a work queue after the link comes up).
 pub fn settle(dev: &Device) -> Result<()> {
-    wait_not_tentative(|| dev.addresses())
+    wait_not_tentative(|| dev.interface().addresses())
         .map_err(|e| Error::device("wait for the device's addresses", e))
 }

@@ -150,7 +150,13 @@ fn pair_of(tap: bool, offload: bool, queues: usize, mtu: u32) -> Option<Pair> {
 /// an address in a work queue after the link comes up).
 pub fn settle(dev: &Device) {
     let deadline = Instant::now() + Duration::from_secs(5);
-    while dev.addresses().unwrap().iter().any(|a| a.is_tentative()) {
+    while dev
+        .interface()
+        .addresses()
+        .unwrap()
+        .iter()
+        .any(|a| a.is_tentative())
+    {
         assert!(Instant::now() < deadline, "addresses still tentative");
         std::thread::sleep(Duration::from_millis(5));
     }
