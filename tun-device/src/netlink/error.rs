@@ -5,7 +5,7 @@
 use std::fmt;
 use std::io;
 
-use tun_sys::InterfaceName;
+use tun_sys::{ErrnoText, InterfaceName};
 
 use super::decode::Malformed;
 
@@ -176,11 +176,7 @@ impl fmt::Display for NetlinkError {
             (None, Some(index)) => write!(f, " on ifindex {index}")?,
             (None, None) => {}
         }
-        match errno_name(self.errno) {
-            Some(name) => write!(f, " failed: {name}: ")?,
-            None => write!(f, " failed: errno {}: ", self.errno)?,
-        }
-        f.write_str(&errno_description(self.errno))?;
+        write!(f, " failed: {}", ErrnoText(self.errno))?;
         // As root the kernel's EPERM is about the value, not the caller.
         if self.is_permission_denied() && !crate::privilege::has_net_admin() {
             f.write_str(" (needs root or CAP_NET_ADMIN)")?;
@@ -198,61 +194,6 @@ impl From<NetlinkError> for io::Error {
     fn from(err: NetlinkError) -> Self {
         let kind = io::Error::from_raw_os_error(err.errno).kind();
         io::Error::new(kind, err)
-    }
-}
-
-/// The symbolic name of the errno values rtnetlink and sockets return.
-fn errno_name(errno: i32) -> Option<&'static str> {
-    Some(match errno {
-        libc::EPERM => "EPERM",
-        libc::ENOENT => "ENOENT",
-        libc::ESRCH => "ESRCH",
-        libc::EINTR => "EINTR",
-        libc::EIO => "EIO",
-        libc::ENXIO => "ENXIO",
-        libc::E2BIG => "E2BIG",
-        libc::EBADF => "EBADF",
-        libc::EAGAIN => "EAGAIN",
-        libc::ENOMEM => "ENOMEM",
-        libc::EACCES => "EACCES",
-        libc::EFAULT => "EFAULT",
-        libc::EBUSY => "EBUSY",
-        libc::EEXIST => "EEXIST",
-        libc::EXDEV => "EXDEV",
-        libc::ENODEV => "ENODEV",
-        libc::ENOTDIR => "ENOTDIR",
-        libc::EINVAL => "EINVAL",
-        libc::ENFILE => "ENFILE",
-        libc::EMFILE => "EMFILE",
-        libc::ENOSPC => "ENOSPC",
-        libc::ERANGE => "ERANGE",
-        libc::ENAMETOOLONG => "ENAMETOOLONG",
-        libc::ENOSYS => "ENOSYS",
-        libc::EBADMSG => "EBADMSG",
-        libc::EPROTO => "EPROTO",
-        libc::EOVERFLOW => "EOVERFLOW",
-        libc::EMSGSIZE => "EMSGSIZE",
-        libc::EPROTONOSUPPORT => "EPROTONOSUPPORT",
-        libc::ENOPROTOOPT => "ENOPROTOOPT",
-        libc::EOPNOTSUPP => "EOPNOTSUPP",
-        libc::EAFNOSUPPORT => "EAFNOSUPPORT",
-        libc::EADDRINUSE => "EADDRINUSE",
-        libc::EADDRNOTAVAIL => "EADDRNOTAVAIL",
-        libc::ENETDOWN => "ENETDOWN",
-        libc::ENOBUFS => "ENOBUFS",
-        libc::ETIMEDOUT => "ETIMEDOUT",
-        libc::ECONNREFUSED => "ECONNREFUSED",
-        _ => return None,
-    })
-}
-
-/// `strerror` text without std's " (os error N)" suffix.
-fn errno_description(errno: i32) -> String {
-    let text = io::Error::from_raw_os_error(errno).to_string();
-    let suffix = format!(" (os error {errno})");
-    match text.strip_suffix(&suffix) {
-        Some(stripped) => stripped.to_owned(),
-        None => text,
     }
 }
 
