@@ -1,7 +1,7 @@
 //! The rtnetlink client: [`Netlink`], one socket, one acknowledged request
 //! in flight at a time, and the request messages it builds
-//! (netlink-packet-route emits them; replies are decoded by this module's
-//! own readers).
+//! (netlink-packet-route emits them; replies are decoded by
+//! [`decode_reply`]).
 
 use std::fmt;
 use std::io;
@@ -23,16 +23,9 @@ use netlink_packet_route::link::{
 use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 use netlink_sys::{Socket, SocketAddr, protocols::NETLINK_ROUTE};
 
-use super::address::parse_address;
-use super::decode::Malformed;
-use super::error::{Ctx, NetlinkError, NlOp};
-use super::link::parse_link;
-use super::reply::{parse_status, split_message};
+use super::error::{Ctx, MalformedReply, NetlinkError, NlOp};
+use super::reply::{ReplyMessage, decode_reply};
 use super::types::{Address, AddressOptions, LinkInfo};
-
-// include/uapi/linux/rtnetlink.h
-const RTM_NEWLINK: u16 = 16;
-const RTM_NEWADDR: u16 = 20;
 
 /// Longest interface name the kernel accepts, in bytes (`IFNAMSIZ - 1`).
 const MAX_IFNAME_LEN: usize = 15;
@@ -73,8 +66,8 @@ impl AsFd for Netlink {
     }
 }
 
-/// Receives each reply message of a request: its type and payload.
-type ReplyHandler<'a> = dyn FnMut(u16, &[u8]) -> Result<(), NetlinkError> + 'a;
+/// Receives each reply message of a request but the one that ends it.
+type ReplyHandler<'a> = dyn FnMut(&ReplyMessage<'_>) -> Result<(), NetlinkError> + 'a;
 
 /// How an exchange ended, when it ended well.
 struct Outcome {
@@ -114,7 +107,7 @@ impl Netlink {
         check_index(&ctx, index)?;
         let info = self.get_link(&ctx, index, None)?;
         if info.index != index {
-            return Err(ctx.malformed(Malformed(format!(
+            return Err(ctx.malformed(MalformedReply::new(format!(
                 "asked for ifindex {index}, got {}",
                 info.index
             ))));
@@ -134,10 +127,8 @@ impl Netlink {
     pub fn links(&mut self) -> Result<Vec<LinkInfo>, NetlinkError> {
         let ctx = Ctx::new(NlOp::ListLinks, None, None);
         let request = RouteNetlinkMessage::GetLink(link_message(0, vec![skip_stats()]));
-        self.dump(&ctx, &request, |kind, payload, out| {
-            if kind == RTM_NEWLINK {
-                out.push(parse_link(payload)?);
-            }
+        self.dump(&ctx, &request, |message, out| {
+            out.extend(message.link()?);
             Ok(())
         })
     }
@@ -201,12 +192,7 @@ impl Netlink {
         let ctx = Ctx::new(NlOp::DeleteLink, Some(index), None);
         check_index(&ctx, index)?;
         let request = RouteNetlinkMessage::DelLink(link_message(index, Vec::new()));
-        self.exchange(
-            &ctx,
-            &request,
-            NLM_F_REQUEST | NLM_F_ACK,
-            &mut |_, _| Ok(()),
-        )?;
+        self.exchange(&ctx, &request, NLM_F_REQUEST | NLM_F_ACK, &mut |_| Ok(()))?;
         Ok(())
     }
 
@@ -239,7 +225,7 @@ impl Netlink {
         ];
         let request = RouteNetlinkMessage::NewLink(link_message(0, attrs));
         let flags = NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL;
-        self.exchange(&ctx, &request, flags, &mut |_, _| Ok(()))?;
+        self.exchange(&ctx, &request, flags, &mut |_| Ok(()))?;
         Ok(())
     }
 
@@ -291,7 +277,7 @@ impl Netlink {
         }
         let request = RouteNetlinkMessage::NewAddress(message);
         let flags = NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL;
-        self.exchange(&ctx, &request, flags, &mut |_, _| Ok(()))?;
+        self.exchange(&ctx, &request, flags, &mut |_| Ok(()))?;
         Ok(())
     }
 
@@ -319,12 +305,7 @@ impl Netlink {
             Some(address_text(addr, peer)),
         );
         let request = RouteNetlinkMessage::DelAddress(address_message(&ctx, index, addr, peer)?);
-        self.exchange(
-            &ctx,
-            &request,
-            NLM_F_REQUEST | NLM_F_ACK,
-            &mut |_, _| Ok(()),
-        )?;
+        self.exchange(&ctx, &request, NLM_F_REQUEST | NLM_F_ACK, &mut |_| Ok(()))?;
         Ok(())
     }
 
@@ -338,12 +319,10 @@ impl Netlink {
         let mut message = AddressMessage::default();
         message.header.index = index;
         let request = RouteNetlinkMessage::GetAddress(message);
-        self.dump(&ctx, &request, |kind, payload, out| {
-            if kind == RTM_NEWADDR {
-                if let Some((owner, address)) = parse_address(payload)? {
-                    if owner == index {
-                        out.push(address);
-                    }
+        self.dump(&ctx, &request, |message, out| {
+            if let Some((owner, address)) = message.address()? {
+                if owner == index {
+                    out.push(address);
                 }
             }
             Ok(())
@@ -371,7 +350,7 @@ impl Netlink {
             message.header.change_mask = LinkFlags::Up;
         }
         let request = RouteNetlinkMessage::SetLink(message);
-        self.exchange(ctx, &request, NLM_F_REQUEST | NLM_F_ACK, &mut |_, _| Ok(()))?;
+        self.exchange(ctx, &request, NLM_F_REQUEST | NLM_F_ACK, &mut |_| Ok(()))?;
         Ok(())
     }
 
@@ -388,18 +367,13 @@ impl Netlink {
         attrs.push(skip_stats());
         let request = RouteNetlinkMessage::GetLink(link_message(index, attrs));
         let mut found = None;
-        self.exchange(
-            ctx,
-            &request,
-            NLM_F_REQUEST | NLM_F_ACK,
-            &mut |kind, payload| {
-                if kind == RTM_NEWLINK && found.is_none() {
-                    found = Some(parse_link(payload).map_err(|m| ctx.malformed(m))?);
-                }
-                Ok(())
-            },
-        )?;
-        found.ok_or_else(|| ctx.malformed(Malformed::new("acknowledged without RTM_NEWLINK")))
+        self.exchange(ctx, &request, NLM_F_REQUEST | NLM_F_ACK, &mut |message| {
+            if found.is_none() {
+                found = message.link().map_err(|m| ctx.malformed(m))?;
+            }
+            Ok(())
+        })?;
+        found.ok_or_else(|| ctx.malformed(MalformedReply::new("acknowledged without RTM_NEWLINK")))
     }
 
     /// Runs a dump, restarting it when the kernel flags it interrupted by a
@@ -408,13 +382,13 @@ impl Netlink {
         &mut self,
         ctx: &Ctx,
         request: &RouteNetlinkMessage,
-        mut parse: impl FnMut(u16, &[u8], &mut Vec<T>) -> Result<(), Malformed>,
+        mut parse: impl FnMut(&ReplyMessage<'_>, &mut Vec<T>) -> Result<(), MalformedReply>,
     ) -> Result<Vec<T>, NetlinkError> {
         let flags = NLM_F_REQUEST | NLM_F_ACK | NLM_F_DUMP;
         for _ in 0..DUMP_ATTEMPTS {
             let mut out = Vec::new();
-            let result = self.exchange(ctx, request, flags, &mut |kind, payload| {
-                parse(kind, payload, &mut out).map_err(|m| ctx.malformed(m))
+            let result = self.exchange(ctx, request, flags, &mut |message| {
+                parse(message, &mut out).map_err(|m| ctx.malformed(m))
             });
             match result {
                 Ok(outcome) if !outcome.interrupted => return Ok(out),
@@ -492,30 +466,28 @@ impl Netlink {
         let mut interrupted = false;
         loop {
             self.recv_datagram(ctx, buf)?;
-            let mut rest: &[u8] = buf;
-            while !rest.is_empty() {
-                let (header, payload, next) = split_message(rest).map_err(|m| ctx.malformed(m))?;
-                rest = next;
-                if header.seq != seq {
+            for message in decode_reply(buf) {
+                let message = message.map_err(|m| ctx.malformed(m))?;
+                if message.sequence_number() != seq {
                     continue;
                 }
-                if header.flags & NLM_F_DUMP_INTR != 0 {
+                if message.flags() & NLM_F_DUMP_INTR != 0 {
                     interrupted = true;
                 }
-                match header.kind {
+                match message.message_type() {
                     NLMSG_NOOP => {}
                     NLMSG_ERROR | NLMSG_DONE => {
-                        let (errno, message) = parse_status(header.kind, header.flags, payload)
-                            .map_err(|m| ctx.malformed(m))?;
+                        let status = message.status().map_err(|m| ctx.malformed(m))?;
+                        let (errno, text) = status.map(|s| s.into_parts()).unwrap_or_default();
                         return match errno {
                             0 => Ok(Outcome { interrupted }),
-                            errno => Err(ctx.error(errno, message)),
+                            errno => Err(ctx.error(errno, text)),
                         };
                     }
                     NLMSG_OVERRUN => {
-                        return Err(ctx.malformed(Malformed::new("NLMSG_OVERRUN")));
+                        return Err(ctx.malformed(MalformedReply::new("NLMSG_OVERRUN")));
                     }
-                    kind => on_reply(kind, payload)?,
+                    _ => on_reply(&message)?,
                 }
             }
         }
@@ -551,7 +523,7 @@ impl Netlink {
             let (len, from) =
                 retry_eintr(|| self.socket.recv_from(buf, 0)).map_err(|e| ctx.io(&e))?;
             if len > buf.len() {
-                return Err(ctx.malformed(Malformed(format!(
+                return Err(ctx.malformed(MalformedReply::new(format!(
                     "datagram of {len} bytes truncated to {}",
                     buf.len()
                 ))));

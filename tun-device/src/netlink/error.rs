@@ -1,13 +1,12 @@
 //! The error of every rtnetlink operation: [`NlOp`] names the request,
 //! [`NetlinkError`] carries it with the interface, the errno and the
-//! kernel's extended-ack text; `Ctx` is how the client builds one.
+//! kernel's extended-ack text; [`MalformedReply`] says why a reply could not
+//! be decoded; `Ctx` is how the client builds a [`NetlinkError`].
 
 use std::fmt;
 use std::io;
 
 use tun_sys::{ErrnoText, InterfaceName};
-
-use super::decode::Malformed;
 
 /// The operation a [`NetlinkError`] comes from.
 #[non_exhaustive]
@@ -197,6 +196,38 @@ impl From<NetlinkError> for io::Error {
     }
 }
 
+/// Why a reply from the kernel could not be decoded: what was wrong, where
+/// (the message's offset in the datagram, the attribute and the region it
+/// was in) and the lengths involved. The client reports it as a
+/// [`NetlinkError`] with `EBADMSG` and this text after "malformed kernel
+/// reply: ".
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MalformedReply {
+    what: String,
+}
+
+impl MalformedReply {
+    pub(super) fn new(what: impl Into<String>) -> Self {
+        Self { what: what.into() }
+    }
+
+    /// The same error, saying which message of the datagram it was in.
+    pub(super) fn in_message(self, offset: usize, kind: u16) -> Self {
+        Self::new(format!(
+            "message type {kind} at byte {offset}: {}",
+            self.what
+        ))
+    }
+}
+
+impl fmt::Display for MalformedReply {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.what)
+    }
+}
+
+impl std::error::Error for MalformedReply {}
+
 /// Where an error is reported from: the operation, its interface and detail.
 pub(super) struct Ctx {
     op: NlOp,
@@ -227,10 +258,10 @@ impl Ctx {
         }
     }
 
-    pub(super) fn malformed(&self, what: Malformed) -> NetlinkError {
+    pub(super) fn malformed(&self, what: MalformedReply) -> NetlinkError {
         self.error(
             libc::EBADMSG,
-            Some(format!("malformed kernel reply: {}", what.0)),
+            Some(format!("malformed kernel reply: {what}")),
         )
     }
 

@@ -2,7 +2,10 @@
 //! [`LinkInfo`] holds, the driver's `IFLA_INFO_DATA` handed to
 //! [`parse_tun`] for a `tun` link.
 
-use super::decode::{Malformed, nla_string, nla_u8, nla_u32, nlas, read_u16, read_u32};
+use netlink_packet_core::parse_mac;
+
+use super::decode::{field_u16, field_u32, nla_string, nla_u8, nla_u32, nlas};
+use super::error::MalformedReply;
 use super::tun_info::parse_tun;
 use super::types::LinkInfo;
 
@@ -18,13 +21,16 @@ const IFLA_INFO_KIND: u16 = 1;
 const IFLA_INFO_DATA: u16 = 2;
 
 /// Decodes an `RTM_NEWLINK` payload: `struct ifinfomsg` then attributes.
-pub(super) fn parse_link(payload: &[u8]) -> Result<LinkInfo, Malformed> {
+pub(super) fn parse_link(payload: &[u8]) -> Result<LinkInfo, MalformedReply> {
     let (Some(link_type), Some(index), Some(flags)) = (
-        read_u16(payload, 2),
-        read_u32(payload, 4),
-        read_u32(payload, 8),
+        field_u16(payload, 2..4),
+        field_u32(payload, 4..8),
+        field_u32(payload, 8..12),
     ) else {
-        return Err(Malformed(format!("ifinfomsg of {} bytes", payload.len())));
+        return Err(MalformedReply::new(format!(
+            "ifinfomsg of {} bytes",
+            payload.len()
+        )));
     };
     let mut name = None;
     let mut mtu = None;
@@ -33,16 +39,20 @@ pub(super) fn parse_link(payload: &[u8]) -> Result<LinkInfo, Malformed> {
     let mut oper_state = 0;
     let mut kind = None;
     let mut info_data = None;
-    for nla in nlas(payload.get(IFINFOMSG_LEN..).unwrap_or_default()) {
+    for nla in nlas(
+        "the link attributes",
+        payload.get(IFINFOMSG_LEN..).unwrap_or_default(),
+    ) {
         let (attr, value) = nla?;
         match attr {
             IFLA_IFNAME => name = Some(nla_string(value)),
             IFLA_MTU => mtu = Some(nla_u32("IFLA_MTU", value)?),
-            IFLA_ADDRESS => mac = <[u8; 6]>::try_from(value).ok(),
+            // A TUN has none; other lengths (IPoIB, tunnels) are not a MAC.
+            IFLA_ADDRESS => mac = parse_mac(value).ok(),
             IFLA_TXQLEN => tx_queue_len = nla_u32("IFLA_TXQLEN", value)?,
             IFLA_OPERSTATE => oper_state = nla_u8("IFLA_OPERSTATE", value)?,
             IFLA_LINKINFO => {
-                for nla in nlas(value) {
+                for nla in nlas("IFLA_LINKINFO", value) {
                     match nla? {
                         (IFLA_INFO_KIND, value) => kind = Some(nla_string(value)),
                         (IFLA_INFO_DATA, value) => info_data = Some(value),
@@ -59,8 +69,9 @@ pub(super) fn parse_link(payload: &[u8]) -> Result<LinkInfo, Malformed> {
     };
     Ok(LinkInfo {
         index,
-        name: name.ok_or_else(|| Malformed(format!("ifindex {index} without IFLA_IFNAME")))?,
-        mtu: mtu.ok_or_else(|| Malformed(format!("ifindex {index} without IFLA_MTU")))?,
+        name: name
+            .ok_or_else(|| MalformedReply::new(format!("ifindex {index} without IFLA_IFNAME")))?,
+        mtu: mtu.ok_or_else(|| MalformedReply::new(format!("ifindex {index} without IFLA_MTU")))?,
         flags,
         link_type,
         mac,

@@ -9,9 +9,18 @@
 //! `NLMSG_ERROR`/`NLMSG_DONE` with *our* sequence number, skipping stale ones. A
 //! negative code becomes a typed [`NetlinkError`] with the kernel's extended-ack
 //! text (`NETLINK_EXT_ACK`). Link changes use `RTM_SETLINK` (`rtnl_setlink()`,
-//! net/core/rtnetlink.c), which never creates a device. Replies are decoded with
-//! bounds-checked readers of only the attributes used: no reply can panic, and
-//! an attribute not read here can't fail a query.
+//! net/core/rtnetlink.c), which never creates a device.
+//!
+//! Requests are emitted by netlink-packet-route. Replies are not parsed by
+//! it: it decodes every attribute of a message, so one attribute a newer
+//! kernel changed fails the whole message (and it has had decode panics).
+//! [`decode_reply`] frames a datagram with netlink-packet-core's checked
+//! `NetlinkBuffer` and walks attributes with its checked `NlasIterator` and
+//! `parse_*` readers, decoding only the attributes [`LinkInfo`],
+//! [`TunInfo`] and [`Address`] hold, when they are asked for: no reply can
+//! panic, and an attribute not read here can't fail a query. The TUN/TAP
+//! driver's `IFLA_TUN_*` attributes, which netlink-packet-route lacks, are
+//! decoded here too.
 //!
 //! netconfig-rs is not used: it sends `RTM_NEWADDR` with `NLM_F_DUMP`-like flags
 //! (`0x300`), which on a NEW request the kernel reads as `NLM_F_REPLACE |
@@ -38,5 +47,6 @@ mod tun_info;
 mod types;
 
 pub use client::Netlink;
-pub use error::{NetlinkError, NlOp};
+pub use error::{MalformedReply, NetlinkError, NlOp};
+pub use reply::{ReplyMessage, ReplyMessages, ReplyStatus, decode_reply};
 pub use types::{Address, AddressFlags, AddressOptions, LinkInfo, TunInfo};

@@ -2,7 +2,8 @@
 //! `tun_fill_info()` in drivers/net/tun.c), which netlink-packet-route does
 //! not decode: the `IFLA_INFO_DATA` of a link whose kind is `tun`.
 
-use super::decode::{Malformed, nla_u8, nla_u32, nlas};
+use super::decode::{nla_u8, nla_u32, nlas};
+use super::error::MalformedReply;
 use super::types::TunInfo;
 
 // include/uapi/linux/if_link.h
@@ -19,9 +20,9 @@ const IFLA_TUN_NUM_DISABLED_QUEUES: u16 = 9;
 const TUN_TYPE_TAP: u8 = 2;
 
 /// Decodes the `IFLA_INFO_DATA` of a `tun` link (`tun_fill_info()`).
-pub(super) fn parse_tun(data: &[u8]) -> Result<TunInfo, Malformed> {
+pub(super) fn parse_tun(data: &[u8]) -> Result<TunInfo, MalformedReply> {
     let mut tun = TunInfo::default();
-    for nla in nlas(data) {
+    for nla in nlas("IFLA_INFO_DATA", data) {
         let (attr, value) = nla?;
         match attr {
             IFLA_TUN_OWNER => tun.owner = Some(nla_u32("IFLA_TUN_OWNER", value)?),
