@@ -33,11 +33,15 @@
 //! read and written), `reply` (message framing and status messages),
 //! `decode` (attribute iteration and value readers), and one decoder per
 //! reply: `link` (`RTM_NEWLINK`), `tun_info` (the TUN/TAP driver's
-//! `IFLA_TUN_*`) and `address` (`RTM_NEWADDR`).
+//! `IFLA_TUN_*`) and `address` (`RTM_NEWADDR`). `captures/` holds replies
+//! a kernel sent, which the unit tests (`captured`) decode whole, cut and
+//! corrupted.
 
 #![forbid(unsafe_code)]
 
 mod address;
+#[cfg(test)]
+mod captured;
 mod client;
 mod decode;
 mod error;
