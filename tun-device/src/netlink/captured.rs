@@ -2,7 +2,8 @@
 //! `captures/capture.py` in a private namespace holding `lo`, a
 //! multi-queue TAP `tap0` owned by uid/gid 1000 with three addresses, and a
 //! TUN `tun0` with a virtio-net header), and on those replies cut and
-//! corrupted: decoding never panics, every failure is a [`MalformedReply`].
+//! corrupted: decoding never panics, every failure is a
+//! [`MalformedReply`](super::MalformedReply).
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
@@ -10,7 +11,7 @@ use ipnet::IpNet;
 use netlink_packet_core::{NLM_F_CAPPED, NLMSG_DONE, NLMSG_ERROR};
 
 use super::reply::{RTM_NEWADDR, RTM_NEWLINK};
-use super::{Address, AddressFlags, LinkInfo, MalformedReply, ReplyMessage, decode_reply};
+use super::{Address, AddressFlags, LinkInfo, ReplyMessage, decode_reply};
 
 /// `NLM_F_MULTI` (include/uapi/linux/netlink.h): a part of a dump.
 const NLM_F_MULTI: u16 = 2;
@@ -192,14 +193,12 @@ fn every_truncation_is_a_typed_error_or_a_shorter_reply() {
     assert!(decode_reply(cut).next().is_some_and(|m| m.is_err()));
 }
 
-/// Offsets of the attribute headers in the first link of the tap's reply,
-/// walked by hand: `(offset in the datagram, attribute type)`.
-fn tap_attributes() -> Vec<(usize, u16)> {
-    let message_len =
-        usize::try_from(u32::from_ne_bytes(LINK_TAP[..4].try_into().unwrap())).unwrap();
+/// The attribute headers in `LINK_TAP[start..end]`, walked by hand:
+/// `(offset in the datagram, attribute type)`.
+fn walk(start: usize, end: usize) -> Vec<(usize, u16)> {
     let mut out = Vec::new();
-    let mut at = 16 + 16; // nlmsghdr, ifinfomsg
-    while at + 4 <= message_len {
+    let mut at = start;
+    while at + 4 <= end {
         let len = usize::from(u16::from_ne_bytes([LINK_TAP[at], LINK_TAP[at + 1]]));
         let kind = u16::from_ne_bytes([LINK_TAP[at + 2], LINK_TAP[at + 3]]) & 0x3fff;
         out.push((at, kind));
@@ -208,18 +207,29 @@ fn tap_attributes() -> Vec<(usize, u16)> {
     out
 }
 
+/// The top-level attributes of the link in the tap's reply.
+fn tap_attributes() -> Vec<(usize, u16)> {
+    let message_len =
+        usize::try_from(u32::from_ne_bytes(LINK_TAP[..4].try_into().unwrap())).unwrap();
+    walk(16 + 16, message_len) // after nlmsghdr and ifinfomsg
+}
+
+/// The tap's reply with the `u16` at byte `at` set to `value`, decoded:
+/// the error text of its link.
+fn link_error_with(at: usize, value: u16) -> String {
+    let mut bad = LINK_TAP.to_vec();
+    bad[at..at + 2].copy_from_slice(&value.to_ne_bytes());
+    let link = messages(&bad)[0].link();
+    link.expect_err("the corrupted link is refused").to_string()
+}
+
 #[test]
 fn attribute_lengths_past_the_end_are_typed_errors() {
     for (at, kind) in tap_attributes() {
         for len in [0u16, 1, 3, 0x7fff, 0xffff] {
-            let mut bad = LINK_TAP.to_vec();
-            bad[at..at + 2].copy_from_slice(&len.to_ne_bytes());
-            let message = decode_reply(&bad).next().unwrap().unwrap();
-            let result = message.link();
             // Lengths below the header and past the message both fail, at
             // this attribute and nowhere else.
-            let err: MalformedReply = result.expect_err("a bad length is refused");
-            let text = err.to_string();
+            let text = link_error_with(at, len);
             assert!(
                 text.contains(&format!("attribute {kind} at byte {}", at - 32)),
                 "{text}"
@@ -238,43 +248,19 @@ fn nested_attribute_errors_name_their_container() {
         .expect("the tap has IFLA_LINKINFO");
     // IFLA_INFO_KIND is the first nested attribute: claim it runs past
     // IFLA_LINKINFO's end.
-    let mut bad = LINK_TAP.to_vec();
-    bad[at + 4..at + 6].copy_from_slice(&0x0800u16.to_ne_bytes());
-    let err = messages(&bad)[0]
-        .link()
-        .expect_err("nested length past its end");
-    assert!(
-        err.to_string().contains("of IFLA_LINKINFO has length 2048"),
-        "{err}"
-    );
+    let err = link_error_with(at + 4, 0x0800);
+    assert!(err.contains("of IFLA_LINKINFO has length 2048"), "{err}");
     // Then IFLA_INFO_DATA's first IFLA_TUN_* attribute.
     let linkinfo_len = usize::from(u16::from_ne_bytes([LINK_TAP[at], LINK_TAP[at + 1]]));
-    let mut inner = at + 4;
-    while inner < at + linkinfo_len {
-        let len = usize::from(u16::from_ne_bytes([LINK_TAP[inner], LINK_TAP[inner + 1]]));
-        let kind = u16::from_ne_bytes([LINK_TAP[inner + 2], LINK_TAP[inner + 3]]) & 0x3fff;
-        if kind == 2 {
-            break; // IFLA_INFO_DATA
-        }
-        inner += (len + 3) & !3;
-    }
-    let mut bad = LINK_TAP.to_vec();
-    bad[inner + 4..inner + 6].copy_from_slice(&0x0400u16.to_ne_bytes());
-    let err = messages(&bad)[0]
-        .link()
-        .expect_err("IFLA_TUN_* length past its end");
-    assert!(
-        err.to_string()
-            .contains("of IFLA_INFO_DATA has length 1024"),
-        "{err}"
-    );
+    let (data, _) = walk(at + 4, at + linkinfo_len)
+        .into_iter()
+        .find(|&(_, kind)| kind == 2) // IFLA_INFO_DATA
+        .expect("the tap has IFLA_INFO_DATA");
+    let err = link_error_with(data + 4, 0x0400);
+    assert!(err.contains("of IFLA_INFO_DATA has length 1024"), "{err}");
     // A wrong-sized IFLA_TUN_* value is refused by name.
-    let mut bad = LINK_TAP.to_vec();
-    bad[inner + 4..inner + 6].copy_from_slice(&6u16.to_ne_bytes());
-    let err = messages(&bad)[0]
-        .link()
-        .expect_err("short IFLA_TUN_* value");
-    assert!(err.to_string().contains("IFLA_TUN_"), "{err}");
+    let err = link_error_with(data + 4, 6);
+    assert!(err.contains("IFLA_TUN_"), "{err}");
 }
 
 #[test]
