@@ -182,31 +182,81 @@ impl Error {
             || (matches!(self.op, Op::OpenTun) && matches!(self.errno, libc::ENOENT | libc::ENODEV))
     }
 
-    /// The symbolic name of the errno, for the common ones.
-    pub fn errno_name(&self) -> Option<&'static str> {
-        Some(match self.errno {
-            libc::EPERM => "EPERM",
-            libc::ENOENT => "ENOENT",
-            libc::EIO => "EIO",
-            libc::EBADF => "EBADF",
-            libc::EAGAIN => "EAGAIN",
-            libc::ENOMEM => "ENOMEM",
-            libc::EACCES => "EACCES",
-            libc::EFAULT => "EFAULT",
-            libc::EBUSY => "EBUSY",
-            libc::EEXIST => "EEXIST",
-            libc::ENODEV => "ENODEV",
-            libc::EINVAL => "EINVAL",
-            libc::ENFILE => "ENFILE",
-            libc::EMFILE => "EMFILE",
-            libc::ENOTTY => "ENOTTY",
-            libc::ERANGE => "ERANGE",
-            libc::EOPNOTSUPP => "EOPNOTSUPP",
-            libc::EADDRNOTAVAIL => "EADDRNOTAVAIL",
-            libc::EUNATCH => "EUNATCH",
-            libc::EBADFD => "EBADFD",
-            _ => return None,
-        })
+    /// The symbolic name of the errno, for the common ones ([`errno_name`]).
+    pub const fn errno_name(&self) -> Option<&'static str> {
+        errno_name(self.errno)
+    }
+}
+
+/// The symbolic name of an errno (`"EBUSY"`), for the values TUN ioctls,
+/// sockets and rtnetlink return; `None` for the others. The one table of
+/// the workspace: every crate's errors name errnos through it.
+pub const fn errno_name(errno: i32) -> Option<&'static str> {
+    Some(match errno {
+        libc::EPERM => "EPERM",
+        libc::ENOENT => "ENOENT",
+        libc::ESRCH => "ESRCH",
+        libc::EINTR => "EINTR",
+        libc::EIO => "EIO",
+        libc::ENXIO => "ENXIO",
+        libc::E2BIG => "E2BIG",
+        libc::EBADF => "EBADF",
+        libc::EAGAIN => "EAGAIN",
+        libc::ENOMEM => "ENOMEM",
+        libc::EACCES => "EACCES",
+        libc::EFAULT => "EFAULT",
+        libc::EBUSY => "EBUSY",
+        libc::EEXIST => "EEXIST",
+        libc::EXDEV => "EXDEV",
+        libc::ENODEV => "ENODEV",
+        libc::ENOTDIR => "ENOTDIR",
+        libc::EINVAL => "EINVAL",
+        libc::ENFILE => "ENFILE",
+        libc::EMFILE => "EMFILE",
+        libc::ENOTTY => "ENOTTY",
+        libc::ENOSPC => "ENOSPC",
+        libc::ERANGE => "ERANGE",
+        libc::ENAMETOOLONG => "ENAMETOOLONG",
+        libc::ENOSYS => "ENOSYS",
+        libc::EUNATCH => "EUNATCH",
+        libc::EBADMSG => "EBADMSG",
+        libc::EPROTO => "EPROTO",
+        libc::EOVERFLOW => "EOVERFLOW",
+        libc::EBADFD => "EBADFD",
+        libc::EMSGSIZE => "EMSGSIZE",
+        libc::EPROTONOSUPPORT => "EPROTONOSUPPORT",
+        libc::ENOPROTOOPT => "ENOPROTOOPT",
+        libc::EOPNOTSUPP => "EOPNOTSUPP",
+        libc::EAFNOSUPPORT => "EAFNOSUPPORT",
+        libc::EADDRINUSE => "EADDRINUSE",
+        libc::EADDRNOTAVAIL => "EADDRNOTAVAIL",
+        libc::ENETDOWN => "ENETDOWN",
+        libc::ENOBUFS => "ENOBUFS",
+        libc::ETIMEDOUT => "ETIMEDOUT",
+        libc::ECONNREFUSED => "ECONNREFUSED",
+        _ => return None,
+    })
+}
+
+/// An errno as the workspace's errors print it: the symbolic name and the C
+/// library's text, `EBUSY: Device or resource busy`; an errno without a
+/// name ([`errno_name`]) shows its number instead, `errno 4095: Unknown
+/// error 4095`. The number is not repeated after a name (std's
+/// " (os error N)"): the name says it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ErrnoText(pub i32);
+
+impl fmt::Display for ErrnoText {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let errno = self.0;
+        match errno_name(errno) {
+            Some(name) => write!(f, "{name}: ")?,
+            None => write!(f, "errno {errno}: ")?,
+        }
+        // std's text is strerror's followed by " (os error N)".
+        let text = io::Error::from_raw_os_error(errno).to_string();
+        let suffix = format!(" (os error {errno})");
+        f.write_str(text.strip_suffix(&suffix).unwrap_or(&text))
     }
 }
 
@@ -222,11 +272,7 @@ impl fmt::Display for Error {
         if let Some(name) = &self.interface {
             write!(f, " on {name}")?;
         }
-        f.write_str(" failed: ")?;
-        if let Some(sym) = self.errno_name() {
-            write!(f, "{sym}: ")?;
-        }
-        write!(f, "{}", io::Error::from_raw_os_error(self.errno))?;
+        write!(f, " failed: {}", ErrnoText(self.errno))?;
         // As root the kernel's EPERM is about the request (a value, a
         // device owned by another user), not a missing privilege.
         if self.is_permission_denied() && !running_as_root() {
@@ -264,7 +310,10 @@ mod tests {
             text.starts_with("TUNSETIFF on tun0 failed: EBUSY: "),
             "{text}"
         );
-        assert!(text.contains("os error 16"), "{text}");
+        assert!(
+            text.starts_with("TUNSETIFF on tun0 failed: EBUSY: Device or resource busy"),
+            "{text}"
+        );
         assert!(text.contains("name is in use"), "{text}");
         assert!(e.is_busy());
 
@@ -288,6 +337,22 @@ mod tests {
         let e = Error::new(Op::OpenTun, libc::ENOENT);
         assert!(e.is_unsupported());
         assert!(e.to_string().contains("/dev/net/tun is missing"));
+    }
+
+    #[test]
+    fn errno_text_names_or_numbers_the_errno() {
+        assert_eq!(ErrnoText(libc::EEXIST).to_string(), "EEXIST: File exists");
+        assert_eq!(errno_name(libc::EBADMSG), Some("EBADMSG"));
+        // No name: the number, once, and strerror's text.
+        let unnamed = ErrnoText(4095).to_string();
+        assert!(unnamed.starts_with("errno 4095: "), "{unnamed}");
+        assert!(!unnamed.contains("os error"), "{unnamed}");
+        let e = Error::new(Op::TunSetIff, 4095);
+        assert_eq!(e.errno_name(), None);
+        assert!(
+            e.to_string().starts_with("TUNSETIFF failed: errno 4095: "),
+            "{e}"
+        );
     }
 
     #[test]

@@ -54,7 +54,7 @@ mod netif;
 mod netns;
 mod tun;
 
-pub use error::{Error, Op};
+pub use error::{ErrnoText, Error, Op, errno_name};
 pub use ethtool::{
     ETH_GSTRING_LEN, ETH_SS_FEATURES, ETHTOOL_GFEATURES, ETHTOOL_GSSET_INFO, ETHTOOL_GSTRINGS,
     Feature, FeatureBlock, Features,
