@@ -4,7 +4,7 @@
 
 use clap::Args;
 use tun_device::ipnet::IpNet;
-use tun_device::{Device, Layer};
+use tun_device::{Device, Mode};
 
 use crate::error::{CliError, Result};
 use crate::show;
@@ -107,10 +107,10 @@ pub fn create(args: &CreateArgs, json: bool) -> Result<()> {
 
     let mut b = Device::builder()
         .name(args.name.clone())
-        .layer(if args.tap || args.mode.as_deref() == Some("tap") {
-            Layer::Tap
+        .mode(if args.tap || args.mode.as_deref() == Some("tap") {
+            Mode::Tap
         } else {
-            Layer::Tun
+            Mode::Tun
         })
         .multi_queue(args.multi_queue)
         .packet_information(args.pi)

@@ -6,7 +6,7 @@
 //! create a new one that goes away with the process.
 
 use tun_device::ipnet::IpNet;
-use tun_device::{Device, Layer, NetNs};
+use tun_device::{Device, Mode, NetNs};
 
 use std::os::fd::AsFd;
 
@@ -85,7 +85,7 @@ pub fn open(name: Option<&str>, opts: &OpenOptions, ns: Option<&NetNs>) -> Resul
             }
             b = b
                 .attach(true)
-                .layer(if tun.tap { Layer::Tap } else { Layer::Tun })
+                .mode(if tun.tap { Mode::Tap } else { Mode::Tun })
                 .packet_information(tun.pi)
                 .offload(tun.vnet_hdr)
                 .multi_queue(tun.multi_queue)
@@ -94,7 +94,7 @@ pub fn open(name: Option<&str>, opts: &OpenOptions, ns: Option<&NetNs>) -> Resul
         }
         None => {
             b = b
-                .layer(if opts.tap { Layer::Tap } else { Layer::Tun })
+                .mode(if opts.tap { Mode::Tap } else { Mode::Tun })
                 .offload(opts.offload)
                 .queues(queues)
                 .multi_queue(queues > 1)

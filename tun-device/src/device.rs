@@ -14,9 +14,10 @@ use crate::netlink::{AddressOptions, Netlink};
 use crate::netns::NetNs;
 use crate::queue::Queue;
 
-/// Layer of a device.
+/// What a device carries: IP packets (TUN) or Ethernet frames (TAP), as
+/// iproute2's `ip tuntap add mode tun|tap` says it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-pub enum Layer {
+pub enum Mode {
     /// TUN: IP packets (layer 3).
     #[default]
     Tun,
@@ -70,7 +71,7 @@ struct AddrSpec {
 #[must_use]
 pub struct DeviceBuilder {
     name: Option<String>,
-    layer: Layer,
+    mode: Mode,
     packet_info: bool,
     queues: usize,
     multi_queue: bool,
@@ -109,14 +110,14 @@ impl DeviceBuilder {
     }
 
     /// TUN (IP packets) or TAP (Ethernet frames).
-    pub fn layer(mut self, layer: Layer) -> Self {
-        self.layer = layer;
+    pub fn mode(mut self, mode: Mode) -> Self {
+        self.mode = mode;
         self
     }
 
-    /// Shorthand for `.layer(Layer::Tap)`.
+    /// Shorthand for `.mode(Mode::Tap)`.
     pub fn tap(self) -> Self {
-        self.layer(Layer::Tap)
+        self.mode(Mode::Tap)
     }
 
     /// Keep the 4-byte packet-information header (`struct tun_pi`) on the
@@ -290,9 +291,9 @@ impl DeviceBuilder {
     }
 
     fn flags(&self) -> TunFlags {
-        let mut f = match self.layer {
-            Layer::Tun => TunFlags::TUN,
-            Layer::Tap => TunFlags::TAP,
+        let mut f = match self.mode {
+            Mode::Tun => TunFlags::TUN,
+            Mode::Tap => TunFlags::TAP,
         };
         if !self.packet_info {
             f |= TunFlags::NO_PI;
@@ -330,7 +331,7 @@ impl DeviceBuilder {
         if self.offload && self.packet_info {
             return fail(ConfigError::OffloadWithPacketInfo);
         }
-        if self.mac.is_some() && self.layer == Layer::Tun {
+        if self.mac.is_some() && self.mode == Mode::Tun {
             return fail(ConfigError::MacOnTun);
         }
         if self.queues == 0 {

@@ -110,7 +110,7 @@ pub mod relay;
 mod rx;
 mod tx;
 
-pub use device::{Device, DeviceBuilder, Layer};
+pub use device::{Device, DeviceBuilder, Mode};
 pub use error::{ConfigError, Error, ErrorKind, IoOp, NsAction, Result, Syscall};
 pub use interface::{DeviceStats, Interface};
 pub use interrupt::Interrupt;

@@ -9,7 +9,7 @@ use std::net::IpAddr;
 use std::os::fd::OwnedFd;
 
 use common::*;
-use tun_device::{ConfigError, Device, Error, ErrorKind, Layer, NetNs, OffloadFlags, TunFlags};
+use tun_device::{ConfigError, Device, Error, ErrorKind, Mode, NetNs, OffloadFlags, TunFlags};
 
 fn build_in(ns: &NetNs, b: tun_device::DeviceBuilder) -> tun_device::Result<Device> {
     b.netns(ns.try_clone().unwrap()).build()
@@ -217,11 +217,7 @@ fn stale_offload_mask_is_cleared_when_offload_is_off() {
 fn tap_with_mac() {
     let Some(ns) = private_ns() else { return };
     let mac = [0x02, 0x11, 0x22, 0x33, 0x44, 0x55];
-    let dev = build_in(
-        &ns,
-        Device::builder().name("tap7").layer(Layer::Tap).mac(mac),
-    )
-    .unwrap();
+    let dev = build_in(&ns, Device::builder().name("tap7").mode(Mode::Tap).mac(mac)).unwrap();
     assert!(dev.interface().is_tap());
     let ip = ip_link(&ns, "tap7");
     assert_eq!(ip["link_type"], "ether");
