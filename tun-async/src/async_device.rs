@@ -155,10 +155,10 @@ impl<B: Backend> AsyncDevice<B> {
         &self,
         state: &mut RecvState,
         bufs: &mut [T],
-        sizes: &mut [usize],
+        lens: &mut [usize],
         offset: usize,
     ) -> Result<usize> {
-        self.queues[0].try_recv_batch(state, bufs, sizes, offset)
+        self.queues[0].try_recv_batch(state, bufs, lens, offset)
     }
 
     /// [`AsyncQueue::try_send`] on the first queue.
@@ -211,10 +211,10 @@ impl<B: Backend> AsyncDevice<B> {
         &self,
         state: &mut RecvState,
         bufs: &mut [T],
-        sizes: &mut [usize],
+        lens: &mut [usize],
         offset: usize,
     ) -> Result<usize> {
-        self.queues[0].recv_batch(state, bufs, sizes, offset).await
+        self.queues[0].recv_batch(state, bufs, lens, offset).await
     }
 
     /// [`AsyncQueue::send_batch`] on the first queue.

@@ -326,14 +326,14 @@ impl<B: Backend> AsyncQueue<B> {
         &self,
         state: &mut RecvState,
         bufs: &mut [T],
-        sizes: &mut [usize],
+        lens: &mut [usize],
         offset: usize,
     ) -> Result<usize> {
         if !state.is_empty() {
-            return self.get_ref().recv_batch(state, bufs, sizes, offset);
+            return self.get_ref().recv_batch(state, bufs, lens, offset);
         }
         self.try_io(Interest::READABLE, |q| {
-            q.recv_batch(state, bufs, sizes, offset)
+            q.recv_batch(state, bufs, lens, offset)
         })
     }
 
@@ -391,7 +391,7 @@ impl<B: Backend> AsyncQueue<B> {
 
     /// Receive a batch ([`Queue::recv_batch`]): packets and super-packets
     /// the kernel has, split into `bufs[i][offset..]`, lengths in
-    /// `sizes[i]`; returns how many (at least one). Every read of the batch
+    /// `lens[i]`; returns how many (at least one). Every read of the batch
     /// is made in one round: once the first packet is in, the call
     /// completes without waiting again.
     ///
@@ -404,19 +404,19 @@ impl<B: Backend> AsyncQueue<B> {
     /// the next call waits instead of reading only to find `EAGAIN`.
     ///
     /// Cancel safety: safe. Dropped at the readiness wait, nothing was
-    /// read in that round and `bufs`/`sizes` hold nothing new; whatever the
+    /// read in that round and `bufs`/`lens` hold nothing new; whatever the
     /// kernel handed over earlier is in `state`. Reuse the same `state`.
     pub async fn recv_batch<T: AsMut<[u8]>>(
         &self,
         state: &mut RecvState,
         bufs: &mut [T],
-        sizes: &mut [usize],
+        lens: &mut [usize],
         offset: usize,
     ) -> Result<usize> {
         if !state.is_empty() {
             // The fd knows nothing of what the state holds (and another
             // task's WouldBlock may have cleared the readiness).
-            match self.get_ref().recv_batch(state, bufs, sizes, offset) {
+            match self.get_ref().recv_batch(state, bufs, lens, offset) {
                 Err(e) if e.is_would_block() => {}
                 r => return r,
             }
@@ -424,7 +424,7 @@ impl<B: Backend> AsyncQueue<B> {
         let len = bufs.len();
         self.io(Direction::Read, IoOp::RecvBatch, |q| {
             let supers = state.stats().super_packets;
-            let n = q.recv_batch(state, bufs, sizes, offset)?;
+            let n = q.recv_batch(state, bufs, lens, offset)?;
             let drained = n < len && state.is_empty() && state.stats().super_packets == supers;
             Ok((n, drained))
         })
