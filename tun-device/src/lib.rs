@@ -61,6 +61,18 @@
 //!   copy-and-checksum to AVX-512 or AVX2 (the split and the coalescing);
 //!   off gives tun-offload's portable build.
 //!
+//! # Layout
+//!
+//! One concept per module: `device` (the builder and the [`Device`] that
+//! holds an interface and its queues), `interface` (configuration by the
+//! fd's identity), [`netlink`] (the acknowledged rtnetlink client: client,
+//! request types, reply framing and decoding on netlink-packet-core's
+//! checked primitives, errors), `queue` (the fd, the syscalls and the
+//! short drivers of every I/O call: the only `impl Queue`), `rx` and `tx`
+//! (the receive and send engines, free of I/O), `interrupt` (the eventfd
+//! that ends waits), [`relay`] (the pumps, their error policy and
+//! counters), `netns`, `privilege` and `error`.
+//!
 //! # Offload negotiation
 //!
 //! With [`DeviceBuilder::offload`] the device is opened with
