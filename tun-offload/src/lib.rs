@@ -51,6 +51,7 @@ mod kind;
 pub mod partial;
 mod route;
 mod split;
+mod tunnel;
 mod virtio;
 pub mod wire;
 
@@ -59,6 +60,7 @@ pub use gro::{GroError, GroStats, GroTable};
 pub use kind::Kind;
 pub use partial::complete_checksum;
 pub use split::{GsoPacket, MAX_PLACED_HEADER_LEN, SplitError, split, split_frame};
+pub use tunnel::{TunnelError, TunnelGsoPacket, TunnelSplitError, split_tunnel};
 pub use virtio::{
     GsoType, HdrFlags, HeaderError, VirtioNetHdr, VirtioNetHdrMrgRxbuf, VirtioNetHdrV1HashTunnel,
 };

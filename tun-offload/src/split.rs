@@ -152,7 +152,10 @@ pub struct GsoPacket {
 
 /// Walk IPv6 extension headers from the end of the fixed header up to
 /// `csum_start`; returns the protocol found there.
-fn ipv6_transport_at(ip: &Ipv6Packet<&[u8]>, csum_start: usize) -> Result<IpProtocol, PacketError> {
+pub(crate) fn ipv6_transport_at(
+    ip: &Ipv6Packet<&[u8]>,
+    csum_start: usize,
+) -> Result<IpProtocol, PacketError> {
     let packet = ip.into_inner();
     let mut next = ip.next_header();
     let mut at = IPV6_HEADER_LEN;

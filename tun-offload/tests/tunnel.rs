@@ -1,0 +1,671 @@
+//! Receive path for UDP-tunnel super-packets: generated VXLAN and Geneve
+//! super-packets (IPv4/IPv6 outside and inside, TCP and UDP inside, with
+//! and without the outer UDP checksum, TUN packets and TAP frames) split
+//! into datagrams that an independent checker verifies (etherparse for the
+//! IP and transport layers, this file's own decoder for the tunnel header),
+//! and every malformed header refused with its typed error.
+
+mod common;
+
+use common::{Ip, add16, as_super, naive_pseudo, naive_sum, tcp, udp, verify};
+use etherparse::{Ipv4Header, Ipv6Header, UdpHeader};
+use proptest::prelude::*;
+use tun_offload::{
+    GsoType, HdrFlags, Layer, PacketError, SplitError, TunnelError, TunnelGsoPacket,
+    TunnelSplitError, VirtioNetHdr, VirtioNetHdrV1HashTunnel, split, split_tunnel,
+};
+
+const ACK: u8 = 0x10;
+const PSH: u8 = 0x08;
+const VXLAN_PORT: u16 = 4789;
+const GENEVE_PORT: u16 = 6081;
+const INNER_SRC_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 1];
+const INNER_DST_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 2];
+
+/// The tunnel header in front of the inner Ethernet frame.
+#[derive(Debug, Clone)]
+enum Tunnel {
+    /// RFC 7348: flags (I bit), reserved, 24-bit VNI, reserved.
+    Vxlan { vni: u32 },
+    /// RFC 8926: version 0, option length in 4-byte words, protocol
+    /// 0x6558 (Ethernet), 24-bit VNI, then the options.
+    Geneve { vni: u32, options: Vec<u8> },
+}
+
+impl Tunnel {
+    fn port(&self) -> u16 {
+        match self {
+            Tunnel::Vxlan { .. } => VXLAN_PORT,
+            Tunnel::Geneve { .. } => GENEVE_PORT,
+        }
+    }
+
+    fn encode(&self) -> Vec<u8> {
+        match self {
+            Tunnel::Vxlan { vni } => {
+                let mut h = vec![0x08, 0, 0, 0];
+                h.extend_from_slice(&(vni << 8).to_be_bytes());
+                h
+            }
+            Tunnel::Geneve { vni, options } => {
+                assert!(options.len() % 4 == 0 && options.len() / 4 < 64);
+                let mut h = vec![(options.len() / 4) as u8, 0, 0x65, 0x58];
+                h.extend_from_slice(&(vni << 8).to_be_bytes());
+                h.extend_from_slice(options);
+                h
+            }
+        }
+    }
+
+    /// The tests' own decoder: the tunnel header at the start of `udp_payload`
+    /// (VXLAN if `port` says so, else Geneve) and the inner Ethernet
+    /// header behind it; returns the VNI, the inner EtherType and where
+    /// the inner IP packet starts.
+    fn decode(port: u16, udp_payload: &[u8]) -> (u32, u16, usize) {
+        let (vni, tunnel_len) = if port == VXLAN_PORT {
+            assert_eq!(udp_payload[0], 0x08, "VXLAN I flag");
+            let w = u32::from_be_bytes(udp_payload[4..8].try_into().unwrap());
+            (w >> 8, 8)
+        } else {
+            assert_eq!(udp_payload[0] >> 6, 0, "Geneve version");
+            assert_eq!(
+                &udp_payload[2..4],
+                &[0x65, 0x58],
+                "Geneve protocol: Ethernet"
+            );
+            let w = u32::from_be_bytes(udp_payload[4..8].try_into().unwrap());
+            (w >> 8, 8 + usize::from(udp_payload[0] & 0x3f) * 4)
+        };
+        let eth = &udp_payload[tunnel_len..tunnel_len + 14];
+        assert_eq!(&eth[..6], &INNER_DST_MAC, "inner destination MAC");
+        assert_eq!(&eth[6..12], &INNER_SRC_MAC, "inner source MAC");
+        let ether_type = u16::from_be_bytes([eth[12], eth[13]]);
+        (vni, ether_type, tunnel_len + 14)
+    }
+}
+
+fn ether_type_of(ip_packet: &[u8]) -> u16 {
+    if ip_packet[0] >> 4 == 4 {
+        0x0800
+    } else {
+        0x86dd
+    }
+}
+
+fn outer_l2(outer: &Ip) -> Vec<u8> {
+    let mut l2 = vec![0x02, 0, 0, 0, 0, 0xb, 0x02, 0, 0, 0, 0, 0xa];
+    l2.extend_from_slice(&(if outer.is_v4() { 0x0800u16 } else { 0x86dd }).to_be_bytes());
+    l2
+}
+
+/// What the kernel hands over for a tunnel super-packet: the inner packet as
+/// a plain super-packet (its checksum field the pseudo-header sum), the
+/// tunnel and inner Ethernet header, outer UDP (its checksum field the outer
+/// pseudo-header sum with `csum`, zero without) and outer IP, and the
+/// 24-byte header with both offsets. `tap`: an outer Ethernet header too.
+fn tunnel_super(
+    outer: &Ip,
+    csum: bool,
+    tunnel: &Tunnel,
+    inner_packet: Vec<u8>,
+    gso_size: u16,
+    tap: bool,
+) -> (VirtioNetHdrV1HashTunnel, Vec<u8>) {
+    let (inner_hdr, inner) = as_super(inner_packet, gso_size);
+    let mut udp_payload = tunnel.encode();
+    udp_payload.extend_from_slice(&INNER_DST_MAC);
+    udp_payload.extend_from_slice(&INNER_SRC_MAC);
+    udp_payload.extend_from_slice(&ether_type_of(&inner).to_be_bytes());
+    let tnl_len = udp_payload.len();
+    udp_payload.extend_from_slice(&inner);
+    let udp_len = 8 + udp_payload.len();
+    let mut u = Vec::new();
+    u.extend_from_slice(&49152u16.to_be_bytes());
+    u.extend_from_slice(&tunnel.port().to_be_bytes());
+    u.extend_from_slice(&(udp_len as u16).to_be_bytes());
+    let check = if csum {
+        naive_pseudo(outer.src, outer.dst, 17, udp_len)
+    } else {
+        0
+    };
+    u.extend_from_slice(&check.to_be_bytes());
+    let mut packet = if tap { outer_l2(outer) } else { Vec::new() };
+    packet.extend_from_slice(&outer.header(17, udp_len));
+    let outer_th = packet.len();
+    packet.extend_from_slice(&u);
+    packet.extend_from_slice(&udp_payload);
+    let inner_nh = outer_th + 8 + tnl_len;
+    let mut flags = HdrFlags::NEEDS_CSUM;
+    if csum {
+        flags = HdrFlags(flags.0 | HdrFlags::UDP_TUNNEL_CSUM.0);
+    }
+    let tunnel_bit = if outer.is_v4() {
+        GsoType::UDP_TUNNEL_IPV4
+    } else {
+        GsoType::UDP_TUNNEL_IPV6
+    };
+    let hdr = VirtioNetHdr::new(
+        flags,
+        GsoType(inner_hdr.gso_type().0 | tunnel_bit),
+        inner_hdr.hdr_len() + inner_nh as u16,
+        gso_size,
+        inner_hdr.csum_start() + inner_nh as u16,
+        inner_hdr.csum_offset(),
+    );
+    (
+        VirtioNetHdrV1HashTunnel::new(hdr, outer_th as u16, inner_nh as u16),
+        packet,
+    )
+}
+
+/// Split and return the datagrams.
+fn split_all(hdr: &VirtioNetHdrV1HashTunnel, packet: &[u8], tap: bool) -> Vec<Vec<u8>> {
+    let n = 64;
+    let (mut b, mut s) = (vec![vec![0u8; 70_000]; n], vec![0usize; n]);
+    let got = split_tunnel(hdr, packet, tap, &mut b, &mut s, 4).expect("split");
+    (0..got).map(|i| b[i][4..4 + s[i]].to_vec()).collect()
+}
+
+/// What the independent checker read from one outer datagram.
+struct Outer {
+    ip_id: u16,
+    udp_checksum: u16,
+    vni: u32,
+    inner: Vec<u8>,
+}
+
+/// Verify one outer datagram independently: the outer L2 header (TAP) as
+/// sent, the outer IP lengths and IPv4 header checksum, the outer UDP
+/// length and checksum (computed over the pseudo header and everything
+/// behind it when `csum`, zero otherwise), the tunnel header and inner
+/// Ethernet header; returns the inner IP packet.
+fn verify_outer(seg: &[u8], outer: &Ip, csum: bool, l2: &[u8]) -> Outer {
+    assert_eq!(&seg[..l2.len()], l2, "outer L2 header copied");
+    let ip = &seg[l2.len()..];
+    let (ip_hl, ip_id) = if outer.is_v4() {
+        let (h, _) = Ipv4Header::from_slice(ip).expect("outer IPv4 parses");
+        assert_eq!(
+            usize::from(h.total_len),
+            ip.len(),
+            "outer IPv4 total length"
+        );
+        assert_eq!(
+            h.calc_header_checksum(),
+            h.header_checksum,
+            "outer IPv4 checksum"
+        );
+        assert_eq!(h.time_to_live, outer.ttl);
+        assert_eq!(h.dont_fragment, outer.df);
+        assert_eq!(h.protocol.0, 17);
+        (h.header_len(), h.identification)
+    } else {
+        let (h, _) = Ipv6Header::from_slice(ip).expect("outer IPv6 parses");
+        assert_eq!(
+            usize::from(h.payload_length) + 40,
+            ip.len(),
+            "outer IPv6 length"
+        );
+        assert_eq!(h.flow_label.value(), outer.flow_label);
+        assert_eq!(h.next_header.0, 17);
+        (40, 0)
+    };
+    let l4 = &ip[ip_hl..];
+    let (u, payload) = UdpHeader::from_slice(l4).expect("outer UDP parses");
+    assert_eq!(usize::from(u.length), l4.len(), "outer UDP length");
+    if csum {
+        let want = match (outer.src, outer.dst) {
+            (std::net::IpAddr::V4(s), std::net::IpAddr::V4(d)) => u
+                .calc_checksum_ipv4_raw(s.octets(), d.octets(), payload)
+                .unwrap(),
+            (std::net::IpAddr::V6(s), std::net::IpAddr::V6(d)) => u
+                .calc_checksum_ipv6_raw(s.octets(), d.octets(), payload)
+                .unwrap(),
+            _ => unreachable!(),
+        };
+        assert_eq!(u.checksum, want, "outer UDP checksum (etherparse)");
+        assert_eq!(
+            add16(
+                naive_pseudo(outer.src, outer.dst, 17, l4.len()),
+                naive_sum(l4)
+            ),
+            0xffff,
+            "outer UDP checksum (naive)"
+        );
+    } else {
+        assert_eq!(
+            u.checksum, 0,
+            "no outer UDP checksum without UDP_TUNNEL_CSUM"
+        );
+    }
+    let (vni, ether_type, inner_at) = Tunnel::decode(u.destination_port, payload);
+    let inner = payload[inner_at..].to_vec();
+    assert_eq!(ether_type, ether_type_of(&inner), "inner EtherType");
+    Outer {
+        ip_id,
+        udp_checksum: u.checksum,
+        vni,
+        inner,
+    }
+}
+
+fn v4(a: u8) -> Ip {
+    Ip::v4([192, 0, 2, a], [192, 0, 2, a + 1])
+}
+
+fn v6(a: &str, b: &str) -> Ip {
+    Ip::v6(a, b)
+}
+
+#[test]
+fn vxlan_tcp4_over_ipv4_worked_case() {
+    let mut outer = v4(1);
+    outer.id = 0xfffe;
+    outer.df = true;
+    let mut inner_ip = Ip::v4([10, 0, 0, 1], [10, 0, 0, 2]);
+    inner_ip.id = 7;
+    let payload: Vec<u8> = (0..3000u32).map(|i| i as u8).collect();
+    let inner = tcp(&inner_ip, 1, 2, 1000, 5, ACK | PSH, &[], &payload);
+    let tunnel = Tunnel::Vxlan { vni: 42 };
+    let (hdr, pkt) = tunnel_super(&outer, true, &tunnel, inner, 1400, false);
+    // outer IPv4 20 + UDP 8 + VXLAN 8 + inner Ethernet 14.
+    assert_eq!((hdr.outer_th_offset(), hdr.inner_nh_offset()), (20, 50));
+    let p = TunnelGsoPacket::parse(&hdr, &pkt).unwrap();
+    assert_eq!(p.segment_count(), 3);
+    assert_eq!(p.max_segment_len(), 50 + 40 + 1400);
+    let segs = split_all(&hdr, &pkt, false);
+    assert_eq!(
+        segs.iter().map(Vec::len).collect::<Vec<_>>(),
+        [1490, 1490, 50 + 40 + 200]
+    );
+    let ids: Vec<u16> = segs
+        .iter()
+        .map(|s| verify_outer(s, &outer, true, &[]).ip_id)
+        .collect();
+    assert_eq!(ids, [0xfffe, 0xffff, 0], "outer IDs count up, wrapping");
+    let inner: Vec<_> = segs
+        .iter()
+        .map(|s| verify(&verify_outer(s, &outer, true, &[]).inner))
+        .collect();
+    assert_eq!(
+        inner
+            .iter()
+            .map(|p| (p.seq, p.ip_id, p.tcp_flags))
+            .collect::<Vec<_>>(),
+        [(1000, 7, ACK), (2400, 8, ACK), (3800, 9, ACK | PSH)]
+    );
+    assert_eq!(
+        inner
+            .iter()
+            .flat_map(|p| p.payload.clone())
+            .collect::<Vec<_>>(),
+        payload
+    );
+}
+
+#[test]
+fn an_outer_checksum_of_zero_is_sent_as_ffff() {
+    // The sum over a valid inner packet does not depend on its payload (its
+    // own checksum compensates), so search the VNI instead: one value of its
+    // low 16 bits makes the outer sum zero.
+    let outer = v4(1);
+    let inner = udp(&Ip::v4([10, 0, 0, 1], [10, 0, 0, 2]), 1, 2, &[1, 2, 3]);
+    let (mut b, mut s) = (vec![vec![0u8; 200]; 1], vec![0; 1]);
+    let found = (0..=0xffffu32).find(|vni| {
+        let tunnel = Tunnel::Vxlan { vni: *vni };
+        let (hdr, pkt) = tunnel_super(&outer, true, &tunnel, inner.clone(), 100, false);
+        assert_eq!(split_tunnel(&hdr, &pkt, false, &mut b, &mut s, 0), Ok(1));
+        verify_outer(&b[0][..s[0]], &outer, true, &[]).udp_checksum == 0xffff
+    });
+    assert!(
+        found.is_some(),
+        "some datagram sums to zero and is sent as 0xffff"
+    );
+}
+
+#[test]
+fn split_inner_equals_the_plain_split() {
+    let outer = v6("2001:db8::1", "2001:db8::2");
+    let inner_ip = v6("fd00::1", "fd00::2");
+    let payload = vec![0x5a; 5000];
+    let inner = udp(&inner_ip, 7, 8, &payload);
+    let (plain_hdr, plain) = as_super(inner.clone(), 1200);
+    let (hdr, pkt) = tunnel_super(
+        &outer,
+        false,
+        &Tunnel::Geneve {
+            vni: 9,
+            options: vec![0, 1, 2, 3, 4, 5, 6, 7],
+        },
+        inner,
+        1200,
+        true,
+    );
+    let segs = split_all(&hdr, &pkt, true);
+    let (mut b, mut s) = (vec![vec![0u8; 2000]; 8], vec![0; 8]);
+    let n = split(&plain_hdr, &plain, &mut b, &mut s, 0).unwrap();
+    assert_eq!(segs.len(), n);
+    let inner_nh = usize::from(hdr.inner_nh_offset());
+    for (i, seg) in segs.iter().enumerate() {
+        assert_eq!(&seg[inner_nh..], &b[i][..s[i]], "segment {i}");
+        verify_outer(seg, &outer, false, &outer_l2(&outer));
+    }
+}
+
+#[test]
+fn plain_packets_go_through_the_plain_split() {
+    let pkt = udp(&v4(1), 1, 2, &[1, 2, 3]);
+    let hdr = VirtioNetHdrV1HashTunnel::plain(VirtioNetHdr::ZERO);
+    let segs = split_all(&hdr, &pkt, false);
+    assert_eq!(segs, [pkt.as_slice()]);
+    assert_eq!(
+        TunnelGsoPacket::parse(&hdr, &pkt),
+        Err(TunnelError::NotTunnel {
+            gso_type: GsoType::NONE
+        })
+    );
+}
+
+fn sample(tap: bool) -> (VirtioNetHdrV1HashTunnel, Vec<u8>) {
+    let inner = tcp(
+        &Ip::v4([10, 0, 0, 1], [10, 0, 0, 2]),
+        1,
+        2,
+        0,
+        0,
+        ACK,
+        &[],
+        &[7u8; 3000],
+    );
+    tunnel_super(&v4(1), true, &Tunnel::Vxlan { vni: 5 }, inner, 1000, tap)
+}
+
+fn with(
+    hdr: &VirtioNetHdrV1HashTunnel,
+    f: impl FnOnce(&mut VirtioNetHdr),
+) -> VirtioNetHdrV1HashTunnel {
+    let mut h = *hdr;
+    f(&mut h.hdr);
+    h
+}
+
+#[test]
+fn malformed_headers_give_typed_errors() {
+    let (hdr, pkt) = sample(false);
+    let parse = |h: &VirtioNetHdrV1HashTunnel, p: &[u8]| TunnelGsoPacket::parse(h, p);
+    let gso = hdr.hdr.gso_type();
+
+    let both = GsoType(gso.0 | GsoType::UDP_TUNNEL);
+    assert_eq!(
+        parse(&with(&hdr, |h| h.set_gso_type(both)), &pkt),
+        Err(TunnelError::BothTunnelFamilies { gso_type: both })
+    );
+    assert_eq!(
+        parse(
+            &with(&hdr, |h| h.set_flags(HdrFlags::UDP_TUNNEL_CSUM)),
+            &pkt
+        ),
+        Err(TunnelError::NeedsCsumMissing {
+            flags: HdrFlags::UDP_TUNNEL_CSUM
+        })
+    );
+    let v6_bit = GsoType(gso.inner().0 | GsoType::UDP_TUNNEL_IPV6);
+    assert_eq!(
+        parse(&with(&hdr, |h| h.set_gso_type(v6_bit)), &pkt),
+        Err(TunnelError::OuterVersionMismatch {
+            gso_type: v6_bit,
+            version: 4
+        })
+    );
+    // Inner UFO and inner NONE are refused, as virtio_net_hdr_tnl_to_skb does.
+    for inner in [GsoType::UDP, GsoType::NONE] {
+        let t = GsoType(inner.0 | GsoType::UDP_TUNNEL_IPV4);
+        assert_eq!(
+            parse(&with(&hdr, |h| h.set_gso_type(t)), &pkt),
+            Err(TunnelError::Inner {
+                inner_nh_offset: 50,
+                error: PacketError::UnsupportedGsoType { gso_type: inner }
+            })
+        );
+    }
+    let mut h = hdr;
+    h.set_outer_th_offset(24);
+    assert_eq!(
+        parse(&h, &pkt),
+        Err(TunnelError::OuterThMismatch {
+            outer_th_offset: 24,
+            ip_header_end: 20
+        })
+    );
+    for (inner_nh, min) in [(27u16, 28usize), (u16::MAX, 28)] {
+        let mut h = hdr;
+        h.set_inner_nh_offset(inner_nh);
+        assert_eq!(
+            parse(&h, &pkt),
+            Err(TunnelError::InnerNhOutOfRange {
+                inner_nh_offset: inner_nh,
+                min,
+                len: pkt.len()
+            })
+        );
+    }
+    assert_eq!(
+        parse(&with(&hdr, |h| h.set_csum_start(40)), &pkt),
+        Err(TunnelError::CsumStartBeforeInner {
+            csum_start: 40,
+            inner_nh_offset: 50
+        })
+    );
+    // csum_start one word off inside the inner packet: the plain error,
+    // its offsets counted from the inner network header.
+    assert_eq!(
+        parse(&with(&hdr, |h| h.set_csum_start(50 + 24)), &pkt),
+        Err(TunnelError::Inner {
+            inner_nh_offset: 50,
+            error: PacketError::CsumStartMismatch {
+                csum_start: 24,
+                ip_header_len: 20
+            }
+        })
+    );
+    let mut not_udp = pkt.clone();
+    not_udp[9] = 6;
+    assert_eq!(
+        parse(&hdr, &not_udp),
+        Err(TunnelError::OuterNotUdp { protocol: 6 })
+    );
+    assert_eq!(
+        parse(&hdr, &pkt[..10]),
+        Err(TunnelError::Outer(PacketError::Truncated {
+            layer: Layer::Ipv4,
+            required: 20,
+            len: 10
+        }))
+    );
+    // Truncated inside the inner packet.
+    assert!(matches!(
+        parse(&hdr, &pkt[..60]),
+        Err(TunnelError::Inner {
+            error: PacketError::Truncated { .. },
+            ..
+        })
+    ));
+    // The split refuses a packet of another length than the one parsed.
+    let p = parse(&hdr, &pkt).unwrap();
+    let (mut b, mut s) = (vec![vec![0u8; 2000]; 4], vec![0; 4]);
+    assert!(matches!(
+        p.split_into(&pkt[..pkt.len() - 1], &mut b, &mut s, 0),
+        Err(SplitError::Invalid(PacketError::IpLengthMismatch { .. }))
+    ));
+}
+
+#[test]
+fn tap_frames_are_parsed_behind_their_l2_header() {
+    let (hdr, frame) = sample(true);
+    assert_eq!(hdr.outer_th_offset(), 34);
+    let p = TunnelGsoPacket::parse_frame(&hdr, &frame).unwrap();
+    assert_eq!(p.l2_len(), 14);
+    let mut arp = frame.clone();
+    arp[12..14].copy_from_slice(&[0x08, 0x06]);
+    assert_eq!(
+        TunnelGsoPacket::parse_frame(&hdr, &arp),
+        Err(TunnelError::NotIpFrame { ether_type: 0x0806 })
+    );
+    assert_eq!(
+        TunnelGsoPacket::parse_frame(&hdr, &frame[..10]),
+        Err(TunnelError::Outer(PacketError::Truncated {
+            layer: Layer::Ethernet,
+            required: 18,
+            len: 10
+        }))
+    );
+    assert_eq!(
+        TunnelGsoPacket::parse_frame(&hdr, &frame[..20]),
+        Err(TunnelError::Outer(PacketError::Truncated {
+            layer: Layer::Ipv4,
+            required: 34,
+            len: 20
+        }))
+    );
+}
+
+#[test]
+fn out_of_space_leaves_complete_datagrams() {
+    let (hdr, pkt) = sample(false);
+    let (mut b, mut s) = (vec![vec![0u8; 2000]; 2], vec![0; 2]);
+    assert_eq!(
+        split_tunnel(&hdr, &pkt, false, &mut b, &mut s, 0),
+        Err(TunnelSplitError::OutOfSpace {
+            produced: 2,
+            dropped: 1
+        })
+    );
+    for i in 0..2 {
+        let o = verify_outer(&b[i][..s[i]], &v4(1), true, &[]);
+        verify(&o.inner);
+    }
+    // A buffer too short for the outer headers in front.
+    let (mut b, mut s) = (vec![vec![0u8; 1070]; 4], vec![0; 4]);
+    assert!(matches!(
+        split_tunnel(&hdr, &pkt, false, &mut b, &mut s, 0),
+        Err(TunnelSplitError::OutOfSpace { produced: 0, .. })
+    ));
+}
+
+fn any_ip(v4: bool) -> impl Strategy<Value = Ip> {
+    (
+        any::<[u8; 4]>(),
+        any::<[u8; 4]>(),
+        any::<[u8; 16]>(),
+        any::<[u8; 16]>(),
+        any::<u16>(),
+        1u8..,
+        any::<bool>(),
+        0u32..0x100000,
+    )
+        .prop_map(move |(s4, d4, s6, d6, id, ttl, df, flow)| {
+            let mut ip = if v4 {
+                Ip::v4(s4, d4)
+            } else {
+                Ip {
+                    src: s6.into(),
+                    dst: d6.into(),
+                    ..Ip::v6("::1", "::2")
+                }
+            };
+            ip.id = id;
+            ip.ttl = ttl;
+            ip.df = df;
+            ip.flow_label = if v4 { 0 } else { flow };
+            ip
+        })
+}
+
+fn any_tunnel() -> impl Strategy<Value = Tunnel> {
+    prop_oneof![
+        (0u32..1 << 24).prop_map(|vni| Tunnel::Vxlan { vni }),
+        (0u32..1 << 24, proptest::collection::vec(any::<u8>(), 0..=8)).prop_map(|(vni, words)| {
+            Tunnel::Geneve {
+                vni,
+                options: words.iter().flat_map(|w| [*w, 1, 2, 3]).collect(),
+            }
+        }),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 192, ..ProptestConfig::default() })]
+
+    /// Generated tunnel super-packets split into datagrams that verify
+    /// independently, whose inner packets are the plain split's and
+    /// reassemble the payload exactly.
+    #[test]
+    fn generated_tunnel_super_packets_split_and_verify(
+        (outer, inner_ip) in (any::<bool>(), any::<bool>())
+            .prop_flat_map(|(o4, i4)| (any_ip(o4), any_ip(i4))),
+        tunnel in any_tunnel(),
+        csum in any::<bool>(),
+        tap in any::<bool>(),
+        is_tcp in any::<bool>(),
+        gso_size in 1u16..=1400,
+        payload in proptest::collection::vec(any::<u8>(), 0..12_000),
+        seq in any::<u32>(),
+    ) {
+        let inner = if is_tcp {
+            tcp(&inner_ip, 1000, 2000, seq, 77, ACK | PSH, &[1, 1, 1, 1], &payload)
+        } else {
+            udp(&inner_ip, 1000, 2000, &payload)
+        };
+        let (plain_hdr, plain) = as_super(inner.clone(), gso_size);
+        let (hdr, pkt) = tunnel_super(&outer, csum, &tunnel, inner, gso_size, tap);
+        let p = if tap {
+            TunnelGsoPacket::parse_frame(&hdr, &pkt)
+        } else {
+            TunnelGsoPacket::parse(&hdr, &pkt)
+        }.unwrap();
+        let n = p.segment_count();
+        let (mut b, mut s) = (vec![vec![0u8; p.max_segment_len() + 3]; n], vec![0; n]);
+        prop_assert_eq!(p.split_into(&pkt, &mut b, &mut s, 3), Ok(n));
+        let (mut pb, mut ps) = (vec![vec![0u8; 2000]; n], vec![0; n]);
+        prop_assert_eq!(split(&plain_hdr, &plain, &mut pb, &mut ps, 0), Ok(n));
+        let l2 = if tap { outer_l2(&outer) } else { Vec::new() };
+        let mut joined = Vec::new();
+        for i in 0..n {
+            let seg = &b[i][3..3 + s[i]];
+            let o = verify_outer(seg, &outer, csum, &l2);
+            if outer.is_v4() {
+                prop_assert_eq!(o.ip_id, outer.id.wrapping_add(i as u16));
+            }
+            let vni = match tunnel { Tunnel::Vxlan { vni } | Tunnel::Geneve { vni, .. } => vni };
+            prop_assert_eq!(o.vni, vni);
+            prop_assert_eq!(&o.inner[..], &pb[i][..ps[i]], "inner = plain split");
+            let q = verify(&o.inner);
+            if is_tcp {
+                prop_assert_eq!(q.seq, seq.wrapping_add(i as u32 * u32::from(gso_size)));
+            }
+            joined.extend_from_slice(&q.payload);
+        }
+        prop_assert_eq!(joined, payload);
+    }
+
+    /// Any mutation of a valid header or packet parses to a typed error or
+    /// to a packet whose split succeeds; nothing panics.
+    #[test]
+    fn mutated_tunnel_packets_never_panic(
+        tap in any::<bool>(),
+        hdr_byte in 0usize..24,
+        hdr_val in any::<u8>(),
+        pkt_byte in any::<prop::sample::Index>(),
+        pkt_val in any::<u8>(),
+        cut in any::<prop::sample::Index>(),
+    ) {
+        let (hdr, mut pkt) = sample(tap);
+        let mut raw = hdr.to_bytes();
+        raw[hdr_byte] = hdr_val;
+        let hdr = VirtioNetHdrV1HashTunnel::decode(&raw).unwrap();
+        let at = pkt_byte.index(pkt.len());
+        pkt[at] = pkt_val;
+        pkt.truncate(cut.index(pkt.len() + 1));
+        let (mut b, mut s) = (vec![vec![0u8; 1200]; 4], vec![0; 4]);
+        let _ = split_tunnel(&hdr, &pkt, tap, &mut b, &mut s, 0);
+    }
+}
