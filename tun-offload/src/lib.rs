@@ -52,6 +52,7 @@ pub mod partial;
 mod route;
 mod split;
 mod tunnel;
+mod tunnel_gro;
 mod virtio;
 pub mod wire;
 
@@ -61,6 +62,7 @@ pub use kind::Kind;
 pub use partial::complete_checksum;
 pub use split::{GsoPacket, MAX_PLACED_HEADER_LEN, SplitError, split, split_frame};
 pub use tunnel::{TunnelError, TunnelGsoPacket, TunnelSplitError, split_tunnel};
+pub use tunnel_gro::{TunnelCoalesce, TunnelProto, TunnelRefusal, TunnelRun, coalesce_tunnel};
 pub use virtio::{
     GsoType, HdrFlags, HeaderError, VirtioNetHdr, VirtioNetHdrMrgRxbuf, VirtioNetHdrV1HashTunnel,
 };

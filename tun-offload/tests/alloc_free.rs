@@ -120,6 +120,21 @@ fn split_allocates_nothing() {
         assert_eq!(split(&none, &plain, &mut bufs, &mut sizes, 0), Ok(1));
         complete_checksum(&none, &mut plain).unwrap();
     }
+    // Coalescing the tunnel datagrams back: one run of all 45.
+    assert_eq!(
+        tun_offload::split_tunnel(&th4, &t4, false, &mut bufs, &mut sizes, 16),
+        Ok(45)
+    );
+    let datagrams: [&[u8]; 45] = core::array::from_fn(|i| &bufs[i][16..16 + sizes[i]]);
+    let cfg = tun_offload::TunnelCoalesce {
+        proto: tun_offload::TunnelProto::Vxlan,
+        frames: false,
+        udp_gro: true,
+        outer_csum: true,
+    };
+    let mut merged = [0u8; 70_000];
+    let run = tun_offload::coalesce_tunnel(&cfg, &datagrams, &mut merged).unwrap();
+    assert_eq!((run.count, run.len), (45, t4.len()));
     let stats = region.change();
     assert_eq!(
         (stats.allocations, stats.reallocations),

@@ -3,7 +3,9 @@
 //! and without the outer UDP checksum, TUN packets and TAP frames) split
 //! into datagrams that an independent checker verifies (etherparse for the
 //! IP and transport layers, this file's own decoder for the tunnel header),
-//! and every malformed header refused with its typed error.
+//! and every malformed header refused with its typed error; and the
+//! coalescing of those datagrams back into the super-packet (a round trip),
+//! refusing datagrams of other flows or with other headers.
 
 mod common;
 
@@ -11,8 +13,9 @@ use common::{Ip, add16, as_super, naive_pseudo, naive_sum, tcp, udp, verify};
 use etherparse::{Ipv4Header, Ipv6Header, UdpHeader};
 use proptest::prelude::*;
 use tun_offload::{
-    GsoType, HdrFlags, Layer, PacketError, SplitError, TunnelError, TunnelGsoPacket,
-    TunnelSplitError, VirtioNetHdr, VirtioNetHdrV1HashTunnel, split, split_tunnel,
+    GsoType, HdrFlags, Layer, PacketError, SplitError, TunnelCoalesce, TunnelError,
+    TunnelGsoPacket, TunnelProto, TunnelRefusal, TunnelSplitError, VirtioNetHdr,
+    VirtioNetHdrV1HashTunnel, coalesce_tunnel, split, split_tunnel,
 };
 
 const ACK: u8 = 0x10;
@@ -160,8 +163,18 @@ fn tunnel_super(
 
 /// Split and return the datagrams.
 fn split_all(hdr: &VirtioNetHdrV1HashTunnel, packet: &[u8], tap: bool) -> Vec<Vec<u8>> {
-    let n = 64;
-    let (mut b, mut s) = (vec![vec![0u8; 70_000]; n], vec![0usize; n]);
+    let (n, size) = if hdr.hdr.gso_type().udp_tunnel() == 0 {
+        (1, packet.len())
+    } else {
+        let p = if tap {
+            TunnelGsoPacket::parse_frame(hdr, packet)
+        } else {
+            TunnelGsoPacket::parse(hdr, packet)
+        }
+        .expect("parse");
+        (p.segment_count(), p.max_segment_len())
+    };
+    let (mut b, mut s) = (vec![vec![0u8; size + 4]; n], vec![0usize; n]);
     let got = split_tunnel(hdr, packet, tap, &mut b, &mut s, 4).expect("split");
     (0..got).map(|i| b[i][4..4 + s[i]].to_vec()).collect()
 }
@@ -647,6 +660,57 @@ proptest! {
         prop_assert_eq!(joined, payload);
     }
 
+    /// Split, then coalesced again: runs that give back the super-packet
+    /// byte for byte (with its header) when one run takes it all, and that
+    /// split again into exactly the datagrams they took.
+    #[test]
+    fn split_then_coalesce_round_trips(
+        (outer, inner_ip) in (any::<bool>(), any::<bool>())
+            .prop_flat_map(|(o4, i4)| (any_ip(o4), any_ip(i4))),
+        tunnel in any_tunnel(),
+        csum in any::<bool>(),
+        tap in any::<bool>(),
+        is_tcp in any::<bool>(),
+        gso_size in 1u16..=1400,
+        payload in proptest::collection::vec(any::<u8>(), 1..12_000),
+        seq in any::<u32>(),
+    ) {
+        let inner = if is_tcp {
+            tcp(&inner_ip, 1000, 2000, seq, 77, ACK | PSH, &[1, 1, 1, 1], &payload)
+        } else {
+            udp(&inner_ip, 1000, 2000, &payload)
+        };
+        let (hdr, pkt) = tunnel_super(&outer, csum, &tunnel, inner, gso_size, tap);
+        let segs = split_all(&hdr, &pkt, tap);
+        let cfg = TunnelCoalesce {
+            proto: match tunnel { Tunnel::Vxlan { .. } => TunnelProto::Vxlan, _ => TunnelProto::Geneve },
+            frames: tap,
+            udp_gro: true,
+            outer_csum: csum,
+        };
+        let mut out = vec![0u8; 70_000];
+        let mut k = 0;
+        while k < segs.len() {
+            let run = coalesce_tunnel(&cfg, &segs[k..], &mut out).unwrap();
+            prop_assert!(run.count >= 1);
+            if run.count == 1 {
+                prop_assert_eq!(&out[..run.len], &segs[k][..]);
+            } else {
+                let again = split_all(&run.hdr, &out[..run.len], tap);
+                prop_assert_eq!(&again[..], &segs[k..k + run.count]);
+            }
+            if k == 0 && run.count == segs.len() && segs.len() > 1 {
+                prop_assert_eq!(run.hdr, hdr);
+                prop_assert_eq!(&out[..run.len], &pkt[..]);
+            }
+            if k == 0 {
+                let limit = if is_tcp { segs.len() } else { segs.len().min(64) };
+                prop_assert_eq!(run.count, limit, "{:?}", run.ended_by);
+            }
+            k += run.count;
+        }
+    }
+
     /// Any mutation of a valid header or packet parses to a typed error or
     /// to a packet whose split succeeds; nothing panics.
     #[test]
@@ -668,4 +732,168 @@ proptest! {
         let (mut b, mut s) = (vec![vec![0u8; 1200]; 4], vec![0; 4]);
         let _ = split_tunnel(&hdr, &pkt, tap, &mut b, &mut s, 0);
     }
+}
+
+fn cfg(frames: bool, outer_csum: bool) -> TunnelCoalesce {
+    TunnelCoalesce {
+        proto: TunnelProto::Vxlan,
+        frames,
+        udp_gro: true,
+        outer_csum,
+    }
+}
+
+/// Datagrams of a VXLAN super-packet, outer checksum on or off.
+fn datagrams(outer_csum: bool, vni: u32, dport: u16) -> Vec<Vec<u8>> {
+    let inner = tcp(
+        &Ip::v4([10, 0, 0, 1], [10, 0, 0, 2]),
+        1,
+        dport,
+        0,
+        0,
+        ACK,
+        &[],
+        &[7u8; 3000],
+    );
+    let (hdr, pkt) = tunnel_super(
+        &v4(1),
+        outer_csum,
+        &Tunnel::Vxlan { vni },
+        inner,
+        1000,
+        false,
+    );
+    split_all(&hdr, &pkt, false)
+}
+
+/// Fix the outer IPv4 header checksum of a TUN datagram after an edit.
+fn fix_outer_ipv4(d: &mut [u8]) {
+    d[10..12].copy_from_slice(&[0, 0]);
+    let c = !naive_sum(&d[..20]);
+    d[10..12].copy_from_slice(&c.to_be_bytes());
+}
+
+#[test]
+fn coalescing_refuses_other_flows_and_headers() {
+    let mut out = vec![0u8; 70_000];
+    let ended = |pkts: &[Vec<u8>], c: &TunnelCoalesce, out: &mut [u8]| {
+        let run = coalesce_tunnel(c, pkts, out).unwrap();
+        assert_eq!(run.count, 1);
+        run.ended_by
+    };
+    let segs = datagrams(false, 5, 2);
+    assert_eq!(
+        coalesce_tunnel(&cfg(false, false), &segs, &mut out)
+            .unwrap()
+            .count,
+        3
+    );
+    // Another VNI (outer checksum off, so nothing else changes).
+    let other_vni = datagrams(false, 6, 2);
+    assert_eq!(
+        ended(
+            &[segs[0].clone(), other_vni[1].clone()],
+            &cfg(false, false),
+            &mut out
+        ),
+        Some(TunnelRefusal::HeadersDiffer)
+    );
+    // Another outer UDP source port.
+    let mut sport = segs[1].clone();
+    sport[20] ^= 1;
+    assert_eq!(
+        ended(&[segs[0].clone(), sport], &cfg(false, false), &mut out),
+        Some(TunnelRefusal::HeadersDiffer)
+    );
+    // Another outer TTL (the header checksum fixed).
+    let mut ttl = segs[1].clone();
+    ttl[8] -= 1;
+    fix_outer_ipv4(&mut ttl);
+    assert_eq!(
+        ended(&[segs[0].clone(), ttl], &cfg(false, false), &mut out),
+        Some(TunnelRefusal::HeadersDiffer)
+    );
+    // An outer ID that skips one.
+    let mut id = segs[1].clone();
+    id[5] = id[5].wrapping_add(1);
+    fix_outer_ipv4(&mut id);
+    assert_eq!(
+        ended(&[segs[0].clone(), id], &cfg(false, false), &mut out),
+        Some(TunnelRefusal::IdNotIncrementing)
+    );
+    // Another inner flow (destination port), everything else equal.
+    let other_flow = datagrams(false, 5, 3);
+    assert_eq!(
+        ended(
+            &[segs[0].clone(), other_flow[1].clone()],
+            &cfg(false, false),
+            &mut out
+        ),
+        Some(TunnelRefusal::FlowDiffers)
+    );
+    // A corrupted inner payload.
+    let mut bad = segs[1].clone();
+    *bad.last_mut().unwrap() ^= 0xff;
+    assert_eq!(
+        ended(&[segs[0].clone(), bad], &cfg(false, false), &mut out),
+        Some(TunnelRefusal::BadChecksum)
+    );
+    // Out of order: the third before the second.
+    assert_eq!(
+        ended(
+            &[segs[0].clone(), segs[2].clone()],
+            &cfg(false, false),
+            &mut out
+        ),
+        Some(TunnelRefusal::IdNotIncrementing)
+    );
+    // Outer checksums: present, but not granted; present in one only.
+    let with_csum = datagrams(true, 5, 2);
+    assert_eq!(
+        coalesce_tunnel(&cfg(false, false), &with_csum, &mut out),
+        Err(TunnelRefusal::BadChecksum)
+    );
+    let run = coalesce_tunnel(&cfg(false, true), &with_csum, &mut out).unwrap();
+    assert_eq!(run.count, 3);
+    assert!(run.hdr.hdr.flags().contains(HdrFlags::UDP_TUNNEL_CSUM));
+    let mut zeroed = with_csum[1].clone();
+    zeroed[26..28].copy_from_slice(&[0, 0]);
+    assert_eq!(
+        ended(&[with_csum[0].clone(), zeroed], &cfg(false, true), &mut out),
+        Some(TunnelRefusal::OuterChecksumMode)
+    );
+    let mut wrong = with_csum[1].clone();
+    wrong[26] ^= 1;
+    assert_eq!(
+        ended(&[with_csum[0].clone(), wrong], &cfg(false, true), &mut out),
+        Some(TunnelRefusal::BadChecksum)
+    );
+    // The wrong tunnel protocol, a plain packet, a frame given as a packet.
+    let geneve = TunnelCoalesce {
+        proto: TunnelProto::Geneve,
+        ..cfg(false, false)
+    };
+    assert_eq!(
+        coalesce_tunnel(&geneve, &segs, &mut out),
+        Err(TunnelRefusal::TunnelHeader)
+    );
+    let plain = udp(&v4(1), 1, 2, &[1, 2, 3]);
+    assert_eq!(
+        coalesce_tunnel(&cfg(false, false), std::slice::from_ref(&plain), &mut out),
+        Err(TunnelRefusal::BadChecksum),
+        "a UDP checksum without the grant"
+    );
+    assert_eq!(
+        coalesce_tunnel(&cfg(false, true), &[plain], &mut out),
+        Err(TunnelRefusal::TunnelHeader)
+    );
+    assert_eq!(
+        coalesce_tunnel(&cfg(true, false), &segs, &mut out),
+        Err(TunnelRefusal::OuterHeader)
+    );
+    // No room for the first datagram.
+    assert_eq!(
+        coalesce_tunnel(&cfg(false, false), &segs, &mut out[..100]),
+        Err(TunnelRefusal::OutOfSpace)
+    );
 }
