@@ -6,6 +6,8 @@
 
 use std::net::IpAddr;
 
+pub mod tunnel;
+
 use etherparse::{Ipv4Header, Ipv6Header, TcpHeader, UdpHeader};
 use tun_offload::{GsoType, HdrFlags, VirtioNetHdr};
 
