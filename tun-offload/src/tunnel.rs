@@ -54,9 +54,18 @@
 //! [`TunnelGsoPacket::parse`] takes a TUN packet (outer IP header at 0),
 //! [`TunnelGsoPacket::parse_frame`] a TAP frame (Ethernet II or one 802.1Q
 //! tag in front, see [`crate::frame`]); every offset of the header counts
-//! from the start of what was read. Note for writers: the kernel requires
-//! `outer_th_offset >= 14 + 20` (IPv4) or `14 + 40` (IPv6) in both cases,
-//! counting an Ethernet header even on a TUN device.
+//! from the start of what was read.
+//!
+//! Note for writers: `virtio_net_hdr_tnl_to_skb` requires
+//! `outer_th_offset >= 14 + 20` (IPv4) or `14 + 40` (IPv6), counting an
+//! Ethernet header even on a TUN device, whose packets have none. On Linux
+//! 6.18 a TUN device therefore refuses (EINVAL) the write of a tunnel
+//! super-packet whose outer IPv4 header is shorter than 36 bytes or whose
+//! outer header is IPv6 without 14 bytes of extension headers, which is
+//! nearly every real one; a TAP device takes them. Reads are not affected.
+//! (Probed by writing this crate's test super-packets to both kinds of
+//! device: outer IPv4 headers of 20, 24 and 32 bytes were refused on TUN,
+//! 36 bytes accepted; every TAP frame accepted.)
 
 use core::fmt;
 
@@ -217,6 +226,14 @@ impl core::error::Error for TunnelError {
 /// A validated UDP-tunnel super-packet: the outer headers, the tunnel
 /// header, and the inner super-packet as [`GsoPacket`] parses it. Size the
 /// output with [`Self::segment_count`] and [`Self::max_segment_len`].
+///
+/// Rules: include/linux/virtio_net.h `virtio_net_hdr_tnl_to_skb` for the
+/// header, net/ipv4/udp_offload.c `__skb_udp_tunnel_segment` and
+/// net/ipv4/af_inet.c `inet_gso_segment` for the segments. For writers:
+/// `virtio_net_hdr_tnl_to_skb` wants `outer_th_offset` of at least 14 + 20
+/// (IPv4) or 14 + 40 (IPv6) even on a TUN device, which has no Ethernet
+/// header, so Linux 6.18 refuses (EINVAL) tunnel super-packets with a plain
+/// outer header written to TUN; TAP takes them (probed on both).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TunnelGsoPacket {
     inner: GsoPacket,

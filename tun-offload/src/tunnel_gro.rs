@@ -50,6 +50,10 @@
 //! the inner transport header), the outer UDP checksum field the outer
 //! pseudo-header sum with UDP_TUNNEL_CSUM or zero without. A run of one is
 //! copied as it is with a header that asks for nothing.
+//!
+//! Write such super-packets to a TAP device: a TUN device refuses most of
+//! them (see [`crate::TunnelGsoPacket`] on `virtio_net_hdr_tnl_to_skb`'s
+//! outer offset minimum).
 
 use core::fmt;
 
