@@ -778,7 +778,7 @@ fn copy_one<B: AsMut<[u8]>>(
 /// An error of the IP packet behind an `l2`-byte L2 header, its offsets
 /// and lengths counted from the frame start again (`hdr`: the frame's
 /// header, as given).
-fn shift(e: PacketError, l2: usize, hdr: &VirtioNetHdr) -> PacketError {
+pub(crate) fn shift(e: PacketError, l2: usize, hdr: &VirtioNetHdr) -> PacketError {
     match e {
         PacketError::Truncated {
             layer,

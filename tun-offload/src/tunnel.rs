@@ -71,7 +71,7 @@ use core::fmt;
 
 use crate::checksum::{self, Checksum};
 use crate::error::{Layer, PacketError};
-use crate::split::{GsoPacket, SplitError, ipv6_transport_at};
+use crate::split::{GsoPacket, SplitError, ipv6_transport_at, shift};
 use crate::virtio::{GsoType, HdrFlags, VirtioNetHdr, VirtioNetHdrV1HashTunnel};
 use crate::wire::{
     IPV6_HEADER_LEN, IpPacket, IpProtocol, Ipv4Packet, Ipv6Packet, UDP_HEADER_LEN, UdpPacket,
@@ -290,7 +290,7 @@ impl TunnelGsoPacket {
             return Err(TunnelError::NeedsCsumMissing { flags: h.flags() });
         }
         let len = packet.len();
-        let shift_outer = |e: PacketError| TunnelError::Outer(shift(e, outer_nh));
+        let shift_outer = |e: PacketError| TunnelError::Outer(shift(e, outer_nh, &h));
         let outer = &packet[outer_nh.min(len)..];
         let ip = IpPacket::new_checked(outer).map_err(shift_outer)?;
         let version = if outer_v6 { 6 } else { 4 };
@@ -528,23 +528,6 @@ impl TunnelGsoPacket {
             sum.add(&seg[th..]);
             UdpPacket::new_unchecked(&mut seg[th..]).set_checksum(sum.finish_udp());
         }
-    }
-}
-
-/// An error of the outer IP packet behind an `l2`-byte L2 header, its
-/// offsets counted from the frame start.
-fn shift(e: PacketError, l2: usize) -> PacketError {
-    match e {
-        PacketError::Truncated {
-            layer,
-            required,
-            len,
-        } => PacketError::Truncated {
-            layer,
-            required: required + l2,
-            len: len + l2,
-        },
-        e => e,
     }
 }
 

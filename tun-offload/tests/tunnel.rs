@@ -465,6 +465,67 @@ fn any_tunnel() -> impl Strategy<Value = Tunnel> {
     ]
 }
 
+/// One generated tunnel super-packet's parameters.
+#[derive(Debug, Clone)]
+struct Case {
+    outer: Ip,
+    inner_ip: Ip,
+    tunnel: Tunnel,
+    csum: bool,
+    tap: bool,
+    is_tcp: bool,
+    gso_size: u16,
+    payload: Vec<u8>,
+    seq: u32,
+}
+
+impl Case {
+    fn inner_packet(&self) -> Vec<u8> {
+        if self.is_tcp {
+            let flags = ACK | PSH;
+            tcp(
+                &self.inner_ip,
+                1000,
+                2000,
+                self.seq,
+                77,
+                flags,
+                &[1, 1, 1, 1],
+                &self.payload,
+            )
+        } else {
+            udp(&self.inner_ip, 1000, 2000, &self.payload)
+        }
+    }
+}
+
+/// VXLAN or Geneve over IPv4 or IPv6 around TCP or UDP over IPv4 or IPv6,
+/// with or without the outer checksum, TUN or TAP, at least one payload
+/// byte (a UDP datagram without payload is not coalesced).
+fn any_case() -> impl Strategy<Value = Case> {
+    (
+        (any::<bool>(), any::<bool>()).prop_flat_map(|(o4, i4)| (any_ip(o4), any_ip(i4))),
+        any_tunnel(),
+        any::<[bool; 3]>(),
+        1u16..=1400,
+        proptest::collection::vec(any::<u8>(), 1..12_000),
+        any::<u32>(),
+    )
+        .prop_map(
+            |((outer, inner_ip), tunnel, [csum, tap, is_tcp], gso_size, payload, seq)| Case {
+                outer,
+                inner_ip,
+                tunnel,
+                csum,
+                tap,
+                is_tcp,
+                gso_size,
+                payload,
+                seq,
+            },
+        )
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 192, ..ProptestConfig::default() })]
 
@@ -473,21 +534,10 @@ proptest! {
     /// reassemble the payload exactly.
     #[test]
     fn generated_tunnel_super_packets_split_and_verify(
-        (outer, inner_ip) in (any::<bool>(), any::<bool>())
-            .prop_flat_map(|(o4, i4)| (any_ip(o4), any_ip(i4))),
-        tunnel in any_tunnel(),
-        csum in any::<bool>(),
-        tap in any::<bool>(),
-        is_tcp in any::<bool>(),
-        gso_size in 1u16..=1400,
-        payload in proptest::collection::vec(any::<u8>(), 0..12_000),
-        seq in any::<u32>(),
+        c in any_case(),
     ) {
-        let inner = if is_tcp {
-            tcp(&inner_ip, 1000, 2000, seq, 77, ACK | PSH, &[1, 1, 1, 1], &payload)
-        } else {
-            udp(&inner_ip, 1000, 2000, &payload)
-        };
+        let Case { outer, tunnel, csum, tap, is_tcp, gso_size, payload, seq, .. } = c.clone();
+        let inner = c.inner_packet();
         let (plain_hdr, plain) = as_super(inner.clone(), gso_size);
         let (hdr, pkt) = tunnel_super(&outer, csum, &tunnel, inner, gso_size, tap);
         let p = if tap {
@@ -525,21 +575,10 @@ proptest! {
     /// split again into exactly the datagrams they took.
     #[test]
     fn split_then_coalesce_round_trips(
-        (outer, inner_ip) in (any::<bool>(), any::<bool>())
-            .prop_flat_map(|(o4, i4)| (any_ip(o4), any_ip(i4))),
-        tunnel in any_tunnel(),
-        csum in any::<bool>(),
-        tap in any::<bool>(),
-        is_tcp in any::<bool>(),
-        gso_size in 1u16..=1400,
-        payload in proptest::collection::vec(any::<u8>(), 1..12_000),
-        seq in any::<u32>(),
+        c in any_case(),
     ) {
-        let inner = if is_tcp {
-            tcp(&inner_ip, 1000, 2000, seq, 77, ACK | PSH, &[1, 1, 1, 1], &payload)
-        } else {
-            udp(&inner_ip, 1000, 2000, &payload)
-        };
+        let Case { outer, tunnel, csum, tap, is_tcp, gso_size, .. } = c.clone();
+        let inner = c.inner_packet();
         let (hdr, pkt) = tunnel_super(&outer, csum, &tunnel, inner, gso_size, tap);
         let segs = split_all(&hdr, &pkt, tap);
         let cfg = TunnelCoalesce {
@@ -756,4 +795,24 @@ fn coalescing_refuses_other_flows_and_headers() {
         coalesce_tunnel(&cfg(false, false), &segs, &mut out[..100]),
         Err(TunnelRefusal::OutOfSpace)
     );
+}
+
+#[test]
+fn a_super_packet_without_payload_is_one_datagram() {
+    let outer = v6("2001:db8::1", "2001:db8::2");
+    let inner = tcp(
+        &Ip::v4([10, 0, 0, 1], [10, 0, 0, 2]),
+        1,
+        2,
+        9,
+        9,
+        ACK,
+        &[],
+        &[],
+    );
+    let (hdr, pkt) = tunnel_super(&outer, true, &Tunnel::Vxlan { vni: 3 }, inner, 500, false);
+    let segs = split_all(&hdr, &pkt, false);
+    assert_eq!(segs.len(), 1);
+    let o = verify_outer(&segs[0], &outer, true, &[]);
+    assert_eq!(verify(&o.inner).payload, Vec::<u8>::new());
 }
