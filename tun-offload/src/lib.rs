@@ -20,6 +20,12 @@
 //!   split about 30% and the coalescing about 20% faster (see
 //!   BENCHMARKS.md). Its AVX-512 path needs Rust 1.89 or newer.
 //!
+//! UDP-tunnel offload (Linux 6.17+, the 24-byte
+//! [`VirtioNetHdrV1HashTunnel`]): [`split_tunnel`] (or [`TunnelGsoPacket`])
+//! splits a VXLAN or Geneve super-packet into complete outer datagrams, and
+//! [`coalesce_tunnel`] merges consecutive datagrams of one tunnel flow back
+//! into one.
+//!
 //! Receive, in brief: decode the header, then [`split`] into caller buffers.
 //!
 //! ```
