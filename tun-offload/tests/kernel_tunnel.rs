@@ -1,5 +1,5 @@
 //! Against the real kernel (Linux 6.17+), in a network namespace of the
-//! test's own: a VXLAN device whose underlay (IPv4 or IPv6) is a TAP or a
+//! test's own: a VXLAN or Geneve device whose underlay (IPv4 or IPv6) is a TAP or a
 //! TUN with the UDP-tunnel offload on sends a UDP_SEGMENT burst; the read
 //! is a tunnel super-packet that [`TunnelGsoPacket`] parses and splits into
 //! datagrams an independent checker (etherparse) verifies, whose inner
@@ -62,6 +62,7 @@ const VNI: u32 = 42;
 struct Case {
     tap: bool,
     v6: bool,
+    geneve: bool,
 }
 
 impl Case {
@@ -76,6 +77,7 @@ fn kernel_tunnel_super_frames_on_tap_v4() {
         run(Case {
             tap: true,
             v6: false,
+            geneve: false,
         })
     });
 }
@@ -86,6 +88,7 @@ fn kernel_tunnel_super_frames_on_tap_v6() {
         run(Case {
             tap: true,
             v6: true,
+            geneve: false,
         })
     });
 }
@@ -96,6 +99,7 @@ fn kernel_tunnel_super_packets_on_tun_v4() {
         run(Case {
             tap: false,
             v6: false,
+            geneve: false,
         })
     });
 }
@@ -106,6 +110,29 @@ fn kernel_tunnel_super_packets_on_tun_v6() {
         run(Case {
             tap: false,
             v6: true,
+            geneve: false,
+        })
+    });
+}
+
+#[test]
+fn kernel_geneve_super_frames_on_tap_v4() {
+    in_netns("kernel_geneve_super_frames_on_tap_v4", || {
+        run(Case {
+            tap: true,
+            v6: false,
+            geneve: true,
+        })
+    });
+}
+
+#[test]
+fn kernel_geneve_super_packets_on_tun_v6() {
+    in_netns("kernel_geneve_super_packets_on_tun_v6", || {
+        run(Case {
+            tap: false,
+            v6: true,
+            geneve: true,
         })
     });
 }
@@ -151,9 +178,27 @@ fn run(case: Case) {
         ));
     }
     // udpcsum (for IPv6 the default): the outer UDP checksum left to the reader.
-    ip(&format!(
-        "link add vx0 type vxlan id {VNI} remote {remote} local {local} dstport 4789 udpcsum"
-    ));
+    if case.geneve {
+        // Geneve has no local address; its remote is enough to route it. A
+        // kernel built without CONFIG_GENEVE has no such device type.
+        let vni = VNI.to_string();
+        let args = [
+            "link", "add", "vx0", "type", "geneve", "id", &vni, "remote", remote, "udpcsum",
+        ];
+        if !Command::new("ip")
+            .args(args)
+            .status()
+            .expect("run ip")
+            .success()
+        {
+            eprintln!("{case:?}: kernel without Geneve devices: nothing to check");
+            return;
+        }
+    } else {
+        ip(&format!(
+            "link add vx0 type vxlan id {VNI} remote {remote} local {local} dstport 4789 udpcsum"
+        ));
+    }
     ip("link set vx0 address 02:00:00:00:01:01 up");
     ip("addr add 10.9.0.1/24 dev vx0");
     ip("neigh add 10.9.0.2 lladdr 02:00:00:00:01:02 dev vx0");
@@ -230,7 +275,15 @@ fn run(case: Case) {
         }
         .unwrap();
         assert_eq!(u.checksum, want, "outer UDP checksum of datagram {i}");
-        assert_eq!(payload[0], 0x08, "VXLAN I flag");
+        if case.geneve {
+            assert_eq!(
+                payload[..4],
+                [0, 0, 0x65, 0x58],
+                "Geneve v0, no options, Ethernet"
+            );
+        } else {
+            assert_eq!(payload[0], 0x08, "VXLAN I flag");
+        }
         let vni = u32::from_be_bytes(payload[4..8].try_into().unwrap()) >> 8;
         assert_eq!(vni, VNI);
         joined.extend_from_slice(&verify(&d[th + 30..]).payload);
@@ -239,7 +292,11 @@ fn run(case: Case) {
 
     // Coalesced back: the kernel's super-packet and header again.
     let cfg = TunnelCoalesce {
-        proto: TunnelProto::Vxlan,
+        proto: if case.geneve {
+            TunnelProto::Geneve
+        } else {
+            TunnelProto::Vxlan
+        },
         frames: case.tap,
         udp_gro: true,
         outer_csum: true,
