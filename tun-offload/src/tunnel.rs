@@ -538,6 +538,30 @@ impl TunnelGsoPacket {
 /// super-packet with [`TunnelGsoPacket`], anything else (the tunnel offsets
 /// zero, no tunnel bit) with the plain [`crate::split`] (`frame`: whether
 /// `packet` is a TAP frame).
+///
+/// ```
+/// use tun_offload::{split_tunnel, TunnelSplitError, VirtioNetHdrV1HashTunnel};
+/// fn on_read(
+///     read: &[u8],
+///     tap: bool,
+///     bufs: &mut [Vec<u8>],
+///     lens: &mut [usize],
+/// ) -> Result<usize, TunnelSplitError> {
+///     let (hdr, packet) = VirtioNetHdrV1HashTunnel::split_prefix(read).expect("24 bytes");
+///     match split_tunnel(&hdr, packet, tap, bufs, lens, 0) {
+///         // Recoverable: the first `produced` datagrams are complete.
+///         Err(TunnelSplitError::OutOfSpace { produced, .. }) => Ok(produced),
+///         r => r,
+///     }
+/// }
+/// // A read of a plain 20-byte IPv4 packet behind an all-zero header.
+/// let mut read = [0u8; 24 + 20];
+/// read[24] = 0x45;
+/// read[27] = 20;
+/// let (mut bufs, mut lens) = (vec![vec![0u8; 64]; 2], [0usize; 2]);
+/// assert_eq!(on_read(&read, false, &mut bufs, &mut lens), Ok(1));
+/// assert_eq!(&bufs[0][..lens[0]], &read[24..]);
+/// ```
 pub fn split_tunnel<B: AsMut<[u8]>>(
     hdr: &VirtioNetHdrV1HashTunnel,
     packet: &[u8],
