@@ -5,7 +5,9 @@
 //! datagrams an independent checker (etherparse) verifies, whose inner
 //! payload is the burst; [`coalesce_tunnel`] merges the datagrams back into
 //! the kernel's super-packet and header byte for byte, and a TAP accepts
-//! its write (a TUN refuses it on 6.18, see [`TunnelGsoPacket`]).
+//! its write (a TUN refuses it on 6.18, see [`TunnelGsoPacket`]). Also:
+//! what `TUNSETOFFLOAD` grants of the tunnel flags, and that a header
+//! shorter than 24 bytes with the offload on fails every read.
 //! Traffic goes only to addresses inside the namespace. Without privileges
 //! it skips unless `TUN_REQUIRE_PRIVILEGED=1`; on a kernel without the
 //! offload it says so and stops.
@@ -25,7 +27,7 @@ use tun_offload::{
     GsoType, HdrFlags, TunnelCoalesce, TunnelGsoPacket, TunnelProto, VirtioNetHdrV1HashTunnel,
     coalesce_tunnel,
 };
-use tun_sys::{InterfaceName, OffloadFlags, TunFlags};
+use tun_sys::{ControlSocket, InterfaceName, OffloadFlags, Op, TunFlags};
 
 fn in_netns(test: &str, body: impl FnOnce() + Send + 'static) {
     let required = std::env::var_os("TUN_REQUIRE_PRIVILEGED").is_some_and(|v| v == "1");
@@ -384,4 +386,64 @@ fn a_short_header_with_the_tunnel_offload_fails_every_read() {
             assert_eq!(ok, 0, "no read succeeds");
         },
     );
+}
+
+/// What `TUNSETOFFLOAD` grants of the tunnel flags (matching
+/// `OffloadFlags::tunnel_request_is_valid`, EINVAL otherwise), the netdev
+/// features it turns on, the 24-byte header size read back; on an older
+/// kernel every tunnel mask must be refused.
+#[test]
+fn udp_tunnel_offload_is_granted_as_set_offload_rules() {
+    in_netns("udp_tunnel_offload_is_granted_as_set_offload_rules", || {
+        for (dev, kind) in [("tnlo0", TunFlags::TUN), ("tnlo1", TunFlags::TAP)] {
+            let fd = tun_sys::open_tun(false).expect("open /dev/net/tun");
+            let name = InterfaceName::new(dev).unwrap();
+            let flags = kind | TunFlags::NO_PI | TunFlags::VNET_HDR;
+            tun_sys::set_iff(fd.as_fd(), Some(&name), flags).expect("TUNSETIFF");
+            tun_sys::set_vnet_hdr_size(fd.as_fd(), 24).expect("TUNSETVNETHDRSZ 24");
+            assert_eq!(tun_sys::get_vnet_hdr_size(fd.as_fd()).unwrap(), 24);
+
+            let full = OffloadFlags::TCP_UDP | OffloadFlags::UDP_TUNNEL;
+            let supported = tun_sys::set_offload(fd.as_fd(), full).is_ok();
+            eprintln!("{dev}: UDP-tunnel offload supported: {supported}");
+            let sock = ControlSocket::new().expect("control socket");
+            let masks = [
+                OffloadFlags::TCP | OffloadFlags::UDP_TUNNEL_GSO,
+                OffloadFlags::CSUM
+                    | OffloadFlags::USO4
+                    | OffloadFlags::USO6
+                    | OffloadFlags::UDP_TUNNEL,
+                full,
+                // Refused: no plain segmentation offload, the checksum flag
+                // alone, no CSUM.
+                OffloadFlags::CSUM | OffloadFlags::UDP_TUNNEL,
+                OffloadFlags::TCP | OffloadFlags::UDP_TUNNEL_GSO_CSUM,
+                OffloadFlags::TSO4 | OffloadFlags::UDP_TUNNEL_GSO,
+            ];
+            for mask in masks {
+                let got = tun_sys::set_offload(fd.as_fd(), mask);
+                let want = supported && mask.tunnel_request_is_valid();
+                match &got {
+                    Ok(()) => assert!(want, "{dev}: {mask:?} granted"),
+                    Err(e) => {
+                        assert!(!want, "{dev}: {mask:?} refused: {e}");
+                        assert_eq!((e.op(), e.errno()), (Op::TunSetOffload, libc_einval()));
+                    }
+                }
+                if got.is_ok() {
+                    let f = sock.features(&name).expect("SIOCETHTOOL");
+                    assert!(f.is_active("tx-udp_tnl-segmentation"), "{dev}: {mask:?}");
+                    assert_eq!(
+                        f.is_active("tx-udp_tnl-csum-segmentation"),
+                        mask.contains(OffloadFlags::UDP_TUNNEL_GSO_CSUM),
+                        "{dev}: {mask:?}"
+                    );
+                }
+            }
+            // Plain offloads turn the tunnel features off again.
+            tun_sys::set_offload(fd.as_fd(), OffloadFlags::TCP).expect("TUNSETOFFLOAD tcp");
+            let f = sock.features(&name).expect("SIOCETHTOOL");
+            assert!(!f.is_active("tx-udp_tnl-segmentation"), "{dev}");
+        }
+    });
 }
