@@ -117,7 +117,8 @@ pub enum TunnelRefusal {
     NotAppendable,
     /// The merged packet would exceed 65535 bytes of outer length.
     TooLong,
-    /// `out` has no room for the run's first datagram.
+    /// `out` has no room for the run's first datagram (as an error) or for
+    /// the next one's payload (as [`TunnelRun::ended_by`]).
     OutOfSpace,
 }
 
@@ -158,7 +159,8 @@ pub struct TunnelRun {
     /// The 24-byte header to write in front (all zero for a run of one).
     pub hdr: VirtioNetHdrV1HashTunnel,
     /// Why the run stopped before the end of the batch (`None`: it took
-    /// every packet, or the output would not hold the next).
+    /// every packet; [`TunnelRefusal::OutOfSpace`]: `out` would not hold
+    /// the next).
     pub ended_by: Option<TunnelRefusal>,
 }
 
@@ -371,6 +373,7 @@ pub fn coalesce_tunnel<P: AsRef<[u8]>>(
         };
         let payload = &p[n.headers_len()..];
         let Some(dst) = out.get_mut(len..len + payload.len()) else {
+            ended_by = Some(TunnelRefusal::OutOfSpace);
             break;
         };
         dst.copy_from_slice(payload);

@@ -790,11 +790,18 @@ fn coalescing_refuses_other_flows_and_headers() {
         coalesce_tunnel(&cfg(true, false), &segs, &mut out),
         Err(TunnelRefusal::OuterHeader)
     );
-    // No room for the first datagram.
+    // No room for the first datagram; room for two.
     assert_eq!(
         coalesce_tunnel(&cfg(false, false), &segs, &mut out[..100]),
         Err(TunnelRefusal::OutOfSpace)
     );
+    let two = segs[0].len() + segs[1].len() - 90;
+    let run = coalesce_tunnel(&cfg(false, false), &segs, &mut out[..two]).unwrap();
+    assert_eq!(
+        (run.count, run.len, run.ended_by),
+        (2, two, Some(TunnelRefusal::OutOfSpace))
+    );
+    assert_eq!(split_all(&run.hdr, &out[..two], false), segs[..2]);
 }
 
 #[test]
