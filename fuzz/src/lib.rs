@@ -9,8 +9,9 @@
 
 use arbitrary::{Arbitrary, Unstructured};
 use tun_offload::{
-    GroTable, GsoPacket, GsoType, HdrFlags, SplitError, VirtioNetHdr, VirtioNetHdrMrgRxbuf,
-    VirtioNetHdrV1HashTunnel, complete_checksum, split, split_frame,
+    GroTable, GsoPacket, GsoType, HdrFlags, SplitError, TunnelCoalesce, TunnelGsoPacket,
+    TunnelProto, TunnelSplitError, VirtioNetHdr, VirtioNetHdrMrgRxbuf, VirtioNetHdrV1HashTunnel,
+    coalesce_tunnel, complete_checksum, split, split_frame, split_tunnel,
 };
 use tun_test_support::{add16, naive_packet_pseudo, naive_sum};
 
@@ -673,5 +674,178 @@ fn round_trip_frame(rt: &RoundTrip, hdr: &VirtioNetHdr, original: &[u8], count: 
     } else {
         assert_eq!(got_hdr, fh, "frame header ({rt:?})");
         assert_eq!(got, &frame[..], "frame ({rt:?})");
+    }
+}
+
+/// tunnel: `[size selector][offset][buffer count][mode]` + 24-byte header +
+/// packet (mode bit 0: a TAP frame; bit 1: Geneve, else VXLAN; bits 2..:
+/// which byte of the second datagram to flip for the coalescing).
+///
+/// The split must agree with the parse (datagram count, lengths within
+/// the buffers, `OutOfSpace` counts), every datagram must carry the
+/// parsed headers with outer lengths that fit, an outer UDP checksum that
+/// verifies with UDP_TUNNEL_CSUM (zero without), and the plain split's
+/// inner packet; the datagrams must coalesce back into runs that split into
+/// exactly them; a datagram with a flipped byte must not panic the
+/// coalescing.
+pub fn tunnel(data: &[u8]) {
+    let [sel, offset, nbufs, mode, rest @ ..] = data else {
+        return;
+    };
+    let Ok((hdr, packet)) = VirtioNetHdrV1HashTunnel::split_prefix(rest) else {
+        return;
+    };
+    let frame = mode & 1 != 0;
+    let size = BUF_SIZES[usize::from(*sel) % BUF_SIZES.len()];
+    let offset = usize::from(offset % 64);
+    let nbufs = usize::from(nbufs % 70);
+    let mut bufs = vec![vec![0u8; size]; nbufs];
+    let mut lens = vec![0usize; nbufs];
+    let got = split_tunnel(&hdr, packet, frame, &mut bufs, &mut lens, offset);
+    if hdr.hdr.gso_type().udp_tunnel() == 0 {
+        return;
+    }
+    let plan = if frame {
+        TunnelGsoPacket::parse_frame(&hdr, packet)
+    } else {
+        TunnelGsoPacket::parse(&hdr, packet)
+    };
+    let plan = match (plan, got) {
+        (Err(e), Err(TunnelSplitError::Tunnel(f))) => {
+            assert_eq!(e, f);
+            return;
+        }
+        (Ok(plan), Ok(n)) => {
+            assert_eq!(n, plan.segment_count());
+            plan
+        }
+        (Ok(plan), Err(TunnelSplitError::OutOfSpace { produced, dropped })) => {
+            assert_eq!(produced + dropped, plan.segment_count());
+            // Retry with room for everything.
+            let n = plan.segment_count();
+            bufs = vec![vec![0u8; plan.max_segment_len()]; n];
+            lens = vec![0; n];
+            assert_eq!(plan.split_into(packet, &mut bufs, &mut lens, 0), Ok(n));
+            check_tunnel_datagrams(&plan, packet, &bufs, &lens, 0, frame, *mode);
+            return;
+        }
+        (p, g) => panic!("parse {p:?} but split {g:?}"),
+    };
+    check_tunnel_datagrams(&plan, packet, &bufs, &lens, offset, frame, *mode);
+}
+
+fn check_tunnel_datagrams(
+    plan: &TunnelGsoPacket,
+    packet: &[u8],
+    bufs: &[Vec<u8>],
+    lens: &[usize],
+    offset: usize,
+    frame: bool,
+    mode: u8,
+) {
+    let n = plan.segment_count();
+    let (nh, th, inh) = (
+        plan.l2_len(),
+        plan.outer_th_offset(),
+        plan.inner_nh_offset(),
+    );
+    // The inner packets: the plain split of the inner super-packet.
+    let inner = plan.inner();
+    let mut pb = vec![vec![0u8; inner.max_segment_len()]; n];
+    let mut pl = vec![0usize; n];
+    let inner_packet = &packet[inh..];
+    let datagrams: Vec<&[u8]> = (0..n).map(|i| &bufs[i][offset..offset + lens[i]]).collect();
+    for (i, d) in datagrams.iter().enumerate() {
+        assert!(d.len() <= plan.max_segment_len());
+        // Headers up to the inner packet: as sent, but lengths, ID, checksums.
+        assert_eq!(&d[..nh], &packet[..nh]);
+        assert_eq!(&d[th..th + 4], &packet[th..th + 4], "outer UDP ports");
+        assert_eq!(&d[th + 8..inh], &packet[th + 8..inh], "tunnel header");
+        let udp_len = u16::from_be_bytes([d[th + 4], d[th + 5]]);
+        assert_eq!(usize::from(udp_len), d.len() - th);
+        let check = u16::from_be_bytes([d[th + 6], d[th + 7]]);
+        // The fixed header's addresses are the pseudo header's unless
+        // options or extension headers may name another destination.
+        let plain_outer = th - nh == if plan.outer_is_v6() { 40 } else { 20 };
+        if plan.outer_checksum() {
+            assert_ne!(check, 0);
+            let ip = &d[nh..];
+            assert!(
+                !plain_outer
+                    || add16(naive_packet_pseudo(ip, th - nh, 17), naive_sum(&d[th..])) == 0xffff,
+                "outer UDP checksum of datagram {i}"
+            );
+        } else {
+            assert_eq!(check, 0);
+        }
+        if plan.outer_is_v6() {
+            let pl6 = u16::from_be_bytes([d[nh + 4], d[nh + 5]]);
+            assert_eq!(usize::from(pl6) + 40, d.len() - nh);
+        } else {
+            let tl = u16::from_be_bytes([d[nh + 2], d[nh + 3]]);
+            assert_eq!(usize::from(tl), d.len() - nh);
+            assert_eq!(naive_sum(&d[nh..th]), 0xffff, "outer IPv4 header checksum");
+        }
+    }
+    assert_eq!(inner.split_into(inner_packet, &mut pb, &mut pl, 0), Ok(n));
+    for i in 0..n {
+        assert_eq!(&datagrams[i][inh..], &pb[i][..pl[i]], "inner packet {i}");
+    }
+    // Coalescing them back: runs that split into exactly the datagrams.
+    let cfg = TunnelCoalesce {
+        proto: if mode & 2 != 0 {
+            TunnelProto::Geneve
+        } else {
+            TunnelProto::Vxlan
+        },
+        frames: frame,
+        udp_gro: true,
+        outer_csum: plan.outer_checksum(),
+    };
+    let mut out = vec![0u8; 70_000];
+    let mut k = 0;
+    while k < n {
+        let Ok(run) = coalesce_tunnel(&cfg, &datagrams[k..], &mut out) else {
+            k += 1;
+            continue;
+        };
+        assert!(run.count >= 1 && k + run.count <= n);
+        if run.count > 1 {
+            let again = if frame {
+                TunnelGsoPacket::parse_frame(&run.hdr, &out[..run.len])
+            } else {
+                TunnelGsoPacket::parse(&run.hdr, &out[..run.len])
+            }
+            .expect("a coalesced run parses");
+            let m = again.segment_count();
+            assert_eq!(m, run.count);
+            let mut rb = vec![vec![0u8; again.max_segment_len()]; m];
+            let mut rl = vec![0usize; m];
+            assert_eq!(
+                again.split_into(&out[..run.len], &mut rb, &mut rl, 0),
+                Ok(m)
+            );
+            for j in 0..m {
+                assert_eq!(
+                    &rb[j][..rl[j]],
+                    datagrams[k + j],
+                    "run at {k}, datagram {j}"
+                );
+            }
+        } else {
+            assert_eq!(&out[..run.len], datagrams[k]);
+        }
+        k += run.count;
+    }
+    // A flipped byte in the second datagram: any outcome but a panic.
+    if n >= 2 {
+        let mut flipped: Vec<Vec<u8>> = datagrams.iter().map(|d| d.to_vec()).collect();
+        let at = usize::from(mode >> 2) * flipped[1].len() / 64;
+        if let Some(b) = flipped[1].get_mut(at) {
+            *b ^= 0x5a;
+        }
+        if let Ok(run) = coalesce_tunnel(&cfg, &flipped, &mut out) {
+            assert!(run.count >= 1 && run.count <= n);
+        }
     }
 }

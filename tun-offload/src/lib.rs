@@ -20,6 +20,12 @@
 //!   split about 30% and the coalescing about 20% faster (see
 //!   BENCHMARKS.md). Its AVX-512 path needs Rust 1.89 or newer.
 //!
+//! UDP-tunnel offload (Linux 6.17+, the 24-byte
+//! [`VirtioNetHdrV1HashTunnel`]): [`split_tunnel`] (or [`TunnelGsoPacket`])
+//! splits a VXLAN or Geneve super-packet into complete outer datagrams, and
+//! [`coalesce_tunnel`] merges consecutive datagrams of one tunnel flow back
+//! into one.
+//!
 //! Receive, in brief: decode the header, then [`split`] into caller buffers.
 //!
 //! ```
@@ -51,6 +57,8 @@ mod kind;
 pub mod partial;
 mod route;
 mod split;
+mod tunnel;
+mod tunnel_gro;
 mod virtio;
 pub mod wire;
 
@@ -59,6 +67,8 @@ pub use gro::{GroError, GroStats, GroTable};
 pub use kind::Kind;
 pub use partial::complete_checksum;
 pub use split::{GsoPacket, MAX_PLACED_HEADER_LEN, SplitError, split, split_frame};
+pub use tunnel::{TunnelError, TunnelGsoPacket, TunnelSplitError, split_tunnel};
+pub use tunnel_gro::{TunnelCoalesce, TunnelProto, TunnelRefusal, TunnelRun, coalesce_tunnel};
 pub use virtio::{
     GsoType, HdrFlags, HeaderError, VirtioNetHdr, VirtioNetHdrMrgRxbuf, VirtioNetHdrV1HashTunnel,
 };

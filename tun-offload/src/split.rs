@@ -152,7 +152,10 @@ pub struct GsoPacket {
 
 /// Walk IPv6 extension headers from the end of the fixed header up to
 /// `csum_start`; returns the protocol found there.
-fn ipv6_transport_at(ip: &Ipv6Packet<&[u8]>, csum_start: usize) -> Result<IpProtocol, PacketError> {
+pub(crate) fn ipv6_transport_at(
+    ip: &Ipv6Packet<&[u8]>,
+    csum_start: usize,
+) -> Result<IpProtocol, PacketError> {
     let packet = ip.into_inner();
     let mut next = ip.next_header();
     let mut at = IPV6_HEADER_LEN;
@@ -775,7 +778,7 @@ fn copy_one<B: AsMut<[u8]>>(
 /// An error of the IP packet behind an `l2`-byte L2 header, its offsets
 /// and lengths counted from the frame start again (`hdr`: the frame's
 /// header, as given).
-fn shift(e: PacketError, l2: usize, hdr: &VirtioNetHdr) -> PacketError {
+pub(crate) fn shift(e: PacketError, l2: usize, hdr: &VirtioNetHdr) -> PacketError {
     match e {
         PacketError::Truncated {
             layer,

@@ -8,7 +8,9 @@ use std::alloc::System;
 
 use common::{Ip, as_super, tcp, udp};
 use stats_alloc::{INSTRUMENTED_SYSTEM, Region, StatsAlloc};
-use tun_offload::{VirtioNetHdr, complete_checksum, split};
+use tun_offload::{
+    GsoType, HdrFlags, VirtioNetHdr, VirtioNetHdrV1HashTunnel, complete_checksum, split,
+};
 
 #[global_allocator]
 static GLOBAL: &StatsAlloc<System> = &INSTRUMENTED_SYSTEM;
@@ -88,6 +90,20 @@ fn split_allocates_nothing() {
     f4.extend_from_slice(&p4);
     let mut fh4 = h4;
     fh4.set_csum_start(h4.csum_start() + 18);
+    // The same TCP super-packet in VXLAN over IPv4 (outer UDP checksum
+    // offloaded): 20 + 8 + 8 + 14 bytes in front of the inner packet.
+    let udp_len = 8 + 8 + 14 + p4.len();
+    let mut t4 = Ip::v4([192, 0, 2, 1], [192, 0, 2, 2]).header(17, udp_len);
+    t4.extend_from_slice(&[0xc0, 0, 0x12, 0xb5]);
+    t4.extend_from_slice(&(udp_len as u16).to_be_bytes());
+    t4.extend_from_slice(&[0, 0, 8, 0, 0, 0, 0, 0, 1, 0]);
+    t4.extend_from_slice(&[2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1, 0x08, 0]);
+    t4.extend_from_slice(&p4);
+    let mut th4 = h4;
+    th4.set_gso_type(GsoType(h4.gso_type().0 | GsoType::UDP_TUNNEL_IPV4));
+    th4.set_flags(HdrFlags(h4.flags().0 | HdrFlags::UDP_TUNNEL_CSUM.0));
+    th4.set_csum_start(h4.csum_start() + 50);
+    let th4 = VirtioNetHdrV1HashTunnel::new(th4, 20, 50);
 
     let region = Region::new(GLOBAL);
     for _ in 0..10 {
@@ -96,10 +112,29 @@ fn split_allocates_nothing() {
             Ok(45)
         );
         assert_eq!(split(&h4, &p4, &mut bufs, &mut sizes, 16), Ok(45));
+        assert_eq!(
+            tun_offload::split_tunnel(&th4, &t4, false, &mut bufs, &mut sizes, 16),
+            Ok(45)
+        );
         assert_eq!(split(&h6, &p6, &mut bufs, &mut sizes, 16), Ok(50));
         assert_eq!(split(&none, &plain, &mut bufs, &mut sizes, 0), Ok(1));
         complete_checksum(&none, &mut plain).unwrap();
     }
+    // Coalescing the tunnel datagrams back: one run of all 45.
+    assert_eq!(
+        tun_offload::split_tunnel(&th4, &t4, false, &mut bufs, &mut sizes, 16),
+        Ok(45)
+    );
+    let datagrams: [&[u8]; 45] = core::array::from_fn(|i| &bufs[i][16..16 + sizes[i]]);
+    let cfg = tun_offload::TunnelCoalesce {
+        proto: tun_offload::TunnelProto::Vxlan,
+        frames: false,
+        udp_gro: true,
+        outer_csum: true,
+    };
+    let mut merged = [0u8; 70_000];
+    let run = tun_offload::coalesce_tunnel(&cfg, &datagrams, &mut merged).unwrap();
+    assert_eq!((run.count, run.len), (45, t4.len()));
     let stats = region.change();
     assert_eq!(
         (stats.allocations, stats.reallocations),

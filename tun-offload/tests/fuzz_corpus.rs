@@ -62,6 +62,11 @@ fn round_trip_corpus() {
     replay("round_trip", harness::round_trip, 4);
 }
 
+#[test]
+fn tunnel_corpus() {
+    replay("tunnel", harness::tunnel, 12);
+}
+
 mod common;
 
 /// Writes the seed corpora (kept in git): run with
@@ -194,6 +199,64 @@ fn write_seeds() {
     .enumerate()
     {
         write("round_trip", &format!("seed-{k}"), seed);
+    }
+
+    // Tunnel super-packets: [size selector][offset][buffer count][mode] +
+    // 24-byte header + packet; VXLAN and Geneve, v4 and v6 outside and
+    // inside, TCP and UDP, with and without the outer checksum, TUN and TAP.
+    use common::tunnel::{Tunnel, tunnel_super};
+    let v4o = Ip::v4([192, 0, 2, 1], [192, 0, 2, 2]);
+    let v6o = Ip::v6("2001:db8::1", "2001:db8::2");
+    let v4i = Ip::v4([10, 0, 0, 1], [10, 0, 0, 2]);
+    let v6i = Ip::v6("fd00::1", "fd00::2");
+    let payload: Vec<u8> = (0..4000u32).map(|i| (i * 7) as u8).collect();
+    for (k, (outer, inner_ip, is_tcp, csum, tap, geneve)) in [
+        (&v4o, &v4i, true, true, false, false),
+        (&v4o, &v6i, false, false, false, false),
+        (&v6o, &v4i, false, true, true, false),
+        (&v6o, &v6i, true, false, true, false),
+        (&v4o, &v4i, false, true, false, true),
+        (&v6o, &v6i, true, true, false, true),
+        (&v4o, &v6i, true, false, true, true),
+        (&v6o, &v4i, false, false, true, true),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let inner = if is_tcp {
+            tcp(inner_ip, 1000, 2000, 0xffff_f000, 1, 0x18, &[], &payload)
+        } else {
+            udp(inner_ip, 1000, 2000, &payload)
+        };
+        let tunnel = if geneve {
+            Tunnel::Geneve {
+                vni: 77,
+                options: vec![1, 2, 3, 4, 5, 6, 7, 8],
+            }
+        } else {
+            Tunnel::Vxlan { vni: 77 }
+        };
+        let (hdr, pkt) = tunnel_super(outer, csum, &tunnel, inner, 1200, tap);
+        let parsed = if tap {
+            tun_offload::TunnelGsoPacket::parse_frame(&hdr, &pkt)
+        } else {
+            tun_offload::TunnelGsoPacket::parse(&hdr, &pkt)
+        };
+        assert_eq!(parsed.map(|p| p.segment_count()), Ok(4), "seed {k}");
+        let mode = u8::from(tap) | u8::from(geneve) << 1 | (k as u8 * 29) << 2;
+        let mut seed = vec![8u8, 3, 64, mode];
+        seed.extend_from_slice(&hdr.to_bytes());
+        seed.extend_from_slice(&pkt);
+        write("tunnel", &format!("tunnel-{k}"), &seed);
+        // Too few buffers, then an inner csum_start one word off.
+        if k < 2 {
+            seed[2] = 2;
+            write("tunnel", &format!("tunnel-{k}-short"), &seed);
+            let mut bad = hdr;
+            bad.hdr.set_csum_start(hdr.hdr.csum_start() + 4);
+            seed[4..28].copy_from_slice(&bad.to_bytes());
+            write("tunnel", &format!("tunnel-{k}-bad-csum-start"), &seed);
+        }
     }
 }
 

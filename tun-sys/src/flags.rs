@@ -57,6 +57,15 @@ bitflags::bitflags! {
         const USO4 = 0x20;
         /// UDP segmentation offload over IPv6 (Linux 6.2+).
         const USO6 = 0x40;
+        /// TSO/USO of UDP-tunnelled (VXLAN, Geneve) super-packets, which
+        /// need the 24-byte `virtio_net_hdr_v1_hash_tunnel` header
+        /// (`TUNSETVNETHDRSZ`) (Linux 6.17+). drivers/net/tun.c
+        /// `set_offload` grants it only together with TSO4/TSO6/USO4/USO6.
+        const UDP_TUNNEL_GSO = 0x80;
+        /// With [`OffloadFlags::UDP_TUNNEL_GSO`]: the outer UDP checksum of
+        /// tunnel super-packets may be left to the other side
+        /// (`VIRTIO_NET_HDR_F_UDP_TUNNEL_CSUM`) (Linux 6.17+).
+        const UDP_TUNNEL_GSO_CSUM = 0x100;
     }
 }
 
@@ -65,6 +74,31 @@ impl OffloadFlags {
     pub const TCP: Self = Self::CSUM.union(Self::TSO4).union(Self::TSO6);
     /// [`OffloadFlags::TCP`] plus UDP segmentation over both IP versions.
     pub const TCP_UDP: Self = Self::TCP.union(Self::USO4).union(Self::USO6);
+    /// Both UDP-tunnel offload flags.
+    pub const UDP_TUNNEL: Self = Self::UDP_TUNNEL_GSO.union(Self::UDP_TUNNEL_GSO_CSUM);
+    /// The plain segmentation offloads without which the kernel ignores
+    /// [`OffloadFlags::UDP_TUNNEL_GSO`] (drivers/net/tun.c `set_offload`:
+    /// "Tunnel offload is allowed only if some plain offload is available").
+    pub const PLAIN_GSO: Self = Self::TSO4
+        .union(Self::TSO6)
+        .union(Self::USO4)
+        .union(Self::USO6);
+
+    /// Whether the tunnel part of this `TUNSETOFFLOAD` mask is one the
+    /// kernel accepts. drivers/net/tun.c `set_offload` consumes
+    /// [`OffloadFlags::UDP_TUNNEL_GSO`] (and with it
+    /// [`OffloadFlags::UDP_TUNNEL_GSO_CSUM`]) only when CSUM and some plain
+    /// TSO/USO flag are granted too; a tunnel bit it does not consume fails
+    /// the whole request with EINVAL, as does any bit of a kernel older than
+    /// 6.17 (which is how a caller probes for the offload).
+    pub const fn tunnel_request_is_valid(self) -> bool {
+        if !self.intersects(Self::UDP_TUNNEL) {
+            return true;
+        }
+        self.contains(Self::CSUM)
+            && self.intersects(Self::PLAIN_GSO)
+            && self.contains(Self::UDP_TUNNEL_GSO)
+    }
 }
 
 bitflags::bitflags! {
@@ -144,6 +178,30 @@ mod tests {
         assert_eq!(OffloadFlags::USO6.bits(), libc::TUN_F_USO6);
         assert_eq!(OffloadFlags::TCP.bits(), 0x07);
         assert_eq!(OffloadFlags::TCP_UDP.bits(), 0x67);
+        // include/uapi/linux/if_tun.h (Linux 6.17+); libc may not have them yet.
+        assert_eq!(OffloadFlags::UDP_TUNNEL_GSO.bits(), 0x080);
+        assert_eq!(OffloadFlags::UDP_TUNNEL_GSO_CSUM.bits(), 0x100);
+        assert_eq!(OffloadFlags::all().bits(), 0x1ff);
+    }
+
+    #[test]
+    fn tunnel_offload_needs_csum_and_plain_gso() {
+        let tnl = OffloadFlags::UDP_TUNNEL;
+        assert!(OffloadFlags::TCP.tunnel_request_is_valid());
+        assert!((OffloadFlags::TCP | tnl).tunnel_request_is_valid());
+        assert!(
+            (OffloadFlags::CSUM
+                | OffloadFlags::USO4
+                | OffloadFlags::USO6
+                | OffloadFlags::UDP_TUNNEL_GSO)
+                .tunnel_request_is_valid()
+        );
+        // No plain segmentation offload.
+        assert!(!(OffloadFlags::CSUM | tnl).tunnel_request_is_valid());
+        // The checksum flag without the tunnel flag.
+        assert!(!(OffloadFlags::TCP | OffloadFlags::UDP_TUNNEL_GSO_CSUM).tunnel_request_is_valid());
+        // No CSUM.
+        assert!(!(OffloadFlags::TSO4 | tnl).tunnel_request_is_valid());
     }
 
     #[test]

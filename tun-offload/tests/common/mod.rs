@@ -6,9 +6,12 @@
 
 use std::net::IpAddr;
 
+pub mod tunnel;
+
 use etherparse::{Ipv4Header, Ipv6Header, TcpHeader, UdpHeader};
 use tun_offload::{GsoType, HdrFlags, VirtioNetHdr};
 
+#[allow(unused_imports)]
 pub use tun_test_support::{Ip, add16, addrs, naive_pseudo, naive_sum, tcp, udp};
 
 /// Turn a complete packet into what the kernel hands over for a
