@@ -709,24 +709,29 @@ mod iperf3 {
             .stderr(Stdio::null())
             .spawn()
             .map_err(|e| format!("start the iperf3 server: {e}"))?;
-        // The client retries its connection until the server listens.
+        // The client tries again while the server is not listening yet
+        // (iperf3 reports that in its JSON, with or without a failed exit).
         let deadline = Instant::now() + Duration::from_secs(5);
-        let out = loop {
+        let report: serde_json::Value = loop {
             let out = in_ns(&tb.ns_a)
                 .args(["iperf3", "-c", &dst, "-p", port, "-J"])
                 .args(["-t", &format!("{:.1}", dur.as_secs_f64().max(0.5))])
                 .args(["-P", &streams.to_string()])
                 .output()
                 .map_err(|e| format!("run the iperf3 client: {e}"))?;
-            if out.status.success() || Instant::now() > deadline {
-                break out;
+            let report: serde_json::Value = serde_json::from_slice(&out.stdout)
+                .map_err(|e| format!("iperf3 client report is not JSON: {e}"))?;
+            let refused = report
+                .get("error")
+                .and_then(|e| e.as_str())
+                .is_some_and(|e| e.contains("Connection refused"));
+            if !refused || Instant::now() > deadline {
+                break report;
             }
             std::thread::sleep(Duration::from_millis(50));
         };
         let _ = server.kill();
         let _ = server.wait();
-        let report: serde_json::Value = serde_json::from_slice(&out.stdout)
-            .map_err(|e| format!("iperf3 client report is not JSON: {e}"))?;
         if let Some(err) = report.get("error") {
             return Err(format!("iperf3 client: {err}"));
         }

@@ -39,12 +39,13 @@
 //!   moves by anyone and never touches an interface that took its old
 //!   index or name.
 //! - **Copies and syscalls.** A receive reads first and waits only after
-//!   EAGAIN. Once super-packets keep one shape (a TCP flow's header length
-//!   and segment size), each is read with one `readv` straight into the
-//!   places of its segments across the caller's buffers, and the split only
-//!   writes each segment's headers and sums its payload where it lies: no
-//!   payload byte is copied in user space. Other super-packets are copied
-//!   once, fused with their checksums, by the split. A batched send writes
+//!   EAGAIN. Each byte of a super-packet is copied once, fused with its
+//!   checksum, by the split (its first MTU twice). On request
+//!   ([`RecvState::set_read_into_place`]) super-packets that keep one shape
+//!   are read with one `readv` straight into the places of their segments
+//!   across the caller's buffers, and the split only writes headers and
+//!   sums payloads where they lie; measured in the relays here, that was
+//!   slower than the fused copy, so it is off by default. A batched send writes
 //!   each coalesced run with one gathered `writev` (virtio header, the
 //!   first packet's rewritten headers, then every payload where it lies)
 //!   and never writes into the caller's buffers. Both halves are I/O-free

@@ -327,6 +327,9 @@ pub fn pump(from: &Queue, to: &Queue, stop: &AtomicBool, counts: &Counts, mtu: u
         }
     };
     let mut rx = RecvState::new();
+    // The library's relay covers the default (copying) receive; this one
+    // reads super-packets into place, so real traffic checks that path.
+    rx.set_read_into_place(true);
     let mut tx = SendState::new();
     // Room for a run coalesced up to 64 KiB of IP behind a tagged Ethernet header.
     let mut bufs = vec![vec![0u8; OFF + 18 + 65535]; 64];
