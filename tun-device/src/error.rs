@@ -628,8 +628,9 @@ fn io_kind(op: IoOp, errno: i32) -> ErrorKind {
     }
 }
 
-fn errno_text(errno: i32) -> String {
-    io::Error::from_raw_os_error(errno).to_string()
+/// The workspace's one errno text: `EBUSY: Device or resource busy`.
+fn errno_text(errno: i32) -> tun_sys::ErrnoText {
+    tun_sys::ErrnoText(errno)
 }
 
 impl fmt::Display for Error {
@@ -817,7 +818,7 @@ mod tests {
         let e = Error::syscall(Syscall::Dup, Some(name("tun3")), rustix::io::Errno::MFILE);
         assert_eq!(
             e.to_string(),
-            "tun3: dup failed: Too many open files (os error 24)"
+            "tun3: dup failed: EMFILE: Too many open files"
         );
         assert_eq!(e.interface(), Some(name("tun3")));
         assert_eq!(e.errno(), Some(libc::EMFILE));
