@@ -6,7 +6,7 @@
 //! ([`crate::datagram`]), then [`Queue::send_batch`] (coalesced again and
 //! written with gathered writes).
 //!
-//! Errors follow tun-device's relay ([`Disposition`], [`Backoff`]): a bad
+//! Errors follow tun-device's relay ([`recover`], [`forward`], [`Backoff`]): a bad
 //! packet is dropped and counted, an output that refuses writes is waited
 //! for with a backoff, a stop or a vanished device ends the pump cleanly.
 //! Every wait is in the kernel beside the stop signal: nothing spins, and
@@ -16,7 +16,7 @@ use std::io::{self, IoSliceMut};
 
 use quinn_udp::RecvMeta;
 use rustix::event::PollFlags;
-use tun_device::relay::{Backoff, Disposition, RelayCounters, recover};
+use tun_device::relay::{Backoff, RelayCounters, forward, recover};
 use tun_device::{Interrupt, Queue, RecvState, SendState};
 
 use crate::counters::{SocketDelta, TunnelStats};
@@ -334,28 +334,17 @@ pub(crate) fn udp_to_tun(
             spare_packets = recycle(packets);
             continue;
         }
-        let mut res = queue.send_batch(&mut tx, &packets, &lens, 0);
-        let end = loop {
-            let e = match res {
-                Ok(_) => {
-                    backoff.reset();
-                    break Ok(true);
-                }
-                Err(e) => e,
-            };
-            let refused = Disposition::of(&e) == Disposition::Backoff;
-            let unsent = tx.unsent_packets() as u64;
-            match recover(e, unsent, &mut backoff, stop, relay).map_err(Error::Device) {
-                Ok(true) if !refused && !tx.is_done() => {}
-                other => break other,
-            }
-            res = queue.send_pending(&mut tx, &packets, &lens, 0);
-        };
-        relay.record(&RelayCounters {
-            writes: tx.report().writes as u64,
-            ..RelayCounters::default()
-        });
-        tx.clear();
+        let end = forward(
+            queue,
+            &mut tx,
+            &packets,
+            &lens,
+            0,
+            &mut backoff,
+            stop,
+            relay,
+        )
+        .map_err(Error::Device);
         spare_packets = recycle(packets);
         if !end? {
             return Ok(());

@@ -171,37 +171,63 @@ fn pump_batches(from: &Queue, to: &Queue, stop: &Interrupt, stats: &RelayStats) 
             ..RelayCounters::default()
         });
         supers = s;
-        // Write the batch; on an error, `after_error` says whether to go on
-        // with it (`Ok(true)`, one packet dropped), to give it up (the
-        // output refuses writes: what is left is dropped and counted), or
-        // to end the pump.
-        let mut res = to.send_batch(&mut tx, &bufs[..n], &lens[..n], OFFSET);
-        let end = loop {
-            let e = match res {
-                Ok(_) => {
-                    backoff.reset();
-                    break Ok(true);
-                }
-                Err(e) => e,
-            };
-            let refused = Disposition::of(&e) == Disposition::Backoff;
-            let unsent = tx.unsent_packets() as u64;
-            match recover(e, unsent, &mut backoff, stop, stats) {
-                Ok(true) if !refused && !tx.is_done() => {}
-                other => break other,
-            }
-            res = to.send_pending(&mut tx, &bufs[..n], &lens[..n], OFFSET);
-        };
-        // The writes the batch made, however it ended, counted once.
-        stats.record(&RelayCounters {
-            writes: tx.report().writes as u64,
-            ..RelayCounters::default()
-        });
-        tx.clear();
+        let end = forward(
+            to,
+            &mut tx,
+            &bufs[..n],
+            &lens[..n],
+            OFFSET,
+            &mut backoff,
+            stop,
+            stats,
+        );
         if !end? {
             return Ok(());
         }
     }
+}
+
+/// Write one received batch to `to` as the relay does: [`Queue::send_batch`],
+/// then after each error [`recover`] and, while it says to go on with the
+/// batch (one packet dropped, not an output that refuses writes),
+/// [`Queue::send_pending`]; the writes the batch made are counted once in
+/// `stats`, however it ended, and `tx` is cleared for the next batch.
+/// What it returns is [`recover`]'s: `Ok(true)` go on with the next batch,
+/// `Ok(false)` end the direction cleanly, `Err` end it with this error.
+#[allow(clippy::too_many_arguments)]
+pub fn forward<B: AsRef<[u8]>>(
+    to: &Queue,
+    tx: &mut SendState,
+    bufs: &[B],
+    lens: &[usize],
+    offset: usize,
+    backoff: &mut Backoff,
+    stop: &Interrupt,
+    stats: &RelayStats,
+) -> Result<bool> {
+    let mut res = to.send_batch(tx, bufs, lens, offset);
+    let end = loop {
+        let e = match res {
+            Ok(_) => {
+                backoff.reset();
+                break Ok(true);
+            }
+            Err(e) => e,
+        };
+        let refused = Disposition::of(&e) == Disposition::Backoff;
+        let unsent = tx.unsent_packets() as u64;
+        match recover(e, unsent, backoff, stop, stats) {
+            Ok(true) if !refused && !tx.is_done() => {}
+            other => break other,
+        }
+        res = to.send_pending(tx, bufs, lens, offset);
+    };
+    stats.record(&RelayCounters {
+        writes: tx.report().writes as u64,
+        ..RelayCounters::default()
+    });
+    tx.clear();
+    end
 }
 
 fn pump_super_packets(
