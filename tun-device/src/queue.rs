@@ -604,6 +604,16 @@ impl Queue {
             st.lay_out(framing, lens, n, offset);
             st.read_parts()
         };
+        if let ([slot], Some(b)) = (slots, bufs.get_mut(n)) {
+            // The default layout, one slot: three slices, not a chain's
+            // array filled on every read.
+            let mut iov = [
+                IoSliceMut::new(&mut prefix[..]),
+                IoSliceMut::new(&mut b.as_mut()[slot.clone()]),
+                IoSliceMut::new(overflow),
+            ];
+            return self.readv(&mut iov, op, block);
+        }
         let mut iov: [IoSliceMut<'_>; crate::rx::MAX_CHAIN + 2] =
             std::array::from_fn(|_| IoSliceMut::new(&mut []));
         iov[0] = IoSliceMut::new(&mut prefix[..]);
