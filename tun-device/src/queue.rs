@@ -564,7 +564,6 @@ impl Queue {
     /// kept for the next call (`Ok(true)`: the batch ends here), a fault
     /// before any is returned.
     fn take_step(&self, st: &mut RecvState, step: Step, n: &mut usize, op: IoOp) -> Result<bool> {
-        let at = *n;
         *n += step.count;
         let Some(fault) = step.fault else {
             return Ok(false);
@@ -576,7 +575,7 @@ impl Queue {
                 needed,
                 available,
             },
-            RxFault::Bad { index, error } => self.bad_packet(op, index.max(at), error),
+            RxFault::Bad { index, error } => self.bad_packet(op, index, error),
         };
         if *n > 0 {
             st.deferred = Some(e);
