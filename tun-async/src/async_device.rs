@@ -5,7 +5,7 @@ use std::ops::Deref;
 use std::os::fd::OwnedFd;
 use std::task::{Context, Poll};
 
-use tun_device::offload::VirtioNetHdr;
+use tun_device::offload::VirtioNetHdrV1HashTunnel;
 use tun_device::{
     Device, DeviceBuilder, Interface, OffloadFlags, Queue, RecvState, Result, SendReport, SendState,
 };
@@ -240,12 +240,12 @@ impl<B: Backend> AsyncDevice<B> {
     }
 
     /// [`AsyncQueue::recv_gso`] on the first queue.
-    pub async fn recv_gso(&self, buf: &mut [u8]) -> Result<(VirtioNetHdr, usize)> {
+    pub async fn recv_gso(&self, buf: &mut [u8]) -> Result<(VirtioNetHdrV1HashTunnel, usize)> {
         self.queues[0].recv_gso(buf).await
     }
 
     /// [`AsyncQueue::send_gso`] on the first queue.
-    pub async fn send_gso(&self, hdr: &VirtioNetHdr, packet: &[u8]) -> Result<usize> {
+    pub async fn send_gso(&self, hdr: &VirtioNetHdrV1HashTunnel, packet: &[u8]) -> Result<usize> {
         self.queues[0].send_gso(hdr, packet).await
     }
 }

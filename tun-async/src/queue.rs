@@ -25,7 +25,7 @@ use std::io::{self, IoSlice, IoSliceMut};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 use std::task::{Context, Poll};
 
-use tun_device::offload::VirtioNetHdr;
+use tun_device::offload::VirtioNetHdrV1HashTunnel;
 use tun_device::{
     Error, Interface, InterfaceName, IoOp, Queue, RecvState, Result, SendReport, SendState,
 };
@@ -435,7 +435,7 @@ impl<B: Backend> AsyncQueue<B> {
     /// with its decoded virtio header ([`Queue::recv_gso`]).
     ///
     /// Cancel safety: as [`Self::recv`].
-    pub async fn recv_gso(&self, buf: &mut [u8]) -> Result<(VirtioNetHdr, usize)> {
+    pub async fn recv_gso(&self, buf: &mut [u8]) -> Result<(VirtioNetHdrV1HashTunnel, usize)> {
         self.io(Direction::Read, IoOp::Recv, |q| {
             q.recv_gso(buf).map(|r| (r, false))
         })
@@ -470,7 +470,7 @@ impl<B: Backend> AsyncQueue<B> {
     /// super-packet for the kernel to segment.
     ///
     /// Cancel safety: as [`Self::send`].
-    pub async fn send_gso(&self, hdr: &VirtioNetHdr, packet: &[u8]) -> Result<usize> {
+    pub async fn send_gso(&self, hdr: &VirtioNetHdrV1HashTunnel, packet: &[u8]) -> Result<usize> {
         self.io(Direction::Write, IoOp::Send, |q| {
             q.send_gso(hdr, packet).map(|n| (n, false))
         })

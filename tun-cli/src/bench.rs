@@ -310,7 +310,9 @@ fn delta(after: &RelayCounters, before: &RelayCounters) -> RelayCounters {
         packets_in: after.packets_in - before.packets_in,
         bytes_in: after.bytes_in - before.bytes_in,
         super_packets_in: after.super_packets_in - before.super_packets_in,
+        tunnel_super_packets_in: after.tunnel_super_packets_in - before.tunnel_super_packets_in,
         writes: after.writes - before.writes,
+        tunnel_writes: after.tunnel_writes - before.tunnel_writes,
         dropped: after.dropped - before.dropped,
     }
 }

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant, SystemTime};
 use clap::Args;
 use serde::Serialize;
 use tun_device::ipnet::IpNet;
-use tun_device::offload::{GsoPacket, GsoType, HdrFlags, VirtioNetHdr};
+use tun_device::offload::{GsoPacket, GsoType, HdrFlags, TunnelGsoPacket, VirtioNetHdr};
 
 use crate::decode;
 use crate::error::{CliError, Result};
@@ -201,22 +201,36 @@ pub fn run(args: &DumpArgs, json: bool) -> Result<()> {
         let t = start.elapsed().as_secs_f64();
         packets += 1;
         let pkt = &buf[..len];
-        let hdr = hdr.unwrap_or(VirtioNetHdr::ZERO);
-        let gso = (hdr.gso_type() != GsoType::NONE)
-            .then(|| GsoPacket::parse(&hdr, pkt).ok())
-            .flatten();
+        let full = hdr.unwrap_or_default();
+        let hdr = full.hdr;
+        // (segments, longest segment) of a super-packet the header
+        // describes, plain or inside a UDP tunnel.
+        let gso = if hdr.gso_type().udp_tunnel() != 0 {
+            let t = if tap {
+                TunnelGsoPacket::parse_frame(&full, pkt)
+            } else {
+                TunnelGsoPacket::parse(&full, pkt)
+            };
+            t.ok().map(|t| (t.segment_count(), t.max_segment_len()))
+        } else if hdr.gso_type() != GsoType::NONE {
+            let g = if tap {
+                GsoPacket::parse_frame(&hdr, pkt)
+            } else {
+                GsoPacket::parse(&hdr, pkt)
+            };
+            g.ok().map(|g| (g.segment_count(), g.max_segment_len()))
+        } else {
+            None
+        };
         if gso.is_some() {
             supers += 1;
         }
-        let segments = gso.map(|g| g.segment_count());
+        let segments = gso.map(|(count, _)| count);
 
         // The packets to show or store: the one read, or its segments.
         let mut parts: Vec<&[u8]> = vec![pkt];
         if args.split && vnet {
-            let (count, seg_len) = match &gso {
-                Some(g) => (g.segment_count(), g.max_segment_len()),
-                None => (1, len),
-            };
+            let (count, seg_len) = gso.unwrap_or((1, len));
             if segs.len() < count {
                 segs.resize_with(count, Vec::new);
                 sizes.resize(count, 0);
@@ -224,8 +238,15 @@ pub fn run(args: &DumpArgs, json: bool) -> Result<()> {
             for s in &mut segs[..count] {
                 s.resize(seg_len.max(s.len()), 0);
             }
-            match tun_device::offload::split(&hdr, pkt, &mut segs[..count], &mut sizes[..count], 0)
-            {
+            let split = tun_device::offload::split_tunnel(
+                &full,
+                pkt,
+                tap,
+                &mut segs[..count],
+                &mut sizes[..count],
+                0,
+            );
+            match split {
                 Ok(n) => {
                     parts = segs[..n]
                         .iter()

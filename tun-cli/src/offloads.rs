@@ -1,19 +1,21 @@
 //! Offload names, the same in every command: what `show` reads from the
 //! kernel (`SIOCETHTOOL` feature bits, through tun-sys) and what `dump`
 //! and `relay` say a device has (`TUN_F_*` flags) map to one vocabulary:
-//! `csum`, `tso4`, `tso6`, `tso_ecn`, `uso`.
+//! `csum`, `tso4`, `tso6`, `tso_ecn`, `uso`, `udp_tnl`, `udp_tnl_csum`.
 //!
 //! The TUN driver turns `TUN_F_*` into features in `tun_set_offload()`
 //! (drivers/net/tun.c): `TUN_F_CSUM` gives `tx-checksum-ip-generic`, TSO4
 //! `tx-tcp-segmentation`, TSO6 `tx-tcp6-segmentation`, TSO_ECN
 //! `tx-tcp-ecn-segmentation`, and USO4 with USO6 together
-//! `tx-udp-segmentation`; the others need CSUM.
+//! `tx-udp-segmentation`; the others need CSUM. Since Linux 6.17
+//! `TUN_F_UDP_TUNNEL_GSO` gives `tx-udp_tnl-segmentation` and
+//! `TUN_F_UDP_TUNNEL_GSO_CSUM` `tx-udp_tnl-csum-segmentation`.
 
 use tun_device::OffloadFlags;
 use tun_sys::{ControlSocket, Features, InterfaceName};
 
 /// Each name with its `TUN_F_*` flags and the kernel feature it becomes.
-const TABLE: [(&str, OffloadFlags, &str); 5] = [
+const TABLE: [(&str, OffloadFlags, &str); 7] = [
     ("csum", OffloadFlags::CSUM, "tx-checksum-ip-generic"),
     ("tso4", OffloadFlags::TSO4, "tx-tcp-segmentation"),
     ("tso6", OffloadFlags::TSO6, "tx-tcp6-segmentation"),
@@ -22,6 +24,16 @@ const TABLE: [(&str, OffloadFlags, &str); 5] = [
         "uso",
         OffloadFlags::USO4.union(OffloadFlags::USO6),
         "tx-udp-segmentation",
+    ),
+    (
+        "udp_tnl",
+        OffloadFlags::UDP_TUNNEL_GSO,
+        "tx-udp_tnl-segmentation",
+    ),
+    (
+        "udp_tnl_csum",
+        OffloadFlags::UDP_TUNNEL_GSO_CSUM,
+        "tx-udp_tnl-csum-segmentation",
     ),
 ];
 

@@ -6,10 +6,11 @@ use std::net::IpAddr;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 
 use ipnet::IpNet;
+use tun_offload::VirtioNetHdrV1HashTunnel;
 use tun_sys::{InterfaceName, OffloadFlags, TunFlags};
 
 use crate::error::{ConfigError, Error, Result, Syscall};
-use crate::interface::Interface;
+use crate::interface::{Interface, Negotiated};
 use crate::netlink::{AddressOptions, Netlink};
 use crate::netns::NetNs;
 use crate::queue::Queue;
@@ -76,6 +77,8 @@ pub struct DeviceBuilder {
     queues: usize,
     multi_queue: bool,
     offload: bool,
+    /// Leave the UDP-tunnel offload out of the negotiation.
+    no_tunnel_offload: bool,
     persist: Option<bool>,
     owner: Option<u32>,
     group: Option<u32>,
@@ -147,8 +150,25 @@ impl DeviceBuilder {
     /// Offload: virtio-net headers (`IFF_VNET_HDR`), checksum offload and
     /// TSO, with USO and TSO_ECN when the kernel grants them. Batched I/O
     /// then splits super-packets on receive and coalesces on send.
+    ///
+    /// On Linux 6.17+ the UDP-tunnel offload is offered too (VXLAN and
+    /// Geneve super-packets, [`OffloadFlags::UDP_TUNNEL_GSO`] with
+    /// [`OffloadFlags::UDP_TUNNEL_GSO_CSUM`]): when granted, the virtio
+    /// header grows to 24 bytes ([`Interface::vnet_hdr_len`]) and batched
+    /// receive splits tunnel super-packets into complete outer datagrams.
+    /// Older kernels refuse it and nothing changes;
+    /// [`Interface::offloads`] says what was granted.
     pub fn offload(mut self, on: bool) -> Self {
         self.offload = on;
+        self
+    }
+
+    /// Offer the UDP-tunnel offload with [`Self::offload`] (on by
+    /// default). Off: the device keeps the 10-byte header and the kernel
+    /// segments VXLAN and Geneve super-packets before they reach it, as on
+    /// kernels before 6.17.
+    pub fn udp_tunnel_offload(mut self, on: bool) -> Self {
+        self.no_tunnel_offload = !on;
         self
     }
 
@@ -458,7 +478,7 @@ impl DeviceBuilder {
         for fd in &fds[1..] {
             tun_sys::set_iff(fd.as_fd(), Some(&real), flags)?;
         }
-        let offload = negotiate_offload(fds[0].as_fd(), self.offload)
+        let offload = negotiate_offload(fds[0].as_fd(), self.offload, !self.no_tunnel_offload)
             .map_err(|e| Error::Sys(e.with_interface(real)))?;
 
         let fd0 = fds[0].as_fd();
@@ -500,7 +520,13 @@ impl DeviceBuilder {
         }
         drop(guard.disarm());
 
-        let iface = Interface::new(tun_fd, real, index, Some(nl), flags, offload, mtu);
+        let vnet_len = if offload.contains(OffloadFlags::UDP_TUNNEL_GSO) {
+            VirtioNetHdrV1HashTunnel::LEN
+        } else {
+            tun_offload::VirtioNetHdr::LEN
+        };
+        let negotiated = Negotiated { offload, vnet_len };
+        let iface = Interface::new(tun_fd, real, index, Some(nl), flags, negotiated, mtu);
         let queues = fds
             .into_iter()
             .enumerate()
@@ -535,14 +561,22 @@ impl Drop for CreatedGuard<'_> {
     }
 }
 
-/// Offer the offloads, dropping USO and TSO_ECN in turn when refused;
-/// with offload off, clear any mask a persistent device kept.
+/// The header size with the UDP-tunnel offload
+/// (`struct virtio_net_hdr_v1_hash_tunnel`, drivers/net/tun_vnet.h
+/// TUN_VNET_TNL_SIZE).
+const TUNNEL_VNET_HDR_SIZE: i32 = VirtioNetHdrV1HashTunnel::LEN as i32;
+
+/// Offer the offloads, dropping USO and TSO_ECN in turn when refused, then
+/// (with `tunnel`) the UDP-tunnel offload on top; with offload off, clear
+/// any mask and header size a persistent device kept.
 fn negotiate_offload(
     fd: BorrowedFd<'_>,
     offload: bool,
+    tunnel: bool,
 ) -> core::result::Result<OffloadFlags, tun_sys::Error> {
     if !offload {
         tun_sys::set_offload(fd, OffloadFlags::empty())?;
+        tun_sys::set_vnet_hdr_size(fd, tun_sys::DEFAULT_VNET_HDR_SIZE)?;
         return Ok(OffloadFlags::empty());
     }
     // The header layout this crate reads and writes.
@@ -550,17 +584,41 @@ fn negotiate_offload(
     #[cfg(target_endian = "big")]
     tun_sys::set_vnet_le(fd, true)?;
     let mut last = None;
+    let mut plain = None;
     for want in OFFLOAD_WANTED {
         match tun_sys::set_offload(fd, want) {
-            Ok(()) => return Ok(want),
+            Ok(()) => {
+                plain = Some(want);
+                break;
+            }
             Err(e) if e.errno() == libc::EINVAL => last = Some(e),
             Err(e) => return Err(e),
         }
     }
-    Err(last.unwrap_or(tun_sys::Error::new(
-        tun_sys::Op::TunSetOffload,
-        libc::EINVAL,
-    )))
+    let Some(plain) = plain else {
+        return Err(last.unwrap_or(tun_sys::Error::new(
+            tun_sys::Op::TunSetOffload,
+            libc::EINVAL,
+        )));
+    };
+    if !tunnel {
+        return Ok(plain);
+    }
+    // The header grows first: with the tunnel offload on and a 10-byte
+    // header, every read of a tunnel super-packet fails (EFAULT on 6.18).
+    // Kernels before 6.17 refuse the unknown bits with EINVAL and keep the
+    // plain mask; the header goes back to 10 bytes then.
+    let with_tunnel = plain | OffloadFlags::UDP_TUNNEL;
+    tun_sys::set_vnet_hdr_size(fd, TUNNEL_VNET_HDR_SIZE)?;
+    match tun_sys::set_offload(fd, with_tunnel) {
+        Ok(()) => Ok(with_tunnel),
+        Err(e) if e.errno() == libc::EINVAL => {
+            tun_sys::set_vnet_hdr_size(fd, tun_sys::DEFAULT_VNET_HDR_SIZE)?;
+            tun_sys::set_offload(fd, plain)?;
+            Ok(plain)
+        }
+        Err(e) => Err(e),
+    }
 }
 
 /// An open TUN/TAP device: its [`Interface`] (configuration and state:
@@ -604,15 +662,26 @@ impl Device {
         // for it means IFF_NOFILTER); persistence and a detached queue are
         // states, not flags to open with.
         let mut flags = got & CHECKED_FLAGS;
-        let offload = if flags.contains(TunFlags::VNET_HDR) {
+        let (offload, vnet_len) = if flags.contains(TunFlags::VNET_HDR) {
             let size = tun_sys::get_vnet_hdr_size(fd.as_fd())
                 .map_err(|e| Error::Sys(e.with_interface(name)))?;
-            if size != tun_sys::DEFAULT_VNET_HDR_SIZE {
-                return Err(Error::config(Some(name), ConfigError::VnetHdrSize { size }));
+            // Without the tunnel offload named, either size this crate
+            // reads and writes will do (the mask given may be unknown).
+            let expected =
+                if offload.contains(OffloadFlags::UDP_TUNNEL_GSO) || size == TUNNEL_VNET_HDR_SIZE {
+                    TUNNEL_VNET_HDR_SIZE
+                } else {
+                    tun_sys::DEFAULT_VNET_HDR_SIZE
+                };
+            if size != expected {
+                return Err(Error::config(
+                    Some(name),
+                    ConfigError::VnetHdrSize { size, expected },
+                ));
             }
-            offload
+            (offload, expected as usize)
         } else {
-            OffloadFlags::empty()
+            (OffloadFlags::empty(), 0)
         };
         rustix::io::ioctl_fionbio(&fd, true)
             .map_err(|e| Error::syscall(Syscall::Fionbio, Some(name), e))?;
@@ -646,7 +715,8 @@ impl Device {
         let tun_fd = fd
             .try_clone()
             .map_err(|e| Error::syscall_io(Syscall::Dup, Some(name), &e, libc::EMFILE))?;
-        let iface = Interface::new(tun_fd, name, index, nl, flags, offload, mtu);
+        let negotiated = Negotiated { offload, vnet_len };
+        let iface = Interface::new(tun_fd, name, index, nl, flags, negotiated, mtu);
         let queue = Queue::new(fd, iface.clone(), false).sharing_control();
         Ok(Device {
             iface,

@@ -5,7 +5,7 @@
 use core::fmt;
 use std::io;
 
-use tun_offload::PacketError;
+use tun_offload::{PacketError, TunnelError};
 use tun_sys::{InterfaceName, TunFlags};
 
 use crate::netlink::NetlinkError;
@@ -193,15 +193,20 @@ pub enum ConfigError {
     /// interface cannot be told apart from one that took its name or
     /// index, so configuration refuses to guess.
     NoQueue,
-    /// The virtio header size of an existing device is not the 10 bytes
-    /// this crate reads and writes.
+    /// The virtio header size of an existing device is not the one its
+    /// offloads need: 10 bytes, or 24 with the UDP-tunnel offload.
     VnetHdrSize {
         /// The size the kernel reported.
         size: i32,
+        /// The size the offloads given need.
+        expected: i32,
     },
     /// The call needs a device with offload (`IFF_VNET_HDR`) and without
     /// packet information.
     OffloadRequired,
+    /// A UDP-tunnel super-packet was handed to a device whose UDP-tunnel
+    /// offload was not granted (Linux before 6.17, or turned off).
+    TunnelOffloadRequired,
     /// Pass-through needs two devices with offload and the same offloads.
     OffloadMismatch {
         /// The offloads of the device read from.
@@ -256,12 +261,16 @@ impl fmt::Display for ConfigError {
                 "the device's first queue was closed: the interface can no longer be \
                  found through its fd (keep that queue open to configure it)",
             ),
-            ConfigError::VnetHdrSize { size } => {
-                write!(f, "virtio header size is {size} bytes, expected 10")
+            ConfigError::VnetHdrSize { size, expected } => {
+                write!(f, "virtio header size is {size} bytes, expected {expected}")
             }
             ConfigError::OffloadRequired => {
                 f.write_str("the call needs offload on (IFF_VNET_HDR) and packet information off")
             }
+            ConfigError::TunnelOffloadRequired => f.write_str(
+                "a UDP-tunnel super-packet needs the device's UDP-tunnel offload \
+                 (TUN_F_UDP_TUNNEL_GSO, Linux 6.17+), which it was not granted",
+            ),
             ConfigError::OffloadMismatch { from, to } => write!(
                 f,
                 "pass-through needs the same offloads on both devices ({from:?} and {to:?})"
@@ -428,6 +437,20 @@ pub enum Error {
         /// What was wrong.
         error: PacketError,
     },
+    /// A UDP-tunnel super-packet (VXLAN, Geneve) the kernel handed over
+    /// whose 24-byte virtio header does not match it, or one handed to a
+    /// send that is not what its header says. Nothing was handed out or
+    /// written for it; the device stays usable.
+    TunnelPacket {
+        /// The operation.
+        op: IoOp,
+        /// The interface.
+        interface: InterfaceName,
+        /// The packet's index in the batch (0 for single-packet calls).
+        index: usize,
+        /// What was wrong.
+        error: TunnelError,
+    },
     /// The kernel refused a packet handed to a send (EINVAL, EMSGSIZE): it
     /// was not written; the device stays usable.
     Rejected {
@@ -545,6 +568,7 @@ impl Error {
             Error::Netlink(e) => e.interface(),
             Error::Io { interface, .. }
             | Error::Packet { interface, .. }
+            | Error::TunnelPacket { interface, .. }
             | Error::Rejected { interface, .. }
             | Error::BufferTooSmall { interface, .. }
             | Error::FlagsMismatch { interface, .. }
@@ -576,7 +600,9 @@ impl Error {
             } => ErrorKind::AlreadyExists,
             Error::Config { .. } | Error::FlagsMismatch { .. } => ErrorKind::InvalidConfig,
             Error::Batch { .. } => ErrorKind::InvalidInput,
-            Error::Packet { .. } | Error::Rejected { .. } => ErrorKind::BadPacket,
+            Error::Packet { .. } | Error::TunnelPacket { .. } | Error::Rejected { .. } => {
+                ErrorKind::BadPacket
+            }
             Error::BufferTooSmall { .. } => ErrorKind::BufferTooSmall,
             Error::NotTun { kind: None, .. } => ErrorKind::NotFound,
             Error::Interrupted { .. } => ErrorKind::Interrupted,
@@ -707,6 +733,15 @@ impl fmt::Display for Error {
                 f,
                 "{op} on {interface}: packet {index} is malformed: {error}"
             ),
+            Error::TunnelPacket {
+                op,
+                interface,
+                index,
+                error,
+            } => write!(
+                f,
+                "{op} on {interface}: tunnel super-packet {index} is malformed: {error}"
+            ),
             Error::Rejected {
                 op,
                 interface,
@@ -756,6 +791,7 @@ impl std::error::Error for Error {
             Error::Sys(e) => Some(e),
             Error::Netlink(e) => Some(e),
             Error::Packet { error, .. } => Some(error),
+            Error::TunnelPacket { error, .. } => Some(error),
             Error::Config { error, .. } => Some(error),
             Error::Batch { error, .. } => Some(error),
             _ => None,

@@ -50,8 +50,12 @@ pub(crate) struct Shared {
     name: Mutex<InterfaceName>,
     flags: TunFlags,
     offload: OffloadFlags,
+    /// Bytes of virtio header on the wire (0, 10, 24), as the kernel
+    /// was set (`TUNSETVNETHDRSZ`) or reported it.
+    vnet_len: usize,
     pub(crate) coalesce_tcp: AtomicBool,
     pub(crate) coalesce_udp: AtomicBool,
+    pub(crate) coalesce_tunnel: AtomicBool,
     pub(crate) gso_fallbacks: AtomicU64,
     pub(crate) rx_invalid: AtomicU64,
     /// The MTU as last set or read; sizes the zero-copy part of a read.
@@ -59,6 +63,15 @@ pub(crate) struct Shared {
     /// The queue whose fd `tun_fd` duplicates was dropped and detached
     /// (multi-queue): the fd no longer names the device.
     pub(crate) detached: AtomicBool,
+}
+
+/// What the offload negotiation settled: the offloads granted and the
+/// virtio header size they need.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Negotiated {
+    pub(crate) offload: OffloadFlags,
+    /// Bytes of virtio header (10, or 24 with the UDP-tunnel offload).
+    pub(crate) vnet_len: usize,
 }
 
 /// The interface of a device: configuration and negotiated state, shared by
@@ -94,7 +107,7 @@ impl Interface {
         index: u32,
         nl: Option<Netlink>,
         flags: TunFlags,
-        offload: OffloadFlags,
+        Negotiated { offload, vnet_len }: Negotiated,
         mtu: u32,
     ) -> Self {
         Self {
@@ -108,8 +121,18 @@ impl Interface {
                 name: Mutex::new(name),
                 flags,
                 offload,
+                vnet_len: if flags.contains(TunFlags::VNET_HDR) {
+                    vnet_len
+                } else {
+                    0
+                },
                 coalesce_tcp: AtomicBool::new(!offload.is_empty()),
                 coalesce_udp: AtomicBool::new(!offload.is_empty()),
+                // TUN refuses coalesced tunnel writes (see
+                // `set_tunnel_coalescing`): on for TAP alone.
+                coalesce_tunnel: AtomicBool::new(
+                    offload.contains(OffloadFlags::UDP_TUNNEL_GSO) && flags.contains(TunFlags::TAP),
+                ),
                 gso_fallbacks: AtomicU64::new(0),
                 rx_invalid: AtomicU64::new(0),
                 mtu_hint: AtomicU32::new(mtu),
@@ -227,9 +250,20 @@ impl Interface {
     }
 
     /// The offloads the kernel granted (`TUNSETOFFLOAD`); empty when
-    /// offload is off. USO is absent on kernels before 6.2.
+    /// offload is off. USO is absent on kernels before 6.2, the UDP-tunnel
+    /// offload ([`OffloadFlags::UDP_TUNNEL_GSO`] and
+    /// [`OffloadFlags::UDP_TUNNEL_GSO_CSUM`]) before 6.17 or when the
+    /// builder turned it off.
     pub fn offloads(&self) -> OffloadFlags {
         self.shared.offload
+    }
+
+    /// Bytes of virtio header in front of every packet on the wire: 0
+    /// without offload, 10 (`struct virtio_net_hdr`), or 24
+    /// (`struct virtio_net_hdr_v1_hash_tunnel`) with the UDP-tunnel
+    /// offload, whose super-packets need the tunnel offsets.
+    pub fn vnet_hdr_len(&self) -> usize {
+        self.shared.vnet_len
     }
 
     /// Whether packets carry a virtio-net header on the wire.
@@ -277,6 +311,26 @@ impl Interface {
     pub fn set_udp_coalescing(&self, on: bool) {
         let on = on && !self.shared.offload.is_empty();
         self.shared.coalesce_udp.store(on, Ordering::Relaxed);
+    }
+
+    /// Whether batched sends coalesce the VXLAN and Geneve datagrams of a
+    /// tunnel flow into UDP-tunnel super-packets
+    /// ([`tun_offload::coalesce_tunnel`]). On by default on a TAP whose
+    /// tunnel offload was granted; off on a TUN, which refuses them.
+    pub fn tunnel_coalescing(&self) -> bool {
+        self.shared.coalesce_tunnel.load(Ordering::Relaxed)
+    }
+
+    /// Turn coalescing of tunnel datagrams on or off (on needs the
+    /// UDP-tunnel offload). Linux 6.18's TUN devices refuse every such
+    /// write with EINVAL (`virtio_net_hdr_tnl_to_skb` counts an Ethernet
+    /// header in the outer offset even on a TUN): turned on there, the
+    /// first refused write turns it off again and its datagrams are
+    /// written one by one (counted in
+    /// [`DeviceStats::gso_write_fallbacks`]), nothing lost.
+    pub fn set_tunnel_coalescing(&self, on: bool) {
+        let on = on && self.shared.offload.contains(OffloadFlags::UDP_TUNNEL_GSO);
+        self.shared.coalesce_tunnel.store(on, Ordering::Relaxed);
     }
 
     /// The device's counters.

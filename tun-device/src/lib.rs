@@ -84,6 +84,36 @@
 //! is cleared (`TUNSETOFFLOAD 0`), so a persistent device that had offload
 //! on does not keep handing over super-packets.
 //!
+//! # UDP-tunnel offload (Linux 6.17+)
+//!
+//! Then `TUN_F_UDP_TUNNEL_GSO|TUN_F_UDP_TUNNEL_GSO_CSUM` is offered on top
+//! of what was granted, after the virtio header was set to the 24 bytes of
+//! `struct virtio_net_hdr_v1_hash_tunnel` (`TUNSETVNETHDRSZ`: with the
+//! offload on and a shorter header the kernel fails every read of a tunnel
+//! super-packet). A kernel that refuses it keeps the plain mask and the
+//! header goes back to 10 bytes; [`Interface::offloads`] and
+//! [`Interface::vnet_hdr_len`] say which. [`DeviceBuilder::udp_tunnel_offload`]
+//! leaves it out. Granted, a VXLAN or Geneve device routed over this one
+//! hands its TSO and UDP_SEGMENT output over as tunnel super-packets (outer
+//! IP, UDP, tunnel header, inner Ethernet, inner super-packet), and:
+//!
+//! - [`Queue::recv_batch`] and [`Queue::recv`] split them into complete
+//!   outer datagrams (`tun_offload::TunnelGsoPacket`: outer and inner
+//!   lengths, IDs and checksums per segment; [`RecvStats::tunnel_super_packets`]
+//!   counts them);
+//! - [`Queue::send_batch`] on a TAP coalesces consecutive datagrams of one
+//!   tunnel flow back into a tunnel super-packet
+//!   ([`Interface::tunnel_coalescing`], `tun_offload::coalesce_tunnel`,
+//!   [`SendReport::tunnel_writes`]). A TUN does not: Linux 6.18's TUN
+//!   refuses every tunnel super-packet with a plain outer header
+//!   (`virtio_net_hdr_tnl_to_skb` in include/linux/virtio_net.h counts an
+//!   Ethernet header in its minimum outer offset), so there the datagrams
+//!   go out as they are, or merged as plain UDP (USO) when their checksums
+//!   are vouched for;
+//! - [`Queue::recv_gso`] and [`Queue::send_gso`] take and give the 24-byte
+//!   header; the pass-through [`relay`] splits a tunnel super-packet its
+//!   output refused, and every later one, in user space.
+//!
 //! # TAP with offload
 //!
 //! A TAP (`DeviceBuilder::tap`) takes offload like a TUN: the kernel then
@@ -121,6 +151,8 @@ mod privilege;
 mod queue;
 pub mod relay;
 mod rx;
+#[cfg(test)]
+mod test_packets;
 mod tx;
 
 pub use device::{Device, DeviceBuilder, Mode};

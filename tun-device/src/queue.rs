@@ -15,7 +15,7 @@ use std::sync::{Mutex, PoisonError};
 use rustix::event::{PollFd, PollFlags};
 use rustix::io::Errno;
 use tun_offload::framing::PacketInfo;
-use tun_offload::{GsoType, HdrFlags, PacketError, VirtioNetHdr};
+use tun_offload::{GsoType, HdrFlags, PacketError, VirtioNetHdr, VirtioNetHdrV1HashTunnel};
 use tun_sys::{InterfaceName, OffloadFlags, TunFlags};
 
 use crate::error::{BatchError, ConfigError, Error, IoOp, Result};
@@ -117,6 +117,7 @@ impl Queue {
         Framing {
             pi: !flags.contains(TunFlags::NO_PI),
             vnet: flags.contains(TunFlags::VNET_HDR),
+            tunnel: self.iface.vnet_hdr_len() == VirtioNetHdrV1HashTunnel::LEN,
             l2: flags.contains(TunFlags::TAP),
             mtu: self.iface.mtu_hint(),
         }
@@ -346,7 +347,7 @@ impl Queue {
     pub fn send_vectored(&self, bufs: &[IoSlice<'_>]) -> Result<usize> {
         let framing = self.framing();
         let len: usize = bufs.iter().map(|b| b.len()).sum();
-        let mut prefix = [0u8; PI_LEN + VirtioNetHdr::LEN];
+        let mut prefix = [0u8; PREFIX_MAX];
         let mut p = 0;
         if framing.pi {
             let first = bufs
@@ -357,10 +358,8 @@ impl Queue {
             prefix[..PI_LEN].copy_from_slice(&pi.to_bytes());
             p += PI_LEN;
         }
-        if framing.vnet {
-            // Already zero: no offload requested for this packet.
-            p += VirtioNetHdr::LEN;
-        }
+        // Already zero: no offload requested for this packet.
+        p += framing.vnet_len();
         let res = if bufs.len() + 1 > MAX_IOV {
             let mut frame = Vec::with_capacity(p + len);
             frame.extend_from_slice(&prefix[..p]);
@@ -386,20 +385,26 @@ impl Queue {
     /// (decoded) and the packet, possibly a super-packet, untouched (for a
     /// relay that passes super-packets through, or a caller that runs the
     /// split itself). Needs offload on. On a TAP it is an Ethernet frame,
-    /// and the header counts `csum_start` from the frame start
-    /// ([`tun_offload::split_frame`] takes it).
-    pub fn recv_gso(&self, buf: &mut [u8]) -> Result<(VirtioNetHdr, usize)> {
+    /// and the header counts `csum_start` from the frame start.
+    ///
+    /// The header comes in its 24-byte form whatever the device's size
+    /// ([`Interface::vnet_hdr_len`]): its `hdr` field is the 10-byte
+    /// header, and the tunnel offsets are non-zero only for a UDP-tunnel
+    /// super-packet of a device with that offload.
+    /// [`tun_offload::split_tunnel`] splits either kind.
+    pub fn recv_gso(&self, buf: &mut [u8]) -> Result<(VirtioNetHdrV1HashTunnel, usize)> {
         self.require_vnet()?;
-        let mut hdr = [0u8; VirtioNetHdr::LEN];
+        let hl = self.framing().vnet_len();
+        let mut hdr = [0u8; VirtioNetHdrV1HashTunnel::LEN];
         let mut overflow = [0u8; 1];
         let cap = buf.len();
         let mut iov = [
-            IoSliceMut::new(&mut hdr),
+            IoSliceMut::new(&mut hdr[..hl]),
             IoSliceMut::new(buf),
             IoSliceMut::new(&mut overflow),
         ];
         let n = self.readv(&mut iov, IoOp::Recv, !self.is_nonblocking())?;
-        let len = n.saturating_sub(VirtioNetHdr::LEN);
+        let len = n.saturating_sub(hl);
         if len > cap {
             return Err(Error::BufferTooSmall {
                 op: IoOp::Recv,
@@ -408,8 +413,9 @@ impl Queue {
                 available: cap,
             });
         }
+        // The tunnel offsets of a 10-byte header stay zero.
         Ok((
-            VirtioNetHdr::decode(&hdr).unwrap_or(VirtioNetHdr::ZERO),
+            VirtioNetHdrV1HashTunnel::decode(&hdr).unwrap_or_default(),
             len,
         ))
     }
@@ -418,20 +424,52 @@ impl Queue {
     /// kernel segments, or a partial checksum it completes). Needs offload
     /// on. The kernel checks the header against the packet and refuses a
     /// mismatch with [`ErrorKind::BadPacket`](crate::ErrorKind::BadPacket).
-    pub fn send_gso(&self, hdr: &VirtioNetHdr, packet: &[u8]) -> Result<usize> {
+    ///
+    /// The header is the 24-byte form [`Self::recv_gso`] returns
+    /// ([`VirtioNetHdrV1HashTunnel::plain`] makes one from a 10-byte
+    /// header); a device without the UDP-tunnel offload gets its first 10
+    /// bytes, and refuses a tunnel super-packet
+    /// ([`ConfigError::TunnelOffloadRequired`]). Linux 6.18's TUN devices
+    /// refuse tunnel super-packets with a plain outer header
+    /// ([`ErrorKind::BadPacket`](crate::ErrorKind::BadPacket), EINVAL;
+    /// see [`tun_offload::TunnelGsoPacket`]); TAP devices take them.
+    pub fn send_gso(&self, hdr: &VirtioNetHdrV1HashTunnel, packet: &[u8]) -> Result<usize> {
         self.require_vnet()?;
+        let framing = self.framing();
+        let bad = |error| Error::Packet {
+            op: IoOp::Send,
+            interface: self.name(),
+            index: 0,
+            error,
+        };
         // The kernel takes a header that does not describe the packet and
         // drops the packet later, silently: check it here.
-        if let Err(error) = check_header(hdr, packet, self.framing().l2) {
-            return Err(Error::Packet {
-                op: IoOp::Send,
-                interface: self.name(),
-                index: 0,
-                error,
-            });
+        if hdr.hdr.gso_type().udp_tunnel() != 0 {
+            if !framing.tunnel {
+                return Err(Error::config(
+                    Some(self.name()),
+                    ConfigError::TunnelOffloadRequired,
+                ));
+            }
+            let parsed = if framing.l2 {
+                tun_offload::TunnelGsoPacket::parse_frame(hdr, packet)
+            } else {
+                tun_offload::TunnelGsoPacket::parse(hdr, packet)
+            };
+            if let Err(error) = parsed {
+                return Err(Error::TunnelPacket {
+                    op: IoOp::Send,
+                    interface: self.name(),
+                    index: 0,
+                    error,
+                });
+            }
+        } else {
+            check_header(&hdr.hdr, packet, framing.l2).map_err(bad)?;
         }
-        let h = hdr.to_bytes();
-        let iov = [IoSlice::new(&h), IoSlice::new(packet)];
+        let bytes = hdr.to_bytes();
+        let h = &bytes[..framing.vnet_len()];
+        let iov = [IoSlice::new(h), IoSlice::new(packet)];
         match self.writev(&iov) {
             Ok(_) => Ok(packet.len()),
             Err(e) => Err(self.send_error(IoOp::Send, 0, e)),
@@ -576,6 +614,15 @@ impl Queue {
                 available,
             },
             RxFault::Bad { index, error } => self.bad_packet(op, index, error),
+            RxFault::BadTunnel { index, error } => {
+                self.count_bad();
+                Error::TunnelPacket {
+                    op,
+                    interface: self.name(),
+                    index,
+                    error,
+                }
+            }
         };
         if *n > 0 {
             st.deferred = Some(e);
@@ -633,11 +680,15 @@ impl Queue {
         }
     }
 
-    fn bad_packet(&self, op: IoOp, index: usize, error: PacketError) -> Error {
+    fn count_bad(&self) {
         self.interface()
             .shared
             .rx_invalid
             .fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn bad_packet(&self, op: IoOp, index: usize, error: PacketError) -> Error {
+        self.count_bad();
         Error::Packet {
             op,
             interface: self.name(),
@@ -695,11 +746,14 @@ impl Queue {
         let tx = TxFraming {
             pi: framing.pi,
             vnet: framing.vnet,
+            tunnel: framing.tunnel,
             l2: framing.l2,
             tcp: iface.tcp_coalescing(),
             udp: iface.udp_coalescing()
                 && offloads.contains(OffloadFlags::USO4 | OffloadFlags::USO6),
             ecn: offloads.contains(OffloadFlags::TSO_ECN),
+            tunnel_gro: iface.tunnel_coalescing(),
+            outer_csum: offloads.contains(OffloadFlags::UDP_TUNNEL_GSO_CSUM),
         };
         st.prepare(bufs, lens, offset, tx)
             .map_err(|e| self.batch_error(IoOp::SendBatch, e))
@@ -740,6 +794,11 @@ impl Queue {
                     let shared = &self.interface().shared;
                     shared.coalesce_tcp.store(false, Ordering::Relaxed);
                     shared.coalesce_udp.store(false, Ordering::Relaxed);
+                    shared.gso_fallbacks.fetch_add(1, Ordering::Relaxed);
+                }
+                Ok(Written::TunnelRefallback) => {
+                    let shared = &self.interface().shared;
+                    shared.coalesce_tunnel.store(false, Ordering::Relaxed);
                     shared.gso_fallbacks.fetch_add(1, Ordering::Relaxed);
                 }
                 Err(Failed::Rejected { index, errno }) | Err(Failed::Io { index, errno }) => {

@@ -19,7 +19,9 @@ use std::io::IoSlice;
 use rustix::io::Errno;
 use tun_offload::framing::{PLAIN_HDR, PacketInfo};
 use tun_offload::gro::GroStats;
-use tun_offload::{GroTable, VirtioNetHdr};
+use tun_offload::{
+    GroTable, TunnelCoalesce, TunnelProto, VirtioNetHdr, VirtioNetHdrV1HashTunnel, coalesce_tunnel,
+};
 
 use crate::error::BatchError;
 
@@ -43,15 +45,25 @@ pub(crate) fn packet_info(l2: bool, packet: &[u8]) -> PacketInfo {
 
 /// The longest prefix a queue puts in front of a packet: packet
 /// information, then the virtio header.
-pub(crate) const PREFIX_MAX: usize = PacketInfo::LEN + VirtioNetHdr::LEN;
+pub(crate) const PREFIX_MAX: usize = PacketInfo::LEN + VirtioNetHdrV1HashTunnel::LEN;
+
+/// The 24-byte header that asks for nothing (a packet written as it is on
+/// a device with the UDP-tunnel offload).
+static PLAIN_TUNNEL_HDR: [u8; VirtioNetHdrV1HashTunnel::LEN] = [0; VirtioNetHdrV1HashTunnel::LEN];
+
+/// Room for one coalesced tunnel run: the largest outer IP packet and a
+/// tagged Ethernet header.
+const TUNNEL_RUN_ROOM: usize = 0xffff + tun_offload::frame::MAX_L2_LEN;
 
 /// What a queue puts in front of each packet and whether it coalesces.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub(crate) struct TxFraming {
     /// Packet information (`IFF_NO_PI` off).
     pub(crate) pi: bool,
-    /// The 10-byte virtio header (`IFF_VNET_HDR`).
+    /// The virtio header (`IFF_VNET_HDR`): 10 bytes, or 24 with `tunnel`.
     pub(crate) vnet: bool,
+    /// The UDP-tunnel offload was granted: the 24-byte header.
+    pub(crate) tunnel: bool,
     /// A TAP: packets are Ethernet frames.
     pub(crate) l2: bool,
     /// Coalesce TCP runs (needs `vnet` without `pi`).
@@ -60,12 +72,77 @@ pub(crate) struct TxFraming {
     pub(crate) udp: bool,
     /// TSO_ECN granted: a CWR segment may start a run.
     pub(crate) ecn: bool,
+    /// Coalesce the VXLAN/Geneve datagrams of a tunnel flow into tunnel
+    /// super-packets (needs `tunnel`).
+    pub(crate) tunnel_gro: bool,
+    /// `TUN_F_UDP_TUNNEL_GSO_CSUM` granted: datagrams with an outer UDP
+    /// checksum may merge, the kernel computing it per segment.
+    pub(crate) outer_csum: bool,
 }
 
 impl TxFraming {
     fn coalesces(self) -> bool {
-        self.vnet && !self.pi && (self.tcp || self.udp)
+        self.vnet && !self.pi && (self.tcp || self.udp || self.tunnel_gro)
     }
+
+    /// The header in front of a packet written as it is.
+    fn plain_hdr(self) -> &'static [u8] {
+        if self.tunnel {
+            &PLAIN_TUNNEL_HDR
+        } else {
+            &PLAIN_HDR
+        }
+    }
+}
+
+/// Whether `pkt` (a TUN packet, or a TAP frame with `l2`) may be a VXLAN or
+/// Geneve datagram: UDP behind an outer IP header without options or
+/// extension headers, and a payload that starts like either tunnel header
+/// with room for an inner Ethernet header. [`coalesce_tunnel`] checks the
+/// rest.
+fn maybe_tunnel(pkt: &[u8], l2: bool) -> bool {
+    let ip = if l2 {
+        match tun_offload::frame::ip_offset(pkt) {
+            Some(at) => &pkt[at..],
+            None => return false,
+        }
+    } else {
+        pkt
+    };
+    let udp = match ip.first().map(|b| b >> 4) {
+        Some(4) if ip.len() >= 20 && ip[0] == 0x45 && ip[9] == 17 => 20,
+        Some(6) if ip.len() >= 40 && ip[6] == 17 => 40,
+        _ => return false,
+    };
+    // UDP (8), the tunnel header (8), an inner Ethernet header (14).
+    let Some(tnl) = ip.get(udp + 8..udp + 8 + 8 + 14) else {
+        return false;
+    };
+    let vxlan = tnl[0] & 0x08 != 0;
+    let geneve = tnl[0] >> 6 == 0 && tnl[2..4] == [0x65, 0x58];
+    vxlan || geneve
+}
+
+/// The writes of a coalesced batch, in order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PlannedWrite {
+    /// Run `k` of the table's plan.
+    Run(usize),
+    /// Tunnel run `k` of [`SendState::tunnel_runs`].
+    Tunnel(usize),
+}
+
+/// A tunnel run, coalesced into the state's arena.
+#[derive(Debug, Clone, Copy)]
+struct TunnelWrite {
+    /// The batch index of its first datagram.
+    first: usize,
+    /// Datagrams it carries (at least two).
+    count: usize,
+    /// Where the super-packet lies in the arena.
+    start: usize,
+    len: usize,
+    hdr: [u8; VirtioNetHdrV1HashTunnel::LEN],
 }
 
 /// What a batched send did.
@@ -77,6 +154,10 @@ pub struct SendReport {
     /// Writes made (one per coalesced packet, plus the packets of refused
     /// coalesced writes written one by one).
     pub writes: usize,
+    /// Of those, UDP-tunnel super-packets (VXLAN or Geneve datagrams
+    /// coalesced, [`Interface::tunnel_coalescing`](crate::Interface::tunnel_coalescing))
+    /// the kernel took.
+    pub tunnel_writes: usize,
     /// IP bytes handed in (Ethernet frames on a TAP), headers of the queue
     /// excluded.
     pub bytes: usize,
@@ -90,6 +171,9 @@ pub(crate) enum Written {
     /// The kernel refused a coalesced write: its packets come one by one
     /// next, and coalescing should be switched off for the device.
     Refallback,
+    /// The same for a coalesced tunnel write: tunnel coalescing should be
+    /// switched off (the plain kind goes on).
+    TunnelRefallback,
 }
 
 /// A write that did not work, as [`SendState::complete`] sorts it.
@@ -119,6 +203,11 @@ pub struct SendState {
     batch: (usize, usize),
     /// The first packet of each frame of the batch, in write order.
     heads: Vec<usize>,
+    /// What each write is, when the batch was coalesced.
+    plan: Vec<PlannedWrite>,
+    /// The tunnel runs of the batch, and the arena holding them.
+    tunnel_runs: Vec<TunnelWrite>,
+    arena: Vec<u8>,
     /// The next frame to write.
     next: usize,
     /// Inside a refused coalesced run: the next of its packets to write
@@ -157,6 +246,9 @@ impl SendState {
             framing: TxFraming::default(),
             batch: (0, 0),
             heads: Vec::new(),
+            plan: Vec::new(),
+            tunnel_runs: Vec::new(),
+            arena: Vec::new(),
             next: 0,
             fallback: None,
             rejected: Vec::new(),
@@ -202,6 +294,8 @@ impl SendState {
     /// Drop what is left of the batch.
     pub fn clear(&mut self) {
         self.heads.clear();
+        self.plan.clear();
+        self.tunnel_runs.clear();
         self.rejected.clear();
         self.fallback = None;
         self.next = 0;
@@ -273,11 +367,20 @@ impl SendState {
         self.report = SendReport {
             packets: 0,
             writes: 0,
+            tunnel_writes: 0,
             bytes,
         };
         if framing.coalesces() {
+            // Tunnel datagrams are UDP: left to the plain rules they would
+            // merge as plain UDP. In a batch that has some, the table
+            // merges TCP alone and the tunnel runs are made below.
+            let tunnel = framing.tunnel_gro
+                && bufs
+                    .iter()
+                    .zip(lens)
+                    .any(|(b, &len)| maybe_tunnel(&b.as_ref()[offset..offset + len], framing.l2));
             self.table.set_tcp_gro(framing.tcp);
-            self.table.set_udp_gro(framing.udp);
+            self.table.set_udp_gro(framing.udp && !tunnel);
             self.table.set_frames(framing.l2);
             self.table.set_tcp_ecn(framing.ecn);
             self.table.set_checksums_verified(self.verified);
@@ -285,12 +388,102 @@ impl SendState {
                 .table
                 .plan(bufs, lens, offset)
                 .map_err(BatchError::Coalescing)?;
-            self.heads.extend(plan.iter().map(|run| run.first()));
+            if tunnel {
+                self.plan_tunnel_runs(bufs, lens, offset, framing);
+            } else {
+                self.heads.extend(plan.iter().map(|run| run.first()));
+                self.plan.extend((0..plan.len()).map(PlannedWrite::Run));
+            }
         } else {
             self.heads.extend(0..bufs.len());
         }
         self.batch = (bufs.len(), offset);
         Ok(())
+    }
+
+    /// The frames of a batch with tunnel datagrams: the table's runs, and
+    /// each stretch of consecutive datagrams it left alone that coalesces
+    /// into a tunnel super-packet of two or more.
+    fn plan_tunnel_runs<B: AsRef<[u8]>>(
+        &mut self,
+        bufs: &[B],
+        lens: &[usize],
+        offset: usize,
+        framing: TxFraming,
+    ) {
+        let plan = self.table.planned();
+        let packet = |i: usize| &bufs[i].as_ref()[offset..offset + lens[i]];
+        let alone = |k: usize| plan.get(k).filter(|r| !r.is_merged()).map(|r| r.first());
+        let mut cfg = TunnelCoalesce {
+            proto: TunnelProto::Vxlan,
+            frames: framing.l2,
+            udp_gro: framing.udp,
+            outer_csum: framing.outer_csum,
+        };
+        let mut k = 0;
+        while k < plan.len() {
+            let first = alone(k).filter(|&i| maybe_tunnel(packet(i), framing.l2));
+            let Some(first) = first else {
+                self.heads.push(plan.get(k).map_or(0, |r| r.first()));
+                self.plan.push(PlannedWrite::Run(k));
+                k += 1;
+                continue;
+            };
+            // The datagrams behind it, each alone in the plan and next in
+            // the batch.
+            let mut count = 1;
+            while alone(k + count) == Some(first + count) {
+                count += 1;
+            }
+            let pkts: Vec<&[u8]> = (first..first + count).map(packet).collect();
+            let at = self.tunnel_runs.last().map_or(0, |t| t.start + t.len);
+            if self.arena.len() < at + TUNNEL_RUN_ROOM {
+                self.arena.resize(at + TUNNEL_RUN_ROOM, 0);
+            }
+            let out = &mut self.arena[at..at + TUNNEL_RUN_ROOM];
+            let run = [TunnelProto::Vxlan, TunnelProto::Geneve]
+                .into_iter()
+                .find_map(|proto| {
+                    cfg.proto = proto;
+                    coalesce_tunnel(&cfg, &pkts, out).ok()
+                })
+                .filter(|run| run.count > 1);
+            match run {
+                Some(run) => {
+                    self.heads.push(first);
+                    self.plan.push(PlannedWrite::Tunnel(self.tunnel_runs.len()));
+                    self.tunnel_runs.push(TunnelWrite {
+                        first,
+                        count: run.count,
+                        start: at,
+                        len: run.len,
+                        hdr: run.hdr.to_bytes(),
+                    });
+                    k += run.count;
+                }
+                None => {
+                    self.heads.push(first);
+                    self.plan.push(PlannedWrite::Run(k));
+                    k += 1;
+                }
+            }
+        }
+    }
+
+    /// The plan's run behind frame `k` (None for a tunnel frame).
+    fn planned_run(&self, k: usize) -> Option<tun_offload::gro::PlannedRun<'_>> {
+        match self.plan.get(k)? {
+            PlannedWrite::Run(r) => self.table.planned().get(*r),
+            PlannedWrite::Tunnel(_) => None,
+        }
+    }
+
+    /// The tunnel run behind frame `k`.
+    fn tunnel_run(&self, k: usize) -> Option<&TunnelWrite> {
+        match self.plan.get(k)? {
+            PlannedWrite::Tunnel(t) => self.tunnel_runs.get(*t),
+            PlannedWrite::Run(_) => None,
+        }
     }
 
     /// Check that `bufs` and `offset` are the batch [`Self::prepare`] saw.
@@ -351,8 +544,9 @@ impl SendState {
                 p += PacketInfo::LEN;
             }
             if self.framing.vnet {
-                prefix[p..p + VirtioNetHdr::LEN].copy_from_slice(&PLAIN_HDR);
-                p += VirtioNetHdr::LEN;
+                let hdr = self.framing.plain_hdr();
+                prefix[p..p + hdr.len()].copy_from_slice(hdr);
+                p += hdr.len();
             }
             if p > 0 {
                 iov.push(IoSlice::new(&prefix[..p]));
@@ -360,17 +554,42 @@ impl SendState {
             iov.push(IoSlice::new(pkt));
             return Ok(Some(head));
         }
-        let run = self
-            .table
-            .planned()
-            .get(self.next)
-            .ok_or(BatchError::NotThePreparedBatch {
-                prepared: self.heads.len(),
-                given: bufs.len(),
-            })?;
+        let not_prepared = BatchError::NotThePreparedBatch {
+            prepared: self.heads.len(),
+            given: bufs.len(),
+        };
+        if let Some(t) = self.tunnel_run(self.next) {
+            return match self.fallback {
+                None => {
+                    iov.push(IoSlice::new(&t.hdr));
+                    iov.push(IoSlice::new(&self.arena[t.start..t.start + t.len]));
+                    Ok(Some(head))
+                }
+                Some(pos) if pos < t.count => {
+                    iov.push(IoSlice::new(self.framing.plain_hdr()));
+                    iov.push(IoSlice::new(packet(t.first + pos)?));
+                    Ok(Some(t.first + pos))
+                }
+                Some(_) => Ok(None),
+            };
+        }
+        let run = self.planned_run(self.next).ok_or(not_prepared)?;
         match self.fallback {
             None => {
-                let slices = run.slices(bufs).map_err(BatchError::Coalescing)?;
+                let mut slices = run.slices(bufs).map_err(BatchError::Coalescing)?;
+                if self.framing.tunnel {
+                    // The table's head starts with the 10-byte header: the
+                    // 24-byte one has the same fields in front and zero
+                    // tunnel offsets behind.
+                    let lead = slices.next().unwrap_or_default();
+                    let (hdr, rest) = lead.split_at(VirtioNetHdr::LEN.min(lead.len()));
+                    prefix[..VirtioNetHdrV1HashTunnel::LEN].fill(0);
+                    prefix[..hdr.len()].copy_from_slice(hdr);
+                    iov.push(IoSlice::new(&prefix[..VirtioNetHdrV1HashTunnel::LEN]));
+                    if !rest.is_empty() {
+                        iov.push(IoSlice::new(rest));
+                    }
+                }
                 iov.extend(slices.map(IoSlice::new));
                 Ok(Some(head))
             }
@@ -378,7 +597,7 @@ impl SendState {
                 let Some(j) = run.packets().nth(pos) else {
                     return Ok(None);
                 };
-                iov.push(IoSlice::new(&PLAIN_HDR));
+                iov.push(IoSlice::new(self.framing.plain_hdr()));
                 iov.push(IoSlice::new(packet(j)?));
                 Ok(Some(j))
             }
@@ -395,36 +614,46 @@ impl SendState {
     fn next_is_merged(&self) -> bool {
         self.coalesced()
             && self.fallback.is_none()
-            && self
-                .table
-                .planned()
-                .get(self.next)
-                .is_some_and(|run| run.is_merged())
+            && (self.tunnel_run(self.next).is_some()
+                || self
+                    .planned_run(self.next)
+                    .is_some_and(|run| run.is_merged()))
+    }
+
+    /// Packets of frame `k` (its run's, or its tunnel run's).
+    fn frame_packets(&self, k: usize) -> usize {
+        match (self.tunnel_run(k), self.planned_run(k)) {
+            (Some(t), _) => t.count,
+            (None, Some(run)) => run.packets().len(),
+            (None, None) => 0,
+        }
+    }
+
+    /// The batch index of packet `pos` of frame `k`.
+    fn frame_packet(&self, k: usize, pos: usize) -> Option<usize> {
+        match (self.tunnel_run(k), self.planned_run(k)) {
+            (Some(t), _) => (pos < t.count).then_some(t.first + pos),
+            (None, Some(run)) => run.packets().nth(pos),
+            (None, None) => None,
+        }
     }
 
     /// Packets the next frame carries, and the batch index named in errors.
     fn next_packets(&self) -> (usize, usize) {
         let head = self.heads.get(self.next).copied().unwrap_or(0);
-        if !self.coalesced() {
+        if !self.coalesced() || self.frame_packets(self.next) == 0 {
             return (1, head);
         }
-        let Some(run) = self.table.planned().get(self.next) else {
-            return (1, head);
-        };
         match self.fallback {
-            None => (run.packets().len(), head),
-            Some(pos) => (1, run.packets().nth(pos).unwrap_or(head)),
+            None => (self.frame_packets(self.next), head),
+            Some(pos) => (1, self.frame_packet(self.next, pos).unwrap_or(head)),
         }
     }
 
     /// Move past the next frame.
     fn advance(&mut self) {
         if let (true, Some(pos)) = (self.coalesced(), self.fallback) {
-            let count = self
-                .table
-                .planned()
-                .get(self.next)
-                .map_or(0, |run| run.packets().len());
+            let count = self.frame_packets(self.next);
             if pos + 1 < count {
                 self.fallback = Some(pos + 1);
                 return;
@@ -440,13 +669,20 @@ impl SendState {
         match result {
             Ok(()) => {
                 self.report.writes += 1;
+                if self.fallback.is_none() && self.tunnel_run(self.next).is_some() {
+                    self.report.tunnel_writes += 1;
+                }
                 self.written += packets;
                 self.advance();
                 Ok(Written::Frame)
             }
             Err(Errno::INVAL) if self.next_is_merged() => {
                 self.fallback = Some(0);
-                Ok(Written::Refallback)
+                if self.tunnel_run(self.next).is_some() {
+                    Ok(Written::TunnelRefallback)
+                } else {
+                    Ok(Written::Refallback)
+                }
             }
             Err(errno @ (Errno::INVAL | Errno::MSGSIZE)) => {
                 self.rejected.push(index);
@@ -577,6 +813,7 @@ mod tests {
             SendReport {
                 packets: 8,
                 writes: 1,
+                tunnel_writes: 0,
                 bytes: 8 * 1040
             }
         );
@@ -764,5 +1001,133 @@ mod tests {
         };
         st.prepare(&bufs, &lens, 10, framing).unwrap();
         assert_eq!(st.pending(), &[0, 1, 2, 3]);
+    }
+
+    /// The outer datagrams of a VXLAN super-packet, each at `OFF` in its
+    /// buffer, as a batch.
+    fn vxlan_batch(payload: usize) -> (Vec<Vec<u8>>, Vec<usize>, Vec<Vec<u8>>) {
+        let (hdr, pkt) = crate::test_packets::vxlan_super(payload, 1398, 7);
+        let datagrams = crate::test_packets::tunnel_reference(&hdr, &pkt, false);
+        let bufs: Vec<Vec<u8>> = datagrams
+            .iter()
+            .map(|d| {
+                let mut b = vec![0u8; 10 + 65_535];
+                b[10..10 + d.len()].copy_from_slice(d);
+                b
+            })
+            .collect();
+        let lens = datagrams.iter().map(Vec::len).collect();
+        (bufs, lens, datagrams)
+    }
+
+    fn tunnel_offload() -> TxFraming {
+        TxFraming {
+            tunnel: true,
+            tunnel_gro: true,
+            ..offload()
+        }
+    }
+
+    #[test]
+    fn tunnel_datagrams_are_one_tunnel_write_that_splits_back() {
+        let (bufs, lens, datagrams) = vxlan_batch(20_000);
+        assert_eq!(datagrams.len(), 15);
+        let mut st = SendState::new();
+        st.prepare(&bufs, &lens, 10, tunnel_offload()).unwrap();
+        let (frames, results) = drive(&mut st, &bufs, &lens, &mut vec![]);
+        assert_eq!(frames.len(), 1, "{results:?}");
+        assert_eq!(st.report().tunnel_writes, 1);
+        assert_eq!(st.report().packets, datagrams.len());
+        let (hdr, pkt) = VirtioNetHdrV1HashTunnel::split_prefix(&frames[0]).unwrap();
+        assert_ne!(hdr.hdr.gso_type().udp_tunnel(), 0, "{hdr:?}");
+        // Split again (as the kernel will segment it): the same datagrams.
+        let again = crate::test_packets::tunnel_reference(&hdr, pkt, false);
+        assert_eq!(again, datagrams);
+    }
+
+    #[test]
+    fn a_refused_tunnel_write_is_written_again_datagram_by_datagram() {
+        let (bufs, lens, datagrams) = vxlan_batch(8_000);
+        let mut st = SendState::new();
+        st.prepare(&bufs, &lens, 10, tunnel_offload()).unwrap();
+        let (frames, results) = drive(&mut st, &bufs, &lens, &mut vec![Err(Errno::INVAL)]);
+        assert_eq!(results[0], Ok(Written::TunnelRefallback));
+        assert_eq!(frames.len(), datagrams.len());
+        for (f, d) in frames.iter().zip(&datagrams) {
+            // Each as it was, behind a 24-byte header that asks for nothing.
+            assert_eq!(&f[..24], &[0u8; 24]);
+            assert_eq!(&f[24..], &d[..]);
+        }
+        assert_eq!(st.report().tunnel_writes, 0);
+        assert_eq!(st.report().packets, datagrams.len());
+    }
+
+    #[test]
+    fn without_tunnel_coalescing_tunnel_datagrams_are_plain_udp_behind_24_bytes() {
+        let (bufs, lens, datagrams) = vxlan_batch(8_000);
+        let mut st = SendState::new();
+        let framing = TxFraming {
+            tunnel: true,
+            ..offload()
+        };
+        st.prepare(&bufs, &lens, 10, framing).unwrap();
+        let (frames, _) = drive(&mut st, &bufs, &lens, &mut vec![]);
+        // Unverified, their zero outer UDP checksums keep them apart (the
+        // plain rules verify every UDP checksum), each behind 24 bytes.
+        assert_eq!(frames.len(), datagrams.len());
+        for (f, d) in frames.iter().zip(&datagrams) {
+            assert_eq!((&f[..24], &f[24..]), (&[0u8; 24][..], &d[..]));
+        }
+        // Vouched for, as the relay does for what it received.
+        st.set_checksums_verified(true);
+        st.prepare(&bufs, &lens, 10, framing).unwrap();
+        let (frames, _) = drive(&mut st, &bufs, &lens, &mut vec![]);
+        // The outer datagrams are one UDP flow of equal sizes but the last:
+        // one USO super-packet, its header in the 24-byte form.
+        assert_eq!(frames.len(), 1);
+        assert_eq!(st.report().tunnel_writes, 0);
+        let (hdr, pkt) = VirtioNetHdrV1HashTunnel::split_prefix(&frames[0]).unwrap();
+        assert_eq!(hdr.hdr.gso_type(), tun_offload::GsoType::UDP_L4);
+        assert_eq!((hdr.outer_th_offset(), hdr.inner_nh_offset()), (0, 0));
+        // Segmented as plain UDP, each datagram gets a computed outer UDP
+        // checksum where it had none: equal but for that field, which
+        // verifies.
+        let mut again = crate::test_packets::tunnel_reference(&hdr, pkt, false);
+        assert_eq!(again.len(), datagrams.len());
+        for (a, d) in again.iter_mut().zip(&datagrams) {
+            let sum = tun_offload::checksum::Checksum::of(&a[20..])
+                .combine(tun_offload::checksum::pseudo_header_v4(
+                    [192, 0, 2, 1].into(),
+                    [192, 0, 2, 2].into(),
+                    17,
+                    (a.len() - 20) as u16,
+                ))
+                .finish();
+            assert_eq!(sum, 0, "outer UDP checksum");
+            a[26..28].fill(0);
+            assert!(a == d, "a datagram changed");
+        }
+    }
+
+    #[test]
+    fn a_batch_mixing_tcp_and_tunnel_datagrams_keeps_both_kinds() {
+        let (mut bufs, mut lens, datagrams) = vxlan_batch(8_000);
+        let mut tcp_lens = Vec::new();
+        for k in 0..4u32 {
+            let (b, len) = tcp(10, 4000, 1 + k * 1000, 1000);
+            bufs.insert(0, b);
+            lens.insert(0, len);
+            tcp_lens.push(len);
+        }
+        // TCP segments were inserted in front in reverse: put them in order.
+        bufs[..4].reverse();
+        let mut st = SendState::new();
+        st.prepare(&bufs, &lens, 10, tunnel_offload()).unwrap();
+        let (frames, _) = drive(&mut st, &bufs, &lens, &mut vec![]);
+        assert_eq!(frames.len(), 2, "one TCP run, one tunnel run");
+        assert_eq!(st.report().tunnel_writes, 1);
+        assert_eq!(st.report().packets, 4 + datagrams.len());
+        let (hdr, _) = VirtioNetHdrV1HashTunnel::split_prefix(&frames[0]).unwrap();
+        assert_eq!(hdr.hdr.gso_type(), tun_offload::GsoType::TCPV4);
     }
 }

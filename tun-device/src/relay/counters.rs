@@ -11,7 +11,9 @@ pub struct RelayStats {
     packets_in: AtomicU64,
     bytes_in: AtomicU64,
     super_packets_in: AtomicU64,
+    tunnel_super_packets_in: AtomicU64,
     writes: AtomicU64,
+    tunnel_writes: AtomicU64,
     dropped: AtomicU64,
 }
 
@@ -25,8 +27,14 @@ pub struct RelayCounters {
     pub bytes_in: u64,
     /// Reads that returned a super-packet.
     pub super_packets_in: u64,
+    /// Of those, UDP-tunnel super-packets (VXLAN or Geneve datagrams
+    /// around a TSO/USO super-packet).
+    pub tunnel_super_packets_in: u64,
     /// Writes into the other side (a coalesced packet counts once).
     pub writes: u64,
+    /// Of those, UDP-tunnel super-packets (coalesced, or passed through)
+    /// the output took.
+    pub tunnel_writes: u64,
     /// Packets dropped, each counted once: bad or too large on receive,
     /// refused on send, or written into an output that refused writes for
     /// a while (its link down).
@@ -49,7 +57,9 @@ impl RelayCounters {
         self.packets_in += other.packets_in;
         self.bytes_in += other.bytes_in;
         self.super_packets_in += other.super_packets_in;
+        self.tunnel_super_packets_in += other.tunnel_super_packets_in;
         self.writes += other.writes;
+        self.tunnel_writes += other.tunnel_writes;
         self.dropped += other.dropped;
     }
 }
@@ -61,7 +71,9 @@ impl RelayStats {
             packets_in: self.packets_in.load(Ordering::Relaxed),
             bytes_in: self.bytes_in.load(Ordering::Relaxed),
             super_packets_in: self.super_packets_in.load(Ordering::Relaxed),
+            tunnel_super_packets_in: self.tunnel_super_packets_in.load(Ordering::Relaxed),
             writes: self.writes.load(Ordering::Relaxed),
+            tunnel_writes: self.tunnel_writes.load(Ordering::Relaxed),
             dropped: self.dropped.load(Ordering::Relaxed),
         }
     }
@@ -76,7 +88,9 @@ impl RelayStats {
         add(&self.packets_in, delta.packets_in);
         add(&self.bytes_in, delta.bytes_in);
         add(&self.super_packets_in, delta.super_packets_in);
+        add(&self.tunnel_super_packets_in, delta.tunnel_super_packets_in);
         add(&self.writes, delta.writes);
+        add(&self.tunnel_writes, delta.tunnel_writes);
         add(&self.dropped, delta.dropped);
     }
 }
@@ -92,7 +106,9 @@ mod tests {
             packets_in: 44,
             bytes_in: 44 * 1400,
             super_packets_in: 1,
+            tunnel_super_packets_in: 1,
             writes: 2,
+            tunnel_writes: 1,
             dropped: 1,
         };
         stats.record(&batch);

@@ -37,9 +37,10 @@
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
-use tun_offload::GsoPacket;
+use tun_offload::{GsoPacket, SplitError, TunnelGsoPacket, VirtioNetHdrV1HashTunnel};
+use tun_sys::InterfaceName;
 
-use crate::error::{ConfigError, Error, Result, Syscall};
+use crate::error::{ConfigError, Error, IoOp, Result, Syscall};
 use crate::interrupt::Interrupt;
 use crate::queue::Queue;
 use crate::rx::RecvState;
@@ -152,7 +153,7 @@ fn pump_batches(from: &Queue, to: &Queue, stop: &Interrupt, stats: &RelayStats) 
     let mut region = vec![0u8; cap * BATCH];
     let mut bufs: Vec<&mut [u8]> = region.chunks_mut(cap).collect();
     let mut lens = vec![0usize; BATCH];
-    let mut supers = 0;
+    let (mut supers, mut tunnels) = (0, 0);
     loop {
         let n = match from.recv_batch(&mut rx, &mut bufs, &mut lens, OFFSET) {
             Ok(n) => n,
@@ -163,14 +164,15 @@ fn pump_batches(from: &Queue, to: &Queue, stop: &Interrupt, stats: &RelayStats) 
                 continue;
             }
         };
-        let s = rx.stats().super_packets;
+        let (s, t) = (rx.stats().super_packets, rx.stats().tunnel_super_packets);
         stats.record(&RelayCounters {
             packets_in: n as u64,
             bytes_in: lens[..n].iter().sum::<usize>() as u64,
             super_packets_in: s - supers,
+            tunnel_super_packets_in: t - tunnels,
             ..RelayCounters::default()
         });
-        supers = s;
+        (supers, tunnels) = (s, t);
         let end = forward(
             to,
             &mut tx,
@@ -224,6 +226,7 @@ pub fn forward<B: AsRef<[u8]>>(
     };
     stats.record(&RelayCounters {
         writes: tx.report().writes as u64,
+        tunnel_writes: tx.report().tunnel_writes as u64,
         ..RelayCounters::default()
     });
     tx.clear();
@@ -239,6 +242,15 @@ fn pump_super_packets(
     let mut buf = vec![0u8; MAX_PACKET + 256];
     let mut backoff = Backoff::new();
     let tap = from.interface().is_tap();
+    // Segments of tunnel super-packets the output refused (Linux 6.18's
+    // TUN refuses every one, see `Queue::send_gso`): split here once it
+    // refused one, and written one by one.
+    let mut split = Split {
+        from: from.interface_name(),
+        refused: false,
+        segs: Vec::new(),
+        lens: Vec::new(),
+    };
     loop {
         let (hdr, len) = match from.recv_gso(&mut buf) {
             Ok(v) => v,
@@ -250,28 +262,52 @@ fn pump_super_packets(
             }
         };
         let pkt = &buf[..len];
-        let parsed = if tap {
-            GsoPacket::parse_frame(&hdr, pkt)
+        let tunnel = hdr.hdr.gso_type().udp_tunnel() != 0;
+        let segments = if tunnel {
+            let parsed = if tap {
+                TunnelGsoPacket::parse_frame(&hdr, pkt)
+            } else {
+                TunnelGsoPacket::parse(&hdr, pkt)
+            };
+            parsed.ok().map(|t| t.segment_count())
+        } else if tap {
+            GsoPacket::parse_frame(&hdr.hdr, pkt)
+                .ok()
+                .map(|g| g.segment_count())
         } else {
-            GsoPacket::parse(&hdr, pkt)
+            GsoPacket::parse(&hdr.hdr, pkt)
+                .ok()
+                .map(|g| g.segment_count())
         };
-        let (segments, supers) = match parsed {
-            Ok(g) => (g.segment_count() as u64, 1),
-            Err(_) => (1, 0),
-        };
+        let supers = u64::from(segments.is_some());
+        let segments = segments.unwrap_or(1) as u64;
         stats.record(&RelayCounters {
             packets_in: segments,
             bytes_in: len as u64,
             super_packets_in: supers,
+            tunnel_super_packets_in: supers * u64::from(tunnel),
             ..RelayCounters::default()
         });
+        if tunnel && split.refused {
+            if !split.write(to, &hdr, pkt, tap, &mut backoff, stop, stats)? {
+                return Ok(());
+            }
+            continue;
+        }
         match to.send_gso(&hdr, pkt) {
             Ok(_) => {
                 backoff.reset();
                 stats.record(&RelayCounters {
                     writes: 1,
+                    tunnel_writes: u64::from(tunnel),
                     ..RelayCounters::default()
                 });
+            }
+            Err(Error::Rejected { .. }) if tunnel => {
+                split.refused = true;
+                if !split.write(to, &hdr, pkt, tap, &mut backoff, stop, stats)? {
+                    return Ok(());
+                }
             }
             Err(e) => {
                 if !recover(e, segments, &mut backoff, stop, stats)? {
@@ -279,6 +315,87 @@ fn pump_super_packets(
                 }
             }
         }
+    }
+}
+
+/// The pass-through relay's fallback for tunnel super-packets its output
+/// refuses: split in user space, each outer datagram written as it is.
+struct Split {
+    /// The device read from, named when its packet is bad.
+    from: InterfaceName,
+    /// The output refused a tunnel super-packet: split every later one.
+    refused: bool,
+    segs: Vec<Vec<u8>>,
+    lens: Vec<usize>,
+}
+
+impl Split {
+    /// Split `pkt` and write its datagrams to `to`; what it returns is
+    /// [`recover`]'s, as for any write.
+    #[allow(clippy::too_many_arguments)]
+    fn write(
+        &mut self,
+        to: &Queue,
+        hdr: &VirtioNetHdrV1HashTunnel,
+        pkt: &[u8],
+        tap: bool,
+        backoff: &mut Backoff,
+        stop: &Interrupt,
+        stats: &RelayStats,
+    ) -> Result<bool> {
+        let parsed = if tap {
+            TunnelGsoPacket::parse_frame(hdr, pkt)
+        } else {
+            TunnelGsoPacket::parse(hdr, pkt)
+        };
+        let t = match parsed {
+            Ok(t) => t,
+            Err(error) => {
+                let e = Error::TunnelPacket {
+                    op: IoOp::Recv,
+                    interface: self.from,
+                    index: 0,
+                    error,
+                };
+                return recover(e, 1, backoff, stop, stats);
+            }
+        };
+        let count = t.segment_count();
+        crate::rx::ensure_segments(&mut self.segs, &mut self.lens, count, t.max_segment_len());
+        let made = match t.split_into(pkt, &mut self.segs[..count], &mut self.lens[..count], 0) {
+            Ok(k) => k,
+            Err(SplitError::OutOfSpace { produced, .. }) => produced,
+            Err(SplitError::Invalid(error)) => {
+                let e = Error::Packet {
+                    op: IoOp::Recv,
+                    interface: self.from,
+                    index: 0,
+                    error,
+                };
+                return recover(e, count as u64, backoff, stop, stats);
+            }
+        };
+        for i in 0..made {
+            match to.send(&self.segs[i][..self.lens[i]]) {
+                Ok(_) => {
+                    backoff.reset();
+                    stats.record(&RelayCounters {
+                        writes: 1,
+                        ..RelayCounters::default()
+                    });
+                }
+                Err(e) => {
+                    let refused = Disposition::of(&e) == Disposition::Backoff;
+                    // An output refusing writes drops the rest at once.
+                    let lost = if refused { (made - i) as u64 } else { 1 };
+                    match recover(e, lost, backoff, stop, stats)? {
+                        true if !refused => {}
+                        go_on => return Ok(go_on),
+                    }
+                }
+            }
+        }
+        Ok(true)
     }
 }
 

@@ -310,9 +310,48 @@ fn check(p: &[u8], mtu: usize, counts: &Counts) {
     if p.len() > mtu {
         counts.oversize.fetch_add(1, Ordering::Relaxed);
     }
-    if let Err(why) = verify_packet(p) {
+    if let Err(why) = verify_packet(p).and_then(|()| verify_tunnel_inner(p)) {
         eprintln!("packet of {} bytes: {why}", p.len());
         counts.bad.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// The UDP destination ports of VXLAN (IANA) and Geneve.
+pub const VXLAN_PORT: u16 = 4789;
+pub const GENEVE_PORT: u16 = 6081;
+
+/// The inner IP packet of a VXLAN or Geneve datagram (an IP packet to
+/// [`VXLAN_PORT`] or [`GENEVE_PORT`]) behind its inner Ethernet header,
+/// read without tun-offload; `None` for any other packet, and for a
+/// datagram that carries no IP (ARP).
+pub fn tunnel_inner(p: &[u8]) -> Option<Result<&[u8], String>> {
+    let udp = match p.first()? >> 4 {
+        4 if p.get(9) == Some(&17) => usize::from(p[0] & 15) * 4,
+        6 if p.get(6) == Some(&17) => 40,
+        _ => return None,
+    };
+    let port = u16::from_be_bytes([*p.get(udp + 2)?, *p.get(udp + 3)?]);
+    let tnl = udp + 8;
+    let eth = match port {
+        VXLAN_PORT => tnl + 8,
+        // Version and option length (in 4-byte words), then 8 bytes.
+        GENEVE_PORT => tnl + 8 + usize::from(p.get(tnl)? & 0x3f) * 4,
+        _ => return None,
+    };
+    match frame_l2(p.get(eth..)?) {
+        Some((l2, 0x0800 | 0x86dd)) => Some(Ok(&p[eth + l2..])),
+        // ARP and the like: nothing to verify.
+        Some(_) => None,
+        None => Some(Err("tunnel datagram without inner Ethernet header".into())),
+    }
+}
+
+/// Whether the inner packet of a tunnel datagram verifies (other packets
+/// pass): its IPv4 header and transport checksums.
+pub fn verify_tunnel_inner(p: &[u8]) -> Result<(), String> {
+    match tunnel_inner(p) {
+        None => Ok(()),
+        Some(inner) => verify_packet(inner?).map_err(|why| format!("inner packet: {why}")),
     }
 }
 
