@@ -24,6 +24,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use tun_device::ipnet::IpNet;
 use tun_device::relay::{Relay, RelayMode};
 use tun_device::{Device, NetNs};
 use tun_testbed::{Side, Testbed, Traffic};
@@ -43,6 +44,12 @@ enum Imp {
     /// pair (the underlay, IPv4, MTU 1528 so that the devices keep 1500):
     /// socket GSO/GRO on (`true`) or off.
     Tunnel(bool),
+    /// VXLAN devices in the two namespaces (carrying the bed's addresses,
+    /// MTU 1500) over our offload relay between two TUN devices (the
+    /// underlay, MTU 1550): the UDP-tunnel offload on (`true`: tunnel
+    /// super-packets cross the relay) or off (the kernel segments before
+    /// the TUN; every datagram crosses alone).
+    Vxlan(bool),
     Veth,
 }
 
@@ -66,6 +73,8 @@ impl Imp {
             Imp::TunRsAsync => "tun-rs async offload".into(),
             Imp::Tunnel(true) => "ours tunnel gso/gro".into(),
             Imp::Tunnel(false) => "ours tunnel no gso/gro".into(),
+            Imp::Vxlan(true) => "vxlan over ours offload".into(),
+            Imp::Vxlan(false) => "vxlan over ours, no tnl offload".into(),
             Imp::Veth => "kernel veth".into(),
         }
     }
@@ -80,6 +89,7 @@ impl Imp {
             Imp::OursAsync => "async:ours".into(),
             Imp::TunRsAsync => "async:tunrs".into(),
             Imp::Tunnel(on) => format!("tunnel:{on}"),
+            Imp::Vxlan(on) => format!("vxlan:{on}"),
             Imp::Veth => "veth".into(),
         }
     }
@@ -108,6 +118,7 @@ impl Imp {
             ("async", Some("ours"), None) => Imp::OursAsync,
             ("async", Some("tunrs"), None) => Imp::TunRsAsync,
             ("tunnel", Some(on), None) => Imp::Tunnel(on.parse().ok()?),
+            ("vxlan", Some(on), None) => Imp::Vxlan(on.parse().ok()?),
             ("veth", None, None) => Imp::Veth,
             _ => return None,
         })
@@ -233,6 +244,8 @@ fn main() {
         Imp::TunRsAsync,
         Imp::Tunnel(true),
         Imp::Tunnel(false),
+        Imp::Vxlan(true),
+        Imp::Vxlan(false),
     ];
     let loads: Vec<Load> = if quick || !full {
         vec![
@@ -260,7 +273,8 @@ fn main() {
             Load::Udp { v6: true },
         ]
     };
-    // `--only TEXT`: just the cases whose label contains TEXT (and veth).
+    // `--only TEXT[,TEXT...]`: just the cases whose label contains one of
+    // the TEXTs (and veth).
     let only = args
         .iter()
         .position(|a| a == "--only")
@@ -297,7 +311,7 @@ fn main() {
             }
         }
         if let Some(o) = &only {
-            cases.retain(|c| c.imp == Imp::Veth || c.label().contains(o.as_str()));
+            cases.retain(|c| c.imp == Imp::Veth || o.split(',').any(|t| c.label().contains(t)));
         }
         let mut runs: Vec<Vec<Run>> = vec![Vec::new(); cases.len()];
         for round in 0..rounds {
@@ -550,6 +564,10 @@ fn child(args: &[String]) {
             tunnel = Some(tunnels::start(&tb, offload));
             None
         }
+        Imp::Vxlan(offload) => {
+            let (a, b) = vxlan::start(&tb, offload);
+            Some(Relay::start(a.into_queues(), b.into_queues(), RelayMode::Offload).expect("relay"))
+        }
         Imp::OursAsync | Imp::TunRsAsync => {
             asynch::start(&tb, imp == Imp::OursAsync, counters.clone());
             None
@@ -573,6 +591,14 @@ fn child(args: &[String]) {
         (Some(r), _) => {
             let (ab, ba) = r.counters();
             drop(r);
+            if let Imp::Vxlan(offload) = imp {
+                vxlan::remove(&tb);
+                assert_eq!(
+                    ab.tunnel_super_packets_in > 0,
+                    offload,
+                    "tunnel super-packets across the relay: {ab:?}"
+                );
+            }
             (ab.packets_in + ba.packets_in, ab.writes + ba.writes)
         }
         // Packets read from the devices per datagram-carrying sendmsg
@@ -659,6 +685,85 @@ mod tunnels {
             ca.tun_to_udp.packets_in + cb.tun_to_udp.packets_in,
             ca.tun_to_udp.writes + cb.tun_to_udp.writes,
         )
+    }
+}
+
+mod vxlan {
+    //! VXLAN over the relay: our TUN devices carry the underlay between
+    //! the namespaces, a VXLAN device in each carries the bed's addresses.
+
+    use super::*;
+
+    const NAME: &str = "bvx0";
+
+    /// The underlay devices (not yet relayed) and the VXLAN devices over
+    /// them, `offload`: the UDP-tunnel offload offered.
+    pub fn start(tb: &Testbed, offload: bool) -> (Device, Device) {
+        remove(tb);
+        let mk = |side| {
+            let ul = tun_testbed::underlay_addr(side, false);
+            let ns = tb.ns(side).try_clone().expect("namespace");
+            let dev = Device::builder()
+                .name("bul%d")
+                .offload(true)
+                .udp_tunnel_offload(offload)
+                .mtu(1550)
+                .address(IpNet::new(ul, 24).expect("prefix"))
+                .netns(ns)
+                .build()
+                .expect("underlay device");
+            let granted = dev
+                .interface()
+                .offloads()
+                .contains(tun_device::OffloadFlags::UDP_TUNNEL_GSO);
+            assert!(
+                !offload || granted,
+                "the UDP-tunnel offload needs Linux 6.17+"
+            );
+            dev
+        };
+        let (a, b) = (mk(Side::A), mk(Side::B));
+        for (side, peer) in [(Side::A, Side::B), (Side::B, Side::A)] {
+            let local = tun_testbed::underlay_addr(side, false).to_string();
+            let remote = tun_testbed::underlay_addr(peer, false).to_string();
+            let mut cmds = vec![
+                vec![
+                    "link", "add", NAME, "type", "vxlan", "id", "42", "local", &local, "remote",
+                    &remote, "dstport", "4789",
+                ],
+                vec!["link", "set", NAME, "mtu", "1500", "up"],
+            ];
+            let addrs = Testbed::addresses(side).map(|a| a.to_string());
+            for a in &addrs {
+                cmds.push(vec!["addr", "add", a, "dev", NAME, "nodad"]);
+            }
+            for args in cmds {
+                let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+                let out = tb
+                    .ns(side)
+                    .run(move || Ok(Command::new("ip").args(&args).output()))
+                    .expect("enter namespace")
+                    .expect("run ip");
+                assert!(
+                    out.status.success(),
+                    "ip: {}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+            }
+        }
+        (a, b)
+    }
+
+    /// Delete the VXLAN devices (also what a failed run left behind).
+    pub fn remove(tb: &Testbed) {
+        for side in [Side::A, Side::B] {
+            let _ = tb.ns(side).run(|| {
+                Ok(Command::new("ip")
+                    .args(["link", "del", NAME])
+                    .stderr(Stdio::null())
+                    .status())
+            });
+        }
     }
 }
 
