@@ -11,7 +11,7 @@ use tun_sys::{InterfaceName, OffloadFlags, TunFlags};
 
 use crate::error::{ConfigError, Error, Result, Syscall};
 use crate::interface::{Interface, Negotiated};
-use crate::netlink::{AddressOptions, Netlink};
+use crate::netlink::{AddressOptions, LinkChanges, Netlink};
 use crate::netns::NetNs;
 use crate::queue::Queue;
 
@@ -492,22 +492,19 @@ impl DeviceBuilder {
 
         let index = info.index;
         let named = |e: crate::netlink::NetlinkError| Error::Netlink(e.with_interface(real));
-        if let Some(mtu) = self.mtu {
-            nl.set_mtu(index, mtu).map_err(named)?;
-        }
-        if let Some(mac) = self.mac {
-            nl.set_mac(index, mac).map_err(named)?;
-        }
-        if let Some(len) = self.tx_queue_len {
-            nl.set_tx_queue_len(index, len).map_err(named)?;
-        }
+        // The link settings in one acknowledged RTM_SETLINK (the kernel's
+        // extended ack names the one it refuses), then the addresses: an
+        // IPv6 address needs the MTU it will live with (1280 or more).
+        let changes = LinkChanges {
+            mtu: self.mtu,
+            mac: self.mac,
+            tx_queue_len: self.tx_queue_len,
+            up: self.up.or(if created { Some(true) } else { None }),
+        };
+        nl.change_link(index, &changes).map_err(named)?;
         for a in &self.addrs {
             nl.add_address_with(index, a.addr, &a.options)
                 .map_err(named)?;
-        }
-        let up = self.up.or(if created { Some(true) } else { None });
-        if let Some(up) = up {
-            nl.set_up(index, up).map_err(named)?;
         }
         let mtu = self.mtu.unwrap_or(info.mtu);
         // Everything that can fail comes before the guard is disarmed: a

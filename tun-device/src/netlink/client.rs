@@ -25,7 +25,7 @@ use netlink_sys::{Socket, SocketAddr, protocols::NETLINK_ROUTE};
 
 use super::error::{Ctx, MalformedReply, NetlinkError, NlOp};
 use super::reply::{ReplyMessage, decode_reply};
-use super::types::{Address, AddressOptions, LinkInfo};
+use super::types::{Address, AddressOptions, LinkChanges, LinkInfo};
 
 /// Longest interface name the kernel accepts, in bytes (`IFNAMSIZ - 1`).
 const MAX_IFNAME_LEN: usize = 15;
@@ -176,6 +176,30 @@ impl Netlink {
         let detail = if up { "up" } else { "down" };
         let ctx = Ctx::new(NlOp::SetUp, Some(index), Some(detail.to_owned()));
         self.set_link(&ctx, index, Vec::new(), Some(up))
+    }
+
+    /// Changes several settings of the link with one acknowledged
+    /// `RTM_SETLINK`, as iproute2's `ip link set` does: the kernel applies
+    /// them in `do_setlink()`'s order (net/core/rtnetlink.c) and stops at
+    /// the first it refuses, whose extended ack the error carries (for
+    /// example "mtu less than device minimum"). Nothing to change sends
+    /// nothing.
+    pub fn change_link(&mut self, index: u32, changes: &LinkChanges) -> Result<(), NetlinkError> {
+        if changes.is_empty() {
+            return Ok(());
+        }
+        let ctx = Ctx::new(NlOp::ChangeLink, Some(index), Some(changes.to_string()));
+        let mut attrs = Vec::with_capacity(3);
+        if let Some(mtu) = changes.mtu {
+            attrs.push(LinkAttribute::Mtu(mtu));
+        }
+        if let Some(mac) = changes.mac {
+            attrs.push(LinkAttribute::Address(mac.to_vec()));
+        }
+        if let Some(len) = changes.tx_queue_len {
+            attrs.push(LinkAttribute::TxQueueLen(len));
+        }
+        self.set_link(&ctx, index, attrs, changes.up)
     }
 
     /// Moves the link into the network namespace `netns` refers to (an open

@@ -28,6 +28,8 @@ pub enum NlOp {
     SetTxQueueLen,
     /// `RTM_SETLINK` changing `IFF_UP`.
     SetUp,
+    /// `RTM_SETLINK` with several settings at once ([`LinkChanges`](super::LinkChanges)).
+    ChangeLink,
     /// `RTM_SETLINK` with `IFLA_NET_NS_FD`.
     MoveNetns,
     /// `RTM_DELLINK`.
@@ -53,6 +55,7 @@ impl NlOp {
             | Self::SetMac
             | Self::SetTxQueueLen
             | Self::SetUp
+            | Self::ChangeLink
             | Self::MoveNetns => "RTM_SETLINK",
             Self::DeleteLink => "RTM_DELLINK",
             Self::AddVeth => "RTM_NEWLINK",
@@ -73,6 +76,7 @@ impl NlOp {
             Self::SetMac => "set mac",
             Self::SetTxQueueLen => "set txqueuelen",
             Self::SetUp => "set link",
+            Self::ChangeLink => "change link",
             Self::MoveNetns => "move to netns",
             Self::DeleteLink => "delete link",
             Self::AddVeth => "add veth pair",

@@ -53,4 +53,4 @@ mod types;
 pub use client::Netlink;
 pub use error::{MalformedReply, NetlinkError, NlOp};
 pub use reply::{ReplyMessage, ReplyMessages, ReplyStatus, decode_reply};
-pub use types::{Address, AddressFlags, AddressOptions, LinkInfo, TunInfo};
+pub use types::{Address, AddressFlags, AddressOptions, LinkChanges, LinkInfo, TunInfo};

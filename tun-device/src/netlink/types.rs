@@ -95,6 +95,95 @@ impl AddressOptions {
     }
 }
 
+/// Link settings changed together by one `RTM_SETLINK`
+/// ([`Netlink::change_link`](super::Netlink::change_link)); `None` leaves
+/// a setting as it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub struct LinkChanges {
+    /// The MTU (`IFLA_MTU`).
+    pub mtu: Option<u32>,
+    /// The Ethernet address (`IFLA_ADDRESS`; a TAP's).
+    pub mac: Option<[u8; 6]>,
+    /// The transmit queue length (`IFLA_TXQLEN`).
+    pub tx_queue_len: Option<u32>,
+    /// Up or down (`IFF_UP` in `ifi_flags`, `ifi_change = IFF_UP`).
+    pub up: Option<bool>,
+}
+
+impl LinkChanges {
+    /// Nothing changed.
+    pub const fn new() -> Self {
+        Self {
+            mtu: None,
+            mac: None,
+            tx_queue_len: None,
+            up: None,
+        }
+    }
+
+    /// With this MTU.
+    pub const fn mtu(mut self, mtu: u32) -> Self {
+        self.mtu = Some(mtu);
+        self
+    }
+
+    /// With this Ethernet address.
+    pub const fn mac(mut self, mac: [u8; 6]) -> Self {
+        self.mac = Some(mac);
+        self
+    }
+
+    /// With this transmit queue length.
+    pub const fn tx_queue_len(mut self, len: u32) -> Self {
+        self.tx_queue_len = Some(len);
+        self
+    }
+
+    /// Up or down.
+    pub const fn up(mut self, up: bool) -> Self {
+        self.up = Some(up);
+        self
+    }
+
+    /// Whether nothing would change.
+    pub const fn is_empty(&self) -> bool {
+        self.mtu.is_none() && self.mac.is_none() && self.tx_queue_len.is_none() && self.up.is_none()
+    }
+}
+
+impl std::fmt::Display for LinkChanges {
+    /// As `ip link set` takes them: `mtu 1400 address 02:00:00:00:00:01
+    /// txqueuelen 100 up`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut sep = "";
+        let mut word = |f: &mut std::fmt::Formatter<'_>, w: std::fmt::Arguments<'_>| {
+            let r = write!(f, "{sep}{w}");
+            sep = " ";
+            r
+        };
+        if let Some(mtu) = self.mtu {
+            word(f, format_args!("mtu {mtu}"))?;
+        }
+        if let Some(m) = self.mac {
+            word(
+                f,
+                format_args!(
+                    "address {:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
+                    m[0], m[1], m[2], m[3], m[4], m[5]
+                ),
+            )?;
+        }
+        if let Some(len) = self.tx_queue_len {
+            word(f, format_args!("txqueuelen {len}"))?;
+        }
+        if let Some(up) = self.up {
+            word(f, format_args!("{}", if up { "up" } else { "down" }))?;
+        }
+        Ok(())
+    }
+}
+
 /// The state of one network interface, from `RTM_GETLINK`.
 #[non_exhaustive]
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -154,4 +243,26 @@ pub struct TunInfo {
     pub num_queues: Option<u32>,
     /// Disabled queues; the kernel reports it for multi-queue devices only.
     pub num_disabled_queues: Option<u32>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn link_changes_read_as_ip_link_set_takes_them() {
+        assert!(LinkChanges::new().is_empty());
+        assert_eq!(LinkChanges::new().to_string(), "");
+        let c = LinkChanges::new()
+            .mtu(1400)
+            .mac([2, 0, 0, 0, 0, 0xab])
+            .tx_queue_len(100)
+            .up(true);
+        assert!(!c.is_empty());
+        assert_eq!(
+            c.to_string(),
+            "mtu 1400 address 02:00:00:00:00:ab txqueuelen 100 up"
+        );
+        assert_eq!(LinkChanges::new().up(false).to_string(), "down");
+    }
 }
