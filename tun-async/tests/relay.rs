@@ -13,20 +13,10 @@ use common::*;
 
 const MIB: usize = 1 << 20;
 
-fn start(p: common::Pair, kind: TokioRelay) -> (tun_device::NetNs, tun_device::NetNs, Stopper) {
-    let stop = start_relay(
-        kind,
-        p.a.into_queues().remove(0),
-        p.b.into_queues().remove(0),
-    );
-    (p.ns_a, p.ns_b, stop)
-}
-
 fn tcp_case(kind: TokioRelay, offload: bool, v6: bool, total: usize) {
-    let Some(p) = pair(offload, 1, 1500) else {
+    let Some((ns_a, ns_b, stop)) = relay_pair(kind, offload) else {
         return;
     };
-    let (ns_a, ns_b, stop) = start(p, kind);
     let dst: IpAddr = if v6 { B6 } else { B4 }.parse().unwrap();
     let (sent, dsent, got, dgot) = tcp_transfer(&ns_a, &ns_b, dst, total);
     let stats = stop();
@@ -45,10 +35,9 @@ fn tcp_case(kind: TokioRelay, offload: bool, v6: bool, total: usize) {
 }
 
 fn udp_case(kind: TokioRelay, offload: bool, v6: bool) {
-    let Some(p) = pair(offload, 1, 1500) else {
+    let Some((ns_a, ns_b, stop)) = relay_pair(kind, offload) else {
         return;
     };
-    let (ns_a, ns_b, stop) = start(p, kind);
     let dst: IpAddr = if v6 { B6 } else { B4 }.parse().unwrap();
     let count = 20_000;
     let (ok, bad) = udp_gso_transfer(&ns_a, &ns_b, dst, count, 1200, 16);

@@ -136,6 +136,16 @@ pub struct Stats {
 }
 
 impl Stats {
+    /// The counters of each direction now, with how each ended.
+    fn new(live: [&RelayStats; 2], [a_to_b_end, b_to_a_end]: [End; 2]) -> Stats {
+        Stats {
+            a_to_b: live[0].snapshot(),
+            b_to_a: live[1].snapshot(),
+            a_to_b_end,
+            b_to_a_end,
+        }
+    }
+
     /// The error a direction failed with, if one did (the first
     /// direction's first).
     pub fn error(&self) -> Option<&Error> {
@@ -185,12 +195,8 @@ pub async fn run<B: Backend>(
         }
     })
     .await;
-    Stats {
-        a_to_b: live[0].snapshot(),
-        b_to_a: live[1].snapshot(),
-        a_to_b_end: end_ab.unwrap_or(End::Stopped),
-        b_to_a_end: end_ba.unwrap_or(End::Stopped),
-    }
+    let ends = [end_ab, end_ba].map(|e| e.unwrap_or(End::Stopped));
+    Stats::new([&live[0], &live[1]], ends)
 }
 
 /// `fut`, unless the stop comes first (checked first): `None` then, and

@@ -217,6 +217,20 @@ pub enum TokioRelay {
     Threads,
 }
 
+/// Two namespaces joined by two devices (MTU 1500, one queue each, offload
+/// as asked) and a tokio relay of `kind` between them: (the namespace of
+/// the first, of the second, the relay).
+#[cfg(feature = "tokio")]
+pub fn relay_pair(kind: TokioRelay, offload: bool) -> Option<(NetNs, NetNs, Stopper)> {
+    let p = pair(offload, 1, 1500)?;
+    let stop = start_relay(
+        kind,
+        p.a.into_queues().remove(0),
+        p.b.into_queues().remove(0),
+    );
+    Some((p.ns_a, p.ns_b, stop))
+}
+
 /// Start a tokio relay of `kind` between `a` and `b` (default config).
 #[cfg(feature = "tokio")]
 pub fn start_relay(kind: TokioRelay, a: tun_device::Queue, b: tun_device::Queue) -> Stopper {
