@@ -20,14 +20,13 @@
 use std::fmt;
 use std::future::Future;
 use std::io;
+use std::os::fd::{AsFd, OwnedFd};
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use std::os::fd::{AsFd, OwnedFd};
 use tokio::io::Interest as TokioInterest;
-
 use tokio::io::unix::AsyncFdReadyGuard;
 use tun_device::{Error, IoOp, Queue, Result, Syscall};
 use tun_sys::TokioFd;
