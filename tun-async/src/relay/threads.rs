@@ -43,6 +43,45 @@ impl Ended {
     }
 }
 
+/// A direction's current-thread runtime, droppable anywhere. tokio panics
+/// when a runtime is dropped inside an async context (its drop waits for
+/// blocking tasks), which an error path of [`spawn_threads`] called from
+/// async code would do; these runtimes run no blocking tasks, so shutting
+/// them down in the background waits for nothing and loses nothing.
+struct Runtime(Option<tokio::runtime::Runtime>);
+
+impl Runtime {
+    /// A current-thread runtime with I/O and time, for the direction
+    /// reading `q` (named in the error).
+    fn new(q: &Queue) -> Result<Runtime> {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_io()
+            .enable_time()
+            .build()
+            .map(|rt| Runtime(Some(rt)))
+            .map_err(|e| crate::queue::reactor_error(q.interface_name(), IoOp::Poll, &e))
+    }
+
+    fn get(&self) -> &tokio::runtime::Runtime {
+        // Taken only by `drop`.
+        self.0.as_ref().expect("runtime present until dropped")
+    }
+
+    /// `queue` registered with this runtime's reactor.
+    fn register(&self, queue: Queue) -> Result<AsyncQueue<Tokio>> {
+        let _entered = self.get().enter();
+        AsyncQueue::register(queue)
+    }
+}
+
+impl Drop for Runtime {
+    fn drop(&mut self) {
+        if let Some(rt) = self.0.take() {
+            rt.shutdown_background();
+        }
+    }
+}
+
 /// Marks its direction ended when dropped: after the loop returned, and
 /// also while a panic unwinds through it, so the other thread is never left
 /// waiting for a direction that is gone.
@@ -68,7 +107,9 @@ pub struct ThreadRelay {
 /// Start relaying between `a` and `b` in both directions, each direction
 /// on an OS thread of its own running a current-thread tokio runtime (made
 /// here, with I/O and time). Needs no runtime of the caller's: call it from
-/// anywhere, and [`ThreadRelay::stop`] it from anywhere.
+/// anywhere, async code included, and [`ThreadRelay::stop`] it from
+/// anywhere (it blocks the calling thread while the two threads end,
+/// which they do promptly).
 ///
 /// Each queue is registered with the runtime of the direction that reads
 /// from it. The error policy, counters and stop are those of [`spawn`]
@@ -100,16 +141,10 @@ pub struct ThreadRelay {
 ///
 /// [`spawn`]: super::spawn
 pub fn spawn_threads(a: Queue, b: Queue, config: Config) -> Result<ThreadRelay> {
-    let runtime = |q: &Queue| {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_io()
-            .enable_time()
-            .build()
-            .map_err(|e| crate::queue::reactor_error(q.interface_name(), IoOp::Poll, &e))
-    };
-    let (rt_ab, rt_ba) = (runtime(&a)?, runtime(&b)?);
-    let a = Arc::new(register(&rt_ab, a)?);
-    let b = Arc::new(register(&rt_ba, b)?);
+    let rt_ab = Runtime::new(&a)?;
+    let rt_ba = Runtime::new(&b)?;
+    let a = Arc::new(rt_ab.register(a)?);
+    let b = Arc::new(rt_ba.register(b)?);
     let mut relay = ThreadRelay {
         stop: Stop::default(),
         live: [
@@ -126,7 +161,7 @@ pub fn spawn_threads(a: Queue, b: Queue, config: Config) -> Result<ThreadRelay> 
         let thread = std::thread::Builder::new()
             .name(format!("relay {name}"))
             .spawn(move || {
-                rt.block_on(async move {
+                rt.get().block_on(async move {
                     let mark = MarkOnDrop(&ended, dir);
                     let end = pump(&from, &to, config, listener, &live).await;
                     drop(mark);
@@ -152,12 +187,6 @@ pub fn spawn_threads(a: Queue, b: Queue, config: Config) -> Result<ThreadRelay> 
         }
     }
     Ok(relay)
-}
-
-/// `queue` registered with `rt`'s reactor.
-fn register(rt: &tokio::runtime::Runtime, queue: Queue) -> Result<AsyncQueue<Tokio>> {
-    let _entered = rt.enter();
-    AsyncQueue::register(queue)
 }
 
 impl ThreadRelay {
