@@ -38,6 +38,9 @@ enum Imp {
     OursTap(RelayMode),
     /// tun-async's relay (batched, offload) on a two-worker tokio runtime.
     OursAsync,
+    /// tun-async's relay with one thread and current-thread tokio runtime
+    /// per direction (`relay::spawn_threads`).
+    OursAsyncThreads,
     /// tun-rs's AsyncDevice with recv_multiple/send_multiple, likewise.
     TunRsAsync,
     /// Two devices joined by tun-tunnel's UDP tunnels over a second veth
@@ -70,6 +73,7 @@ impl Imp {
             Imp::TunRs(TunRsMode::Passthrough) => "tun-rs passthrough".into(),
             Imp::OursTap(m) => format!("ours tap {}", m.name()),
             Imp::OursAsync => "ours async offload".into(),
+            Imp::OursAsyncThreads => "ours async threads".into(),
             Imp::TunRsAsync => "tun-rs async offload".into(),
             Imp::Tunnel(true) => "ours tunnel gso/gro".into(),
             Imp::Tunnel(false) => "ours tunnel no gso/gro".into(),
@@ -87,6 +91,7 @@ impl Imp {
             Imp::TunRs(TunRsMode::Passthrough) => "tunrs:passthrough".into(),
             Imp::OursTap(m) => format!("tap:{}", m.name()),
             Imp::OursAsync => "async:ours".into(),
+            Imp::OursAsyncThreads => "async:ours-threads".into(),
             Imp::TunRsAsync => "async:tunrs".into(),
             Imp::Tunnel(on) => format!("tunnel:{on}"),
             Imp::Vxlan(on) => format!("vxlan:{on}"),
@@ -116,6 +121,7 @@ impl Imp {
                 _ => return None,
             }),
             ("async", Some("ours"), None) => Imp::OursAsync,
+            ("async", Some("ours-threads"), None) => Imp::OursAsyncThreads,
             ("async", Some("tunrs"), None) => Imp::TunRsAsync,
             ("tunnel", Some(on), None) => Imp::Tunnel(on.parse().ok()?),
             ("vxlan", Some(on), None) => Imp::Vxlan(on.parse().ok()?),
@@ -241,6 +247,7 @@ fn main() {
         Imp::TunRs(TunRsMode::Plain),
         Imp::OursTap(RelayMode::Offload),
         Imp::OursAsync,
+        Imp::OursAsyncThreads,
         Imp::TunRsAsync,
         Imp::Tunnel(true),
         Imp::Tunnel(false),
@@ -361,7 +368,7 @@ fn table(load: Load, cases: &[Case], runs: &[Vec<Run>]) -> String {
             find(Imp::TunRs(TunRsMode::Offload), c.driver)
         }
         Imp::Ours(RelayMode::Passthrough, _) => find(Imp::TunRs(TunRsMode::Passthrough), c.driver),
-        Imp::OursAsync => find(Imp::TunRsAsync, c.driver),
+        Imp::OursAsync | Imp::OursAsyncThreads => find(Imp::TunRsAsync, c.driver),
         _ => None,
     };
     let pass = |c: Case| find(Imp::Ours(RelayMode::Passthrough, 1), c.driver);
@@ -570,6 +577,10 @@ fn child(args: &[String]) {
         }
         Imp::OursAsync | Imp::TunRsAsync => {
             asynch::start(&tb, imp == Imp::OursAsync, counters.clone());
+            None
+        }
+        Imp::OursAsyncThreads => {
+            asynch::start_threads(&tb);
             None
         }
         Imp::Veth => unreachable!(),
@@ -984,10 +995,31 @@ mod tunrs {
 
 mod asynch {
     //! The async offload relays: tun-async's, and tun-rs's AsyncDevice,
-    //! each on its own two-worker tokio runtime.
+    //! each on its own two-worker tokio runtime; and tun-async's with a
+    //! thread and current-thread runtime per direction.
 
     use super::*;
     use tun_async::AsyncQueue;
+
+    fn our_devices(tb: &Testbed) -> (Device, Device) {
+        let mk = |side| {
+            let b = Device::builder().name("bench%d").offload(true).mtu(1500);
+            tb.device(side, b).expect("device")
+        };
+        (mk(Side::A), mk(Side::B))
+    }
+
+    /// `relay::spawn_threads`: it makes its own runtimes.
+    pub fn start_threads(tb: &Testbed) {
+        let (a, b) = our_devices(tb);
+        let relay = tun_async::relay::spawn_threads(
+            a.into_queues().remove(0),
+            b.into_queues().remove(0),
+            tun_async::relay::Config::default(),
+        )
+        .expect("thread relay");
+        std::mem::forget(relay); // runs until the process exits
+    }
 
     pub fn start(tb: &Testbed, ours: bool, counters: Arc<[AtomicU64; 2]>) {
         let rt = tokio::runtime::Builder::new_multi_thread()
@@ -996,11 +1028,7 @@ mod asynch {
             .build()
             .expect("runtime");
         if ours {
-            let mk = |side| {
-                let b = Device::builder().name("bench%d").offload(true).mtu(1500);
-                tb.device(side, b).expect("device")
-            };
-            let (a, b) = (mk(Side::A), mk(Side::B));
+            let (a, b) = our_devices(tb);
             rt.block_on(async {
                 let qa = Arc::new(AsyncQueue::new(a.into_queues().remove(0)).expect("async a"));
                 let qb = Arc::new(AsyncQueue::new(b.into_queues().remove(0)).expect("async b"));

@@ -80,8 +80,9 @@
 //! # Features
 //!
 //! - `tokio` (default): the tokio backend (`Tokio`, the default type
-//!   parameter), and `relay::spawn` / `relay::Relay` (one task per
-//!   direction).
+//!   parameter), `relay::spawn` / `relay::Relay` (one task per
+//!   direction) and `relay::spawn_threads` / `relay::ThreadRelay` (one
+//!   thread with a current-thread runtime per direction).
 //! - `async-io`: the async-io backend (`AsyncIo`) for smol and async-std
 //!   users: `AsyncQueue::<AsyncIo>::register(queue)`. The default backend
 //!   when `tokio` is off.
@@ -134,6 +135,8 @@ mod tests {
         send_sync::<crate::relay::Stats>();
         #[cfg(feature = "tokio")]
         send_sync::<crate::relay::Relay>();
+        #[cfg(feature = "tokio")]
+        send_sync::<crate::relay::ThreadRelay>();
         #[cfg(feature = "async-io")]
         send_sync::<crate::AsyncQueue<crate::AsyncIo>>();
     }

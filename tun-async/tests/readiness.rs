@@ -4,8 +4,11 @@
 //! the interface deleted; held segments and deferred errors are handed out
 //! without waiting on an fd that knows nothing of them; a send on a down
 //! link fails at once instead of waiting for a writability that never
-//! comes. Each test alone in its process's CPU accounting would be ideal;
-//! the bounds leave room for the other tests of this binary.
+//! comes; and (tokio, which keeps readiness) a batch that drained the
+//! kernel's queue leaves the readiness cleared, so the next call waits
+//! instead of reading `EAGAIN` once more. Each test alone in its
+//! process's CPU accounting would be ideal; the bounds leave room for the
+//! other tests of this binary.
 
 mod common;
 
@@ -266,3 +269,65 @@ fn send_on_a_down_link_fails_at_once<B: Backend>(run: &Runner<'_>) {
 }
 
 on_every_runtime!(down_link_send, send_on_a_down_link_fails_at_once);
+
+/// Read syscalls this thread made so far (`syscr` of
+/// `/proc/thread-self/io`; `readv` counts, `epoll_wait` does not).
+#[cfg(feature = "tokio")]
+fn thread_reads() -> u64 {
+    let io = std::fs::read_to_string("/proc/thread-self/io").expect("io accounting");
+    io.lines()
+        .find_map(|l| l.strip_prefix("syscr: "))
+        .and_then(|n| n.parse().ok())
+        .expect("syscr")
+}
+
+/// tokio keeps readiness between calls: a batch that ended because the
+/// kernel had no more (its last read found `EAGAIN`) must clear it, or the
+/// next call reads once more only to find `EAGAIN` again before it waits.
+/// Each call here starts before its datagram arrives, so it may read each
+/// packet once and the empty kernel once, no more.
+#[cfg(feature = "tokio")]
+#[test]
+fn a_drained_batch_waits_instead_of_reading_eagain_again() {
+    let Some(ns) = quiet_ns() else { return };
+    let dev = single(&ns, "drain0", false, 1);
+    let rt = current_thread();
+    let _g = rt.enter();
+    let q = AsyncQueue::<tun_async::Tokio>::register(dev.into_queues().remove(0)).unwrap();
+    let count = 20;
+    let sender = {
+        let ns = ns.try_clone().unwrap();
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(50));
+            udp_send(&ns, B4, 4246, count, 100, Duration::from_millis(20));
+        })
+    };
+    // What a look at the counter itself costs.
+    let cost = {
+        let a = thread_reads();
+        thread_reads() - a
+    };
+    rt.block_on(async {
+        let mut st = RecvState::new();
+        let mut bufs = vec![vec![0u8; 2048]; 8];
+        let mut sizes = vec![0; 8];
+        let mut got = 0;
+        while got < count as usize {
+            let before = thread_reads();
+            let n = tokio::time::timeout(
+                Duration::from_secs(2),
+                q.recv_batch(&mut st, &mut bufs, &mut sizes, 0),
+            )
+            .await
+            .expect("a datagram did not arrive")
+            .unwrap();
+            let reads = thread_reads() - before - cost;
+            assert!(
+                reads <= n as u64 + 1,
+                "{reads} reads for {n} packets: the readiness of the drained batch before was kept"
+            );
+            got += n;
+        }
+    });
+    sender.join().unwrap();
+}

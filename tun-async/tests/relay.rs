@@ -1,45 +1,25 @@
-//! The tokio relay of `tun_async::relay` between two namespaces through
+//! The tokio relays of `tun_async::relay` between two namespaces through
 //! two TUN devices, offload on and off, IPv4 and IPv6: TCP data verified
 //! by digest, UDP datagrams (UDP_SEGMENT senders) counted exactly once.
+//! Each case runs with one task per direction (`relay::spawn`) and with
+//! one thread and current-thread runtime per direction
+//! (`relay::spawn_threads`).
 
 mod common;
 
 use std::net::IpAddr;
-use std::sync::Arc;
 
 use common::*;
-use tun_async::{AsyncQueue, relay};
 
 const MIB: usize = 1 << 20;
 
-fn start(p: common::Pair, rt: &tokio::runtime::Runtime) -> (NsPair, relay::Relay) {
-    let _g = rt.enter();
-    let a = Arc::new(AsyncQueue::new(p.a.into_queues().remove(0)).unwrap());
-    let b = Arc::new(AsyncQueue::new(p.b.into_queues().remove(0)).unwrap());
-    let relay = relay::spawn(a, b, relay::Config::default());
-    (
-        NsPair {
-            a: p.ns_a,
-            b: p.ns_b,
-        },
-        relay,
-    )
-}
-
-struct NsPair {
-    a: tun_device::NetNs,
-    b: tun_device::NetNs,
-}
-
-fn tcp_case(offload: bool, v6: bool, total: usize) {
-    let Some(p) = pair(offload, 1, 1500) else {
+fn tcp_case(kind: TokioRelay, offload: bool, v6: bool, total: usize) {
+    let Some((ns_a, ns_b, stop)) = relay_pair(kind, offload) else {
         return;
     };
-    let rt = runtime();
-    let (ns, relay) = start(p, &rt);
     let dst: IpAddr = if v6 { B6 } else { B4 }.parse().unwrap();
-    let (sent, dsent, got, dgot) = tcp_transfer(&ns.a, &ns.b, dst, total);
-    let stats = rt.block_on(relay.stop());
+    let (sent, dsent, got, dgot) = tcp_transfer(&ns_a, &ns_b, dst, total);
+    let stats = stop();
     assert_eq!((got, dgot), (sent, dsent), "data arrived changed");
     assert!(stats.error().is_none(), "{:?}", stats.error());
     let ab = stats.a_to_b;
@@ -54,52 +34,62 @@ fn tcp_case(offload: bool, v6: bool, total: usize) {
     }
 }
 
-#[test]
-fn tcp_v4_offload() {
-    tcp_case(true, false, 32 * MIB);
-}
-
-#[test]
-fn tcp_v6_offload() {
-    tcp_case(true, true, 32 * MIB);
-}
-
-#[test]
-fn tcp_v4_plain() {
-    tcp_case(false, false, 8 * MIB);
-}
-
-#[test]
-fn tcp_v6_plain() {
-    tcp_case(false, true, 8 * MIB);
-}
-
-fn udp_case(offload: bool, v6: bool) {
-    let Some(p) = pair(offload, 1, 1500) else {
+fn udp_case(kind: TokioRelay, offload: bool, v6: bool) {
+    let Some((ns_a, ns_b, stop)) = relay_pair(kind, offload) else {
         return;
     };
-    let rt = runtime();
-    let (ns, relay) = start(p, &rt);
     let dst: IpAddr = if v6 { B6 } else { B4 }.parse().unwrap();
     let count = 20_000;
-    let (ok, bad) = udp_gso_transfer(&ns.a, &ns.b, dst, count, 1200, 16);
-    let stats = rt.block_on(relay.stop());
+    let (ok, bad) = udp_gso_transfer(&ns_a, &ns_b, dst, count, 1200, 16);
+    let stats = stop();
     assert_eq!((ok, bad), (count, 0), "datagrams lost, damaged or doubled");
     assert!(stats.error().is_none(), "{:?}", stats.error());
     assert!(stats.a_to_b.packets_in >= count, "{stats:?}");
 }
 
-#[test]
-fn udp_gso_v4_offload() {
-    udp_case(true, false);
+/// The cases, once per kind of relay.
+macro_rules! cases {
+    ($kind:ident, $variant:expr) => {
+        mod $kind {
+            use super::*;
+
+            #[test]
+            fn tcp_v4_offload() {
+                tcp_case($variant, true, false, 32 * MIB);
+            }
+
+            #[test]
+            fn tcp_v6_offload() {
+                tcp_case($variant, true, true, 32 * MIB);
+            }
+
+            #[test]
+            fn tcp_v4_plain() {
+                tcp_case($variant, false, false, 8 * MIB);
+            }
+
+            #[test]
+            fn tcp_v6_plain() {
+                tcp_case($variant, false, true, 8 * MIB);
+            }
+
+            #[test]
+            fn udp_gso_v4_offload() {
+                udp_case($variant, true, false);
+            }
+
+            #[test]
+            fn udp_gso_v6_offload() {
+                udp_case($variant, true, true);
+            }
+
+            #[test]
+            fn udp_gso_v4_plain() {
+                udp_case($variant, false, false);
+            }
+        }
+    };
 }
 
-#[test]
-fn udp_gso_v6_offload() {
-    udp_case(true, true);
-}
-
-#[test]
-fn udp_gso_v4_plain() {
-    udp_case(false, false);
-}
+cases!(tasks, TokioRelay::Tasks);
+cases!(threads, TokioRelay::Threads);

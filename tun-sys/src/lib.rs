@@ -27,6 +27,9 @@
 //! - IP addresses are **not** here: IPv6 has no address ioctl, so
 //!   `tun-device` configures addresses of both families through rtnetlink.
 //! - [`unshare_network`] / [`enter_network`] for network namespaces.
+//! - With the `tokio` feature, `TokioFd`: an owned fd registered with
+//!   tokio's reactor, whose `unsafe` registration contract holds by
+//!   construction (tun-async waits on its queues through it).
 //!
 //! Every error is an [`Error`] naming the operation (the ioctl), the
 //! interface when known, and the errno.
@@ -52,6 +55,8 @@ pub mod ioctl;
 mod name;
 mod netif;
 mod netns;
+#[cfg(feature = "tokio")]
+mod tokio_fd;
 mod tun;
 
 pub use error::{ErrnoText, Error, Op, errno_name};
@@ -63,6 +68,8 @@ pub use flags::{InterfaceFlags, OffloadFlags, TunFlags};
 pub use name::{IFNAMSIZ, InterfaceName, NameError};
 pub use netif::{ARPHRD_ETHER, ControlSocket};
 pub use netns::{enter_network, unshare_network};
+#[cfg(feature = "tokio")]
+pub use tokio_fd::TokioFd;
 pub use tun::{
     DEFAULT_VNET_HDR_SIZE, IFF_NOFILTER, TUN_FLT_ALLMULTI, TUN_PATH, get_dev_netns, get_features,
     get_iff, get_sndbuf, get_vnet_be, get_vnet_hdr_size, get_vnet_le, open_tun, set_carrier,

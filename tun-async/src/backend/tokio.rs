@@ -1,4 +1,13 @@
-//! The tokio backend: the queue in an `AsyncFd`.
+//! The tokio backend: the queue beside a duplicate of its fd registered
+//! in an `AsyncFd` (tun-sys's `TokioFd`).
+//!
+//! tokio's supported registration is an `unsafe fn`, and this crate
+//! forbids `unsafe`: tun-sys registers an `OwnedFd`, for which the
+//! contract holds by construction, and the queue keeps its own fd. The
+//! kernel's poll (`tun_chr_poll`) belongs to the open file description,
+//! which a duplicate shares, so the registration reports the queue's
+//! readiness, `EPOLLERR` of a deleted interface included; the calls run on
+//! the queue. The price is one more fd per registered queue.
 //!
 //! tokio's rules shape it: `AsyncFd::try_io` takes a single interest (a
 //! combined one maps to no readiness at all and never runs the call), and
@@ -11,14 +20,16 @@
 use std::fmt;
 use std::future::Future;
 use std::io;
+use std::os::fd::{AsFd, OwnedFd};
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use tokio::io::Interest as TokioInterest;
-use tokio::io::unix::{AsyncFd, AsyncFdReadyGuard};
-use tun_device::{IoOp, Queue, Result};
+use tokio::io::unix::AsyncFdReadyGuard;
+use tun_device::{Error, IoOp, Queue, Result, Syscall};
+use tun_sys::TokioFd;
 
 use super::{Backend, Direction, Interest, Ready, ReadyGuard, Sealed};
 
@@ -26,16 +37,19 @@ type ErrorWait = Pin<Box<dyn Future<Output = io::Result<()>> + Send>>;
 
 /// tokio's reactor (`AsyncFd`), the default backend (feature `tokio`).
 pub struct Tokio {
-    fd: Arc<AsyncFd<Queue>>,
-    /// The `ERROR` wait of a polled read, while one is pending.
+    // Fields drop in order: the registration goes (deregistered, the
+    // duplicate closed) before the queue's own fd.
+    /// The `ERROR` wait of a polled read, while one is pending (it holds
+    /// the other reference to `fd`).
     error_wait: Mutex<Option<ErrorWait>>,
+    /// A duplicate of the queue's fd, registered.
+    fd: Arc<TokioFd>,
+    queue: Queue,
 }
 
 impl fmt::Debug for Tokio {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Tokio")
-            .field("queue", self.fd.get_ref())
-            .finish()
+        f.debug_struct("Tokio").field("queue", &self.queue).finish()
     }
 }
 
@@ -43,7 +57,7 @@ impl Sealed for Tokio {}
 
 /// The readiness of one tokio wait.
 #[derive(Debug)]
-pub struct TokioGuard<'a>(AsyncFdReadyGuard<'a, Queue>);
+pub struct TokioGuard<'a>(AsyncFdReadyGuard<'a, OwnedFd>);
 
 impl ReadyGuard for TokioGuard<'_> {
     fn ready(&self) -> Ready {
@@ -74,45 +88,36 @@ impl Backend for Tokio {
         let all = TokioInterest::READABLE
             .add(TokioInterest::WRITABLE)
             .add(TokioInterest::ERROR);
-        // tokio's supported registration, `AsyncFd::register_with_interest`,
-        // is an `unsafe fn` (the caller vouches that the fd stays open and
-        // the same), and this crate forbids `unsafe`. The deprecated safe
-        // form is that same call. Its contract holds: `Queue` owns its fd
-        // (an `OwnedFd`), returns that fd from every `as_raw_fd`, and keeps
-        // it open until it is dropped, which the `AsyncFd` owning it
-        // outlives only after deregistering (`into_inner`, `drop`).
-        #[allow(deprecated)]
-        match AsyncFd::try_with_interest(queue, all) {
+        let name = queue.interface_name();
+        let dup = queue
+            .as_fd()
+            .try_clone_to_owned()
+            .map_err(|e| Error::Syscall {
+                call: Syscall::Dup,
+                interface: Some(name),
+                errno: e.raw_os_error().unwrap_or(libc::EMFILE),
+            })?;
+        match TokioFd::register(dup, all) {
             Ok(fd) => Ok(Self {
                 fd: Arc::new(fd),
+                queue,
                 error_wait: Mutex::new(None),
             }),
-            Err(e) => {
-                let (q, cause) = e.into_parts();
-                Err(crate::queue::reactor_error(
-                    q.interface_name(),
-                    IoOp::Poll,
-                    &cause,
-                ))
-            }
+            Err(e) => Err(crate::queue::reactor_error(name, IoOp::Poll, &e)),
         }
     }
 
     fn queue(&self) -> &Queue {
-        self.fd.get_ref()
+        &self.queue
     }
 
     fn into_queue(self) -> Result<Queue> {
-        // A pending error wait holds the only other reference.
+        // The pending error wait holds the only other reference to the
+        // registration; dropping it with its last reference deregisters
+        // the duplicate and closes it.
         drop(self.error_wait);
-        match Arc::try_unwrap(self.fd) {
-            Ok(fd) => Ok(fd.into_inner()),
-            Err(fd) => Err(crate::queue::reactor_error(
-                fd.get_ref().interface_name(),
-                IoOp::Poll,
-                &io::Error::from_raw_os_error(libc::EBUSY),
-            )),
-        }
+        drop(self.fd);
+        Ok(self.queue)
     }
 
     fn try_first(dir: Direction) -> bool {
@@ -129,7 +134,7 @@ impl Backend for Tokio {
         if interest.is_writable() {
             i = i.add(TokioInterest::WRITABLE);
         }
-        async move { self.fd.ready(i).await.map(TokioGuard) }
+        async move { self.fd.async_fd().ready(i).await.map(TokioGuard) }
     }
 
     fn try_ready<R, F: FnOnce(&Queue) -> Result<R>>(
@@ -142,9 +147,9 @@ impl Backend for Tokio {
         // One interest per try_io, as tokio requires: the direction's own,
         // then ERROR (a deleted interface reports nothing else).
         for interest in [single(dir), TokioInterest::ERROR] {
-            let _ = self.fd.try_io(interest, |q| {
+            let _ = self.fd.async_fd().try_io(interest, |_| {
                 let Some(f) = f.take() else { return Ok(()) };
-                let r = f(q);
+                let r = f(&self.queue);
                 let would_block = matches!(&r, Err(e) if e.is_would_block());
                 res = Some(r);
                 if would_block {
@@ -162,7 +167,7 @@ impl Backend for Tokio {
             (Some(r), _) => Ok(r),
             (None, Some(f)) => Err(f),
             // Not reached: `res` is set whenever `f` was taken.
-            (None, None) => Ok(Err(crate::queue::not_ready(self.fd.get_ref()))),
+            (None, None) => Ok(Err(crate::queue::not_ready(&self.queue))),
         }
     }
 
@@ -171,9 +176,9 @@ impl Backend for Tokio {
             // Dropping the guard keeps the readiness for the call to use.
             // Writability covers an error: tokio counts `EPOLLERR` alone as
             // write-closed.
-            Direction::Write => self.fd.poll_write_ready(cx).map_ok(drop),
+            Direction::Write => self.fd.async_fd().poll_write_ready(cx).map_ok(drop),
             Direction::Read => {
-                if let Poll::Ready(r) = self.fd.poll_read_ready(cx) {
+                if let Poll::Ready(r) = self.fd.async_fd().poll_read_ready(cx) {
                     return Poll::Ready(r.map(drop));
                 }
                 let mut slot = self
@@ -182,7 +187,9 @@ impl Backend for Tokio {
                     .unwrap_or_else(PoisonError::into_inner);
                 let wait = slot.get_or_insert_with(|| {
                     let fd = self.fd.clone();
-                    Box::pin(async move { fd.ready(TokioInterest::ERROR).await.map(drop) })
+                    Box::pin(
+                        async move { fd.async_fd().ready(TokioInterest::ERROR).await.map(drop) },
+                    )
                 });
                 let r = wait.as_mut().poll(cx);
                 if r.is_ready() {

@@ -22,11 +22,20 @@
 //! state; a batch not written whole when the stop comes is counted as
 //! dropped. Receives are cancel safe, so a stop loses nothing read.
 //!
-//! [`run`] drives both directions in the calling task on any runtime (any
-//! [`Backend`]): on a current-thread runtime, or smol's `block_on`, that
-//! is the whole relay on one thread. `spawn` (feature `tokio`) gives each
-//! direction its own task, which a multi-thread runtime runs in parallel.
-//! Which is faster depends on the machine; measure before choosing.
+//! Three ways to run it:
+//!
+//! - [`run`] drives both directions in the calling task on any runtime
+//!   (any [`Backend`]): on a current-thread runtime, or smol's `block_on`,
+//!   that is the whole relay on one thread.
+//! - `spawn` (feature `tokio`) gives each direction its own task, which a
+//!   multi-thread runtime runs in parallel.
+//! - `spawn_threads` (feature `tokio`) gives each direction an OS thread
+//!   of its own with a current-thread runtime, each queue registered with
+//!   the runtime of the direction that reads it: no scheduler shared
+//!   between the directions, and no runtime needed from the caller.
+//!
+//! Which is fastest depends on the machine; measure before choosing (the
+//! relay benchmark has a case for each of `spawn` and `spawn_threads`).
 //!
 //! ```no_run
 //! use std::sync::Arc;
@@ -61,6 +70,8 @@ use crate::backend::Backend;
 mod stop;
 #[cfg(feature = "tokio")]
 mod task;
+#[cfg(feature = "tokio")]
+mod threads;
 
 pub use tun_device::relay::RelayCounters;
 
@@ -68,6 +79,9 @@ use stop::{Listener, Stop};
 #[cfg(feature = "tokio")]
 #[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]
 pub use task::{Relay, spawn};
+#[cfg(feature = "tokio")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]
+pub use threads::{ThreadRelay, spawn_threads};
 
 /// Sizes of a relay direction.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -122,6 +136,16 @@ pub struct Stats {
 }
 
 impl Stats {
+    /// The counters of each direction now, with how each ended.
+    fn new(live: [&RelayStats; 2], [a_to_b_end, b_to_a_end]: [End; 2]) -> Stats {
+        Stats {
+            a_to_b: live[0].snapshot(),
+            b_to_a: live[1].snapshot(),
+            a_to_b_end,
+            b_to_a_end,
+        }
+    }
+
     /// The error a direction failed with, if one did (the first
     /// direction's first).
     pub fn error(&self) -> Option<&Error> {
@@ -171,12 +195,8 @@ pub async fn run<B: Backend>(
         }
     })
     .await;
-    Stats {
-        a_to_b: live[0].snapshot(),
-        b_to_a: live[1].snapshot(),
-        a_to_b_end: end_ab.unwrap_or(End::Stopped),
-        b_to_a_end: end_ba.unwrap_or(End::Stopped),
-    }
+    let ends = [end_ab, end_ba].map(|e| e.unwrap_or(End::Stopped));
+    Stats::new([&live[0], &live[1]], ends)
 }
 
 /// `fut`, unless the stop comes first (checked first): `None` then, and

@@ -82,13 +82,7 @@ impl Relay {
                 }
             }
         }
-        let [a_to_b_end, b_to_a_end] = ends;
-        Stats {
-            a_to_b: self.live[0].snapshot(),
-            b_to_a: self.live[1].snapshot(),
-            a_to_b_end,
-            b_to_a_end,
-        }
+        Stats::new([&self.live[0], &self.live[1]], ends)
     }
 }
 

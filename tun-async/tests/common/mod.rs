@@ -190,3 +190,67 @@ pub fn quiet_ns() -> Option<NetNs> {
     .unwrap();
     Some(ns)
 }
+
+/// A running relay under test: stopping it returns its stats.
+pub type Stopper = Box<dyn FnOnce() -> tun_async::relay::Stats + Send>;
+
+/// Stop a relay and say how long that took; a stop that has not returned
+/// after 5 s fails the test instead of hanging it.
+pub fn timed_stop(stop: Stopper) -> (tun_async::relay::Stats, std::time::Duration) {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let t = std::time::Instant::now();
+        let stats = stop();
+        let _ = tx.send((stats, t.elapsed()));
+    });
+    rx.recv_timeout(std::time::Duration::from_secs(5))
+        .expect("the relay's stop hung for 5 s")
+}
+
+/// The tokio relays: one task per direction on a two-worker runtime
+/// (`relay::spawn`), or one thread with a current-thread runtime per
+/// direction (`relay::spawn_threads`).
+#[cfg(feature = "tokio")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokioRelay {
+    Tasks,
+    Threads,
+}
+
+/// Two namespaces joined by two devices (MTU 1500, one queue each, offload
+/// as asked) and a tokio relay of `kind` between them: (the namespace of
+/// the first, of the second, the relay).
+#[cfg(feature = "tokio")]
+pub fn relay_pair(kind: TokioRelay, offload: bool) -> Option<(NetNs, NetNs, Stopper)> {
+    let p = pair(offload, 1, 1500)?;
+    let stop = start_relay(
+        kind,
+        p.a.into_queues().remove(0),
+        p.b.into_queues().remove(0),
+    );
+    Some((p.ns_a, p.ns_b, stop))
+}
+
+/// Start a tokio relay of `kind` between `a` and `b` (default config).
+#[cfg(feature = "tokio")]
+pub fn start_relay(kind: TokioRelay, a: tun_device::Queue, b: tun_device::Queue) -> Stopper {
+    use std::sync::Arc;
+    use tun_async::{AsyncQueue, relay};
+    match kind {
+        TokioRelay::Tasks => {
+            let rt = runtime();
+            let relay = {
+                // Registration needs the runtime's reactor.
+                let _g = rt.enter();
+                let a = Arc::new(AsyncQueue::new(a).unwrap());
+                let b = Arc::new(AsyncQueue::new(b).unwrap());
+                relay::spawn(a, b, relay::Config::default())
+            };
+            Box::new(move || rt.block_on(relay.stop()))
+        }
+        TokioRelay::Threads => {
+            let relay = relay::spawn_threads(a, b, relay::Config::default()).unwrap();
+            Box::new(move || relay.stop())
+        }
+    }
+}
