@@ -1,4 +1,4 @@
-//! `tun dump`: read packets from a device (attached to, or created for the
+//! `tun dump`: read packets from a device (an existing one, or one created for the
 //! occasion) and print one line per packet, its virtio-net header decoded
 //! (GSO type and size, partial checksum) ahead of an IP/TCP/UDP/ICMP
 //! summary, or write them to a pcap file: `LINKTYPE_RAW` for TUN,
@@ -24,7 +24,7 @@ use crate::util;
 /// Arguments of `tun dump`.
 #[derive(Debug, Args)]
 pub struct DumpArgs {
-    /// The device: attached to with its own flags if it exists, else
+    /// The device: opened with its own flags if it exists, else
     /// created (and gone on exit); `tun%d` when omitted.
     #[arg(value_parser = crate::names::parse_name)]
     pub name: Option<String>,

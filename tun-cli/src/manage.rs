@@ -23,7 +23,7 @@ pub struct CreateArgs {
     /// `tun` or `tap`, as `ip tuntap add ... mode MODE` takes it.
     #[arg(long, value_parser = ["tun", "tap"])]
     pub mode: Option<String>,
-    /// Multi-queue (IFF_MULTI_QUEUE): several processes or threads can attach.
+    /// Multi-queue (IFF_MULTI_QUEUE): several processes or threads can open it.
     #[arg(long, alias = "multi_queue")]
     pub multi_queue: bool,
     /// Packets carry the 4-byte packet-information header (no IFF_NO_PI),
@@ -38,10 +38,10 @@ pub struct CreateArgs {
     /// USO, so readers get super-packets of up to 64 KiB.
     #[arg(long)]
     pub offload: bool,
-    /// The user (name or uid) that may attach without CAP_NET_ADMIN.
+    /// The user (name or uid) that may open the device without CAP_NET_ADMIN.
     #[arg(long, visible_alias = "user", value_name = "USER")]
     pub owner: Option<String>,
-    /// The group (name or gid) whose members may attach without CAP_NET_ADMIN.
+    /// The group (name or gid) whose members may open the device without CAP_NET_ADMIN.
     #[arg(long, value_name = "GROUP")]
     pub group: Option<String>,
     /// MTU in bytes.

@@ -1,7 +1,7 @@
-//! Opening the device `dump` and `relay` work on: attach to an existing
+//! Opening the device `dump` and `relay` work on: open an existing
 //! TUN/TAP device with the flags it has (read over rtnetlink) and the
 //! offloads it has (read with `SIOCETHTOOL`, and set back with
-//! `TUNSETOFFLOAD` if attaching changed them: another reader of the
+//! `TUNSETOFFLOAD` if opening changed them: another reader of the
 //! device must not start getting super-packets it never asked for), or
 //! create a new one that goes away with the process.
 
@@ -37,13 +37,13 @@ pub struct Opened {
     pub device: Device,
     /// Its name.
     pub name: String,
-    /// Whether it was created here (else attached to).
+    /// Whether it was created here (else an existing one was opened).
     pub created: bool,
     /// The offloads the kernel holds for it now.
     pub offloads: tun_device::OffloadFlags,
 }
 
-/// Attach to `name` if it exists (in `ns`), else create it (a template
+/// Open `name` if it exists (in `ns`), else create it (a template
 /// `tun%d`/`tap%d` when `name` is `None`).
 pub fn open(name: Option<&str>, opts: &OpenOptions, ns: Option<&NetNs>) -> Result<Opened> {
     let queues = opts.queues.max(1);
@@ -52,10 +52,10 @@ pub fn open(name: Option<&str>, opts: &OpenOptions, ns: Option<&NetNs>) -> Resul
             let mut nl = util::netlink()?;
             match nl.link_by_name(n) {
                 Ok(_) => {
-                    let link = show::tun_link(&mut nl, n, "attach to")?;
+                    let link = show::tun_link(&mut nl, n, "open")?;
                     let features = offloads::read(n).map_err(|e| {
                         CliError::refused(
-                            format!("attach to {n}: read its offload features: {e}"),
+                            format!("open {n}: read its offload features: {e}"),
                             "the device may have gone away meanwhile",
                         )
                     })?;
@@ -77,17 +77,23 @@ pub fn open(name: Option<&str>, opts: &OpenOptions, ns: Option<&NetNs>) -> Resul
             if queues > 1 && !tun.multi_queue {
                 return Err(CliError::refused(
                     format!(
-                        "attach to {}: {queues} queues need a multi-queue device",
+                        "open {}: {queues} queues need a multi-queue device",
                         link.name
                     ),
                     "recreate it with `tun create --multi-queue`",
                 ));
             }
+            // The virtio header size is the device's, not this queue's: keep
+            // the 24-byte one only for a device that has the tunnel offload,
+            // or its other readers would misread every packet.
+            let tunnel =
+                original.is_some_and(|o| o.contains(tun_device::OffloadFlags::UDP_TUNNEL_GSO));
             b = b
-                .attach(true)
+                .existing(true)
                 .mode(if tun.tap { Mode::Tap } else { Mode::Tun })
                 .packet_information(tun.pi)
                 .offload(tun.vnet_hdr)
+                .udp_tunnel_offload(tunnel)
                 .multi_queue(tun.multi_queue)
                 .queues(queues);
             false
@@ -110,7 +116,7 @@ pub fn open(name: Option<&str>, opts: &OpenOptions, ns: Option<&NetNs>) -> Resul
     };
     let what = format!(
         "{} {}",
-        if created { "create" } else { "attach to" },
+        if created { "create" } else { "open" },
         name.unwrap_or(default_name)
     );
     if let Some(ns) = ns {
@@ -130,13 +136,13 @@ pub fn open(name: Option<&str>, opts: &OpenOptions, ns: Option<&NetNs>) -> Resul
     } else {
         tun_device::OffloadFlags::empty()
     };
-    // Attaching with a virtio header negotiates offloads afresh; give the
+    // Opening with a virtio header negotiates offloads afresh; give the
     // device back the ones it had.
     if let Some(orig) = original.filter(|o| device.interface().has_vnet_hdr() && *o != offloads) {
         tun_sys::set_offload(device.first_queue().as_fd(), orig).map_err(|e| {
             CliError::refused(
                 format!(
-                    "{what}: set its offloads back to {} (attaching changed them): {e}",
+                    "{what}: set its offloads back to {} (opening changed them): {e}",
                     offloads::describe(orig)
                 ),
                 "check them with `tun show`",
@@ -152,7 +158,7 @@ pub fn open(name: Option<&str>, opts: &OpenOptions, ns: Option<&NetNs>) -> Resul
     })
 }
 
-/// A short description: `tun0 (tun, offload csum tso4 ..., 1 queue, attached,
+/// A short description: `tun0 (tun, offload csum tso4 ..., 1 queue, existing,
 /// offloads as the device had them)`.
 pub fn describe(o: &Opened) -> String {
     let d = &o.device;
@@ -171,7 +177,7 @@ pub fn describe(o: &Opened) -> String {
         if o.created {
             "created, gone on exit"
         } else {
-            "attached, its offloads left as they were"
+            "existing, its offloads left as they were"
         }
     )
 }

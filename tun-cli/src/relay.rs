@@ -16,7 +16,7 @@ use crate::watch::watch;
 /// Arguments of `tun relay`.
 #[derive(Debug, Args)]
 pub struct RelayArgs {
-    /// First device: attached to if it exists, else created (gone on exit).
+    /// First device: opened if it exists, else created (gone on exit).
     #[arg(value_parser = crate::names::parse_existing)]
     pub a: String,
     /// Second device, the same way.

@@ -32,7 +32,7 @@ Example (two hosts 192.0.2.1 and 192.0.2.2 on a trusted link):
           tun tunnel t0 --offload --peer 192.0.2.2:5300 --bind 192.0.2.1:5300
   host 2: the same with the addresses swapped")]
 pub struct TunnelArgs {
-    /// The device: attached to if it exists, else created (gone on exit).
+    /// The device: opened if it exists, else created (gone on exit).
     #[arg(value_parser = crate::names::parse_existing)]
     pub device: String,
     /// The peer's UDP address (`IP:PORT`, `[IPv6]:PORT`).

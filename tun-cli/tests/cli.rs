@@ -853,7 +853,7 @@ fn a_netns_path_that_is_no_network_namespace_is_named() {
     );
 }
 
-// ------------------------------------------------- attach and holders ---
+// ------------------------------------------ existing devices and holders ---
 
 /// `ip ARGS` inside `ns`.
 fn ip_in(ns: &NetNs, args: &[&str]) {
@@ -876,7 +876,7 @@ fn offloads_line(ns: &NetNs, name: &str) -> String {
 }
 
 #[test]
-fn attaching_leaves_the_devices_offloads_as_they_were() {
+fn opening_an_existing_device_leaves_its_offloads_as_they_were() {
     let Some(ns) = private_ns() else { return };
     // vnet_hdr without offloads, as `ip tuntap add ... vnet_hdr` makes it.
     ip_in(
@@ -891,7 +891,7 @@ fn attaching_leaves_the_devices_offloads_as_they_were() {
         assert_eq!(
             offloads_line(&ns, "o0"),
             "offloads none",
-            "{cmd:?} while attached"
+            "{cmd:?} while it is open"
         );
         sigint(&child);
         assert!(wait_exit(&mut child, 10).success(), "{cmd:?}");

@@ -1,4 +1,4 @@
-//! Opening a device: the builder (create, or attach to an existing
+//! Opening a device: the builder (create, or open an existing
 //! persistent device), opening from an fd, and the device value that holds
 //! the interface and its queues.
 
@@ -50,7 +50,7 @@ struct AddrSpec {
     options: AddressOptions,
 }
 
-/// Builds a [`Device`]: creates a TUN/TAP interface (or attaches to an
+/// Builds a [`Device`]: creates a TUN/TAP interface (or opens an
 /// existing persistent one), negotiates offload, and configures it.
 ///
 /// Every setting is checked at [`DeviceBuilder::build`]; combinations the
@@ -89,7 +89,7 @@ pub struct DeviceBuilder {
     tx_queue_len: Option<u32>,
     napi: bool,
     up: Option<bool>,
-    attach: bool,
+    existing: bool,
     exclusive: bool,
     netns: Option<NetNs>,
     nonblocking: bool,
@@ -179,13 +179,13 @@ impl DeviceBuilder {
         self
     }
 
-    /// The uid that may attach without CAP_NET_ADMIN.
+    /// The uid that may open the device without CAP_NET_ADMIN.
     pub fn owner(mut self, uid: u32) -> Self {
         self.owner = Some(uid);
         self
     }
 
-    /// The gid whose members may attach without CAP_NET_ADMIN.
+    /// The gid whose members may open the device without CAP_NET_ADMIN.
     pub fn group(mut self, gid: u32) -> Self {
         self.group = Some(gid);
         self
@@ -272,25 +272,26 @@ impl DeviceBuilder {
     }
 
     /// Bring the interface up (the default for a new device) or down.
-    /// An attached device keeps its state unless this is set.
+    /// An existing device keeps its state unless this is set.
     pub fn up(mut self, up: bool) -> Self {
         self.up = Some(up);
         self
     }
 
-    /// Attach to an existing device of this name (persistent, or
-    /// multi-queue): fail if there is none, and fail if its flags differ
-    /// from what this builder asks for. Without `attach`, an existing
-    /// persistent device is reopened with this builder's flags (the kernel
-    /// rewrites packet information and virtio header on a single-queue
-    /// device).
-    pub fn attach(mut self, on: bool) -> Self {
-        self.attach = on;
+    /// Open an existing device of this name (persistent, or multi-queue)
+    /// and only that: fail if there is none, and fail if its flags differ
+    /// from what this builder asks for. Without it, an existing persistent
+    /// device is reopened with this builder's flags (the kernel rewrites
+    /// packet information and virtio header on a single-queue device).
+    /// (Attaching is what [`Queue::attach`] does: a queue rejoining its
+    /// device, `TUNSETQUEUE`.)
+    pub fn existing(mut self, on: bool) -> Self {
+        self.existing = on;
         self
     }
 
     /// Fail with EBUSY if a device of this name exists (`IFF_TUN_EXCL`)
-    /// instead of attaching to it.
+    /// instead of opening it.
     pub fn exclusive(mut self, on: bool) -> Self {
         self.exclusive = on;
         self
@@ -362,8 +363,8 @@ impl DeviceBuilder {
                 queues: self.queues,
             });
         }
-        if self.attach && name.is_none_or(|n| n.is_template()) {
-            return fail(ConfigError::AttachToTemplate);
+        if self.existing && name.is_none_or(|n| n.is_template()) {
+            return fail(ConfigError::ExistingByTemplate);
         }
         Ok(name)
     }
@@ -396,7 +397,7 @@ impl DeviceBuilder {
             None => open()?,
         };
 
-        // Did the device exist before? Needed to check an attach and to
+        // Did the device exist before? Needed to check `existing` and to
         // undo only what this call created when a later step fails.
         let existing = match name.filter(|n| !n.is_template()) {
             Some(n) => match nl.link_by_name(&n.to_string()) {
@@ -406,7 +407,7 @@ impl DeviceBuilder {
             },
             None => None,
         };
-        if let (true, Some(n)) = (self.attach, name) {
+        if let (true, Some(n)) = (self.existing, name) {
             match &existing {
                 None => {
                     return Err(Error::NotTun {
@@ -426,10 +427,10 @@ impl DeviceBuilder {
 
         // TUNSETIFF on an existing single-queue device rewrites its
         // NO_PI/VNET_HDR flags silently (drivers/net/tun.c, tun_set_iff).
-        // Without `attach` that is the point (a persistent device reopened
+        // Without `existing` that is the point (a persistent device reopened
         // with this builder's flags, its stale offload mask cleared below);
-        // an attach must find the device as it was asked for.
-        if let (true, Some(n), Some(info)) = (self.attach, name, &existing) {
+        // `existing` must find the device as it was asked for.
+        if let (true, Some(n), Some(info)) = (self.existing, name, &existing) {
             if let Some(t) = &info.tun {
                 let mut held = if t.tap { TunFlags::TAP } else { TunFlags::TUN };
                 if !t.pi {

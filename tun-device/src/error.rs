@@ -173,9 +173,9 @@ pub enum ConfigError {
         /// Queues asked for.
         queues: usize,
     },
-    /// A template name (`tun%d`) together with `attach`: there is nothing
-    /// to attach to until the kernel picks a name.
-    AttachToTemplate,
+    /// A template name (`tun%d`) together with `existing`: there is no
+    /// existing device of a name the kernel has not picked yet.
+    ExistingByTemplate,
     /// Another queue can only be opened on a multi-queue device.
     NotMultiQueue,
     /// The operation needs the interface's netlink socket, which could not
@@ -243,8 +243,8 @@ impl fmt::Display for ConfigError {
             ConfigError::QueuesWithoutMultiQueue { queues } => {
                 write!(f, "{queues} queues need multi-queue")
             }
-            ConfigError::AttachToTemplate => {
-                f.write_str("cannot attach to a template name: name the existing device")
+            ConfigError::ExistingByTemplate => {
+                f.write_str("cannot open an existing device by a template name: name the device")
             }
             ConfigError::NotMultiQueue => {
                 f.write_str("another queue needs a multi-queue device (IFF_MULTI_QUEUE)")

@@ -354,8 +354,8 @@ fn refused_before_any_syscall() {
         (Device::builder().name("bad name"), |e| {
             matches!(e, ConfigError::BadName { .. })
         }),
-        (Device::builder().name("x%d").attach(true), |e| {
-            matches!(e, ConfigError::AttachToTemplate)
+        (Device::builder().name("x%d").existing(true), |e| {
+            matches!(e, ConfigError::ExistingByTemplate)
         }),
     ];
     for (b, check) in cases {
@@ -378,7 +378,7 @@ fn refused_before_any_syscall() {
 }
 
 #[test]
-fn attach_checks_the_flags() {
+fn opening_an_existing_device_checks_the_flags() {
     let Some(ns) = private_ns() else { return };
     let first = build_in(
         &ns,
@@ -386,22 +386,22 @@ fn attach_checks_the_flags() {
     )
     .unwrap();
     drop(first);
-    // Same flags: attaches, keeps the state.
+    // Same flags: opens it, keeps the state.
     let dev = build_in(
         &ns,
-        Device::builder().name("att0").offload(true).attach(true),
+        Device::builder().name("att0").offload(true).existing(true),
     )
     .unwrap();
     assert!(dev.interface().offloads().contains(OffloadFlags::TCP));
     drop(dev);
     // Other flags (TAP instead of TUN): refused by the kernel or by our check.
-    let err = build_in(&ns, Device::builder().name("att0").tap().attach(true)).unwrap_err();
+    let err = build_in(&ns, Device::builder().name("att0").tap().existing(true)).unwrap_err();
     assert!(
         matches!(err, Error::FlagsMismatch { .. }) || err.errno() == Some(libc::EINVAL),
         "{err:?}"
     );
     // Multi-queue on a single-queue device: the kernel refuses it.
-    let err = build_in(&ns, Device::builder().name("att0").queues(2).attach(true)).unwrap_err();
+    let err = build_in(&ns, Device::builder().name("att0").queues(2).existing(true)).unwrap_err();
     assert!(
         matches!(err, Error::FlagsMismatch { .. }) || err.errno() == Some(libc::EINVAL),
         "{err:?}"
@@ -413,11 +413,11 @@ fn attach_checks_the_flags() {
         Device::builder()
             .name("att0")
             .offload(true)
-            .attach(true)
+            .existing(true)
             .packet_information(true),
     );
     assert!(err.is_err());
-    let err = build_in(&ns, Device::builder().name("att0").attach(true)).unwrap_err();
+    let err = build_in(&ns, Device::builder().name("att0").existing(true)).unwrap_err();
     assert!(matches!(err, Error::FlagsMismatch { .. }), "{err:?}");
     let data = ip_link(&ns, "att0")["linkinfo"]["info_data"].clone();
     assert_eq!(
@@ -425,12 +425,12 @@ fn attach_checks_the_flags() {
         (false.into(), true.into())
     );
     // Nothing there.
-    let err = build_in(&ns, Device::builder().name("nothere0").attach(true)).unwrap_err();
+    let err = build_in(&ns, Device::builder().name("nothere0").existing(true)).unwrap_err();
     assert!(matches!(err, Error::NotTun { kind: None, .. }), "{err:?}");
     assert_eq!(err.kind(), ErrorKind::NotFound);
     // Something there that is not TUN.
     run_in(&ns, "ip", &["link", "add", "br0", "type", "bridge"]);
-    let err = build_in(&ns, Device::builder().name("br0").attach(true)).unwrap_err();
+    let err = build_in(&ns, Device::builder().name("br0").existing(true)).unwrap_err();
     assert!(
         matches!(&err, Error::NotTun { kind: Some(k), .. } if k == "bridge"),
         "{err:?}"
@@ -444,7 +444,7 @@ fn attach_checks_the_flags() {
     assert_eq!(err.kind(), ErrorKind::Busy, "{err}");
     let dev = build_in(
         &ns,
-        Device::builder().name("att0").offload(true).attach(true),
+        Device::builder().name("att0").offload(true).existing(true),
     )
     .unwrap();
     dev.interface().set_persist(false).unwrap();
