@@ -10,7 +10,8 @@
 //!
 //! - `cargo bench -p tun-benches --bench relay` (as root): the full run,
 //!   written as a Markdown table to stdout (and `--out FILE`).
-//! - `... -- --quick`: under a minute.
+//! - `... -- --quick`: under a minute; `--rounds N`, `--secs S` and
+//!   `--only LABEL[,LABEL...]` shape a run.
 //! - `... -- --iperf3`: every TCP case also driven by iperf3 (Debian's
 //!   `iperf3`, run in the namespaces with util-linux's `nsenter`), in the
 //!   same rounds, so the built-in generator is checked against it on every
@@ -286,6 +287,11 @@ fn main() {
         .iter()
         .position(|a| a == "--only")
         .and_then(|i| args.get(i + 1).cloned());
+    let rounds = args
+        .iter()
+        .position(|a| a == "--rounds")
+        .and_then(|i| args.get(i + 1)?.parse().ok())
+        .unwrap_or(rounds);
     let secs = args
         .iter()
         .position(|a| a == "--secs")
