@@ -42,6 +42,10 @@ enum Imp {
     /// tun-async's relay with one thread and current-thread tokio runtime
     /// per direction (`relay::spawn_threads`).
     OursAsyncThreads,
+    /// tun-async's `relay::run`, both directions in one task, on one
+    /// thread: a current-thread tokio runtime (`false`) or async-io's
+    /// `block_on` (`true`, the async-io backend).
+    OursAsyncRun(bool),
     /// tun-rs's AsyncDevice with recv_multiple/send_multiple, likewise.
     TunRsAsync,
     /// Two devices joined by tun-tunnel's UDP tunnels over a second veth
@@ -75,6 +79,8 @@ impl Imp {
             Imp::OursTap(m) => format!("ours tap {}", m.name()),
             Imp::OursAsync => "ours async offload".into(),
             Imp::OursAsyncThreads => "ours async threads".into(),
+            Imp::OursAsyncRun(false) => "ours async run, tokio 1 thread".into(),
+            Imp::OursAsyncRun(true) => "ours async run, async-io 1 thread".into(),
             Imp::TunRsAsync => "tun-rs async offload".into(),
             Imp::Tunnel(true) => "ours tunnel gso/gro".into(),
             Imp::Tunnel(false) => "ours tunnel no gso/gro".into(),
@@ -93,6 +99,7 @@ impl Imp {
             Imp::OursTap(m) => format!("tap:{}", m.name()),
             Imp::OursAsync => "async:ours".into(),
             Imp::OursAsyncThreads => "async:ours-threads".into(),
+            Imp::OursAsyncRun(io) => format!("async-run:{io}"),
             Imp::TunRsAsync => "async:tunrs".into(),
             Imp::Tunnel(on) => format!("tunnel:{on}"),
             Imp::Vxlan(on) => format!("vxlan:{on}"),
@@ -123,6 +130,7 @@ impl Imp {
             }),
             ("async", Some("ours"), None) => Imp::OursAsync,
             ("async", Some("ours-threads"), None) => Imp::OursAsyncThreads,
+            ("async-run", Some(io), None) => Imp::OursAsyncRun(io.parse().ok()?),
             ("async", Some("tunrs"), None) => Imp::TunRsAsync,
             ("tunnel", Some(on), None) => Imp::Tunnel(on.parse().ok()?),
             ("vxlan", Some(on), None) => Imp::Vxlan(on.parse().ok()?),
@@ -249,6 +257,8 @@ fn main() {
         Imp::OursTap(RelayMode::Offload),
         Imp::OursAsync,
         Imp::OursAsyncThreads,
+        Imp::OursAsyncRun(false),
+        Imp::OursAsyncRun(true),
         Imp::TunRsAsync,
         Imp::Tunnel(true),
         Imp::Tunnel(false),
@@ -374,7 +384,9 @@ fn table(load: Load, cases: &[Case], runs: &[Vec<Run>]) -> String {
             find(Imp::TunRs(TunRsMode::Offload), c.driver)
         }
         Imp::Ours(RelayMode::Passthrough, _) => find(Imp::TunRs(TunRsMode::Passthrough), c.driver),
-        Imp::OursAsync | Imp::OursAsyncThreads => find(Imp::TunRsAsync, c.driver),
+        Imp::OursAsync | Imp::OursAsyncThreads | Imp::OursAsyncRun(_) => {
+            find(Imp::TunRsAsync, c.driver)
+        }
         _ => None,
     };
     let pass = |c: Case| find(Imp::Ours(RelayMode::Passthrough, 1), c.driver);
@@ -587,6 +599,10 @@ fn child(args: &[String]) {
         }
         Imp::OursAsyncThreads => {
             asynch::start_threads(&tb);
+            None
+        }
+        Imp::OursAsyncRun(io) => {
+            asynch::start_run(&tb, io);
             None
         }
         Imp::Veth => unreachable!(),
@@ -1001,8 +1017,9 @@ mod tunrs {
 
 mod asynch {
     //! The async offload relays: tun-async's, and tun-rs's AsyncDevice,
-    //! each on its own two-worker tokio runtime; and tun-async's with a
-    //! thread and current-thread runtime per direction.
+    //! each on its own two-worker tokio runtime; tun-async's with a
+    //! thread and current-thread runtime per direction; and tun-async's
+    //! `relay::run` on one thread, tokio or async-io.
 
     use super::*;
     use tun_async::AsyncQueue;
@@ -1025,6 +1042,36 @@ mod asynch {
         )
         .expect("thread relay");
         std::mem::forget(relay); // runs until the process exits
+    }
+
+    /// `relay::run` on one thread: a current-thread tokio runtime, or
+    /// async-io's `block_on` with the async-io backend (`io`).
+    pub fn start_run(tb: &Testbed, io: bool) {
+        let (a, b) = our_devices(tb);
+        let (a, b) = (a.into_queues().remove(0), b.into_queues().remove(0));
+        let config = tun_async::relay::Config::default();
+        // Runs until the process exits.
+        let forever = std::future::pending::<()>();
+        if io {
+            std::thread::spawn(move || {
+                type Q = AsyncQueue<tun_async::AsyncIo>;
+                let qa = Arc::new(Q::register(a).expect("async-io a"));
+                let qb = Arc::new(Q::register(b).expect("async-io b"));
+                async_io::block_on(tun_async::relay::run(qa, qb, config, forever));
+            });
+        } else {
+            std::thread::spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .expect("runtime");
+                rt.block_on(async {
+                    let qa = Arc::new(AsyncQueue::new(a).expect("async a"));
+                    let qb = Arc::new(AsyncQueue::new(b).expect("async b"));
+                    tun_async::relay::run(qa, qb, config, forever).await
+                });
+            });
+        }
     }
 
     pub fn start(tb: &Testbed, ours: bool, counters: Arc<[AtomicU64; 2]>) {
