@@ -744,10 +744,7 @@ impl Queue {
         let iface = self.interface();
         let offloads = iface.offloads();
         let tx = TxFraming {
-            pi: framing.pi,
-            vnet: framing.vnet,
-            tunnel: framing.tunnel,
-            l2: framing.l2,
+            wire: framing,
             tcp: iface.tcp_coalescing(),
             udp: iface.udp_coalescing()
                 && offloads.contains(OffloadFlags::USO4 | OffloadFlags::USO6),

@@ -24,6 +24,7 @@ use tun_offload::{
 };
 
 use crate::error::BatchError;
+use crate::rx::Framing;
 
 /// Empty a slice list and end its borrows, keeping its allocation (the
 /// list is empty, so the collect converts nothing and reuses the buffer).
@@ -58,14 +59,8 @@ const TUNNEL_RUN_ROOM: usize = 0xffff + tun_offload::frame::MAX_L2_LEN;
 /// What a queue puts in front of each packet and whether it coalesces.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub(crate) struct TxFraming {
-    /// Packet information (`IFF_NO_PI` off).
-    pub(crate) pi: bool,
-    /// The virtio header (`IFF_VNET_HDR`): 10 bytes, or 24 with `tunnel`.
-    pub(crate) vnet: bool,
-    /// The UDP-tunnel offload was granted: the 24-byte header.
-    pub(crate) tunnel: bool,
-    /// A TAP: packets are Ethernet frames.
-    pub(crate) l2: bool,
+    /// The queue's wire format, as its receive engine reads it.
+    pub(crate) wire: Framing,
     /// Coalesce TCP runs (needs `vnet` without `pi`).
     pub(crate) tcp: bool,
     /// Coalesce UDP runs (needs USO as well).
@@ -82,12 +77,12 @@ pub(crate) struct TxFraming {
 
 impl TxFraming {
     fn coalesces(self) -> bool {
-        self.vnet && !self.pi && (self.tcp || self.udp || self.tunnel_gro)
+        self.wire.vnet && !self.wire.pi && (self.tcp || self.udp || self.tunnel_gro)
     }
 
     /// The header in front of a packet written as it is.
     fn plain_hdr(self) -> &'static [u8] {
-        if self.tunnel {
+        if self.wire.tunnel {
             &PLAIN_TUNNEL_HDR
         } else {
             &PLAIN_HDR
@@ -375,13 +370,12 @@ impl SendState {
             // merge as plain UDP. In a batch that has some, the table
             // merges TCP alone and the tunnel runs are made below.
             let tunnel = framing.tunnel_gro
-                && bufs
-                    .iter()
-                    .zip(lens)
-                    .any(|(b, &len)| maybe_tunnel(&b.as_ref()[offset..offset + len], framing.l2));
+                && bufs.iter().zip(lens).any(|(b, &len)| {
+                    maybe_tunnel(&b.as_ref()[offset..offset + len], framing.wire.l2)
+                });
             self.table.set_tcp_gro(framing.tcp);
             self.table.set_udp_gro(framing.udp && !tunnel);
-            self.table.set_frames(framing.l2);
+            self.table.set_frames(framing.wire.l2);
             self.table.set_tcp_ecn(framing.ecn);
             self.table.set_checksums_verified(self.verified);
             let plan = self
@@ -416,13 +410,13 @@ impl SendState {
         let alone = |k: usize| plan.get(k).filter(|r| !r.is_merged()).map(|r| r.first());
         let mut cfg = TunnelCoalesce {
             proto: TunnelProto::Vxlan,
-            frames: framing.l2,
+            frames: framing.wire.l2,
             udp_gro: framing.udp,
             outer_csum: framing.outer_csum,
         };
         let mut k = 0;
         while k < plan.len() {
-            let first = alone(k).filter(|&i| maybe_tunnel(packet(i), framing.l2));
+            let first = alone(k).filter(|&i| maybe_tunnel(packet(i), framing.wire.l2));
             let Some(first) = first else {
                 self.heads.push(plan.get(k).map_or(0, |r| r.first()));
                 self.plan.push(PlannedWrite::Run(k));
@@ -538,12 +532,12 @@ impl SendState {
         if !self.coalesced() {
             let pkt = packet(head)?;
             let mut p = 0;
-            if self.framing.pi {
-                let pi = packet_info(self.framing.l2, pkt);
+            if self.framing.wire.pi {
+                let pi = packet_info(self.framing.wire.l2, pkt);
                 prefix[..PacketInfo::LEN].copy_from_slice(&pi.to_bytes());
                 p += PacketInfo::LEN;
             }
-            if self.framing.vnet {
+            if self.framing.wire.vnet {
                 let hdr = self.framing.plain_hdr();
                 prefix[p..p + hdr.len()].copy_from_slice(hdr);
                 p += hdr.len();
@@ -577,7 +571,7 @@ impl SendState {
         match self.fallback {
             None => {
                 let mut slices = run.slices(bufs).map_err(BatchError::Coalescing)?;
-                if self.framing.tunnel {
+                if self.framing.wire.tunnel {
                     // The table's head starts with the 10-byte header: the
                     // 24-byte one has the same fields in front and zero
                     // tunnel offsets behind.
@@ -737,7 +731,10 @@ mod tests {
 
     fn offload() -> TxFraming {
         TxFraming {
-            vnet: true,
+            wire: Framing {
+                vnet: true,
+                ..Framing::default()
+            },
             tcp: true,
             udp: true,
             ..TxFraming::default()
@@ -933,8 +930,11 @@ mod tests {
         let lens = vec![l4, 40];
         let mut st = SendState::new();
         let framing = TxFraming {
-            pi: true,
-            vnet: true,
+            wire: Framing {
+                pi: true,
+                vnet: true,
+                ..Framing::default()
+            },
             ..TxFraming::default()
         };
         st.prepare(&bufs, &lens, 14, framing).unwrap();
@@ -1021,11 +1021,12 @@ mod tests {
     }
 
     fn tunnel_offload() -> TxFraming {
-        TxFraming {
-            tunnel: true,
+        let mut f = TxFraming {
             tunnel_gro: true,
             ..offload()
-        }
+        };
+        f.wire.tunnel = true;
+        f
     }
 
     #[test]
@@ -1066,10 +1067,8 @@ mod tests {
     fn without_tunnel_coalescing_tunnel_datagrams_are_plain_udp_behind_24_bytes() {
         let (bufs, lens, datagrams) = vxlan_batch(8_000);
         let mut st = SendState::new();
-        let framing = TxFraming {
-            tunnel: true,
-            ..offload()
-        };
+        let mut framing = offload();
+        framing.wire.tunnel = true;
         st.prepare(&bufs, &lens, 10, framing).unwrap();
         let (frames, _) = drive(&mut st, &bufs, &lens, &mut vec![]);
         // Unverified, their zero outer UDP checksums keep them apart (the
