@@ -194,20 +194,8 @@ impl Tunnel {
     pub fn stop(mut self) -> Result<TunnelCounters> {
         // A write of 1 to a valid eventfd cannot fail.
         let _ = self.stop.raise();
-        let mut first = None;
-        for t in self.threads.drain(..) {
-            match t.join() {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => {
-                    first.get_or_insert(e);
-                }
-                Err(p) => std::panic::resume_unwind(p),
-            }
-        }
-        match first {
-            Some(e) => Err(e),
-            None => Ok(self.counters()),
-        }
+        tun_device::relay::join(self.threads.drain(..))?;
+        Ok(self.counters())
     }
 }
 

@@ -475,21 +475,29 @@ impl Relay {
     /// first error a pump ended with.
     pub fn stop(mut self) -> Result<(RelayCounters, RelayCounters)> {
         self.halt();
-        let mut first = None;
-        for t in self.threads.drain(..) {
-            match t.join() {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => {
-                    first.get_or_insert(e);
-                }
-                Err(p) => std::panic::resume_unwind(p),
+        join(self.threads.drain(..))?;
+        Ok(self.counters())
+    }
+}
+
+/// Wait for every pump thread of a relay (this one's, or another built on
+/// [`pump`] and [`forward`], such as tun-tunnel's) and return the first
+/// error one ended with (whatever its error type); a pump's panic is
+/// raised again here.
+pub fn join<E>(
+    threads: impl IntoIterator<Item = JoinHandle<std::result::Result<(), E>>>,
+) -> std::result::Result<(), E> {
+    let mut first = None;
+    for t in threads {
+        match t.join() {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                first.get_or_insert(e);
             }
-        }
-        match first {
-            Some(e) => Err(e),
-            None => Ok(self.counters()),
+            Err(p) => std::panic::resume_unwind(p),
         }
     }
+    first.map_or(Ok(()), Err)
 }
 
 impl Relay {
