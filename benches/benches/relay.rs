@@ -58,6 +58,9 @@ enum Imp {
     /// super-packets cross the relay) or off (the kernel segments before
     /// the TUN; every datagram crosses alone).
     Vxlan(bool),
+    /// The same over TAP devices, which take the relay's coalesced tunnel
+    /// super-packets (the UDP-tunnel offload on).
+    VxlanTap,
     Veth,
 }
 
@@ -86,6 +89,7 @@ impl Imp {
             Imp::Tunnel(false) => "ours tunnel no gso/gro".into(),
             Imp::Vxlan(true) => "vxlan over ours offload".into(),
             Imp::Vxlan(false) => "vxlan over ours, no tnl offload".into(),
+            Imp::VxlanTap => "vxlan over ours tap offload".into(),
             Imp::Veth => "kernel veth".into(),
         }
     }
@@ -103,6 +107,7 @@ impl Imp {
             Imp::TunRsAsync => "async:tunrs".into(),
             Imp::Tunnel(on) => format!("tunnel:{on}"),
             Imp::Vxlan(on) => format!("vxlan:{on}"),
+            Imp::VxlanTap => "vxlan-tap".into(),
             Imp::Veth => "veth".into(),
         }
     }
@@ -134,6 +139,7 @@ impl Imp {
             ("async", Some("tunrs"), None) => Imp::TunRsAsync,
             ("tunnel", Some(on), None) => Imp::Tunnel(on.parse().ok()?),
             ("vxlan", Some(on), None) => Imp::Vxlan(on.parse().ok()?),
+            ("vxlan-tap", None, None) => Imp::VxlanTap,
             ("veth", None, None) => Imp::Veth,
             _ => return None,
         })
@@ -264,6 +270,7 @@ fn main() {
         Imp::Tunnel(false),
         Imp::Vxlan(true),
         Imp::Vxlan(false),
+        Imp::VxlanTap,
     ];
     let loads: Vec<Load> = if quick || !full {
         vec![
@@ -589,8 +596,8 @@ fn child(args: &[String]) {
             tunnel = Some(tunnels::start(&tb, offload));
             None
         }
-        Imp::Vxlan(offload) => {
-            let (a, b) = vxlan::start(&tb, offload);
+        Imp::Vxlan(_) | Imp::VxlanTap => {
+            let (a, b) = vxlan::start(&tb, imp != Imp::Vxlan(false), imp == Imp::VxlanTap);
             Some(Relay::start(a.into_queues(), b.into_queues(), RelayMode::Offload).expect("relay"))
         }
         Imp::OursAsync | Imp::TunRsAsync => {
@@ -624,13 +631,16 @@ fn child(args: &[String]) {
         (Some(r), _) => {
             let (ab, ba) = r.counters();
             drop(r);
-            if let Imp::Vxlan(offload) = imp {
+            if matches!(imp, Imp::Vxlan(_) | Imp::VxlanTap) {
                 vxlan::remove(&tb);
                 assert_eq!(
                     ab.tunnel_super_packets_in > 0,
-                    offload,
+                    imp != Imp::Vxlan(false),
                     "tunnel super-packets across the relay: {ab:?}"
                 );
+                if imp == Imp::VxlanTap {
+                    assert!(ab.tunnel_writes > 0, "coalesced tunnel writes: {ab:?}");
+                }
             }
             (ab.packets_in + ba.packets_in, ab.writes + ba.writes)
         }
@@ -729,15 +739,20 @@ mod vxlan {
 
     const NAME: &str = "bvx0";
 
-    /// The underlay devices (not yet relayed) and the VXLAN devices over
-    /// them, `offload`: the UDP-tunnel offload offered.
-    pub fn start(tb: &Testbed, offload: bool) -> (Device, Device) {
+    /// The underlay devices (not yet relayed; TAP devices with `tap`) and
+    /// the VXLAN devices over them, `offload`: the UDP-tunnel offload
+    /// offered.
+    pub fn start(tb: &Testbed, offload: bool, tap: bool) -> (Device, Device) {
         remove(tb);
         let mk = |side| {
             let ul = tun_testbed::underlay_addr(side, false);
             let ns = tb.ns(side).try_clone().expect("namespace");
-            let dev = Device::builder()
-                .name("bul%d")
+            let b = if tap {
+                Device::builder().tap().name("bultap%d")
+            } else {
+                Device::builder().name("bul%d")
+            };
+            let dev = b
                 .offload(true)
                 .udp_tunnel_offload(offload)
                 .mtu(1550)
