@@ -108,8 +108,8 @@
 //!   refuses every tunnel super-packet with a plain outer header
 //!   (`virtio_net_hdr_tnl_to_skb` in include/linux/virtio_net.h counts an
 //!   Ethernet header in its minimum outer offset), so there the datagrams
-//!   go out as they are, or merged as plain UDP (USO) when their checksums
-//!   are vouched for;
+//!   go out as they are, or merged as plain UDP (USO) when they carry outer
+//!   UDP checksums (the kernel's rule: no UDP GRO without one);
 //! - [`Queue::recv_gso`] and [`Queue::send_gso`] take and give the 24-byte
 //!   header; the pass-through [`relay`] splits a tunnel super-packet its
 //!   output refused, and every later one, in user space.

@@ -663,3 +663,32 @@ proptest::proptest! {
         }
     }
 }
+
+#[test]
+fn udp_without_a_checksum_never_merges_even_vouched_for() {
+    // net/ipv4/udp_offload.c udp_gro_receive_segment: "requires non zero
+    // csum, for symmetry with GSO".
+    let ip = v4(true);
+    let u = |n: u8, zero: bool| {
+        let mut d = udp(&with_id(ip.clone(), n.into()), 1, 2, &[n; 60]);
+        if zero {
+            d[26..28].fill(0);
+        }
+        d
+    };
+    for verified in [false, true] {
+        let mut table = GroTable::new(true);
+        table.set_checksums_verified(verified);
+        let p = vec![u(1, true), u(2, true), u(3, true)];
+        let o = coalesce(&mut table, &p);
+        assert_eq!(o.idx, [0, 1, 2], "verified {verified}");
+        assert_eq!(flat(&o), p);
+        assert_eq!(table.stats().refused(Refusal::UdpZeroChecksum), 3);
+        // Behind one without a checksum, the flow's checksummed datagrams
+        // still merge.
+        let p = vec![u(1, false), u(2, true), u(3, false), u(4, false)];
+        let o = coalesce(&mut table, &p);
+        assert_eq!(o.idx, [0, 1, 2], "verified {verified}");
+        assert_eq!(flat(&o), p);
+    }
+}

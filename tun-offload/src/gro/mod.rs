@@ -185,6 +185,11 @@ pub enum Refusal {
     NotIpFrame,
     /// TCP, but TCP coalescing is off ([`GroTable::set_tcp_gro`]).
     TcpDisabled,
+    /// UDP without a checksum (the field zero, "none" over IPv4): the
+    /// kernel's `udp_gro_receive_segment` (net/ipv4/udp_offload.c) merges
+    /// only datagrams with one, for symmetry with GSO, which would write
+    /// checksums into every segment.
+    UdpZeroChecksum,
 }
 
 impl Refusal {
@@ -205,6 +210,7 @@ impl Refusal {
         Refusal::BadIpv4Checksum,
         Refusal::NotIpFrame,
         Refusal::TcpDisabled,
+        Refusal::UdpZeroChecksum,
     ];
 
     fn index(self) -> usize {
@@ -221,7 +227,7 @@ const _: () = {
         assert!(Refusal::ALL[i] as usize == i);
         i += 1;
     }
-    assert!(Refusal::TcpDisabled as usize + 1 == Refusal::ALL.len());
+    assert!(Refusal::UdpZeroChecksum as usize + 1 == Refusal::ALL.len());
 };
 
 impl fmt::Display for Refusal {
@@ -244,6 +250,7 @@ impl fmt::Display for Refusal {
             Refusal::BadIpv4Checksum => "IPv4 header checksum does not verify",
             Refusal::NotIpFrame => "frame carries no IPv4 or IPv6 packet",
             Refusal::TcpDisabled => "TCP coalescing not enabled",
+            Refusal::UdpZeroChecksum => "UDP without a checksum",
         })
     }
 }

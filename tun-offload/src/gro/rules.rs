@@ -146,6 +146,9 @@ fn classify_l4(
         if usize::from(udp.len()) != l4.len() {
             return Err(Refusal::LengthMismatch);
         }
+        if udp.checksum() == 0 {
+            return Err(Refusal::UdpZeroChecksum);
+        }
         let payload_len = l4.len() - UDP_HEADER_LEN;
         if payload_len == 0 {
             return Err(Refusal::EmptyPayload);
