@@ -1198,4 +1198,25 @@ mod tests {
         let step = st.complete(vnet(), total, &mut bufs, &mut lens, OFF);
         assert!(step.fault.is_some(), "{step:?}");
     }
+
+    #[test]
+    fn a_tunnel_super_packet_larger_than_the_batch_is_handed_out_over_several_calls() {
+        use crate::test_packets::{tunnel_reference, vxlan_super};
+        let mut st = RecvState::new();
+        // One buffer, as the single-packet receive has.
+        let (mut bufs, mut lens) = batch(1, 1600);
+        let (hdr, pkt) = vxlan_super(12_000, 1398, 9);
+        let want = tunnel_reference(&hdr, &pkt, false);
+        let wire = [&hdr.to_bytes()[..], &pkt].concat();
+        let total = read(&mut st, tunnel_framing(), &mut bufs, 0, &wire);
+        let step = st.complete(tunnel_framing(), total, &mut bufs, &mut lens, OFF);
+        assert_eq!(step, Step::ok(1));
+        let mut got = out(&bufs, &lens, 0..1);
+        while st.has_pending() {
+            let step = st.deliver_pending(tunnel_framing(), &mut bufs, &mut lens, OFF, 0);
+            assert_eq!(step, Step::ok(1));
+            got.extend(out(&bufs, &lens, 0..1));
+        }
+        assert_eq!(got, want);
+    }
 }
