@@ -56,7 +56,7 @@ pub(crate) fn tun_to_udp(
     let mut steps = Vec::with_capacity(BATCH);
     let mut rx = RecvState::new();
     let mut backoff = Backoff::new();
-    let mut supers = 0;
+    let (mut supers, mut tunnels) = (0, 0);
     let relay = &stats.tun_to_udp;
     let mut spare: Vec<&mut [u8]> = Vec::with_capacity(BATCH);
     loop {
@@ -76,14 +76,15 @@ pub(crate) fn tun_to_udp(
                 continue;
             }
         };
-        let s = rx.stats().super_packets;
+        let (s, t) = (rx.stats().super_packets, rx.stats().tunnel_super_packets);
         relay.record(&RelayCounters {
             packets_in: n as u64,
             bytes_in: lens[..n].iter().sum::<usize>() as u64,
             super_packets_in: s - supers,
+            tunnel_super_packets_in: t - tunnels,
             ..RelayCounters::default()
         });
-        supers = s;
+        (supers, tunnels) = (s, t);
         let limits = Limits {
             segments: udp.gso_segments(),
             datagram: udp.max_datagram(),

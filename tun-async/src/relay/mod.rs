@@ -227,6 +227,7 @@ fn finish(e: &Error) -> End {
 fn give_up(tx: &mut SendState, live: &RelayStats) {
     live.record(&RelayCounters {
         writes: tx.report().writes as u64,
+        tunnel_writes: tx.report().tunnel_writes as u64,
         dropped: tx.unsent_packets() as u64,
         ..RelayCounters::default()
     });
@@ -263,7 +264,7 @@ async fn pump<B: Backend>(
     let mut region = vec![0u8; cap * batch];
     let mut bufs: Vec<&mut [u8]> = region.chunks_mut(cap).collect();
     let mut lens = vec![0usize; batch];
-    let mut supers = 0;
+    let (mut supers, mut tunnels) = (0, 0);
     loop {
         // Cancel safe: dropped while waiting, it has read nothing;
         // segments not handed out stay in `rx`.
@@ -289,14 +290,15 @@ async fn pump<B: Backend>(
                 Disposition::Fail => return End::Failed(e),
             },
         };
-        let s = rx.stats().super_packets;
+        let (s, t) = (rx.stats().super_packets, rx.stats().tunnel_super_packets);
         live.record(&RelayCounters {
             packets_in: n as u64,
             bytes_in: lens[..n].iter().sum::<usize>() as u64,
             super_packets_in: s - supers,
+            tunnel_super_packets_in: t - tunnels,
             ..RelayCounters::default()
         });
-        supers = s;
+        (supers, tunnels) = (s, t);
         let (bufs, lens) = (&mut bufs[..n], &mut lens[..n]);
         if let Some(end) = write_batch(
             to,
@@ -340,6 +342,7 @@ async fn write_batch<B: Backend>(
             Ok(report) => {
                 live.record(&RelayCounters {
                     writes: report.writes as u64,
+                    tunnel_writes: report.tunnel_writes as u64,
                     ..RelayCounters::default()
                 });
                 backoff.reset();
@@ -367,6 +370,7 @@ async fn write_batch<B: Backend>(
         if tx.is_done() {
             live.record(&RelayCounters {
                 writes: tx.report().writes as u64,
+                tunnel_writes: tx.report().tunnel_writes as u64,
                 ..RelayCounters::default()
             });
             return None;
