@@ -1,9 +1,14 @@
 //! Helpers for tests, benchmarks and fuzz targets of the workspace: a naive
 //! packet builder and a deliberately naive internet checksum, written
 //! independently of `tun-offload` so that the code under test never checks
-//! itself. Slow on purpose; not for production use.
+//! itself. Slow on purpose; not for production use. Also the privilege
+//! gate every privileged test of the workspace shares
+//! ([`privileged_required`], [`in_own_netns`]).
 
 use std::net::IpAddr;
+
+mod privilege;
+pub use privilege::{in_own_netns, privileged_required};
 
 /// The transport checksum's offset in a TCP header.
 pub const TCP_CSUM_OFFSET: usize = 16;

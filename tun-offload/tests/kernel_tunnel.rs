@@ -29,23 +29,15 @@ use tun_offload::{
 };
 use tun_sys::{ControlSocket, InterfaceName, OffloadFlags, Op, TunFlags};
 
+/// Run `body` on a new thread inside a new network namespace (the
+/// workspace's privilege gate, test-support's).
 fn in_netns(test: &str, body: impl FnOnce() + Send + 'static) {
-    let required = std::env::var_os("TUN_REQUIRE_PRIVILEGED").is_some_and(|v| v == "1");
-    let handle = std::thread::spawn(move || {
-        tun_sys::unshare_network()?;
-        body();
-        Ok::<(), tun_sys::Error>(())
-    });
-    match handle.join() {
-        Ok(Ok(())) => {}
-        Ok(Err(e)) if !required && e.is_permission_denied() => {
-            eprintln!(
-                "skipping {test}: {e}; run as root (TUN_REQUIRE_PRIVILEGED=1 to fail instead)"
-            );
-        }
-        Ok(Err(e)) => panic!("{test}: cannot make a network namespace: {e}"),
-        Err(panic) => std::panic::resume_unwind(panic),
-    }
+    tun_test_support::in_own_netns(
+        test,
+        tun_sys::unshare_network,
+        |e: &tun_sys::Error| e.is_permission_denied(),
+        body,
+    );
 }
 
 fn ip(args: &str) {
