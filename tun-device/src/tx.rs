@@ -92,9 +92,12 @@ impl TxFraming {
 
 /// Whether `pkt` (a TUN packet, or a TAP frame with `l2`) may be a VXLAN or
 /// Geneve datagram: UDP behind an outer IP header without options or
-/// extension headers, and a payload that starts like either tunnel header
-/// with room for an inner Ethernet header. [`coalesce_tunnel`] checks the
-/// rest.
+/// extension headers, then a VXLAN header (flags exactly I, every reserved
+/// field zero; RFC 7348) or a Geneve header (version 0, protocol
+/// Ethernet; RFC 8926), then an inner Ethernet header carrying IPv4 or
+/// IPv6. A plain UDP payload passes all of that by chance once in about
+/// 2^50 (VXLAN) or 2^36 (Geneve); [`coalesce_tunnel`] checks the rest.
+/// A false positive costs only the plain UDP coalescing of that batch.
 fn maybe_tunnel(pkt: &[u8], l2: bool) -> bool {
     let ip = if l2 {
         match tun_offload::frame::ip_offset(pkt) {
@@ -109,13 +112,19 @@ fn maybe_tunnel(pkt: &[u8], l2: bool) -> bool {
         Some(6) if ip.len() >= 40 && ip[6] == 17 => 40,
         _ => return false,
     };
-    // UDP (8), the tunnel header (8), an inner Ethernet header (14).
-    let Some(tnl) = ip.get(udp + 8..udp + 8 + 8 + 14) else {
+    let Some(tnl) = ip.get(udp + 8..) else {
         return false;
     };
-    let vxlan = tnl[0] & 0x08 != 0;
-    let geneve = tnl[0] >> 6 == 0 && tnl[2..4] == [0x65, 0x58];
-    vxlan || geneve
+    // Where the inner Ethernet header starts behind the UDP header.
+    let eth = match tnl.get(..8) {
+        Some([0x08, 0, 0, 0, _, _, _, 0]) => 8,
+        Some(&[v, _, 0x65, 0x58, ..]) if v >> 6 == 0 => 8 + usize::from(v & 0x3f) * 4,
+        _ => return false,
+    };
+    matches!(
+        tnl.get(eth + 12..eth + 14),
+        Some([0x08, 0x00] | [0x86, 0xdd])
+    )
 }
 
 /// The writes of a coalesced batch, in order.
@@ -1128,5 +1137,45 @@ mod tests {
         assert_eq!(st.report().packets, 4 + datagrams.len());
         let (hdr, _) = VirtioNetHdrV1HashTunnel::split_prefix(&frames[0]).unwrap();
         assert_eq!(hdr.hdr.gso_type(), tun_offload::GsoType::TCPV4);
+    }
+
+    #[test]
+    fn plain_udp_whose_payload_starts_like_vxlan_still_merges_as_udp() {
+        // A UDP_SEGMENT sender's datagrams: the same flow and size, each
+        // payload starting with a byte that has VXLAN's I bit (0x08).
+        let (bufs, lens, _) = vxlan_batch(8_000);
+        let mut bufs = bufs;
+        for b in &mut bufs {
+            // Not VXLAN: a reserved VXLAN byte set, and an outer checksum.
+            b[10 + 29] = 0x77;
+            let len = u16::from_be_bytes([b[10 + 2], b[10 + 3]]) as usize;
+            b[10 + 26..10 + 28].fill(0);
+            let sum = tun_offload::checksum::Checksum::of(&b[10 + 20..10 + len])
+                .combine(tun_offload::checksum::pseudo_header_v4(
+                    [192, 0, 2, 1].into(),
+                    [192, 0, 2, 2].into(),
+                    17,
+                    (len - 20) as u16,
+                ))
+                .finish_udp();
+            b[10 + 26..10 + 28].copy_from_slice(&sum.to_be_bytes());
+        }
+        assert!(
+            bufs.iter()
+                .zip(&lens)
+                .all(|(b, &l)| !maybe_tunnel(&b[10..10 + l], false))
+        );
+        let mut st = SendState::new();
+        st.prepare(&bufs, &lens, 10, tunnel_offload()).unwrap();
+        let (frames, _) = drive(&mut st, &bufs, &lens, &mut vec![]);
+        assert_eq!(frames.len(), 1, "one USO super-packet");
+        assert_eq!(st.report().tunnel_writes, 0);
+        // The real thing is recognised.
+        let (bufs, lens, _) = vxlan_batch(8_000);
+        assert!(
+            bufs.iter()
+                .zip(&lens)
+                .all(|(b, &l)| maybe_tunnel(&b[10..10 + l], false))
+        );
     }
 }
