@@ -30,6 +30,15 @@ pub enum Error {
         /// The OS error.
         error: io::Error,
     },
+    /// An external program (iproute2, ethtool) exited unsuccessfully.
+    Command {
+        /// The command line (`ip link set tnl0 up`).
+        command: String,
+        /// How it exited.
+        status: std::process::ExitStatus,
+        /// What it printed on stderr.
+        stderr: String,
+    },
     /// A traffic thread panicked (a bug in the test bed).
     Panicked(&'static str),
     /// The run was cancelled through its [`Cancel`](crate::Cancel) token.
@@ -81,6 +90,11 @@ impl fmt::Display for Error {
             Error::Device { step, error } => write!(f, "{step}: {error}"),
             Error::Netlink { step, error } => write!(f, "{step}: {error}"),
             Error::Io { step, error } => write!(f, "{step}: {error}"),
+            Error::Command {
+                command,
+                status,
+                stderr,
+            } => write!(f, "{command}: {status}: {stderr}"),
             Error::Panicked(what) => write!(f, "the {what} thread panicked"),
             Error::Cancelled => f.write_str("cancelled"),
         }

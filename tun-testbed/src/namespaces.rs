@@ -148,6 +148,13 @@ impl Testbed {
         settle(&dev)?;
         Ok(dev)
     }
+
+    /// A device on each side, both from `make` (called once per side), as
+    /// [`device`](Self::device) makes them: the usual shape of a test that
+    /// joins the two namespaces with a relay between the devices.
+    pub fn devices(&self, make: impl Fn() -> DeviceBuilder) -> Result<(Device, Device)> {
+        Ok((self.device(Side::A, make())?, self.device(Side::B, make())?))
+    }
 }
 
 /// Wait (up to 5 s) until no address `addresses` lists is tentative.

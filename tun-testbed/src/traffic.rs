@@ -5,10 +5,11 @@ use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
 
-/// TCP port of the receiver in side B.
-pub(crate) const TCP_PORT: u16 = 5201;
+/// TCP port of the receiver in side B (a test that watches the traffic
+/// on its way tells the bed's from the kernels' own by it).
+pub const TCP_PORT: u16 = 5201;
 /// UDP port of the receiver in side B.
-pub(crate) const UDP_PORT: u16 = 5202;
+pub const UDP_PORT: u16 = 5202;
 
 /// How often blocked socket calls wake to look at the cancel token.
 pub(crate) const POLL: Duration = Duration::from_millis(200);
