@@ -8,8 +8,9 @@
 //!
 //! For the tests of every crate it also holds what two test trees would
 //! otherwise each write: the privilege gate ([`privilege`]), external
-//! programs run inside a namespace ([`output`]), and the stamped payloads
-//! of checked datagrams ([`pattern`]).
+//! programs run inside a namespace ([`output`]), the stamped payloads of
+//! checked datagrams ([`pattern`]), and an independent check of the
+//! packets a test sees on their way ([`packet`]).
 //!
 //! Traffic goes only between the two namespaces, which this crate makes
 //! and which vanish with the [`Testbed`] value.
@@ -23,6 +24,7 @@ mod cancel;
 mod command;
 mod error;
 mod namespaces;
+pub mod packet;
 pub mod pattern;
 pub mod privilege;
 mod tcp;
@@ -36,7 +38,7 @@ pub use error::{Error, Result};
 pub use namespaces::{A4, A6, B4, B6, Side, Testbed, settle};
 pub use privilege::{private_ns, quiet_ns, required, testbed};
 pub use traffic::{TCP_PORT, Traffic, UDP_PORT};
-pub use udp::{UDP_MAX_SEGMENTS, datagrams_per_send, max_udp_payload};
+pub use udp::{LOSSLESS_WINDOW, UDP_MAX_SEGMENTS, datagrams_per_send, max_udp_payload};
 pub use veth::{UNDERLAY_A4, UNDERLAY_A6, UNDERLAY_B4, UNDERLAY_B6, Veth, underlay_addr};
 
 /// README.md's code, compiled as a doctest so that its example keeps

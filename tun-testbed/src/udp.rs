@@ -23,6 +23,11 @@ use crate::traffic::{POLL, Traffic, UDP_PORT, bind_retry, join};
 /// newer kernels allow 128, so 64 is safe everywhere).
 pub const UDP_MAX_SEGMENTS: usize = 64;
 
+/// A window for [`Testbed::udp`] under which nothing is lost between two
+/// devices: 256 KiB in flight is fewer packets than a device's queue
+/// (txqueuelen 500) and the receiving socket hold.
+pub const LOSSLESS_WINDOW: u64 = 256 << 10;
+
 /// The largest UDP payload one send may carry: 65535 minus the IPv4 and
 /// UDP headers (65507), or for IPv6, whose length field excludes its own
 /// header, 65535 minus the UDP header (65527).
