@@ -6,8 +6,8 @@
 
 mod common;
 
-use std::net::IpAddr;
 use std::sync::atomic::Ordering;
+use std::time::Duration;
 
 use common::*;
 use tun_device::OffloadFlags;
@@ -15,7 +15,7 @@ use tun_device::OffloadFlags;
 const MIB: usize = 1 << 20;
 
 fn tcp_case(offload: bool, v6: bool, total: usize) {
-    let Some(p) = pair(offload, 1, 1500) else {
+    let Some(p) = pair(offload, 1) else {
         return;
     };
     if offload {
@@ -32,10 +32,12 @@ fn tcp_case(offload: bool, v6: bool, total: usize) {
         p.b.into_queues().remove(0),
         1500,
     );
-    let dst: IpAddr = if v6 { B6 } else { B4 }.parse().unwrap();
-    let (sent, dsent, got, dgot) = tcp_transfer(&p.ns_a, &p.ns_b, dst, total);
+    let t = p.tb.tcp(v6, 1, Duration::ZERO, Some(total as u64)).unwrap();
     let (ab, ba) = relay.finish();
-    assert_eq!((got, dgot), (sent, dsent), "data arrived changed");
+    assert!(
+        t.intact && t.bytes == total as u64,
+        "data arrived changed: {t:?}"
+    );
     for (dir, c) in [("a->b", &ab), ("b->a", &ba)] {
         assert_eq!(
             c.bad.load(Ordering::Relaxed),
@@ -87,7 +89,7 @@ fn tcp_case(offload: bool, v6: bool, total: usize) {
 /// One packet per call: `recv` hands out a super-packet's segments one by
 /// one (complete, at most the MTU), `send` writes plain packets.
 fn single_case(offload: bool, mode: Mode) {
-    let Some(p) = pair(offload, 1, 1500) else {
+    let Some(p) = pair(offload, 1) else {
         return;
     };
     let relay = Relay::start_with(
@@ -96,9 +98,14 @@ fn single_case(offload: bool, mode: Mode) {
         1500,
         mode,
     );
-    let (sent, dsent, got, dgot) = tcp_transfer(&p.ns_a, &p.ns_b, B4.parse().unwrap(), 8 * MIB);
+    let t =
+        p.tb.tcp(false, 1, Duration::ZERO, Some(8 * MIB as u64))
+            .unwrap();
     let (ab, ba) = relay.finish();
-    assert_eq!((got, dgot), (sent, dsent), "data arrived changed");
+    assert!(
+        t.intact && t.bytes == 8 * MIB as u64,
+        "data arrived changed: {t:?}"
+    );
     for c in [&ab, &ba] {
         assert_eq!(c.bad.load(Ordering::Relaxed), 0);
         assert_eq!(c.oversize.load(Ordering::Relaxed), 0);
@@ -147,7 +154,7 @@ fn tcp_v6_plain() {
 }
 
 fn udp_case(offload: bool, v6: bool) {
-    let Some(p) = pair(offload, 1, 1500) else {
+    let Some(p) = pair(offload, 1) else {
         return;
     };
     let uso =
@@ -159,12 +166,11 @@ fn udp_case(offload: bool, v6: bool) {
         p.b.into_queues().remove(0),
         1500,
     );
-    let dst: IpAddr = if v6 { B6 } else { B4 }.parse().unwrap();
-    let count = 20_000;
-    let (ok, bad) = udp_gso_transfer(&p.ns_a, &p.ns_b, dst, count, 1200, 40);
+    let t =
+        p.tb.udp(v6, 1200, 40, Duration::from_secs(1), Some(LOSSLESS_WINDOW))
+            .unwrap();
     let (ab, _) = relay.finish();
-    assert_eq!(bad, 0, "damaged or duplicated datagrams");
-    assert_eq!(ok, count, "datagrams lost");
+    assert!(t.is_complete(), "datagrams damaged, doubled or lost: {t:?}");
     assert_eq!(ab.bad.load(Ordering::Relaxed), 0);
     assert_eq!(ab.oversize.load(Ordering::Relaxed), 0);
     assert_eq!(ab.errors.load(Ordering::Relaxed), 0);
