@@ -39,6 +39,13 @@ pub enum Error {
         /// What it printed on stderr.
         stderr: String,
     },
+    /// A run that had to arrive whole did not.
+    Incomplete {
+        /// What was asked for (`8388608 bytes over TCP (IPv6 false)`).
+        run: String,
+        /// What the run measured.
+        traffic: crate::Traffic,
+    },
     /// A traffic thread panicked (a bug in the test bed).
     Panicked(&'static str),
     /// The run was cancelled through its [`Cancel`](crate::Cancel) token.
@@ -95,6 +102,11 @@ impl fmt::Display for Error {
                 status,
                 stderr,
             } => write!(f, "{command}: {status}: {stderr}"),
+            Error::Incomplete { run, traffic: t } => write!(
+                f,
+                "{run}: {} bytes intact (intact {}), {} damaged, {} lost of {} sent",
+                t.bytes, t.intact, t.damaged, t.lost, t.sent
+            ),
             Error::Panicked(what) => write!(f, "the {what} thread panicked"),
             Error::Cancelled => f.write_str("cancelled"),
         }

@@ -21,6 +21,7 @@
 #![forbid(unsafe_code)]
 
 mod cancel;
+mod checked;
 mod command;
 mod error;
 mod namespaces;
