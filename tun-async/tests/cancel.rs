@@ -150,11 +150,8 @@ fn relay_case(offload: bool) {
     let ab = tokio::spawn(pump(a.clone(), b.clone(), rx.clone(), 0x1234_5678));
     let ba = tokio::spawn(pump(b, a, rx, 0x8765_4321));
 
-    let t = tb.tcp(false, 1, Duration::ZERO, Some(8 << 20)).unwrap();
-    assert!(
-        t.intact && t.bytes == 8 << 20,
-        "TCP data arrived changed: {t:?}"
-    );
+    tb.tcp_exact(false, 8 << 20)
+        .unwrap_or_else(|e| panic!("TCP data arrived changed: {e}"));
     // Bursts of super-packets over IPv6, then single small datagrams over
     // IPv4 (the relay waits between them, so most cancellations fall on
     // a waiting receive).
@@ -162,12 +159,8 @@ fn relay_case(offload: bool) {
     for (v6, per_send, run) in [(true, 8, 500), (false, 1, 1000)] {
         let run = Duration::from_millis(run);
         let t = tb
-            .udp(v6, 1000, per_send, run, Some(LOSSLESS_WINDOW))
-            .unwrap();
-        assert!(
-            t.is_complete(),
-            "UDP datagrams (IPv6 {v6}) lost, damaged or doubled: {t:?}"
-        );
+            .udp_lossless(v6, 1000, per_send, run)
+            .unwrap_or_else(|e| panic!("UDP datagrams (IPv6 {v6}) lost, damaged or doubled: {e}"));
         count += t.sent;
     }
     // Then a paced stream of datagrams: the relay waits for each, and its

@@ -4,8 +4,6 @@
 
 mod common;
 
-use std::time::Duration;
-
 use common::*;
 use tun_device::relay::{Relay, RelayMode};
 
@@ -17,17 +15,10 @@ fn case(mode: RelayMode, queues: usize, v6: bool) {
         return;
     };
     let relay = Relay::start(p.a.into_queues(), p.b.into_queues(), mode).unwrap();
-    let t =
-        p.tb.tcp(v6, 1, Duration::ZERO, Some(8 * MIB as u64))
-            .unwrap();
-    assert!(t.intact && t.bytes == 8 * MIB as u64, "{mode:?}: {t:?}");
-    let t =
-        p.tb.udp(v6, 1200, 20, UDP_RUN, Some(LOSSLESS_WINDOW))
-            .unwrap();
-    assert!(
-        t.is_complete(),
-        "{mode:?}: datagrams lost or damaged: {t:?}"
-    );
+    p.tb.tcp_exact(v6, 8 * MIB as u64)
+        .unwrap_or_else(|e| panic!("{mode:?}: {e}"));
+    p.tb.udp_lossless(v6, 1200, 20, UDP_RUN)
+        .unwrap_or_else(|e| panic!("{mode:?}: datagrams lost or damaged: {e}"));
     assert!(relay.is_running());
     let (ab, ba) = relay.stop().unwrap();
     assert_eq!(ab.dropped + ba.dropped, 0, "{ab:?} {ba:?}");

@@ -84,16 +84,8 @@ fn down_output(mode: RelayMode, down_from_start: bool) {
     // What queued up in `a` while the output was down drains first (the
     // transfer below tolerates no loss, and a full queue drops).
     drained(&relay);
-    let t = tb
-        .udp(
-            false,
-            1000,
-            1,
-            Duration::from_millis(300),
-            Some(LOSSLESS_WINDOW),
-        )
-        .unwrap();
-    assert!(t.is_complete(), "{mode:?}: after the link came back: {t:?}");
+    tb.udp_lossless(false, 1000, 1, Duration::from_millis(300))
+        .unwrap_or_else(|e| panic!("{mode:?}: after the link came back: {e}"));
     b_iface.set_up(false).unwrap();
     let t = Instant::now();
     relay.stop().unwrap();
@@ -135,18 +127,10 @@ fn plain_relay_follows_an_mtu_raise() {
     for mtu in [9000, 65535] {
         ia.set_mtu(mtu).unwrap();
         ib.set_mtu(mtu).unwrap();
-        let t = tb.tcp(false, 1, Duration::ZERO, Some(4 << 20)).unwrap();
-        assert!(t.intact && t.bytes == 4 << 20, "MTU {mtu}: {t:?}");
-        let t = tb
-            .udp(
-                false,
-                8000,
-                1,
-                Duration::from_millis(300),
-                Some(LOSSLESS_WINDOW),
-            )
-            .unwrap();
-        assert!(t.is_complete(), "MTU {mtu}: 8000-byte datagrams: {t:?}");
+        tb.tcp_exact(false, 4 << 20)
+            .unwrap_or_else(|e| panic!("MTU {mtu}: {e}"));
+        tb.udp_lossless(false, 8000, 1, Duration::from_millis(300))
+            .unwrap_or_else(|e| panic!("MTU {mtu}: 8000-byte datagrams: {e}"));
     }
     let (ab, ba) = relay.stop().unwrap();
     assert_eq!(ab.dropped + ba.dropped, 0, "{ab:?} {ba:?}");

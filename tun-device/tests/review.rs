@@ -29,17 +29,7 @@ const EIO: i32 = 5;
 /// A fresh namespace without IPv6 (no router solicitations or MLD reports
 /// on the device), and `b` built inside it with `LOCAL/24`.
 fn ns_dev(b: DeviceBuilder) -> Option<(NetNs, Device)> {
-    let ns = private_ns()?;
-    ns.run(|| {
-        for p in [
-            "/proc/sys/net/ipv6/conf/all/disable_ipv6",
-            "/proc/sys/net/ipv6/conf/default/disable_ipv6",
-        ] {
-            std::fs::write(p, "1").expect("sysctl");
-        }
-        Ok(())
-    })
-    .unwrap();
+    let ns = tun_testbed::quiet_ns()?;
     let dev = b
         .address(format!("{LOCAL}/24").parse().unwrap())
         .netns(ns.try_clone().unwrap())

@@ -47,12 +47,9 @@ fn tcp_case(v6: bool, total: usize) {
         p.b.into_queues().remove(0),
         1500,
     );
-    let t = p.tb.tcp(v6, 1, Duration::ZERO, Some(total as u64)).unwrap();
+    let t = p.tb.tcp_exact(v6, total as u64);
     let (ab, ba) = relay.finish();
-    assert!(
-        t.intact && t.bytes == total as u64,
-        "data arrived changed: {t:?}"
-    );
+    t.unwrap_or_else(|e| panic!("data arrived changed: {e}"));
     assert_clean("a->b", &ab);
     assert_clean("b->a", &ba);
     // The kernels found each other over the relay: ARP (v4) or neighbour
@@ -103,13 +100,10 @@ fn udp_case(v6: bool) {
     // Resolve the neighbours first (a short TCP exchange): while ARP or ND
     // is pending, the kernel queues only about 200 KiB per neighbour
     // (unres_qlen_bytes) and drops the rest of a burst of datagrams.
-    let t = p.tb.tcp(v6, 1, Duration::ZERO, Some(64 << 10)).unwrap();
-    assert!(t.intact && t.bytes == 64 << 10, "{t:?}");
-    let t =
-        p.tb.udp(v6, 1200, 40, Duration::from_secs(1), Some(LOSSLESS_WINDOW))
-            .unwrap();
+    p.tb.tcp_exact(v6, 64 << 10).unwrap();
+    let t = p.tb.udp_lossless(v6, 1200, 40, Duration::from_secs(1));
     let (ab, ba) = relay.finish();
-    assert!(t.is_complete(), "datagrams damaged, doubled or lost: {t:?}");
+    t.unwrap_or_else(|e| panic!("datagrams damaged, doubled or lost: {e}"));
     assert_clean("a->b", &ab);
     assert_clean("b->a", &ba);
     if uso {
@@ -144,14 +138,9 @@ fn tap_single_frame_io_with_offload() {
         1500,
         Mode::Single,
     );
-    let t =
-        p.tb.tcp(false, 1, Duration::ZERO, Some(8 * MIB as u64))
-            .unwrap();
+    let t = p.tb.tcp_exact(false, 8 * MIB as u64);
     let (ab, ba) = relay.finish();
-    assert!(
-        t.intact && t.bytes == 8 * MIB as u64,
-        "data arrived changed: {t:?}"
-    );
+    t.unwrap_or_else(|e| panic!("data arrived changed: {e}"));
     assert_clean("a->b", &ab);
     assert_clean("b->a", &ba);
 }
@@ -163,22 +152,15 @@ fn lib_case(mode: RelayMode, v6: bool) {
         return;
     };
     let relay = LibRelay::start(p.a.into_queues(), p.b.into_queues(), mode).unwrap();
-    let t =
-        p.tb.tcp(v6, 1, Duration::ZERO, Some(8 * MIB as u64))
-            .unwrap();
-    assert!(t.intact && t.bytes == 8 * MIB as u64, "{mode:?}: {t:?}");
+    p.tb.tcp_exact(v6, 8 * MIB as u64)
+        .unwrap_or_else(|e| panic!("{mode:?}: {e}"));
     // The TCP run's frames were coalesced (the UDP run below, as long as
     // its duration lets it be, is not counted in).
     let (tcp, _) = relay.counters();
     assert!(tcp.super_packets_in > 0, "{tcp:?}");
     assert!(tcp.coalescing_ratio() > 2.0, "{tcp:?}");
-    let t =
-        p.tb.udp(v6, 1200, 20, UDP_RUN, Some(LOSSLESS_WINDOW))
-            .unwrap();
-    assert!(
-        t.is_complete(),
-        "{mode:?}: datagrams lost or damaged: {t:?}"
-    );
+    p.tb.udp_lossless(v6, 1200, 20, UDP_RUN)
+        .unwrap_or_else(|e| panic!("{mode:?}: datagrams lost or damaged: {e}"));
     let (ab, ba) = relay.stop().unwrap();
     assert_eq!(ab.dropped + ba.dropped, 0, "{ab:?} {ba:?}");
 }

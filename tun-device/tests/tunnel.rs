@@ -11,8 +11,6 @@
 
 mod common;
 
-use std::time::Duration;
-
 use common::*;
 use tun_device::relay::{Relay as LibRelay, RelayCounters, RelayMode};
 use tun_device::{Device, NetNs, OffloadFlags};
@@ -182,14 +180,10 @@ fn granted(dev: &Device) -> bool {
 /// datagrams, from `a` to `b` across the tunnel, every byte checked and
 /// nothing lost; the inner destination is IPv4 or IPv6 as `inner_v6` says.
 fn transfers(u: &Underlay, inner_v6: bool, what: &str) {
-    let t =
-        u.tb.tcp(inner_v6, 1, Duration::ZERO, Some(64 * MIB as u64))
-            .unwrap();
-    assert!(t.intact && t.bytes == 64 * MIB as u64, "{what}: TCP: {t:?}");
-    let t =
-        u.tb.udp(inner_v6, 1200, 20, UDP_RUN, Some(LOSSLESS_WINDOW))
-            .unwrap();
-    assert!(t.is_complete(), "{what}: datagrams lost or damaged: {t:?}");
+    u.tb.tcp_exact(inner_v6, 64 * MIB as u64)
+        .unwrap_or_else(|e| panic!("{what}: TCP: {e}"));
+    u.tb.udp_lossless(inner_v6, 1200, 20, UDP_RUN)
+        .unwrap_or_else(|e| panic!("{what}: datagrams lost or damaged: {e}"));
 }
 
 /// The library relay in `mode` over the case's underlay.
