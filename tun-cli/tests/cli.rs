@@ -15,7 +15,7 @@ use tun_device::NetNs;
 use tun_device::netlink::Netlink;
 // A fresh namespace without IPv6 chatter (router solicitations, MLD) on
 // new devices, or `None` (skip) without privileges, unless required.
-use tun_testbed::quiet_ns;
+use tun_testbed::{link_names, quiet_ns};
 
 const BIN: &str = env!("CARGO_BIN_EXE_tun");
 
@@ -625,14 +625,6 @@ fn namespaces_in(stderr_line: &str) -> Vec<String> {
         .collect()
 }
 
-fn links_in(ns: &NetNs) -> Vec<String> {
-    ns.run(|| Ok(Netlink::open()?.links()?))
-        .unwrap()
-        .into_iter()
-        .map(|l| l.name)
-        .collect()
-}
-
 #[test]
 fn bench_smoke_checks_every_byte_and_cleans_up() {
     let Some(ns) = quiet_ns() else { return };
@@ -680,7 +672,7 @@ fn bench_smoke_checks_every_byte_and_cleans_up() {
         assert!(!netns_in_use(id), "{id} outlived the bench");
     }
     assert_eq!(
-        links_in(&ns),
+        link_names(&ns).unwrap(),
         vec!["lo".to_string()],
         "a device was left behind"
     );
@@ -726,7 +718,7 @@ fn bench_ctrl_c_cleans_up() {
     for id in &ids {
         assert!(!netns_in_use(id), "{id} outlived the bench");
     }
-    assert_eq!(links_in(&ns), vec!["lo".to_string()]);
+    assert_eq!(link_names(&ns).unwrap(), vec!["lo".to_string()]);
 }
 
 // ------------------------------------------------ usage, as iproute2 ---
@@ -983,7 +975,7 @@ fn bench_needs_no_ip_binary_and_takes_a_jumbo_mtu() {
         assert!(r["gbits"].as_f64().unwrap() > 0.0, "{r}");
     }
     let _ = std::fs::remove_dir(empty);
-    assert_eq!(links_in(&ns), vec!["lo".to_string()]);
+    assert_eq!(link_names(&ns).unwrap(), vec!["lo".to_string()]);
 }
 
 #[test]
@@ -1009,7 +1001,7 @@ fn bench_ctrl_c_to_the_process_group_during_set_up_exits_130() {
         let _ = std::io::Read::read_to_string(&mut err, &mut rest);
         assert_eq!(st.code(), Some(130), "after {delay_ms} ms: {rest}");
         assert!(rest.contains("interrupted"), "{rest}");
-        assert_eq!(links_in(&ns), vec!["lo".to_string()]);
+        assert_eq!(link_names(&ns).unwrap(), vec!["lo".to_string()]);
     }
 }
 
@@ -1172,5 +1164,5 @@ fn bench_tunnel_mode_measures_the_tunnels_beside_the_relay() {
             _ => assert_eq!(per_send, None, "{r}"),
         }
     }
-    assert_eq!(links_in(&ns), vec!["lo".to_string()]);
+    assert_eq!(link_names(&ns).unwrap(), vec!["lo".to_string()]);
 }

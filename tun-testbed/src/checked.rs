@@ -65,7 +65,10 @@ mod tests {
         let e = whole(t, false, || "a run".into()).unwrap_err();
         let s = e.to_string();
         assert!(s.starts_with("a run: "), "{s}");
-        assert!(s.contains("10 bytes intact") && s.contains("1 damaged"), "{s}");
+        assert!(
+            s.contains("10 bytes intact") && s.contains("1 damaged"),
+            "{s}"
+        );
         assert!(s.contains("2 lost of 5 sent"), "{s}");
         assert_eq!(whole(t, true, || unreachable!()).unwrap(), t);
     }

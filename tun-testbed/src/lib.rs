@@ -36,7 +36,7 @@ mod veth;
 pub use cancel::Cancel;
 pub use command::output;
 pub use error::{Error, Result};
-pub use namespaces::{A4, A6, B4, B6, Side, Testbed, settle};
+pub use namespaces::{A4, A6, B4, B6, Side, Testbed, link_names, settle};
 pub use privilege::{private_ns, quiet_ns, required, testbed};
 pub use traffic::{TCP_PORT, Traffic, UDP_PORT};
 pub use udp::{LOSSLESS_WINDOW, UDP_MAX_SEGMENTS, datagrams_per_send, max_udp_payload};

@@ -157,6 +157,17 @@ impl Testbed {
     }
 }
 
+/// The names of the links in `ns` (a fresh namespace has only `lo`; a
+/// test that made links checks with this that it left none behind).
+pub fn link_names(ns: &NetNs) -> Result<Vec<String>> {
+    run_in(ns, "list the links", || {
+        let links = Netlink::open()
+            .and_then(|mut nl| nl.links())
+            .map_err(|e| Error::netlink("list the links", e))?;
+        Ok(links.into_iter().map(|l| l.name).collect())
+    })
+}
+
 /// Wait (up to 5 s) until no address `addresses` lists is tentative.
 pub(crate) fn wait_not_tentative<E>(
     mut addresses: impl FnMut() -> std::result::Result<Vec<tun_device::Address>, E>,

@@ -9,16 +9,7 @@ use std::time::{Duration, Instant};
 use tun_device::Device;
 use tun_device::netlink::Netlink;
 use tun_device::relay::{Relay, RelayMode};
-use tun_testbed::{Side, Testbed, testbed as bed};
-
-fn link_names(tb: &Testbed, side: Side) -> Vec<String> {
-    tb.ns(side)
-        .run(|| Ok(Netlink::open()?.links()?))
-        .unwrap()
-        .into_iter()
-        .map(|l| l.name)
-        .collect()
-}
+use tun_testbed::{Side, Testbed, link_names, testbed as bed};
 
 #[test]
 fn veth_over_netlink_at_a_jumbo_mtu_carries_checked_udp_and_goes_on_drop() {
@@ -44,8 +35,8 @@ fn veth_over_netlink_at_a_jumbo_mtu_carries_checked_udp_and_goes_on_drop() {
         .expect("TCP");
     assert!(t.intact && t.bytes == 2 << 20, "{t:?}");
     drop(veth);
-    assert_eq!(link_names(&tb, Side::A), vec!["lo".to_string()]);
-    assert_eq!(link_names(&tb, Side::B), vec!["lo".to_string()]);
+    assert_eq!(link_names(tb.ns(Side::A)).unwrap(), vec!["lo".to_string()]);
+    assert_eq!(link_names(tb.ns(Side::B)).unwrap(), vec!["lo".to_string()]);
 }
 
 #[test]

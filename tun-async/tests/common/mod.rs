@@ -6,9 +6,7 @@
 #![allow(dead_code, unused_imports)]
 
 pub use tun_testbed::packet::verify_packet;
-pub use tun_testbed::{
-    A4, A6, B4, B6, LOSSLESS_WINDOW, Side, Testbed, output, private_ns, quiet_ns, testbed,
-};
+pub use tun_testbed::{A4, A6, B4, B6, Side, Testbed, output, private_ns, quiet_ns, testbed};
 
 use std::net::Ipv4Addr;
 

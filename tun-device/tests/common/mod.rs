@@ -11,17 +11,16 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use tun_device::{Device, NetNs, Queue, RecvState, SendState};
 pub use tun_testbed::packet::verify_packet;
-pub use tun_testbed::{A4, A6, B4, B6, LOSSLESS_WINDOW, Side, Testbed, private_ns, testbed};
+pub use tun_testbed::{A4, A6, B4, B6, Side, Testbed, private_ns, testbed};
 
 /// How long a UDP run of the traffic tests lasts (a few thousand
 /// datagrams through a relay).
 pub const UDP_RUN: Duration = Duration::from_millis(500);
 
-use tun_device::{Device, NetNs, Queue, RecvState, SendState};
-
-/// A TUN (or, with `tap`, TAP) device on each side of a fresh test bed,
-/// offload and queues as asked, MTU 1500, holding the bed's addresses.
+/// A TUN (or TAP) device on each side of a fresh test bed, offload and
+/// queues as asked, MTU 1500, holding the bed's addresses.
 pub struct Pair {
     pub tb: Testbed,
     pub a: Device,
