@@ -31,12 +31,12 @@ pub fn gate<T, E: Display>(what: &str, made: Result<T, E>) -> Option<T> {
     }
 }
 
-/// A fresh private network namespace, through the [gate](gate).
+/// A fresh private network namespace, through the [`gate`].
 pub fn private_ns() -> Option<NetNs> {
     gate("make a network namespace", NetNs::new_anonymous())
 }
 
-/// A fresh private namespace without IPv6, through the [gate](gate), so
+/// A fresh private namespace without IPv6, through the [`gate`], so
 /// that a device made in it receives nothing but what a test sends (no
 /// router solicitations, no MLD reports). On a kernel without IPv6 there
 /// is nothing to turn off; any other failure to turn it off panics.
@@ -58,7 +58,7 @@ pub fn quiet_ns() -> Option<NetNs> {
     }
 }
 
-/// A [`Testbed`] (two fresh namespaces), through the [gate](gate).
+/// A [`Testbed`] (two fresh namespaces), through the [`gate`].
 pub fn testbed() -> Option<Testbed> {
     gate("make the test bed's namespaces", Testbed::new())
 }

@@ -8,8 +8,8 @@
 use std::net::{SocketAddr, UdpSocket};
 
 use tun_device::{Device, NetNs};
-use tun_testbed::{Side, Testbed, Veth, underlay_addr};
 pub use tun_testbed::testbed;
+use tun_testbed::{Side, Testbed, Veth, underlay_addr};
 use tun_tunnel::{Tunnel, TunnelConfig};
 
 /// The tunnel's port on both sides.
