@@ -18,20 +18,6 @@ use tun_device::relay::{Relay as LibRelay, RelayMode};
 
 const MIB: usize = 1 << 20;
 
-fn assert_clean(dir: &str, c: &Counts) {
-    assert_eq!(
-        c.bad.load(Ordering::Relaxed),
-        0,
-        "{dir}: frames failing checks"
-    );
-    assert_eq!(
-        c.oversize.load(Ordering::Relaxed),
-        0,
-        "{dir}: frames over MTU + Ethernet header"
-    );
-    assert_eq!(c.errors.load(Ordering::Relaxed), 0, "{dir}: relay errors");
-}
-
 fn tcp_case(v6: bool, total: usize) {
     let Some(p) = tap_pair(true, 1) else {
         return;
@@ -50,8 +36,8 @@ fn tcp_case(v6: bool, total: usize) {
     let t = p.tb.tcp_exact(v6, total as u64);
     let (ab, ba) = relay.finish();
     t.unwrap_or_else(|e| panic!("data arrived changed: {e}"));
-    assert_clean("a->b", &ab);
-    assert_clean("b->a", &ba);
+    ab.assert_clean("a->b");
+    ba.assert_clean("b->a");
     // The kernels found each other over the relay: ARP (v4) or neighbour
     // discovery (v6) frames crossed it both ways.
     assert!(ab.neighbour.load(Ordering::Relaxed) > 0, "no ARP/ND a->b");
@@ -104,8 +90,8 @@ fn udp_case(v6: bool) {
     let t = p.tb.udp_lossless(v6, 1200, 40, Duration::from_secs(1));
     let (ab, ba) = relay.finish();
     t.unwrap_or_else(|e| panic!("datagrams damaged, doubled or lost: {e}"));
-    assert_clean("a->b", &ab);
-    assert_clean("b->a", &ba);
+    ab.assert_clean("a->b");
+    ba.assert_clean("b->a");
     if uso {
         assert!(
             ab.super_packets.load(Ordering::Relaxed) > 0,
@@ -141,8 +127,8 @@ fn tap_single_frame_io_with_offload() {
     let t = p.tb.tcp_exact(false, 8 * MIB as u64);
     let (ab, ba) = relay.finish();
     t.unwrap_or_else(|e| panic!("data arrived changed: {e}"));
-    assert_clean("a->b", &ab);
-    assert_clean("b->a", &ba);
+    ab.assert_clean("a->b");
+    ba.assert_clean("b->a");
 }
 
 /// The library relay on TAP pairs, offload and pass-through: data intact,

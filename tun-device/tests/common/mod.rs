@@ -115,6 +115,25 @@ pub struct Counts {
     pub errors: AtomicU64,
 }
 
+impl Counts {
+    /// Fail unless the direction `dir` saw no packet failing the checks,
+    /// none over the MTU (plus its Ethernet header on a TAP) and no error.
+    pub fn assert_clean(&self, dir: &str) {
+        let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        assert_eq!(
+            load(&self.bad),
+            0,
+            "{dir}: packets failing checks: {self:?}"
+        );
+        assert_eq!(
+            load(&self.oversize),
+            0,
+            "{dir}: packets over the MTU: {self:?}"
+        );
+        assert_eq!(load(&self.errors), 0, "{dir}: relay errors: {self:?}");
+    }
+}
+
 /// How a relay direction moves packets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
