@@ -2,8 +2,8 @@
 //! short timer (or a single yield) in `select!`, thousands of times while
 //! traffic flows. Dropped receives lose nothing; a dropped batched send is
 //! finished with `send_pending` from the caller's `SendState`, never
-//! writing a packet twice. Checked end to end: a TCP stream's digest, and
-//! UDP datagrams with sequence numbers arriving exactly once, with the
+//! writing a packet twice. Checked end to end: a TCP stream byte for byte,
+//! and UDP datagrams with sequence numbers arriving exactly once, with the
 //! relay's own count of datagrams equal to the sender's.
 //!
 //! Plus a deterministic case for the send side (TUN writes hardly ever
@@ -20,6 +20,8 @@ use common::*;
 use tokio::sync::watch;
 use tun_async::AsyncQueue;
 use tun_device::{RecvState, SendState};
+use tun_testbed::UDP_PORT;
+use tun_testbed::pattern::{pattern, stamp, stamped};
 
 const OFF: usize = 10;
 
@@ -90,7 +92,7 @@ async fn pump(
         };
         s.packets_in += n as u64;
         for i in 0..n {
-            if let Some((5002 | 5003, _)) = udp4_or_6(&bufs[i][OFF..OFF + lens[i]]) {
+            if let Some((UDP_PORT | PACED_PORT, _)) = udp4_or_6(&bufs[i][OFF..OFF + lens[i]]) {
                 s.udp_in += 1;
             }
         }
@@ -137,36 +139,34 @@ fn udp4_or_6(p: &[u8]) -> Option<(u16, &[u8])> {
 }
 
 fn relay_case(offload: bool) {
-    let Some(p) = pair(offload, 1, 1500) else {
+    let Some((tb, a, b)) = pair(offload) else {
         return;
     };
     let rt = runtime();
     let _g = rt.enter();
-    let a = Arc::new(AsyncQueue::new(p.a.into_queues().remove(0)).unwrap());
-    let b = Arc::new(AsyncQueue::new(p.b.into_queues().remove(0)).unwrap());
+    let a = Arc::new(AsyncQueue::new(a.into_queues().remove(0)).unwrap());
+    let b = Arc::new(AsyncQueue::new(b.into_queues().remove(0)).unwrap());
     let (stop, rx) = watch::channel(false);
     let ab = tokio::spawn(pump(a.clone(), b.clone(), rx.clone(), 0x1234_5678));
     let ba = tokio::spawn(pump(b, a, rx, 0x8765_4321));
 
-    let (sent, dsent, got, dgot) = tcp_transfer(&p.ns_a, &p.ns_b, B4.parse().unwrap(), 8 << 20);
-    assert_eq!((got, dgot), (sent, dsent), "TCP data arrived changed");
+    tb.tcp_exact(false, 8 << 20)
+        .unwrap_or_else(|e| panic!("TCP data arrived changed: {e}"));
     // Bursts of super-packets over IPv6, then single small datagrams over
     // IPv4 (the relay waits between them, so most cancellations fall on
     // a waiting receive).
     let mut count = 0;
-    for (dst, n, seg, per_send) in [(B6, 6000, 1000, 8), (B4, 15_000, 1000, 1)] {
-        let (ok, bad) = udp_gso_transfer(&p.ns_a, &p.ns_b, dst.parse().unwrap(), n, seg, per_send);
-        assert_eq!(
-            (ok, bad),
-            (n, 0),
-            "UDP datagrams to {dst} lost, damaged or doubled"
-        );
-        count += n;
+    for (v6, per_send, run) in [(true, 8, 500), (false, 1, 1000)] {
+        let run = Duration::from_millis(run);
+        let t = tb
+            .udp_lossless(v6, 1000, per_send, run)
+            .unwrap_or_else(|e| panic!("UDP datagrams (IPv6 {v6}) lost, damaged or doubled: {e}"));
+        count += t.sent;
     }
     // Then a paced stream of datagrams: the relay waits for each, and its
     // waiting receive is dropped by the racing timers again and again.
     let paced = 3000;
-    let (ok, bad) = paced_udp(&p.ns_a, &p.ns_b, paced);
+    let (ok, bad) = paced_udp(&tb.ns_a, &tb.ns_b, paced);
     assert_eq!(
         (ok, bad),
         (paced, 0),
@@ -200,11 +200,16 @@ fn relay_case(offload: bool) {
     );
 }
 
-/// `count` datagrams of 300 bytes from `ns_a` to B4:5003, one every ~100 µs,
-/// each with its sequence number; returns (arrived intact once, damaged or
-/// doubled).
+/// The port of the paced datagrams.
+const PACED_PORT: u16 = 5003;
+
+/// `count` datagrams of 300 bytes from `ns_a` to B4:[`PACED_PORT`], one
+/// every ~100 µs, each stamped with its sequence number; returns (arrived
+/// intact once, damaged or doubled).
 fn paced_udp(ns_a: &tun_device::NetNs, ns_b: &tun_device::NetNs, count: u64) -> (u64, u64) {
-    let addr = SocketAddr::new(B4.parse().unwrap(), 5003);
+    let addr = SocketAddr::new(B4.into(), PACED_PORT);
+    let pat = pattern();
+    let sent_pat = pat.clone();
     let (ready_tx, ready_rx) = std::sync::mpsc::channel();
     let server = ns_b
         .spawn(move || {
@@ -214,15 +219,13 @@ fn paced_udp(ns_a: &tun_device::NetNs, ns_b: &tun_device::NetNs, count: u64) -> 
             let mut seen = vec![false; count as usize];
             let (mut ok, mut bad) = (0, 0);
             let mut buf = [0u8; 2048];
-            let mut expect = [0u8; 300];
             while ok < count {
                 let Ok(k) = s.recv(&mut buf) else { break };
-                let seq = u64::from_le_bytes(buf[..8].try_into().unwrap());
-                Stream::new(seq + 1).fill(&mut expect[8..]);
-                if k != 300 || seq >= count || buf[8..k] != expect[8..] || seen[seq as usize] {
+                let intact = stamped(&buf[..k], &pat).filter(|&q| k == 300 && q < count);
+                let Some(seq) = intact.filter(|&q| !seen[q as usize]) else {
                     bad += 1;
                     continue;
-                }
+                };
                 seen[seq as usize] = true;
                 ok += 1;
             }
@@ -235,8 +238,7 @@ fn paced_udp(ns_a: &tun_device::NetNs, ns_b: &tun_device::NetNs, count: u64) -> 
             let s = UdpSocket::bind("0.0.0.0:0").unwrap();
             let mut d = [0u8; 300];
             for seq in 0..count {
-                d[..8].copy_from_slice(&seq.to_le_bytes());
-                Stream::new(seq + 1).fill(&mut d[8..]);
+                stamp(&mut d, &sent_pat, seq);
                 s.send_to(&d, addr).unwrap();
                 std::thread::sleep(Duration::from_micros(100));
             }
@@ -271,8 +273,7 @@ fn a_repeated_send_batch_resumes_the_unfinished_batch() {
         let socks: Vec<UdpSocket> = (0..2u16)
             .map(|i| {
                 ns.run(move || {
-                    let s =
-                        UdpSocket::bind(SocketAddr::new(A4.parse().unwrap(), 6000 + i)).unwrap();
+                    let s = UdpSocket::bind(SocketAddr::new(A4.into(), 6000 + i)).unwrap();
                     s.set_read_timeout(Some(Duration::from_millis(300)))
                         .unwrap();
                     Ok(s)
@@ -281,11 +282,11 @@ fn a_repeated_send_batch_resumes_the_unfinished_batch() {
             })
             .collect();
         let per_flow = 8u64;
+        let pat = pattern();
         let datagram = |flow: u16, seq: u64| {
             let mut payload = vec![0u8; 600];
-            payload[..8].copy_from_slice(&seq.to_le_bytes());
-            Stream::new(seq + 1).fill(&mut payload[8..]);
-            udp4([10, 9, 0, 2], [10, 9, 0, 1], 7000, 6000 + flow, &payload)
+            stamp(&mut payload, &pat, seq);
+            udp4(B4, A4, 7000, 6000 + flow, &payload)
         };
         let mut packets: Vec<Vec<u8>> = (0..per_flow).map(|s| datagram(0, s)).collect();
         // Not IPv4 or IPv6: the kernel refuses it with EINVAL.
@@ -321,12 +322,12 @@ fn a_repeated_send_batch_resumes_the_unfinished_batch() {
         for (flow, sock) in socks.iter().enumerate() {
             let mut seen = vec![false; per_flow as usize];
             let mut buf = vec![0u8; 65536];
-            let mut expect = vec![0u8; 600];
             while let Ok(k) = sock.recv(&mut buf) {
                 assert_eq!(k, 600);
-                let seq = u64::from_le_bytes(buf[..8].try_into().unwrap());
-                Stream::new(seq + 1).fill(&mut expect[8..]);
-                assert_eq!(buf[8..k], expect[8..], "datagram {seq} damaged");
+                let seq = stamped(&buf[..k], &pat).unwrap_or_else(|| {
+                    let seq = u64::from_le_bytes(buf[..8].try_into().unwrap());
+                    panic!("datagram {seq} damaged")
+                });
                 assert!(
                     !std::mem::replace(&mut seen[seq as usize], true),
                     "flow {flow}: {seq} twice"

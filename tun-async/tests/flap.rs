@@ -44,10 +44,10 @@ fn pass(ns_a: &tun_device::NetNs, ns_b: &tun_device::NetNs, port: u16, count: u6
 }
 
 fn link_flap(start: impl FnOnce(Queue, Queue) -> Stopper) {
-    let Some(p) = pair(true, 1, 1500) else { return };
-    let (ns_a, ns_b) = (p.ns_a, p.ns_b);
-    let out = p.b.interface().clone();
-    let stop = start(p.a.into_queues().remove(0), p.b.into_queues().remove(0));
+    let Some((tb, a, b)) = pair(true) else { return };
+    let Testbed { ns_a, ns_b, .. } = tb;
+    let out = b.interface().clone();
+    let stop = start(a.into_queues().remove(0), b.into_queues().remove(0));
 
     assert_eq!(pass(&ns_a, &ns_b, 7100, 500), 500, "before the flap");
 

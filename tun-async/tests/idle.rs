@@ -68,9 +68,9 @@ fn idle_device_costs_no_cpu() {
     // Traffic first, over several flows so both queues get some.
     ns.run(|| {
         for port in 0..8u16 {
-            let s = UdpSocket::bind(SocketAddr::new(A4.parse().unwrap(), 6000 + port)).unwrap();
+            let s = UdpSocket::bind(SocketAddr::new(A4.into(), 6000 + port)).unwrap();
             for _ in 0..16 {
-                s.send_to(&[7u8; 200], SocketAddr::new(B4.parse().unwrap(), 9))
+                s.send_to(&[7u8; 200], SocketAddr::new(B4.into(), 9))
                     .unwrap();
             }
         }

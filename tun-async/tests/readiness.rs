@@ -248,7 +248,7 @@ fn send_on_a_down_link_fails_at_once<B: Backend>(run: &Runner<'_>) {
     std::thread::sleep(Duration::from_millis(50));
     // Registered while down: the kernel reports the fd not writable.
     let q = AsyncQueue::<B>::register(dev.into_queues().remove(0)).unwrap();
-    let packet = udp4([10, 9, 0, 2], [10, 9, 0, 1], 7000, 6000, &[1u8; 64]);
+    let packet = udp4(B4, A4, 7000, 6000, &[1u8; 64]);
     run(Box::pin(async {
         let err = timeout::<B, _>(Duration::from_secs(1), q.send(&packet))
             .await

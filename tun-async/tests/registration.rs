@@ -23,13 +23,9 @@ fn tun_fds() -> usize {
 }
 
 fn link_exists(ns: &NetNs, name: &str) -> bool {
-    let out = run_in(ns, "ip", &["-j", "link", "show"]);
-    let links: serde_json::Value = serde_json::from_str(&out).expect("ip json");
-    links
-        .as_array()
-        .expect("ip links")
-        .iter()
-        .any(|l| l["ifname"] == name)
+    // One line a link: "INDEX: NAME: <FLAGS> ...".
+    let out = output(ns, "ip", &["-o", "link", "show"]).unwrap();
+    out.lines().any(|l| l.split(": ").nth(1) == Some(name))
 }
 
 #[test]
@@ -63,7 +59,7 @@ fn the_registered_duplicate_lives_as_long_as_the_registration() {
     // Deregistered: the duplicate is closed, the queue itself works.
     let queue = q.into_inner().unwrap();
     assert_eq!(tun_fds(), device, "into_inner left the duplicate open");
-    let packet = udp4([10, 9, 0, 2], [10, 9, 0, 1], 7000, 6000, &[1u8; 64]);
+    let packet = udp4(B4, A4, 7000, 6000, &[1u8; 64]);
     assert_eq!(queue.send(&packet).unwrap(), packet.len());
 
     // Registered again, then dropped: both fds close and the kernel

@@ -63,9 +63,9 @@ fn many_readers_share_a_multi_queue_device() {
     let got2 = got.clone();
     ns.run(move || {
         let socks: Vec<UdpSocket> = (0..16)
-            .map(|i| UdpSocket::bind(SocketAddr::new(A4.parse().unwrap(), 6100 + i)).unwrap())
+            .map(|i| UdpSocket::bind(SocketAddr::new(A4.into(), 6100 + i)).unwrap())
             .collect();
-        let dst = SocketAddr::new(B4.parse().unwrap(), 7000);
+        let dst = SocketAddr::new(B4.into(), 7000);
         let deadline = Instant::now() + Duration::from_secs(20);
         for seq in 0..count {
             while seq - got2.load(Ordering::Relaxed) > 200 {
@@ -106,7 +106,7 @@ fn many_writers_share_one_queue() {
     let dev = single(&ns, "share1", true, 1);
     let sock = ns
         .run(|| {
-            let s = UdpSocket::bind(SocketAddr::new(A4.parse().unwrap(), 7001)).unwrap();
+            let s = UdpSocket::bind(SocketAddr::new(A4.into(), 7001)).unwrap();
             let _ = nix::sys::socket::setsockopt(
                 &s,
                 nix::sys::socket::sockopt::RcvBufForce,
@@ -128,13 +128,7 @@ fn many_writers_share_one_queue() {
                         let seq = t * per_task + i;
                         let mut payload = [0u8; 64];
                         payload[..8].copy_from_slice(&seq.to_le_bytes());
-                        let p = udp4(
-                            [10, 9, 0, 2],
-                            [10, 9, 0, 1],
-                            7100 + t as u16,
-                            7001,
-                            &payload,
-                        );
+                        let p = udp4(B4, A4, 7100 + t as u16, 7001, &payload);
                         dev.send(&p).await.unwrap();
                         if i % 50 == 0 {
                             tokio::task::yield_now().await;
@@ -167,7 +161,7 @@ fn stream_and_sink_carry_single_packets() {
     let dev = single(&ns, "share2", true, 1);
     let sock = ns
         .run(|| {
-            let s = UdpSocket::bind(SocketAddr::new(A4.parse().unwrap(), 7002)).unwrap();
+            let s = UdpSocket::bind(SocketAddr::new(A4.into(), 7002)).unwrap();
             s.set_read_timeout(Some(Duration::from_millis(500)))
                 .unwrap();
             Ok(s)
@@ -184,14 +178,14 @@ fn stream_and_sink_carry_single_packets() {
             poll_fn(|cx| Pin::new(&mut sink).poll_ready(cx))
                 .await
                 .unwrap();
-            let p = udp4([10, 9, 0, 2], [10, 9, 0, 1], 7200, 7002, &seq.to_le_bytes());
+            let p = udp4(B4, A4, 7200, 7002, &seq.to_le_bytes());
             Pin::new(&mut sink).start_send(p).unwrap();
         }
         poll_fn(|cx| Pin::new(&mut sink).poll_flush(cx))
             .await
             .unwrap();
         // Stream: what the socket sends back out through the device.
-        sock.send_to(b"0123456789", SocketAddr::new(B4.parse().unwrap(), 7003))
+        sock.send_to(b"0123456789", SocketAddr::new(B4.into(), 7003))
             .unwrap();
         let mut stream = PacketStream::new(q, 65536);
         loop {

@@ -18,7 +18,7 @@ const PROMPT: Duration = Duration::from_millis(300);
 
 fn stops_promptly(kind: TokioRelay) {
     // Idle.
-    let Some((_ns_a, _ns_b, stop)) = relay_pair(kind, true) else {
+    let Some((_tb, stop)) = relay_pair(kind, true) else {
         return;
     };
     std::thread::sleep(Duration::from_millis(200));
@@ -28,12 +28,12 @@ fn stops_promptly(kind: TokioRelay) {
     assert!(matches!(stats.b_to_a_end, End::Stopped), "{stats:?}");
 
     // Flooded: datagrams sent back to back for as long as the relay runs.
-    let Some((ns_a, _ns_b, stop)) = relay_pair(kind, true) else {
+    let Some((tb, stop)) = relay_pair(kind, true) else {
         return;
     };
     let sending = Arc::new(AtomicBool::new(true));
     let sender = {
-        let (ns_a, sending) = (ns_a.try_clone().unwrap(), sending.clone());
+        let (ns_a, sending) = (tb.ns_a.try_clone().unwrap(), sending.clone());
         std::thread::spawn(move || {
             while sending.load(Ordering::Relaxed) {
                 udp_send(&ns_a, B4, 7200, 2000, 1200, Duration::ZERO);
@@ -76,11 +76,11 @@ fn eventually(mut done: impl FnMut() -> bool) -> bool {
 
 #[test]
 fn threads_report_a_direction_whose_device_went() {
-    let Some(p) = pair(true, 1, 1500) else { return };
-    let (ns_a, out) = (p.ns_a, p.b.interface().clone());
+    let Some((tb, a, b)) = pair(true) else { return };
+    let (ns_a, out) = (tb.ns_a, b.interface().clone());
     let relay = tun_async::relay::spawn_threads(
-        p.a.into_queues().remove(0),
-        p.b.into_queues().remove(0),
+        a.into_queues().remove(0),
+        b.into_queues().remove(0),
         tun_async::relay::Config::default(),
     )
     .unwrap();

@@ -13,33 +13,11 @@ use std::time::{Duration, Instant};
 
 use tun_device::NetNs;
 use tun_device::netlink::Netlink;
+// A fresh namespace without IPv6 chatter (router solicitations, MLD) on
+// new devices, or `None` (skip) without privileges, unless required.
+use tun_testbed::{link_names, quiet_ns};
 
 const BIN: &str = env!("CARGO_BIN_EXE_tun");
-
-/// A fresh namespace, or `None` (skip) without privileges.
-fn private_ns() -> Option<NetNs> {
-    match NetNs::new_anonymous() {
-        Ok(ns) => {
-            // No IPv6 chatter (router solicitations, MLD) on new devices.
-            ns.run(|| {
-                for p in ["all", "default"] {
-                    let _ =
-                        std::fs::write(format!("/proc/sys/net/ipv6/conf/{p}/disable_ipv6"), "1");
-                }
-                Ok(())
-            })
-            .expect("sysctl");
-            Some(ns)
-        }
-        Err(e) => {
-            if std::env::var_os("TUN_REQUIRE_PRIVILEGED").is_some_and(|v| v == "1") {
-                panic!("privileged test cannot make a namespace: {e}");
-            }
-            eprintln!("skipped: needs root ({e})");
-            None
-        }
-    }
-}
 
 fn ns_path(ns: &NetNs) -> String {
     format!("/proc/{}/fd/{}", std::process::id(), ns.as_raw_fd())
@@ -283,7 +261,7 @@ fn bin_for_nobody() -> std::path::PathBuf {
 
 #[test]
 fn unprivileged_runs_get_a_clear_refusal() {
-    let Some(ns) = private_ns() else { return };
+    let Some(ns) = quiet_ns() else { return };
     let bin = bin_for_nobody();
     let as_nobody = |args: &[&str]| {
         Command::new("nsenter")
@@ -317,7 +295,7 @@ fn unprivileged_runs_get_a_clear_refusal() {
 
 #[test]
 fn create_show_delete() {
-    let Some(ns) = private_ns() else { return };
+    let Some(ns) = quiet_ns() else { return };
     let out = run(tun_in(
         &ns,
         &[
@@ -422,7 +400,7 @@ fn create_show_delete() {
 
 #[test]
 fn create_tap_in_a_named_path_namespace() {
-    let Some(ns) = private_ns() else { return };
+    let Some(ns) = quiet_ns() else { return };
     // Created from outside the namespace with --netns PATH.
     let s = ok(&run({
         let mut c = Command::new(BIN);
@@ -454,7 +432,7 @@ fn create_tap_in_a_named_path_namespace() {
 
 #[test]
 fn dump_prints_packets_and_show_d_names_the_process() {
-    let Some(ns) = private_ns() else { return };
+    let Some(ns) = quiet_ns() else { return };
     let mut child = tun_in(
         &ns,
         &[
@@ -496,7 +474,7 @@ fn dump_prints_packets_and_show_d_names_the_process() {
 
 #[test]
 fn dump_writes_pcap_files_tcpdump_reads() {
-    let Some(ns) = private_ns() else { return };
+    let Some(ns) = quiet_ns() else { return };
     let (whole, split) = (tmp("whole.pcap"), tmp("split.pcap"));
     let start = |name: &str, addr: &str, count: &str, file: &std::path::Path, extra: &[&str]| {
         let mut args = vec![
@@ -538,7 +516,7 @@ fn dump_writes_pcap_files_tcpdump_reads() {
 
 #[test]
 fn relay_forwards_and_summarises_on_ctrl_c() {
-    let (Some(na), Some(nb)) = (private_ns(), private_ns()) else {
+    let (Some(na), Some(nb)) = (quiet_ns(), quiet_ns()) else {
         return;
     };
     for (ns, name, addr) in [(&na, "ra", "10.98.0.1/24"), (&nb, "rb", "10.98.0.2/24")] {
@@ -647,17 +625,9 @@ fn namespaces_in(stderr_line: &str) -> Vec<String> {
         .collect()
 }
 
-fn links_in(ns: &NetNs) -> Vec<String> {
-    ns.run(|| Ok(Netlink::open()?.links()?))
-        .unwrap()
-        .into_iter()
-        .map(|l| l.name)
-        .collect()
-}
-
 #[test]
 fn bench_smoke_checks_every_byte_and_cleans_up() {
-    let Some(ns) = private_ns() else { return };
+    let Some(ns) = quiet_ns() else { return };
     let out = run(tun_in(
         &ns,
         &["bench", "--seconds", "1", "--rounds", "2", "--json"],
@@ -702,7 +672,7 @@ fn bench_smoke_checks_every_byte_and_cleans_up() {
         assert!(!netns_in_use(id), "{id} outlived the bench");
     }
     assert_eq!(
-        links_in(&ns),
+        link_names(&ns).unwrap(),
         vec!["lo".to_string()],
         "a device was left behind"
     );
@@ -710,7 +680,7 @@ fn bench_smoke_checks_every_byte_and_cleans_up() {
 
 #[test]
 fn bench_ctrl_c_cleans_up() {
-    let Some(ns) = private_ns() else { return };
+    let Some(ns) = quiet_ns() else { return };
     let (mut child, mut err, first) = started(tun_in(
         &ns,
         &[
@@ -748,7 +718,7 @@ fn bench_ctrl_c_cleans_up() {
     for id in &ids {
         assert!(!netns_in_use(id), "{id} outlived the bench");
     }
-    assert_eq!(links_in(&ns), vec!["lo".to_string()]);
+    assert_eq!(link_names(&ns).unwrap(), vec!["lo".to_string()]);
 }
 
 // ------------------------------------------------ usage, as iproute2 ---
@@ -828,7 +798,7 @@ fn version_completions_and_man_page() {
 
 #[test]
 fn a_netns_path_that_is_no_network_namespace_is_named() {
-    let Some(_ns) = private_ns() else { return };
+    let Some(_ns) = quiet_ns() else { return };
     let err = fails(
         &Command::new(BIN)
             .args(["show", "--netns", "/proc/self/ns/mnt"])
@@ -855,17 +825,6 @@ fn a_netns_path_that_is_no_network_namespace_is_named() {
 
 // ------------------------------------------ existing devices and holders ---
 
-/// `ip ARGS` inside `ns`.
-fn ip_in(ns: &NetNs, args: &[&str]) {
-    let out = Command::new("nsenter")
-        .arg(format!("--net={}", ns_path(ns)))
-        .arg("ip")
-        .args(args)
-        .output()
-        .expect("ip is installed (Debian package iproute2)");
-    assert!(out.status.success(), "ip {args:?}: {}", text(&out.stderr));
-}
-
 fn offloads_line(ns: &NetNs, name: &str) -> String {
     ok(&run(tun_in(ns, &["show", name])))
         .lines()
@@ -877,12 +836,14 @@ fn offloads_line(ns: &NetNs, name: &str) -> String {
 
 #[test]
 fn opening_an_existing_device_leaves_its_offloads_as_they_were() {
-    let Some(ns) = private_ns() else { return };
+    let Some(ns) = quiet_ns() else { return };
     // vnet_hdr without offloads, as `ip tuntap add ... vnet_hdr` makes it.
-    ip_in(
+    tun_testbed::output(
         &ns,
+        "ip",
         &["tuntap", "add", "dev", "o0", "mode", "tun", "vnet_hdr"],
-    );
+    )
+    .unwrap();
     assert_eq!(offloads_line(&ns, "o0"), "offloads none");
     for cmd in [&["dump", "o0"][..], &["relay", "o0", "o1", "--offload"]] {
         let (mut child, _err, first) = started(tun_in(&ns, cmd));
@@ -902,7 +863,7 @@ fn opening_an_existing_device_leaves_its_offloads_as_they_were() {
 
 #[test]
 fn holders_are_matched_by_namespace() {
-    let (Some(na), Some(nb)) = (private_ns(), private_ns()) else {
+    let (Some(na), Some(nb)) = (quiet_ns(), quiet_ns()) else {
         return;
     };
     // h0 held open by a dump in A; another h0, persistent, in B.
@@ -925,7 +886,7 @@ fn holders_are_matched_by_namespace() {
 
 #[test]
 fn tap_with_offload_is_created_and_dumped() {
-    let Some(ns) = private_ns() else { return };
+    let Some(ns) = quiet_ns() else { return };
     let s = ok(&run(tun_in(
         &ns,
         &["create", "to0", "--tap", "--offload", "-j"],
@@ -943,7 +904,7 @@ fn tap_with_offload_is_created_and_dumped() {
 #[test]
 fn dump_writes_pcap_to_stdout_packet_by_packet() {
     use std::io::Read;
-    let Some(ns) = private_ns() else { return };
+    let Some(ns) = quiet_ns() else { return };
     let mut child = tun_in(
         &ns,
         &["dump", "w0", "--addr", "10.62.0.1/24", "-w", "-", "-U"],
@@ -981,7 +942,7 @@ fn dump_writes_pcap_to_stdout_packet_by_packet() {
 
 #[test]
 fn bench_needs_no_ip_binary_and_takes_a_jumbo_mtu() {
-    let Some(ns) = private_ns() else { return };
+    let Some(ns) = quiet_ns() else { return };
     let empty = tmp("empty-path");
     std::fs::create_dir_all(&empty).unwrap();
     let nsenter = ["/usr/bin/nsenter", "/bin/nsenter"]
@@ -1014,13 +975,13 @@ fn bench_needs_no_ip_binary_and_takes_a_jumbo_mtu() {
         assert!(r["gbits"].as_f64().unwrap() > 0.0, "{r}");
     }
     let _ = std::fs::remove_dir(empty);
-    assert_eq!(links_in(&ns), vec!["lo".to_string()]);
+    assert_eq!(link_names(&ns).unwrap(), vec!["lo".to_string()]);
 }
 
 #[test]
 fn bench_ctrl_c_to_the_process_group_during_set_up_exits_130() {
     use std::os::unix::process::CommandExt;
-    let Some(ns) = private_ns() else { return };
+    let Some(ns) = quiet_ns() else { return };
     // The veth pair is made right after the first line: Ctrl-C, as a
     // terminal sends it, to the whole group, at several points of the
     // set-up (the window of an `ip` child, when there was one, was 5 to
@@ -1040,7 +1001,7 @@ fn bench_ctrl_c_to_the_process_group_during_set_up_exits_130() {
         let _ = std::io::Read::read_to_string(&mut err, &mut rest);
         assert_eq!(st.code(), Some(130), "after {delay_ms} ms: {rest}");
         assert!(rest.contains("interrupted"), "{rest}");
-        assert_eq!(links_in(&ns), vec!["lo".to_string()]);
+        assert_eq!(link_names(&ns).unwrap(), vec!["lo".to_string()]);
     }
 }
 
@@ -1051,7 +1012,7 @@ fn tunnel_carries_tcp_to_a_library_peer_and_summarises_on_ctrl_c() {
     use tun_testbed::{Side, Testbed};
     use tun_tunnel::{Tunnel, TunnelConfig};
     // The privilege check (and skip) of every test here.
-    let Some(_) = private_ns() else { return };
+    let Some(_) = quiet_ns() else { return };
     let tb = Testbed::new().unwrap();
     let _underlay = tb.underlay(1500).unwrap();
     // Side B: the library's tunnel, its socket bound before A sends.
@@ -1156,7 +1117,7 @@ fn tunnel_usage_errors_exit_2() {
 
 #[test]
 fn bench_tunnel_mode_measures_the_tunnels_beside_the_relay() {
-    let Some(ns) = private_ns() else { return };
+    let Some(ns) = quiet_ns() else { return };
     let out = run(tun_in(
         &ns,
         &[
@@ -1203,5 +1164,5 @@ fn bench_tunnel_mode_measures_the_tunnels_beside_the_relay() {
             _ => assert_eq!(per_send, None, "{r}"),
         }
     }
-    assert_eq!(links_in(&ns), vec!["lo".to_string()]);
+    assert_eq!(link_names(&ns).unwrap(), vec!["lo".to_string()]);
 }

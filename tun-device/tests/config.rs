@@ -488,19 +488,7 @@ fn open_from_an_fd() {
 
 /// A valid IPv4/UDP packet from 10.1.0.2 to 10.1.0.1.
 pub fn udp4_packet() -> Vec<u8> {
-    let mut p = vec![0u8; 28 + 8];
-    p[0] = 0x45;
-    p[2..4].copy_from_slice(&(36u16).to_be_bytes());
-    p[8] = 64;
-    p[9] = 17;
-    p[12..16].copy_from_slice(&[10, 1, 0, 2]);
-    p[16..20].copy_from_slice(&[10, 1, 0, 1]);
-    let c = naive_sum(&[&p[..20]]);
-    p[10..12].copy_from_slice(&c.to_be_bytes());
-    p[20..22].copy_from_slice(&1000u16.to_be_bytes());
-    p[22..24].copy_from_slice(&9u16.to_be_bytes());
-    p[24..26].copy_from_slice(&16u16.to_be_bytes());
-    p
+    udp4_packet_to([10, 1, 0, 2], [10, 1, 0, 1], 9, &[0; 8])
 }
 
 #[test]
@@ -727,25 +715,7 @@ fn packets_reach_sockets_in_every_framing() {
 
 /// An IPv4/UDP packet from `src`:4000 to `dst`:`port` with checksums.
 pub fn udp4_packet_to(src: [u8; 4], dst: [u8; 4], port: u16, payload: &[u8]) -> Vec<u8> {
-    let len = 28 + payload.len();
-    let mut p = vec![0u8; len];
-    p[0] = 0x45;
-    p[2..4].copy_from_slice(&(len as u16).to_be_bytes());
-    p[8] = 64;
-    p[9] = 17;
-    p[12..16].copy_from_slice(&src);
-    p[16..20].copy_from_slice(&dst);
-    let c = naive_sum(&[&p[..20]]);
-    p[10..12].copy_from_slice(&c.to_be_bytes());
-    p[20..22].copy_from_slice(&4000u16.to_be_bytes());
-    p[22..24].copy_from_slice(&port.to_be_bytes());
-    p[24..26].copy_from_slice(&((len - 20) as u16).to_be_bytes());
-    p[28..].copy_from_slice(payload);
-    let l4 = (len - 20) as u16;
-    let pseudo = [&src[..], &dst[..], &[0, 17], &l4.to_be_bytes()].concat();
-    let c = naive_sum(&[&pseudo, &p[20..]]);
-    p[26..28].copy_from_slice(&c.to_be_bytes());
-    p
+    tun_test_support::udp(&tun_test_support::Ip::v4(src, dst), 4000, port, payload)
 }
 
 #[test]

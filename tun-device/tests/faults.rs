@@ -136,20 +136,12 @@ fn bad_packets_get_typed_errors_and_the_device_stays_usable() {
 
 /// An IPv4/UDP packet to `dst` from 10.3.0.2 (checksums complete).
 fn udp4_to(dst: &[u8; 4], port: u16) -> Vec<u8> {
-    let mut p = vec![0u8; 28 + 100];
-    let len = p.len() as u16;
-    p[0] = 0x45;
-    p[2..4].copy_from_slice(&len.to_be_bytes());
-    p[8] = 64;
-    p[9] = 17;
-    p[12..16].copy_from_slice(&[10, 3, 0, 2]);
-    p[16..20].copy_from_slice(dst);
-    let c = naive_sum(&[&p[..20]]);
-    p[10..12].copy_from_slice(&c.to_be_bytes());
-    p[20..22].copy_from_slice(&4000u16.to_be_bytes());
-    p[22..24].copy_from_slice(&port.to_be_bytes());
-    p[24..26].copy_from_slice(&(len - 20).to_be_bytes());
-    p
+    tun_test_support::udp(
+        &tun_test_support::Ip::v4([10, 3, 0, 2], *dst),
+        4000,
+        port,
+        &[0; 100],
+    )
 }
 
 #[test]

@@ -26,7 +26,7 @@ fn trickle(
     let h = ns_a
         .spawn(move || {
             let s = UdpSocket::bind("0.0.0.0:0").unwrap();
-            let to: SocketAddr = format!("{B4}:5009").parse().unwrap();
+            let to = SocketAddr::from((B4, 5009));
             let mut n = 0;
             let gap = Duration::from_micros(1_000_000 / rate);
             while !stop.load(Ordering::Relaxed) {
@@ -43,17 +43,17 @@ fn trickle(
 
 fn down_output(mode: RelayMode, down_from_start: bool) {
     let offload = mode != RelayMode::Plain;
-    let Some(p) = pair(offload, 1, 1500) else {
+    let Some(p) = pair(offload, 1) else {
         return;
     };
     let b_iface = p.b.interface().clone();
     if down_from_start {
         b_iface.set_up(false).unwrap();
     }
-    let Pair { ns_a, ns_b, a, b } = p;
+    let Pair { tb, a, b } = p;
     let relay = Relay::start(a.into_queues(), b.into_queues(), mode).unwrap();
     let stop = Arc::new(AtomicBool::new(false));
-    let sender = trickle(&ns_a, 2000, stop.clone());
+    let sender = trickle(&tb.ns_a, 2000, stop.clone());
     std::thread::sleep(Duration::from_millis(200));
     if !down_from_start {
         b_iface.set_up(false).unwrap();
@@ -84,9 +84,8 @@ fn down_output(mode: RelayMode, down_from_start: bool) {
     // What queued up in `a` while the output was down drains first (the
     // transfer below tolerates no loss, and a full queue drops).
     drained(&relay);
-    let dst = B4.parse().unwrap();
-    let (ok, bad) = udp_gso_transfer(&ns_a, &ns_b, dst, 500, 1000, 1);
-    assert_eq!((ok, bad), (500, 0), "{mode:?}: after the link came back");
+    tb.udp_lossless(false, 1000, 1, Duration::from_millis(300))
+        .unwrap_or_else(|e| panic!("{mode:?}: after the link came back: {e}"));
     b_iface.set_up(false).unwrap();
     let t = Instant::now();
     relay.stop().unwrap();
@@ -119,20 +118,19 @@ fn offload_relay_output_down_from_the_start() {
 
 #[test]
 fn plain_relay_follows_an_mtu_raise() {
-    let Some(p) = pair(false, 1, 1500) else {
+    let Some(p) = pair(false, 1) else {
         return;
     };
     let (ia, ib) = (p.a.interface().clone(), p.b.interface().clone());
-    let Pair { ns_a, ns_b, a, b } = p;
+    let Pair { tb, a, b } = p;
     let relay = Relay::start(a.into_queues(), b.into_queues(), RelayMode::Plain).unwrap();
     for mtu in [9000, 65535] {
         ia.set_mtu(mtu).unwrap();
         ib.set_mtu(mtu).unwrap();
-        let dst = B4.parse().unwrap();
-        let (sent, dsent, got, dgot) = tcp_transfer(&ns_a, &ns_b, dst, 4 << 20);
-        assert_eq!((got, dgot), (sent, dsent), "MTU {mtu}: data changed");
-        let (ok, bad) = udp_gso_transfer(&ns_a, &ns_b, dst, 100, 8000, 1);
-        assert_eq!((ok, bad), (100, 0), "MTU {mtu}: 8000-byte datagrams");
+        tb.tcp_exact(false, 4 << 20)
+            .unwrap_or_else(|e| panic!("MTU {mtu}: {e}"));
+        tb.udp_lossless(false, 8000, 1, Duration::from_millis(300))
+            .unwrap_or_else(|e| panic!("MTU {mtu}: 8000-byte datagrams: {e}"));
     }
     let (ab, ba) = relay.stop().unwrap();
     assert_eq!(ab.dropped + ba.dropped, 0, "{ab:?} {ba:?}");

@@ -13,7 +13,7 @@ use tun_device::relay::{Relay, RelayMode};
 
 #[test]
 fn idle_relay_sleeps_and_stops_at_once() {
-    let Some(p) = pair(true, 1, 1500) else {
+    let Some(p) = pair(true, 1) else {
         return;
     };
     let relay = Relay::start(p.a.into_queues(), p.b.into_queues(), RelayMode::Offload).unwrap();

@@ -29,17 +29,7 @@ const EIO: i32 = 5;
 /// A fresh namespace without IPv6 (no router solicitations or MLD reports
 /// on the device), and `b` built inside it with `LOCAL/24`.
 fn ns_dev(b: DeviceBuilder) -> Option<(NetNs, Device)> {
-    let ns = private_ns()?;
-    ns.run(|| {
-        for p in [
-            "/proc/sys/net/ipv6/conf/all/disable_ipv6",
-            "/proc/sys/net/ipv6/conf/default/disable_ipv6",
-        ] {
-            std::fs::write(p, "1").expect("sysctl");
-        }
-        Ok(())
-    })
-    .unwrap();
+    let ns = tun_testbed::quiet_ns()?;
     let dev = b
         .address(format!("{LOCAL}/24").parse().unwrap())
         .netns(ns.try_clone().unwrap())
@@ -313,37 +303,14 @@ fn udp_packet(src: &str, dst: &str, sport: u16, len: usize) -> Vec<u8> {
 }
 
 fn udp_packet_to(src: &str, dst: &str, sport: u16, dport: u16, data: &[u8]) -> Vec<u8> {
-    let src: std::net::Ipv4Addr = src.parse().unwrap();
-    let dst: std::net::Ipv4Addr = dst.parse().unwrap();
-    let total = 28 + data.len();
-    let mut p = vec![0u8; total];
-    p[0] = 0x45;
-    p[2..4].copy_from_slice(&(total as u16).to_be_bytes());
-    p[6] = 0x40; // DF
-    p[8] = 64;
-    p[9] = 17;
-    p[12..16].copy_from_slice(&src.octets());
-    p[16..20].copy_from_slice(&dst.octets());
-    let sum = naive_sum(&[&p[..20]]);
-    p[10..12].copy_from_slice(&sum.to_be_bytes());
-    let ulen = (8 + data.len()) as u16;
-    p[20..22].copy_from_slice(&sport.to_be_bytes());
-    p[22..24].copy_from_slice(&dport.to_be_bytes());
-    p[24..26].copy_from_slice(&ulen.to_be_bytes());
-    p[28..].copy_from_slice(data);
-    let pseudo = [
-        &src.octets()[..],
-        &dst.octets()[..],
-        &[0, 17],
-        &ulen.to_be_bytes()[..],
-    ]
-    .concat();
-    let mut sum = naive_sum(&[&pseudo, &p[20..]]);
-    if sum == 0 {
-        sum = 0xffff;
-    }
-    p[26..28].copy_from_slice(&sum.to_be_bytes());
-    p
+    let ip = tun_test_support::Ip {
+        df: true,
+        ..tun_test_support::Ip::v4(
+            src.parse::<std::net::Ipv4Addr>().unwrap().octets(),
+            dst.parse::<std::net::Ipv4Addr>().unwrap().octets(),
+        )
+    };
+    tun_test_support::udp(&ip, sport, dport, data)
 }
 
 /// A batch whose middle packet the kernel refuses (a TUN without packet

@@ -6,8 +6,8 @@
 
 mod common;
 
-use std::net::IpAddr;
 use std::sync::atomic::Ordering;
+use std::time::Duration;
 
 use common::*;
 use tun_device::OffloadFlags;
@@ -15,7 +15,7 @@ use tun_device::OffloadFlags;
 const MIB: usize = 1 << 20;
 
 fn tcp_case(offload: bool, v6: bool, total: usize) {
-    let Some(p) = pair(offload, 1, 1500) else {
+    let Some(p) = pair(offload, 1) else {
         return;
     };
     if offload {
@@ -32,23 +32,11 @@ fn tcp_case(offload: bool, v6: bool, total: usize) {
         p.b.into_queues().remove(0),
         1500,
     );
-    let dst: IpAddr = if v6 { B6 } else { B4 }.parse().unwrap();
-    let (sent, dsent, got, dgot) = tcp_transfer(&p.ns_a, &p.ns_b, dst, total);
+    let t = p.tb.tcp_exact(v6, total as u64);
     let (ab, ba) = relay.finish();
-    assert_eq!((got, dgot), (sent, dsent), "data arrived changed");
-    for (dir, c) in [("a->b", &ab), ("b->a", &ba)] {
-        assert_eq!(
-            c.bad.load(Ordering::Relaxed),
-            0,
-            "{dir}: packets failing checksums"
-        );
-        assert_eq!(
-            c.oversize.load(Ordering::Relaxed),
-            0,
-            "{dir}: packets over the MTU"
-        );
-        assert_eq!(c.errors.load(Ordering::Relaxed), 0, "{dir}: relay errors");
-    }
+    t.unwrap_or_else(|e| panic!("data arrived changed: {e}"));
+    ab.assert_clean("a->b");
+    ba.assert_clean("b->a");
     let packets = ab.packets.load(Ordering::Relaxed);
     assert!(
         packets as usize >= total / 1500,
@@ -87,7 +75,7 @@ fn tcp_case(offload: bool, v6: bool, total: usize) {
 /// One packet per call: `recv` hands out a super-packet's segments one by
 /// one (complete, at most the MTU), `send` writes plain packets.
 fn single_case(offload: bool, mode: Mode) {
-    let Some(p) = pair(offload, 1, 1500) else {
+    let Some(p) = pair(offload, 1) else {
         return;
     };
     let relay = Relay::start_with(
@@ -96,14 +84,11 @@ fn single_case(offload: bool, mode: Mode) {
         1500,
         mode,
     );
-    let (sent, dsent, got, dgot) = tcp_transfer(&p.ns_a, &p.ns_b, B4.parse().unwrap(), 8 * MIB);
+    let t = p.tb.tcp_exact(false, 8 * MIB as u64);
     let (ab, ba) = relay.finish();
-    assert_eq!((got, dgot), (sent, dsent), "data arrived changed");
-    for c in [&ab, &ba] {
-        assert_eq!(c.bad.load(Ordering::Relaxed), 0);
-        assert_eq!(c.oversize.load(Ordering::Relaxed), 0);
-        assert_eq!(c.errors.load(Ordering::Relaxed), 0);
-    }
+    t.unwrap_or_else(|e| panic!("data arrived changed: {e}"));
+    ab.assert_clean("a->b");
+    ba.assert_clean("b->a");
 }
 
 #[test]
@@ -147,7 +132,7 @@ fn tcp_v6_plain() {
 }
 
 fn udp_case(offload: bool, v6: bool) {
-    let Some(p) = pair(offload, 1, 1500) else {
+    let Some(p) = pair(offload, 1) else {
         return;
     };
     let uso =
@@ -159,15 +144,10 @@ fn udp_case(offload: bool, v6: bool) {
         p.b.into_queues().remove(0),
         1500,
     );
-    let dst: IpAddr = if v6 { B6 } else { B4 }.parse().unwrap();
-    let count = 20_000;
-    let (ok, bad) = udp_gso_transfer(&p.ns_a, &p.ns_b, dst, count, 1200, 40);
+    let t = p.tb.udp_lossless(v6, 1200, 40, Duration::from_secs(1));
     let (ab, _) = relay.finish();
-    assert_eq!(bad, 0, "damaged or duplicated datagrams");
-    assert_eq!(ok, count, "datagrams lost");
-    assert_eq!(ab.bad.load(Ordering::Relaxed), 0);
-    assert_eq!(ab.oversize.load(Ordering::Relaxed), 0);
-    assert_eq!(ab.errors.load(Ordering::Relaxed), 0);
+    t.unwrap_or_else(|e| panic!("datagrams damaged, doubled or lost: {e}"));
+    ab.assert_clean("a->b");
     if uso {
         assert!(
             ab.super_packets.load(Ordering::Relaxed) > 0,

@@ -4,14 +4,12 @@
 //! their TCP and UDP_SEGMENT super-packets to the underlay device as tunnel
 //! super-packets; the relay splits them (offload mode) or passes them on
 //! (pass-through), and on a TAP coalesces the datagrams again into tunnel
-//! super-packets the kernel takes. Every transfer is checked by digest,
-//! the relay's counters say what it saw, and a checking relay verifies
+//! super-packets the kernel takes. Every transfer is checked byte for
+//! byte (tun-testbed's traffic), the relay's counters say what it saw, and a checking relay verifies
 //! every outer datagram it reads, outer and inner checksums, with the test
 //! helpers' own decoder.
 
 mod common;
-
-use std::net::IpAddr;
 
 use common::*;
 use tun_device::relay::{Relay as LibRelay, RelayCounters, RelayMode};
@@ -50,11 +48,11 @@ impl Case {
     }
 }
 
-/// Two namespaces, each with an underlay device of this crate and a tunnel
-/// device over it; the inner addresses are common's A4/B4 and A6/B6.
+/// The test bed's two namespaces, each with an underlay device of this
+/// crate and a tunnel device over it holding the bed's addresses
+/// (`Testbed::addresses`), so that the bed's traffic crosses the tunnel.
 struct Underlay {
-    ns_a: NetNs,
-    ns_b: NetNs,
+    tb: Testbed,
 }
 
 /// Whether the kernel has Geneve devices. This crate's tests run on
@@ -75,17 +73,14 @@ fn geneve_available(ns: &NetNs) -> bool {
                 "remote",
                 "192.0.2.9",
             ];
-            let out = std::process::Command::new("ip")
+            Ok(std::process::Command::new("ip")
                 .args(add)
                 .output()
-                .expect("spawn ip");
-            if out.status.success() {
-                run_in_here(&["link", "del", "gnvprobe"]);
-            }
-            Ok(out)
+                .expect("spawn ip"))
         })
         .unwrap();
     if out.status.success() {
+        run_in(ns, "ip", &["link", "del", "gnvprobe"]);
         return true;
     }
     let err = String::from_utf8_lossy(&out.stderr);
@@ -112,27 +107,11 @@ fn geneve_available(ns: &NetNs) -> bool {
     false
 }
 
-/// `ip args` in the calling thread's namespace (panics on failure).
-fn run_in_here(args: &[&str]) {
-    let out = std::process::Command::new("ip")
-        .args(args)
-        .output()
-        .expect("spawn ip");
-    assert!(
-        out.status.success(),
-        "ip {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 fn underlay(case: Case) -> Option<(Underlay, Device, Device)> {
-    let ns_a = private_ns()?;
-    let ns_b = private_ns()?;
-    if case.tunnel == Tunnel::Geneve && !geneve_available(&ns_a) {
+    let tb = testbed()?;
+    if case.tunnel == Tunnel::Geneve && !geneve_available(&tb.ns_a) {
         return None;
     }
-    no_dad(&ns_a);
-    no_dad(&ns_b);
     let (ul_a, ul_b, prefix) = if case.v6 {
         ("2001:db8::1", "2001:db8::2", 64)
     } else {
@@ -152,11 +131,13 @@ fn underlay(case: Case) -> Option<(Underlay, Device, Device)> {
             .build()
             .expect("underlay device")
     };
-    let a = make(&ns_a, ul_a);
-    let b = make(&ns_b, ul_b);
-    settle(&a);
-    settle(&b);
-    for (ns, local, remote, v4, v6) in [(&ns_a, ul_a, ul_b, A4, A6), (&ns_b, ul_b, ul_a, B4, B6)] {
+    let a = make(&tb.ns_a, ul_a);
+    let b = make(&tb.ns_b, ul_b);
+    tun_testbed::settle(&a).unwrap();
+    tun_testbed::settle(&b).unwrap();
+    for (side, local, remote) in [(Side::A, ul_a, ul_b), (Side::B, ul_b, ul_a)] {
+        let ns = tb.ns(side);
+        let [v4, v6] = Testbed::addresses(side).map(|a| a.to_string());
         let mut args = vec!["link", "add", "tnl0", "type"];
         match case.tunnel {
             Tunnel::Vxlan => args.extend(["vxlan", "id", VNI, "local", local, "dstport", "4789"]),
@@ -175,18 +156,10 @@ fn underlay(case: Case) -> Option<(Underlay, Device, Device)> {
         // UDP, tunnel header, Ethernet: 70 bytes), so that nothing is
         // fragmented (a tunnel device without `dev` keeps 1500).
         run_in(ns, "ip", &["link", "set", "tnl0", "mtu", "1400", "up"]);
-        run_in(
-            ns,
-            "ip",
-            &["addr", "add", &format!("{v4}/24"), "dev", "tnl0"],
-        );
-        run_in(
-            ns,
-            "ip",
-            &["addr", "add", &format!("{v6}/64"), "dev", "tnl0", "nodad"],
-        );
+        run_in(ns, "ip", &["addr", "add", &v4, "dev", "tnl0"]);
+        run_in(ns, "ip", &["addr", "add", &v6, "dev", "tnl0", "nodad"]);
     }
-    Some((Underlay { ns_a, ns_b }, a, b))
+    Some((Underlay { tb }, a, b))
 }
 
 /// Whether this kernel granted the UDP-tunnel offload to `dev`, checked
@@ -203,15 +176,14 @@ fn granted(dev: &Device) -> bool {
     on
 }
 
-/// The transfers every case makes: 64 MiB of TCP and 2000 UDP_SEGMENT
-/// datagrams from `a` to `b` across the tunnel, digests compared; the
-/// inner destination is IPv4 or IPv6 as `inner_v6` says.
+/// The transfers every case makes: 64 MiB of TCP, then UDP_SEGMENT
+/// datagrams, from `a` to `b` across the tunnel, every byte checked and
+/// nothing lost; the inner destination is IPv4 or IPv6 as `inner_v6` says.
 fn transfers(u: &Underlay, inner_v6: bool, what: &str) {
-    let dst: IpAddr = if inner_v6 { B6 } else { B4 }.parse().unwrap();
-    let (sent, dsent, got, dgot) = tcp_transfer(&u.ns_a, &u.ns_b, dst, 64 * MIB);
-    assert_eq!((got, dgot), (sent, dsent), "{what}: TCP data changed");
-    let (ok, bad) = udp_gso_transfer(&u.ns_a, &u.ns_b, dst, 2_000, 1200, 20);
-    assert_eq!((ok, bad), (2_000, 0), "{what}: datagrams lost or damaged");
+    u.tb.tcp_exact(inner_v6, 64 * MIB as u64)
+        .unwrap_or_else(|e| panic!("{what}: TCP: {e}"));
+    u.tb.udp_lossless(inner_v6, 1200, 20, UDP_RUN)
+        .unwrap_or_else(|e| panic!("{what}: datagrams lost or damaged: {e}"));
 }
 
 /// The library relay in `mode` over the case's underlay.
@@ -359,9 +331,7 @@ fn checked_case(case: Case) {
     let (ab, ba) = relay.finish();
     let load = |c: &std::sync::atomic::AtomicU64| c.load(std::sync::atomic::Ordering::Relaxed);
     for c in [&ab, &ba] {
-        assert_eq!(load(&c.bad), 0, "{case:?}: {c:?}");
-        assert_eq!(load(&c.errors), 0, "{case:?}: {c:?}");
-        assert_eq!(load(&c.oversize), 0, "{case:?}: {c:?}");
+        c.assert_clean(&format!("{case:?}"));
     }
     assert!(load(&ab.super_packets) > 100, "{case:?}: {ab:?}");
     assert!(load(&ab.packets) > 2 * load(&ab.super_packets), "{ab:?}");

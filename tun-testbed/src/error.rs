@@ -30,6 +30,22 @@ pub enum Error {
         /// The OS error.
         error: io::Error,
     },
+    /// An external program (iproute2, ethtool) exited unsuccessfully.
+    Command {
+        /// The command line (`ip link set tnl0 up`).
+        command: String,
+        /// How it exited.
+        status: std::process::ExitStatus,
+        /// What it printed on stderr.
+        stderr: String,
+    },
+    /// A run that had to arrive whole did not.
+    Incomplete {
+        /// What was asked for (`8388608 bytes over TCP (IPv6 false)`).
+        run: String,
+        /// What the run measured.
+        traffic: crate::Traffic,
+    },
     /// A traffic thread panicked (a bug in the test bed).
     Panicked(&'static str),
     /// The run was cancelled through its [`Cancel`](crate::Cancel) token.
@@ -81,6 +97,16 @@ impl fmt::Display for Error {
             Error::Device { step, error } => write!(f, "{step}: {error}"),
             Error::Netlink { step, error } => write!(f, "{step}: {error}"),
             Error::Io { step, error } => write!(f, "{step}: {error}"),
+            Error::Command {
+                command,
+                status,
+                stderr,
+            } => write!(f, "{command}: {status}: {stderr}"),
+            Error::Incomplete { run, traffic: t } => write!(
+                f,
+                "{run}: {} bytes intact (intact {}), {} damaged, {} lost of {} sent",
+                t.bytes, t.intact, t.damaged, t.lost, t.sent
+            ),
             Error::Panicked(what) => write!(f, "the {what} thread panicked"),
             Error::Cancelled => f.write_str("cancelled"),
         }

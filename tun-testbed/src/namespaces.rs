@@ -148,6 +148,24 @@ impl Testbed {
         settle(&dev)?;
         Ok(dev)
     }
+
+    /// A device on each side, both from `make` (called once per side), as
+    /// [`device`](Self::device) makes them: the usual shape of a test that
+    /// joins the two namespaces with a relay between the devices.
+    pub fn devices(&self, make: impl Fn() -> DeviceBuilder) -> Result<(Device, Device)> {
+        Ok((self.device(Side::A, make())?, self.device(Side::B, make())?))
+    }
+}
+
+/// The names of the links in `ns` (a fresh namespace has only `lo`; a
+/// test that made links checks with this that it left none behind).
+pub fn link_names(ns: &NetNs) -> Result<Vec<String>> {
+    run_in(ns, "list the links", || {
+        let links = Netlink::open()
+            .and_then(|mut nl| nl.links())
+            .map_err(|e| Error::netlink("list the links", e))?;
+        Ok(links.into_iter().map(|l| l.name).collect())
+    })
 }
 
 /// Wait (up to 5 s) until no address `addresses` lists is tentative.

@@ -5,10 +5,11 @@ use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
 
-/// TCP port of the receiver in side B.
-pub(crate) const TCP_PORT: u16 = 5201;
+/// TCP port of the receiver in side B (a test that watches the traffic
+/// on its way tells the bed's from the kernels' own by it).
+pub const TCP_PORT: u16 = 5201;
 /// UDP port of the receiver in side B.
-pub(crate) const UDP_PORT: u16 = 5202;
+pub const UDP_PORT: u16 = 5202;
 
 /// How often blocked socket calls wake to look at the cancel token.
 pub(crate) const POLL: Duration = Duration::from_millis(200);
@@ -33,6 +34,14 @@ pub struct Traffic {
 }
 
 impl Traffic {
+    /// Whether the run moved something and lost nothing: bytes arrived,
+    /// all of them intact, nothing damaged, no datagram lost. (A UDP run
+    /// without a window may lose datagrams and still be intact; this says
+    /// it did not.)
+    pub fn is_complete(&self) -> bool {
+        self.bytes > 0 && self.intact && self.damaged == 0 && self.lost == 0
+    }
+
     /// Throughput in Gbit/s.
     pub fn gbits(&self) -> f64 {
         if self.secs > 0.0 {
@@ -79,6 +88,27 @@ mod tests {
             ..Traffic::default()
         };
         assert!((t.gbits() - 1.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn complete_means_something_arrived_and_nothing_was_lost() {
+        let good = Traffic {
+            bytes: 1200,
+            intact: true,
+            sent: 1,
+            ..Traffic::default()
+        };
+        assert!(good.is_complete());
+        assert!(!Traffic::default().is_complete(), "nothing arrived");
+        assert!(!Traffic { lost: 1, ..good }.is_complete());
+        assert!(!Traffic { damaged: 1, ..good }.is_complete());
+        assert!(
+            !Traffic {
+                intact: false,
+                ..good
+            }
+            .is_complete()
+        );
     }
 
     #[test]

@@ -9,29 +9,7 @@ use std::time::{Duration, Instant};
 use tun_device::Device;
 use tun_device::netlink::Netlink;
 use tun_device::relay::{Relay, RelayMode};
-use tun_testbed::{Side, Testbed};
-
-fn bed() -> Option<Testbed> {
-    match Testbed::new() {
-        Ok(tb) => Some(tb),
-        Err(e) => {
-            if std::env::var_os("TUN_REQUIRE_PRIVILEGED").is_some_and(|v| v == "1") {
-                panic!("privileged test cannot make its namespaces: {e}");
-            }
-            eprintln!("skipped: needs root ({e})");
-            None
-        }
-    }
-}
-
-fn link_names(tb: &Testbed, side: Side) -> Vec<String> {
-    tb.ns(side)
-        .run(|| Ok(Netlink::open()?.links()?))
-        .unwrap()
-        .into_iter()
-        .map(|l| l.name)
-        .collect()
-}
+use tun_testbed::{Side, Testbed, link_names, testbed as bed};
 
 #[test]
 fn veth_over_netlink_at_a_jumbo_mtu_carries_checked_udp_and_goes_on_drop() {
@@ -57,8 +35,8 @@ fn veth_over_netlink_at_a_jumbo_mtu_carries_checked_udp_and_goes_on_drop() {
         .expect("TCP");
     assert!(t.intact && t.bytes == 2 << 20, "{t:?}");
     drop(veth);
-    assert_eq!(link_names(&tb, Side::A), vec!["lo".to_string()]);
-    assert_eq!(link_names(&tb, Side::B), vec!["lo".to_string()]);
+    assert_eq!(link_names(tb.ns(Side::A)).unwrap(), vec!["lo".to_string()]);
+    assert_eq!(link_names(tb.ns(Side::B)).unwrap(), vec!["lo".to_string()]);
 }
 
 #[test]
@@ -105,4 +83,41 @@ fn cancel_ends_tcp_and_udp_runs_promptly() {
         tb.set_cancel(tun_testbed::Cancel::new());
     }
     relay.stop().unwrap();
+}
+
+#[test]
+fn output_runs_in_the_namespace_and_names_a_failing_command() {
+    let Some(tb) = bed() else { return };
+    let links = tun_testbed::output(tb.ns(Side::A), "ip", &["-o", "link", "show"]).unwrap();
+    assert_eq!(
+        links.lines().count(),
+        1,
+        "only lo in a fresh namespace: {links}"
+    );
+    let err = tun_testbed::output(tb.ns(Side::A), "ip", &["link", "show", "nosuch0"]).unwrap_err();
+    let s = err.to_string();
+    assert!(s.starts_with("ip link show nosuch0: "), "{s}");
+    assert!(s.contains("nosuch0"), "{s}");
+}
+
+#[test]
+fn devices_make_one_on_each_side_with_the_beds_addresses() {
+    let Some(tb) = bed() else { return };
+    let (a, b) = tb
+        .devices(|| Device::builder().name("tbd%d"))
+        .expect("devices");
+    for (dev, side) in [(&a, Side::A), (&b, Side::B)] {
+        let mut got: Vec<_> = dev
+            .interface()
+            .addresses()
+            .unwrap()
+            .iter()
+            .map(|a| a.addr)
+            .filter(|n| Testbed::addresses(side).contains(n))
+            .collect();
+        got.sort();
+        let mut want = Testbed::addresses(side).to_vec();
+        want.sort();
+        assert_eq!(got, want, "{side:?}");
+    }
 }

@@ -1,16 +1,27 @@
-//! Shared pieces of the privileged async tests: tun-device's own test
-//! helpers (the privilege gate, private namespaces joined by two devices,
-//! traffic generators with integrity checks, an independent checksum
-//! oracle), plus hand-made UDP packets, a runtime, and CPU time.
+//! Shared pieces of the privileged async tests: a device on each side of
+//! a test bed, or one device alone in a quiet namespace (tun-testbed, which
+//! also holds the privilege gate and the checked traffic), hand-made UDP
+//! packets (tun-test-support), runtimes, relays under test, and CPU time.
 
 #![allow(dead_code, unused_imports)]
 
-#[path = "../../../tun-device/tests/common/mod.rs"]
-mod device;
+pub use tun_testbed::packet::verify_packet;
+pub use tun_testbed::{A4, A6, B4, B6, Side, Testbed, output, private_ns, quiet_ns, testbed};
 
-pub use device::*;
+use std::net::Ipv4Addr;
 
 use tun_device::{Device, NetNs};
+
+/// A TUN device on each side of a fresh test bed (MTU 1500, one queue,
+/// offload as asked), holding the bed's addresses; `None` where the
+/// privilege gate skips.
+pub fn pair(offload: bool) -> Option<(Testbed, Device, Device)> {
+    let tb = testbed()?;
+    let (a, b) = tb
+        .devices(|| Device::builder().name("relay%d").offload(offload).mtu(1500))
+        .expect("devices");
+    Some((tb, a, b))
+}
 
 /// A two-worker runtime, like the machine's two cores.
 pub fn runtime() -> tokio::runtime::Runtime {
@@ -21,32 +32,14 @@ pub fn runtime() -> tokio::runtime::Runtime {
         .expect("runtime")
 }
 
-/// A complete IPv4/UDP packet from `src:sport` to `dst:dport` with
-/// checksums computed by the oracle.
-pub fn udp4(src: [u8; 4], dst: [u8; 4], sport: u16, dport: u16, payload: &[u8]) -> Vec<u8> {
-    let total = 20 + 8 + payload.len();
-    let mut p = vec![0u8; total];
-    p[0] = 0x45;
-    p[2..4].copy_from_slice(&(total as u16).to_be_bytes());
-    p[6] = 0x40; // DF
-    p[8] = 64;
-    p[9] = 17;
-    p[12..16].copy_from_slice(&src);
-    p[16..20].copy_from_slice(&dst);
-    let c = naive_sum(&[&p[..20]]);
-    p[10..12].copy_from_slice(&c.to_be_bytes());
-    let ulen = (8 + payload.len()) as u16;
-    p[20..22].copy_from_slice(&sport.to_be_bytes());
-    p[22..24].copy_from_slice(&dport.to_be_bytes());
-    p[24..26].copy_from_slice(&ulen.to_be_bytes());
-    p[28..].copy_from_slice(payload);
-    let pseudo = [&src[..], &dst[..], &[0, 17], &ulen.to_be_bytes()].concat();
-    let mut c = naive_sum(&[&pseudo, &p[20..]]);
-    if c == 0 {
-        c = 0xffff;
-    }
-    p[26..28].copy_from_slice(&c.to_be_bytes());
-    p
+/// A complete IPv4/UDP packet (DF set) from `src:sport` to `dst:dport`
+/// with checksums computed by the oracle.
+pub fn udp4(src: Ipv4Addr, dst: Ipv4Addr, sport: u16, dport: u16, payload: &[u8]) -> Vec<u8> {
+    let ip = tun_test_support::Ip {
+        df: true,
+        ..tun_test_support::Ip::v4(src.octets(), dst.octets())
+    };
+    tun_test_support::udp(&ip, sport, dport, payload)
 }
 
 /// CPU time (user + system) of the whole process so far, from
@@ -60,17 +53,19 @@ pub fn process_cpu_ticks() -> u64 {
     f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap()
 }
 
-/// One device `name` in `ns` with 10.9.0.1/24 (addresses settled).
+/// One device `name` in `ns` with side A's IPv4 address of the test bed,
+/// /24 (settled): packets to [`B4`] go out through it.
 pub fn single(ns: &NetNs, name: &str, offload: bool, queues: usize) -> Device {
+    let [v4, _] = Testbed::addresses(Side::A);
     let dev = Device::builder()
         .name(name)
         .offload(offload)
         .queues(queues)
-        .address(format!("{A4}/24").parse().unwrap())
+        .address(v4)
         .netns(ns.try_clone().unwrap())
         .build()
         .expect("device");
-    settle(&dev);
+    tun_testbed::settle(&dev).expect("settle");
     dev
 }
 
@@ -150,13 +145,13 @@ macro_rules! on_every_runtime {
 /// `dst:port`, `gap` apart, each starting with its sequence number.
 pub fn udp_send(
     ns: &NetNs,
-    dst: &str,
+    dst: Ipv4Addr,
     port: u16,
     count: u64,
     len: usize,
     gap: std::time::Duration,
 ) {
-    let dst: std::net::SocketAddr = format!("{dst}:{port}").parse().unwrap();
+    let dst = std::net::SocketAddr::from((dst, port));
     ns.run(move || {
         let s = std::net::UdpSocket::bind("0.0.0.0:0").unwrap();
         let mut d = vec![0u8; len];
@@ -172,23 +167,6 @@ pub fn udp_send(
         Ok(())
     })
     .unwrap();
-}
-
-/// A private namespace without IPv6, so that a device made in it receives
-/// nothing but what a test sends (no router solicitations, no MLD).
-pub fn quiet_ns() -> Option<NetNs> {
-    let ns = private_ns()?;
-    ns.run(|| {
-        for p in [
-            "/proc/sys/net/ipv6/conf/all/disable_ipv6",
-            "/proc/sys/net/ipv6/conf/default/disable_ipv6",
-        ] {
-            std::fs::write(p, "1").expect("sysctl");
-        }
-        Ok(())
-    })
-    .unwrap();
-    Some(ns)
 }
 
 /// A running relay under test: stopping it returns its stats.
@@ -217,18 +195,13 @@ pub enum TokioRelay {
     Threads,
 }
 
-/// Two namespaces joined by two devices (MTU 1500, one queue each, offload
-/// as asked) and a tokio relay of `kind` between them: (the namespace of
-/// the first, of the second, the relay).
+/// A [`pair`] and a tokio relay of `kind` between its devices: (the test
+/// bed, the relay).
 #[cfg(feature = "tokio")]
-pub fn relay_pair(kind: TokioRelay, offload: bool) -> Option<(NetNs, NetNs, Stopper)> {
-    let p = pair(offload, 1, 1500)?;
-    let stop = start_relay(
-        kind,
-        p.a.into_queues().remove(0),
-        p.b.into_queues().remove(0),
-    );
-    Some((p.ns_a, p.ns_b, stop))
+pub fn relay_pair(kind: TokioRelay, offload: bool) -> Option<(Testbed, Stopper)> {
+    let (tb, a, b) = pair(offload)?;
+    let stop = start_relay(kind, a.into_queues().remove(0), b.into_queues().remove(0));
+    Some((tb, stop))
 }
 
 /// Start a tokio relay of `kind` between `a` and `b` (default config).

@@ -8,16 +8,13 @@
 use std::net::{SocketAddr, UdpSocket};
 
 use tun_device::{Device, NetNs};
+pub use tun_testbed::testbed;
 use tun_testbed::{Side, Testbed, Veth, underlay_addr};
 use tun_tunnel::{Tunnel, TunnelConfig};
 
 /// The tunnel's port on both sides.
 pub const PORT: u16 = 5300;
 pub const MIB: u64 = 1 << 20;
-
-pub fn required() -> bool {
-    std::env::var_os("TUN_REQUIRE_PRIVILEGED").is_some_and(|v| v == "1")
-}
 
 /// How one case is set up.
 #[derive(Debug, Clone, Copy)]
@@ -48,19 +45,6 @@ pub struct Bed {
     pub underlay: Veth,
     pub a: Option<Tunnel>,
     pub b: Option<Tunnel>,
-}
-
-/// The bed, or `None` (with a printed reason) without the privilege when
-/// it is not required.
-pub fn testbed() -> Option<Testbed> {
-    match Testbed::new() {
-        Ok(tb) => Some(tb),
-        Err(e) if !required() => {
-            eprintln!("skipped: cannot make the namespaces ({e}); run as root");
-            None
-        }
-        Err(e) => panic!("TUN_REQUIRE_PRIVILEGED=1 but no namespaces: {e}"),
-    }
 }
 
 pub fn device(tb: &Testbed, side: Side, offload: bool, mtu: u32) -> Device {
@@ -124,34 +108,8 @@ pub fn bed(case: Case) -> Option<Bed> {
     })
 }
 
-/// The internet checksum of `data` (RFC 1071).
-pub fn checksum(data: &[u8]) -> u16 {
-    let mut sum: u32 = data
-        .chunks(2)
-        .map(|c| u32::from(u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)])))
-        .sum();
-    while sum > 0xffff {
-        sum = (sum & 0xffff) + (sum >> 16);
-    }
-    !(sum as u16)
-}
-
-/// An IPv4 UDP packet from `src` to `dst` (UDP checksum 0: none, which
-/// IPv4 allows).
+/// An IPv4 UDP packet from `src`:40000 to `dst`:`dport`, checksums
+/// complete.
 pub fn udp4_packet(src: [u8; 4], dst: [u8; 4], dport: u16, payload: &[u8]) -> Vec<u8> {
-    let total = 20 + 8 + payload.len();
-    let mut p = vec![0u8; total];
-    p[0] = 0x45;
-    p[2..4].copy_from_slice(&(total as u16).to_be_bytes());
-    p[8] = 64;
-    p[9] = 17;
-    p[12..16].copy_from_slice(&src);
-    p[16..20].copy_from_slice(&dst);
-    let c = checksum(&p[..20]);
-    p[10..12].copy_from_slice(&c.to_be_bytes());
-    p[20..22].copy_from_slice(&40000u16.to_be_bytes());
-    p[22..24].copy_from_slice(&dport.to_be_bytes());
-    p[24..26].copy_from_slice(&((8 + payload.len()) as u16).to_be_bytes());
-    p[28..].copy_from_slice(payload);
-    p
+    tun_test_support::udp(&tun_test_support::Ip::v4(src, dst), 40000, dport, payload)
 }
