@@ -235,7 +235,7 @@ fn main() {
     let tb = match Testbed::new() {
         Ok(tb) => tb,
         Err(e) => {
-            if std::env::var_os("TUN_REQUIRE_PRIVILEGED").is_some_and(|v| v == "1") {
+            if tun_testbed::required() {
                 panic!("relay benchmark needs root: {e}");
             }
             eprintln!("relay benchmark skipped: {e} (run as root)");

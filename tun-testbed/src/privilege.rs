@@ -13,9 +13,10 @@ use tun_device::NetNs;
 use crate::namespaces::Testbed;
 
 /// Whether privileged tests must run (`TUN_REQUIRE_PRIVILEGED=1`) rather
-/// than skip.
+/// than skip: test-support's gate, which the tests of the crates below the
+/// device (tun-sys, tun-offload) use too.
 pub fn required() -> bool {
-    std::env::var_os("TUN_REQUIRE_PRIVILEGED").is_some_and(|v| v == "1")
+    tun_test_support::privileged_required()
 }
 
 /// `made`, or `None` with a printed reason when it failed and privileged
