@@ -34,8 +34,14 @@
 //!   the runtime of the direction that reads it: no scheduler shared
 //!   between the directions, and no runtime needed from the caller.
 //!
-//! Which is fastest depends on the machine; measure before choosing (the
-//! relay benchmark has a case for each of `spawn` and `spawn_threads`).
+//! Which is fastest depends on the machine; the relay benchmark has a case
+//! for each. Measured on a 2-core machine (Linux 6.18, BENCHMARKS.md),
+//! [`run`] on one thread (a current-thread tokio runtime, or async-io's
+//! `block_on`) moved as much as the threaded sync relay of tun-device
+//! (1.00x to 1.07x) at 0.80x to 1.06x its CPU per GB, while `spawn` on a
+//! two-worker runtime and `spawn_threads` reached 0.87x to 1.03x: there
+//! the traffic and the kernel work the writes start need the other core,
+//! and wake-ups between threads cost more than they gain.
 //!
 //! ```no_run
 //! use std::sync::Arc;
