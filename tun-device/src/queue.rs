@@ -15,13 +15,13 @@ use std::sync::{Mutex, PoisonError};
 use rustix::event::{PollFd, PollFlags};
 use rustix::io::Errno;
 use tun_offload::framing::PacketInfo;
-use tun_offload::{GsoType, HdrFlags, PacketError, VirtioNetHdr, VirtioNetHdrV1HashTunnel};
+use tun_offload::{GsoType, HdrFlags, PacketError, VirtioNetHdrV1HashTunnel};
 use tun_sys::{InterfaceName, OffloadFlags, TunFlags};
 
 use crate::error::{BatchError, ConfigError, Error, IoOp, Result};
 use crate::interface::Interface;
 use crate::interrupt::Interrupt;
-use crate::rx::{Framing, RecvState, RxFault, Step};
+use crate::rx::{Framing, Malformed, RecvState, RxFault, Step, SuperPacket};
 use crate::tx::{Failed, PREFIX_MAX, SendReport, SendState, TxFraming, Written, recycle};
 
 /// Length of `struct tun_pi`.
@@ -436,37 +436,16 @@ impl Queue {
     pub fn send_gso(&self, hdr: &VirtioNetHdrV1HashTunnel, packet: &[u8]) -> Result<usize> {
         self.require_vnet()?;
         let framing = self.framing();
-        let bad = |error| Error::Packet {
-            op: IoOp::Send,
-            interface: self.name(),
-            index: 0,
-            error,
-        };
+        if hdr.hdr.gso_type().udp_tunnel() != 0 && !framing.tunnel {
+            return Err(Error::config(
+                Some(self.name()),
+                ConfigError::TunnelOffloadRequired,
+            ));
+        }
         // The kernel takes a header that does not describe the packet and
         // drops the packet later, silently: check it here.
-        if hdr.hdr.gso_type().udp_tunnel() != 0 {
-            if !framing.tunnel {
-                return Err(Error::config(
-                    Some(self.name()),
-                    ConfigError::TunnelOffloadRequired,
-                ));
-            }
-            let parsed = if framing.l2 {
-                tun_offload::TunnelGsoPacket::parse_frame(hdr, packet)
-            } else {
-                tun_offload::TunnelGsoPacket::parse(hdr, packet)
-            };
-            if let Err(error) = parsed {
-                return Err(Error::TunnelPacket {
-                    op: IoOp::Send,
-                    interface: self.name(),
-                    index: 0,
-                    error,
-                });
-            }
-        } else {
-            check_header(&hdr.hdr, packet, framing.l2).map_err(bad)?;
-        }
+        check_header(hdr, packet, framing.l2)
+            .map_err(|m| m.into_error(IoOp::Send, self.name(), 0))?;
         let bytes = hdr.to_bytes();
         let h = &bytes[..framing.vnet_len()];
         let iov = [IoSlice::new(h), IoSlice::new(packet)];
@@ -613,15 +592,12 @@ impl Queue {
                 needed,
                 available,
             },
-            RxFault::Bad { index, error } => self.bad_packet(op, index, error),
-            RxFault::BadTunnel { index, error } => {
-                self.count_bad();
-                Error::TunnelPacket {
-                    op,
-                    interface: self.name(),
-                    index,
-                    error,
-                }
+            RxFault::Bad { index, error } => {
+                self.interface()
+                    .shared
+                    .rx_invalid
+                    .fetch_add(1, Ordering::Relaxed);
+                error.into_error(op, self.name(), index)
             }
         };
         if *n > 0 {
@@ -676,23 +652,6 @@ impl Queue {
         Error::Batch {
             op,
             interface: self.name(),
-            error,
-        }
-    }
-
-    fn count_bad(&self) {
-        self.interface()
-            .shared
-            .rx_invalid
-            .fetch_add(1, Ordering::Relaxed);
-    }
-
-    fn bad_packet(&self, op: IoOp, index: usize, error: PacketError) -> Error {
-        self.count_bad();
-        Error::Packet {
-            op,
-            interface: self.name(),
-            index,
             error,
         }
     }
@@ -914,28 +873,25 @@ impl Queue {
 }
 
 /// Whether `hdr` describes `packet` (an Ethernet frame when `frame`): a
-/// super-packet must parse as one, a partial checksum must lie inside the
-/// packet.
+/// super-packet (plain or UDP tunnel) must parse as one, a partial
+/// checksum must lie inside the packet.
 pub(crate) fn check_header(
-    hdr: &VirtioNetHdr,
+    hdr: &VirtioNetHdrV1HashTunnel,
     packet: &[u8],
     frame: bool,
-) -> Result<(), PacketError> {
-    if hdr.gso_type() != GsoType::NONE {
-        return if frame {
-            tun_offload::GsoPacket::parse_frame(hdr, packet).map(drop)
-        } else {
-            tun_offload::GsoPacket::parse(hdr, packet).map(drop)
-        };
+) -> Result<(), Malformed> {
+    if hdr.hdr.gso_type() != GsoType::NONE {
+        return SuperPacket::parse(frame, hdr, packet).map(drop);
     }
+    let hdr = &hdr.hdr;
     if hdr.flags().contains(HdrFlags::NEEDS_CSUM) {
         let end = usize::from(hdr.csum_start()) + usize::from(hdr.csum_offset()) + 2;
         if end > packet.len() {
-            return Err(PacketError::CsumOutOfRange {
+            return Err(Malformed::Plain(PacketError::CsumOutOfRange {
                 csum_start: hdr.csum_start(),
                 csum_offset: hdr.csum_offset(),
                 len: packet.len(),
-            });
+            }));
         }
     }
     Ok(())

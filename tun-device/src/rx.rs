@@ -39,7 +39,9 @@ use tun_offload::{
     VirtioNetHdrV1HashTunnel,
 };
 
-use crate::error::Error;
+use tun_sys::InterfaceName;
+
+use crate::error::{Error, IoOp};
 
 /// Room in front of the overflow area of the scratch buffer, where a read
 /// laid out over several buffers is put back together (also the most a
@@ -122,44 +124,73 @@ pub(crate) enum RxFault {
     TooSmall { needed: usize, available: usize },
     /// A packet the kernel's header does not describe, at batch position
     /// `index`.
-    Bad { index: usize, error: PacketError },
-    /// A UDP-tunnel super-packet its 24-byte header does not describe.
-    BadTunnel { index: usize, error: TunnelError },
+    Bad { index: usize, error: Malformed },
+}
+
+/// Why a packet is not what its virtio header says: a plain packet or
+/// super-packet, or a UDP-tunnel super-packet against its 24-byte header.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Malformed {
+    Plain(PacketError),
+    Tunnel(TunnelError),
+}
+
+impl From<PacketError> for Malformed {
+    fn from(e: PacketError) -> Self {
+        Malformed::Plain(e)
+    }
+}
+
+impl Malformed {
+    /// The error of `op` on `interface` for the packet at `index`.
+    pub(crate) fn into_error(self, op: IoOp, interface: InterfaceName, index: usize) -> Error {
+        match self {
+            Malformed::Plain(error) => Error::Packet {
+                op,
+                interface,
+                index,
+                error,
+            },
+            Malformed::Tunnel(error) => Error::TunnelPacket {
+                op,
+                interface,
+                index,
+                error,
+            },
+        }
+    }
 }
 
 /// A super-packet as its header describes it: plain (TSO/USO), or a UDP
-/// tunnel datagram around one.
-enum SuperPacket {
+/// tunnel datagram around one. The one place that tells the two kinds and
+/// TUN packets from TAP frames apart: the receive engine, `send_gso`'s
+/// check and the pass-through relay parse with it.
+pub(crate) enum SuperPacket {
     Plain(GsoPacket),
     Tunnel(TunnelGsoPacket),
 }
 
 impl SuperPacket {
-    /// Parse `pkt` as `hdr` says; a fault names batch position `index`.
-    fn parse(
-        framing: Framing,
+    /// Parse `pkt` (a TAP frame with `l2`) as `hdr` says.
+    pub(crate) fn parse(
+        l2: bool,
         hdr: &VirtioNetHdrV1HashTunnel,
         pkt: &[u8],
-        index: usize,
-    ) -> Result<Self, RxFault> {
+    ) -> Result<Self, Malformed> {
         if hdr.hdr.gso_type().udp_tunnel() != 0 {
-            let parsed = if framing.l2 {
+            let parsed = if l2 {
                 TunnelGsoPacket::parse_frame(hdr, pkt)
             } else {
                 TunnelGsoPacket::parse(hdr, pkt)
             };
-            return parsed
-                .map(SuperPacket::Tunnel)
-                .map_err(|error| RxFault::BadTunnel { index, error });
+            return parsed.map(SuperPacket::Tunnel).map_err(Malformed::Tunnel);
         }
-        let parsed = if framing.l2 {
+        let parsed = if l2 {
             GsoPacket::parse_frame(&hdr.hdr, pkt)
         } else {
             GsoPacket::parse(&hdr.hdr, pkt)
         };
-        parsed
-            .map(SuperPacket::Plain)
-            .map_err(|error| RxFault::Bad { index, error })
+        parsed.map(SuperPacket::Plain).map_err(Malformed::Plain)
     }
 
     /// The shape a chain could be laid out for (plain super-packets only:
@@ -174,21 +205,21 @@ impl SuperPacket {
         }
     }
 
-    fn segment_count(&self) -> usize {
+    pub(crate) fn segment_count(&self) -> usize {
         match self {
             SuperPacket::Plain(g) => g.segment_count(),
             SuperPacket::Tunnel(t) => t.segment_count(),
         }
     }
 
-    fn max_segment_len(&self) -> usize {
+    pub(crate) fn max_segment_len(&self) -> usize {
         match self {
             SuperPacket::Plain(g) => g.max_segment_len(),
             SuperPacket::Tunnel(t) => t.max_segment_len(),
         }
     }
 
-    fn split_into<B: AsMut<[u8]>>(
+    pub(crate) fn split_into<B: AsMut<[u8]>>(
         &self,
         pkt: &[u8],
         bufs: &mut [B],
@@ -487,7 +518,13 @@ impl RecvState {
                         required: e.required,
                         len: e.len,
                     };
-                    return Step::fault(0, RxFault::Bad { index: n, error });
+                    return Step::fault(
+                        0,
+                        RxFault::Bad {
+                            index: n,
+                            error: error.into(),
+                        },
+                    );
                 }
             }
         } else {
@@ -510,7 +547,13 @@ impl RecvState {
             }
             let pkt = &mut bufs[n].as_mut()[offset..offset + len];
             if let Err(error) = tun_offload::complete_checksum(&hdr, pkt) {
-                return Step::fault(0, RxFault::Bad { index: n, error });
+                return Step::fault(
+                    0,
+                    RxFault::Bad {
+                        index: n,
+                        error: error.into(),
+                    },
+                );
             }
             lens[n] = len;
             return Step::ok(1);
@@ -640,11 +683,11 @@ impl RecvState {
             return Step::ok(0);
         };
         let pkt = &self.scratch[start..start + len];
-        let gso = match SuperPacket::parse(framing, &hdr, pkt, n) {
+        let gso = match SuperPacket::parse(framing.l2, &hdr, pkt) {
             Ok(g) => g,
-            Err(fault) => {
+            Err(error) => {
                 self.pending = Pending::None;
-                return Step::fault(0, fault);
+                return Step::fault(0, RxFault::Bad { index: n, error });
             }
         };
         if fresh {
@@ -661,7 +704,13 @@ impl RecvState {
             return match gso.split_into(pkt, &mut left[..count], &mut lens[n..n + count], offset) {
                 Ok(k) => Step::ok(k),
                 Err(SplitError::OutOfSpace { produced, .. }) => Step::ok(produced),
-                Err(SplitError::Invalid(error)) => Step::fault(0, RxFault::Bad { index: n, error }),
+                Err(SplitError::Invalid(error)) => Step::fault(
+                    0,
+                    RxFault::Bad {
+                        index: n,
+                        error: error.into(),
+                    },
+                ),
             };
         }
         if n > 0 {
@@ -687,7 +736,13 @@ impl RecvState {
             }
             Err(SplitError::Invalid(error)) => {
                 self.pending = Pending::None;
-                return Step::fault(0, RxFault::Bad { index: n, error });
+                return Step::fault(
+                    0,
+                    RxFault::Bad {
+                        index: n,
+                        error: error.into(),
+                    },
+                );
             }
         }
         self.deliver_segments(bufs, lens, offset, n)
@@ -1184,9 +1239,9 @@ mod tests {
         assert!(
             matches!(
                 step.fault,
-                Some(RxFault::BadTunnel {
+                Some(RxFault::Bad {
                     index: 0,
-                    error: TunnelError::OuterThMismatch { .. }
+                    error: Malformed::Tunnel(TunnelError::OuterThMismatch { .. })
                 })
             ),
             "{step:?}"

@@ -37,13 +37,13 @@
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
-use tun_offload::{GsoPacket, SplitError, TunnelGsoPacket, VirtioNetHdrV1HashTunnel};
+use tun_offload::SplitError;
 use tun_sys::InterfaceName;
 
 use crate::error::{ConfigError, Error, IoOp, Result, Syscall};
 use crate::interrupt::Interrupt;
 use crate::queue::Queue;
-use crate::rx::RecvState;
+use crate::rx::{Malformed, RecvState, SuperPacket};
 use crate::tx::SendState;
 
 mod counters;
@@ -263,22 +263,8 @@ fn pump_super_packets(
         };
         let pkt = &buf[..len];
         let tunnel = hdr.hdr.gso_type().udp_tunnel() != 0;
-        let segments = if tunnel {
-            let parsed = if tap {
-                TunnelGsoPacket::parse_frame(&hdr, pkt)
-            } else {
-                TunnelGsoPacket::parse(&hdr, pkt)
-            };
-            parsed.ok().map(|t| t.segment_count())
-        } else if tap {
-            GsoPacket::parse_frame(&hdr.hdr, pkt)
-                .ok()
-                .map(|g| g.segment_count())
-        } else {
-            GsoPacket::parse(&hdr.hdr, pkt)
-                .ok()
-                .map(|g| g.segment_count())
-        };
+        let parsed = SuperPacket::parse(tap, &hdr, pkt);
+        let segments = parsed.as_ref().ok().map(SuperPacket::segment_count);
         let supers = u64::from(segments.is_some());
         let segments = segments.unwrap_or(1) as u64;
         stats.record(&RelayCounters {
@@ -289,7 +275,7 @@ fn pump_super_packets(
             ..RelayCounters::default()
         });
         if tunnel && split.refused {
-            if !split.write(to, &hdr, pkt, tap, &mut backoff, stop, stats)? {
+            if !split.write(to, parsed, pkt, &mut backoff, stop, stats)? {
                 return Ok(());
             }
             continue;
@@ -305,7 +291,7 @@ fn pump_super_packets(
             }
             Err(Error::Rejected { .. }) if tunnel => {
                 split.refused = true;
-                if !split.write(to, &hdr, pkt, tap, &mut backoff, stop, stats)? {
+                if !split.write(to, parsed, pkt, &mut backoff, stop, stats)? {
                     return Ok(());
                 }
             }
@@ -330,33 +316,22 @@ struct Split {
 }
 
 impl Split {
-    /// Split `pkt` and write its datagrams to `to`; what it returns is
-    /// [`recover`]'s, as for any write.
-    #[allow(clippy::too_many_arguments)]
+    /// Split `pkt` (parsed as `parsed`, read from `self.from`) and write
+    /// its datagrams to `to`; what it returns is [`recover`]'s, as for any
+    /// write.
     fn write(
         &mut self,
         to: &Queue,
-        hdr: &VirtioNetHdrV1HashTunnel,
+        parsed: Result<SuperPacket, Malformed>,
         pkt: &[u8],
-        tap: bool,
         backoff: &mut Backoff,
         stop: &Interrupt,
         stats: &RelayStats,
     ) -> Result<bool> {
-        let parsed = if tap {
-            TunnelGsoPacket::parse_frame(hdr, pkt)
-        } else {
-            TunnelGsoPacket::parse(hdr, pkt)
-        };
         let t = match parsed {
             Ok(t) => t,
-            Err(error) => {
-                let e = Error::TunnelPacket {
-                    op: IoOp::Recv,
-                    interface: self.from,
-                    index: 0,
-                    error,
-                };
+            Err(m) => {
+                let e = m.into_error(IoOp::Recv, self.from, 0);
                 return recover(e, 1, backoff, stop, stats);
             }
         };
@@ -366,12 +341,7 @@ impl Split {
             Ok(k) => k,
             Err(SplitError::OutOfSpace { produced, .. }) => produced,
             Err(SplitError::Invalid(error)) => {
-                let e = Error::Packet {
-                    op: IoOp::Recv,
-                    interface: self.from,
-                    index: 0,
-                    error,
-                };
+                let e = Malformed::Plain(error).into_error(IoOp::Recv, self.from, 0);
                 return recover(e, count as u64, backoff, stop, stats);
             }
         };
