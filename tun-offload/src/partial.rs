@@ -29,8 +29,25 @@ pub fn complete_checksum(hdr: &VirtioNetHdr, packet: &mut [u8]) -> Result<(), Pa
     if !hdr.flags().contains(HdrFlags::NEEDS_CSUM) {
         return Ok(());
     }
+    check_partial(hdr, packet)?;
     let start = usize::from(hdr.csum_start());
     let field = start + usize::from(hdr.csum_offset());
+    // CSUM_MANGLED_0 is the UDP rule for a zero result, applied to all.
+    let c = Checksum::of(&packet[start..]).finish_udp();
+    packet[field..field + 2].copy_from_slice(&c.to_be_bytes());
+    Ok(())
+}
+
+/// Check, without completing it, that a partial checksum can be completed:
+/// with NEEDS_CSUM in `hdr`, the 16-bit field at `csum_start + csum_offset`
+/// must lie within `packet`, as [`complete_checksum`] and the kernel
+/// (skb_partial_csum_set, net/core/skbuff.c) require; a header without it
+/// passes. For a receiver that hands the packet on partial.
+pub fn check_partial(hdr: &VirtioNetHdr, packet: &[u8]) -> Result<(), PacketError> {
+    if !hdr.flags().contains(HdrFlags::NEEDS_CSUM) {
+        return Ok(());
+    }
+    let field = usize::from(hdr.csum_start()) + usize::from(hdr.csum_offset());
     if field + 2 > packet.len() {
         return Err(PacketError::CsumOutOfRange {
             csum_start: hdr.csum_start(),
@@ -38,10 +55,41 @@ pub fn complete_checksum(hdr: &VirtioNetHdr, packet: &mut [u8]) -> Result<(), Pa
             len: packet.len(),
         });
     }
-    // CSUM_MANGLED_0 is the UDP rule for a zero result, applied to all.
-    let c = Checksum::of(&packet[start..]).finish_udp();
-    packet[field..field + 2].copy_from_slice(&c.to_be_bytes());
     Ok(())
+}
+
+/// Whether `hdr` leaves `packet`'s own transport checksum partial: NEEDS_CSUM
+/// with `csum_start` at the TCP or UDP header right behind the IP header
+/// (IPv4 with or without options, IPv6 without extension headers; behind
+/// the L2 header of a frame with `frame`, counted from the frame start)
+/// and `csum_offset` that protocol's. False for a partial sum elsewhere,
+/// such as the inner checksum of a VXLAN or Geneve datagram sent with
+/// local checksum offload, which a coalescer of the outer packets would
+/// lose ([`Refusal::PartialChecksumElsewhere`](crate::gro::Refusal::PartialChecksumElsewhere)).
+pub fn is_transport_partial(hdr: &VirtioNetHdr, packet: &[u8], frame: bool) -> bool {
+    if !hdr.flags().contains(HdrFlags::NEEDS_CSUM) {
+        return false;
+    }
+    let l2 = if frame {
+        match crate::frame::ip_offset(packet) {
+            Some(l2) => l2,
+            None => return false,
+        }
+    } else {
+        0
+    };
+    let ip = &packet[l2..];
+    let (ip_len, proto) = match ip.first().map(|b| b >> 4) {
+        Some(4) if ip.len() >= 20 => (usize::from(ip[0] & 15) * 4, ip[9]),
+        Some(6) if ip.len() >= 40 => (40, ip[6]),
+        _ => return false,
+    };
+    let field = match proto {
+        6 => 16,
+        17 => 6,
+        _ => return false,
+    };
+    usize::from(hdr.csum_start()) == l2 + ip_len && usize::from(hdr.csum_offset()) == field
 }
 
 /// Prepare `packet` (one complete IPv4 or IPv6 packet) for a write with a

@@ -443,6 +443,52 @@ impl GsoPacket {
         lens: &mut [usize],
         offset: usize,
     ) -> Result<usize, SplitError> {
+        self.split_copying(packet, bufs, lens, offset, Sums::Complete)
+    }
+
+    /// [`Self::split_into`], with each segment's transport checksum left
+    /// partial: its field holds the segment's own pseudo-header sum (with
+    /// its length, folded, not complemented), as the kernel's segmentation
+    /// leaves a `CHECKSUM_PARTIAL` segment (tcp_gso_segment,
+    /// __udp_gso_segment), and the payload is copied without being summed.
+    /// Every segment then needs [`Self::partial_hdr`] in front of it when it
+    /// is written (the kernel completes the sum, or trusts it when it
+    /// coalesces), or [`complete_checksum`](crate::complete_checksum) with
+    /// that header to become [`Self::split_into`]'s segment byte for byte.
+    /// IPv4 header checksums are complete either way.
+    pub fn split_into_partial<B: AsMut<[u8]>>(
+        &self,
+        packet: &[u8],
+        bufs: &mut [B],
+        lens: &mut [usize],
+        offset: usize,
+    ) -> Result<usize, SplitError> {
+        self.split_copying(packet, bufs, lens, offset, Sums::Partial)
+    }
+
+    /// The virtio header of each segment of [`Self::split_into_partial`]
+    /// and [`Self::split_placed_partial`]: NEEDS_CSUM, `csum_start` at the
+    /// transport header (counted from the frame start for a frame), its
+    /// checksum field's offset, no GSO.
+    pub fn partial_hdr(&self) -> VirtioNetHdr {
+        VirtioNetHdr::new(
+            HdrFlags::NEEDS_CSUM,
+            GsoType::NONE,
+            0,
+            0,
+            self.csum_start as u16,
+            self.kind.csum_offset() as u16,
+        )
+    }
+
+    fn split_copying<B: AsMut<[u8]>>(
+        &self,
+        packet: &[u8],
+        bufs: &mut [B],
+        lens: &mut [usize],
+        offset: usize,
+        sums: Sums,
+    ) -> Result<usize, SplitError> {
         if packet.len() != self.len {
             return Err(self.length_mismatch(packet.len()));
         }
@@ -464,8 +510,11 @@ impl GsoPacket {
             copy_words(out_headers, headers);
             // The payload sits at an even offset of the transport header.
             let mut sum = rw.fixed;
-            sum.copy_from(out_payload, seg_payload);
-            rw.finish(i, n, out_headers, seg_len, sum);
+            match sums {
+                Sums::Complete => sum.copy_from(out_payload, seg_payload),
+                Sums::Partial => out_payload.copy_from_slice(seg_payload),
+            }
+            rw.finish(i, n, out_headers, seg_len, sum, sums);
         }
         Ok(n)
     }
@@ -496,6 +545,28 @@ impl GsoPacket {
         lens: &mut [usize],
         offset: usize,
     ) -> Result<usize, SplitError> {
+        self.split_in_place(bufs, lens, offset, Sums::Complete)
+    }
+
+    /// [`Self::split_placed`] with partial checksums, as
+    /// [`Self::split_into_partial`] leaves them: only the segments'
+    /// headers are written, and no payload byte is read.
+    pub fn split_placed_partial<B: AsMut<[u8]>>(
+        &self,
+        bufs: &mut [B],
+        lens: &mut [usize],
+        offset: usize,
+    ) -> Result<usize, SplitError> {
+        self.split_in_place(bufs, lens, offset, Sums::Partial)
+    }
+
+    fn split_in_place<B: AsMut<[u8]>>(
+        &self,
+        bufs: &mut [B],
+        lens: &mut [usize],
+        offset: usize,
+        sums: Sums,
+    ) -> Result<usize, SplitError> {
         let n = self.segment_count();
         let hl = self.header_len;
         let fits = |i: usize, b: &mut B| {
@@ -524,8 +595,10 @@ impl GsoPacket {
                 copy_words(out_headers, headers);
             }
             let mut sum = rw.fixed;
-            sum.add_bytes(out_payload);
-            rw.finish(i, n, out_headers, seg_len, sum);
+            if sums == Sums::Complete {
+                sum.add_bytes(out_payload);
+            }
+            rw.finish(i, n, out_headers, seg_len, sum, sums);
             *size = seg_len;
         }
         Ok(n)
@@ -575,7 +648,18 @@ struct Rewrite {
     data_offset: u8,
     /// Pseudo header and transport header: where each segment's sum starts.
     fixed: WideSum,
+    /// The pseudo header alone (without length): a partial sum's start.
+    pseudo: WideSum,
     ip_base: WideSum,
+}
+
+/// What a split leaves in each segment's transport checksum field.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Sums {
+    /// The complete checksum, summed over the payload.
+    Complete,
+    /// The segment's pseudo-header sum (NEEDS_CSUM left to the writer).
+    Partial,
 }
 
 impl Rewrite {
@@ -617,15 +701,25 @@ impl Rewrite {
             orig_flags,
             data_offset: l4_headers.get(12).copied().unwrap_or(0),
             fixed: WideSum::from_even(Checksum::from_folded(p.pseudo).combine(l4_base)),
+            pseudo: WideSum::from_even(Checksum::from_folded(p.pseudo)),
             ip_base: WideSum::from_even(ip_base),
         }
     }
 
     /// Write segment `i`'s own fields (of `n`) into its copy of the headers
     /// (`seg_len` bytes of segment in all), `sum` being its payload's sum
-    /// on top of [`Self::fixed`].
+    /// on top of [`Self::fixed`] (unused with [`Sums::Partial`], whose
+    /// field gets the segment's pseudo-header sum).
     #[inline]
-    fn finish(&self, i: usize, n: usize, out_headers: &mut [u8], seg_len: usize, mut sum: WideSum) {
+    fn finish(
+        &self,
+        i: usize,
+        n: usize,
+        out_headers: &mut [u8],
+        seg_len: usize,
+        mut sum: WideSum,
+        sums: Sums,
+    ) {
         let (l2, csum_start) = (self.l2, self.csum_start);
         let ip_len = seg_len - l2;
         if !self.kind.is_v6() {
@@ -643,6 +737,9 @@ impl Rewrite {
         }
         let l4_len = (seg_len - csum_start) as u16;
         sum.add_be16(l4_len);
+        let mut partial = self.pseudo;
+        partial.add_be16(l4_len);
+        let partial = partial.checksum().fold();
         let l4 = &mut out_headers[csum_start..];
         if self.kind.is_tcp() {
             // sequence = first + i * gso_size, in 32-bit wrapping arithmetic.
@@ -659,12 +756,20 @@ impl Rewrite {
             let mut t = TcpPacket::new_unchecked(&mut *l4);
             t.set_seq_number(seq);
             t.set_flags(flags);
+            if sums == Sums::Partial {
+                t.set_checksum(partial);
+                return;
+            }
             sum.add_be32(seq);
             sum.add_be16(u16::from_be_bytes([self.data_offset, flags]));
             t.set_checksum(sum.checksum().finish());
         } else {
             let mut u = UdpPacket::new_unchecked(&mut *l4);
             u.set_len(l4_len);
+            if sums == Sums::Partial {
+                u.set_checksum(partial);
+                return;
+            }
             sum.add_be16(l4_len);
             u.set_checksum(sum.checksum().finish_udp());
         }

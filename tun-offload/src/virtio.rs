@@ -309,6 +309,25 @@ impl VirtioNetHdr {
         self.csum_offset.get()
     }
 
+    /// The checksum part of the header, every GSO field zero: NEEDS_CSUM
+    /// (with `csum_start` and `csum_offset`) or DATA_VALID as set here,
+    /// the all-zero header when neither is. What a packet of a super-packet
+    /// split with partial checksums, or a packet written as it is, carries.
+    pub const fn checksum_part(&self) -> Self {
+        let flags = self.flags().0 & (HdrFlags::NEEDS_CSUM.0 | HdrFlags::DATA_VALID.0);
+        if flags == 0 {
+            return Self::ZERO;
+        }
+        Self::new(
+            HdrFlags(flags),
+            GsoType::NONE,
+            0,
+            0,
+            self.csum_start(),
+            self.csum_offset(),
+        )
+    }
+
     /// Set `flags`.
     pub fn set_flags(&mut self, v: HdrFlags) {
         self.flags = v;

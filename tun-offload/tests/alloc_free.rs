@@ -268,4 +268,30 @@ fn planning_allocates_nothing_after_warm_up() {
         (0, 0),
         "allocations in a first plan of a table made for the batch"
     );
+    // With partial checksums every packet has a head of its own (its
+    // header) when it is written alone: reserved too. Here every packet is
+    // alone (each its own flow's only segment, NEEDS_CSUM behind it).
+    let alone: Vec<Vec<u8>> = pkts
+        .iter()
+        .enumerate()
+        .map(|(k, p)| {
+            let mut b = vec![0u8; 10 + p.len()];
+            b[10..].copy_from_slice(p);
+            // Another source port per packet: no two share a flow.
+            b[10 + 20..10 + 22].copy_from_slice(&(7000 + k as u16).to_be_bytes());
+            let hdr = tun_offload::partial::prepare_partial_checksum(&mut b[10..]);
+            b[..10].copy_from_slice(&hdr.to_bytes());
+            b
+        })
+        .collect();
+    let mut partial = GroTable::with_capacity(true, alone.len());
+    partial.set_partial_checksums(true);
+    let region = Region::new(GLOBAL);
+    assert_eq!(partial.plan(&alone, &lens, 10).unwrap().len(), alone.len());
+    let stats = region.change();
+    assert_eq!(
+        (stats.allocations, stats.reallocations),
+        (0, 0),
+        "allocations in a first plan with partial checksums"
+    );
 }

@@ -586,6 +586,161 @@ fn round_trip(
     }
 }
 
+/// Split with partial checksums, each segment behind its own NEEDS_CSUM
+/// header (as tun-device's receive engine hands them over), then coalesced
+/// with `set_partial_checksums`: in place and planned, the original
+/// super-packet comes back without a checksum being verified; a single
+/// segment is written alone behind its own header, for the kernel to
+/// complete. Without the mode the same segments fail the checksum check.
+fn partial_round_trip(ip: Ip, is_tcp: bool, gso: u16, payload: Vec<u8>, seq: u32) {
+    let orig = if is_tcp {
+        tcp(&ip, 4000, 5000, seq, 99, ACK, &[], &payload)
+    } else {
+        udp(&ip, 4000, 5000, &payload)
+    };
+    let (hdr, sup) = as_super(orig, gso);
+    let plan = GsoPacket::parse(&hdr, &sup).unwrap();
+    let n = plan.segment_count();
+    let mut segs = vec![vec![0u8; CAP]; n];
+    let mut sizes = vec![0; n];
+    assert_eq!(
+        plan.split_into_partial(&sup, &mut segs, &mut sizes, OFF),
+        Ok(n)
+    );
+    for s in &mut segs {
+        s[..OFF].copy_from_slice(&plan.partial_hdr().to_bytes());
+    }
+    let mut table = GroTable::new(true);
+    table.set_partial_checksums(true);
+    let runs: Vec<(VirtioNetHdr, Vec<u8>)> = table
+        .plan(&segs, &sizes, OFF)
+        .unwrap()
+        .iter()
+        .map(|r| {
+            let bytes: Vec<u8> = r.slices(&segs).unwrap().flatten().copied().collect();
+            (r.hdr(), bytes)
+        })
+        .collect();
+    assert_eq!(table.stats().bad_checksum, 0);
+    assert_eq!(runs.len(), 1);
+    let (got_hdr, bytes) = &runs[0];
+    assert_eq!(&bytes[..OFF], &got_hdr.to_bytes()[..]);
+    let got = &bytes[OFF..];
+    if n == 1 {
+        assert_eq!(*got_hdr, plan.partial_hdr());
+        let mut done = got.to_vec();
+        complete_checksum(got_hdr, &mut done).unwrap();
+        verify(&done);
+    } else {
+        assert_eq!(*got_hdr, hdr);
+        assert_eq!(got, &sup[..]);
+    }
+    let mut inplace = segs.clone();
+    let mut lens = sizes.clone();
+    assert_eq!(table.coalesce(&mut inplace, &mut lens, OFF).unwrap(), [0]);
+    assert_eq!(&inplace[0][..OFF + lens[0]], &bytes[..]);
+    if n > 1 {
+        let mut strict = GroTable::new(true);
+        strict.plan(&segs, &sizes, OFF).unwrap();
+        assert!(
+            strict.stats().bad_checksum > 0,
+            "partial sums verified as complete ones"
+        );
+    }
+}
+
+#[test]
+fn partial_segments_coalesce_without_verification() {
+    let payload: Vec<u8> = (0..5000u32).map(|i| (i * 13) as u8).collect();
+    for ip in [a(), a6()] {
+        for is_tcp in [true, false] {
+            partial_round_trip(ip.clone(), is_tcp, 1200, payload.clone(), 7);
+            partial_round_trip(ip.clone(), is_tcp, 1200, payload[..900].to_vec(), 7);
+        }
+    }
+}
+
+/// A packet whose own header is all zero is verified as ever with partial
+/// checksums on; a bad one is written alone and ends its flow's run; a
+/// header that says GSO keeps only its checksum part when written alone.
+#[test]
+fn partial_checksums_verify_packets_without_a_header_and_strip_gso() {
+    let ip = a();
+    let mut pkts = [t(&ip, 1, ACK), t(&ip, 101, ACK), t(&ip, 201, ACK)];
+    let bad = pkts[1].len() - 1;
+    pkts[1][bad] ^= 0xff;
+    let mut bufs: Vec<Vec<u8>> = pkts
+        .iter()
+        .map(|p| {
+            let mut b = vec![0u8; CAP];
+            b[OFF..OFF + p.len()].copy_from_slice(p);
+            b
+        })
+        .collect();
+    let lens: Vec<usize> = pkts.iter().map(Vec::len).collect();
+    // Packet 0's own header says GSO besides DATA_VALID (its checksum is
+    // complete): written alone, it keeps only the checksum part.
+    let gso = VirtioNetHdr::new(HdrFlags::DATA_VALID, GsoType::TCPV4, 40, 100, 20, 16);
+    bufs[0][..OFF].copy_from_slice(&gso.to_bytes());
+    let mut table = GroTable::new(true);
+    table.set_partial_checksums(true);
+    let plan = table.plan(&bufs, &lens, OFF).unwrap();
+    let hdrs: Vec<VirtioNetHdr> = plan.iter().map(|r| r.hdr()).collect();
+    assert_eq!(plan.len(), 3, "the bad packet ends the run: nothing merges");
+    assert_eq!(
+        hdrs[0],
+        VirtioNetHdr::new(HdrFlags::DATA_VALID, GsoType::NONE, 0, 0, 20, 16)
+    );
+    assert_eq!(hdrs[1], VirtioNetHdr::ZERO);
+    assert_eq!(table.stats().bad_checksum, 1);
+    assert_eq!(
+        table.plan(&bufs, &lens, 4).unwrap_err(),
+        GroError::NoHeaderRoom {
+            offset: 4,
+            required: OFF
+        }
+    );
+}
+
+/// A datagram whose own header leaves another checksum partial (the inner
+/// one of a tunnel datagram, local checksum offload) never merges: it is
+/// written as it is behind that header, a barrier for its flow.
+#[test]
+fn a_partial_checksum_elsewhere_is_written_alone_behind_its_header() {
+    let ip = a();
+    let pkts = [u(&ip), u(&ip), u(&ip)];
+    let mut bufs: Vec<Vec<u8>> = pkts
+        .iter()
+        .map(|p| {
+            let mut b = vec![0u8; CAP];
+            b[OFF..OFF + p.len()].copy_from_slice(p);
+            b
+        })
+        .collect();
+    let lens: Vec<usize> = pkts.iter().map(Vec::len).collect();
+    let inner = VirtioNetHdr::new(HdrFlags::NEEDS_CSUM, GsoType::NONE, 0, 0, 28 + 36, 16);
+    for b in &mut bufs[..2] {
+        b[..OFF].copy_from_slice(&inner.to_bytes());
+    }
+    let mut table = GroTable::new(true);
+    table.set_partial_checksums(true);
+    table.set_checksums_verified(true);
+    let hdrs: Vec<VirtioNetHdr> = table
+        .plan(&bufs, &lens, OFF)
+        .unwrap()
+        .iter()
+        .map(|r| r.hdr())
+        .collect();
+    assert_eq!(hdrs, [inner, inner, VirtioNetHdr::ZERO]);
+    assert_eq!(table.stats().refused(Refusal::PartialChecksumElsewhere), 2);
+    // The same datagrams with their checksum partial at the UDP header merge.
+    let own = VirtioNetHdr::new(HdrFlags::NEEDS_CSUM, GsoType::NONE, 0, 0, 20, 6);
+    for b in &mut bufs {
+        b[..OFF].copy_from_slice(&own.to_bytes());
+    }
+    assert_eq!(table.plan(&bufs, &lens, OFF).unwrap().len(), 1);
+}
+
 /// A single-segment round trip of a TCP packet whose checksum is zero: the
 /// split stores it as 0, complete_checksum as 0xffff, and both verify.
 #[test]
@@ -631,6 +786,9 @@ proptest! {
         let payload: Vec<u8> = (0..len).map(|i| (i * 7 + 3) as u8).collect();
         let options = vec![1u8; opt_words * 4];
         prop_assume!(!payload.is_empty());
+        if options.is_empty() && !psh {
+            partial_round_trip(ip.clone(), is_tcp, gso, payload.clone(), seq);
+        }
         round_trip(ip, is_tcp, options, gso, payload, seq, psh);
     }
 

@@ -101,6 +101,12 @@
 //! - **Checksums.** Transport checksums of both packets are verified before
 //!   merging; a packet with a bad one is written as it is and ends its flow's
 //!   run; a run whose first packet is bad is written alone, its header zeroed.
+//!   A packet the caller vouches for ([`GroTable::set_checksums_verified`]),
+//!   or whose own header says NEEDS_CSUM or DATA_VALID
+//!   ([`GroTable::set_partial_checksums`]), is not verified, as the kernel
+//!   takes a `CHECKSUM_UNNECESSARY` or `CHECKSUM_PARTIAL` skb
+//!   (skb_csum_unnecessary); one partial at another place than its
+//!   transport header never merges ([`Refusal::PartialChecksumElsewhere`]).
 //! - **Output.** NEEDS_CSUM, TCPV4/TCPV6 (with ECN as above) or UDP_L4,
 //!   `hdr_len`, `gso_size` of the first segment, `csum_start` at the transport
 //!   header, `csum_offset` 16 or 6; IPv4 total length, first ID and header
@@ -190,6 +196,13 @@ pub enum Refusal {
     /// only datagrams with one, for symmetry with GSO, which would write
     /// checksums into every segment.
     UdpZeroChecksum,
+    /// With [`GroTable::set_partial_checksums`], the packet's own header
+    /// says NEEDS_CSUM for another checksum than its transport header's:
+    /// the inner checksum of a VXLAN or Geneve datagram sent with local
+    /// checksum offload (Documentation/networking/checksum-offloads.rst).
+    /// A merge would lose where that sum is to be completed, so the packet
+    /// is written as it is, behind its header.
+    PartialChecksumElsewhere,
 }
 
 impl Refusal {
@@ -211,6 +224,7 @@ impl Refusal {
         Refusal::NotIpFrame,
         Refusal::TcpDisabled,
         Refusal::UdpZeroChecksum,
+        Refusal::PartialChecksumElsewhere,
     ];
 
     fn index(self) -> usize {
@@ -227,7 +241,7 @@ const _: () = {
         assert!(Refusal::ALL[i] as usize == i);
         i += 1;
     }
-    assert!(Refusal::UdpZeroChecksum as usize + 1 == Refusal::ALL.len());
+    assert!(Refusal::PartialChecksumElsewhere as usize + 1 == Refusal::ALL.len());
 };
 
 impl fmt::Display for Refusal {
@@ -251,6 +265,9 @@ impl fmt::Display for Refusal {
             Refusal::NotIpFrame => "frame carries no IPv4 or IPv6 packet",
             Refusal::TcpDisabled => "TCP coalescing not enabled",
             Refusal::UdpZeroChecksum => "UDP without a checksum",
+            Refusal::PartialChecksumElsewhere => {
+                "partial checksum at another place than the transport header's"
+            }
         })
     }
 }

@@ -111,7 +111,12 @@ impl PlanStore {
         self.runs.reserve(batch.saturating_sub(self.runs.len()));
         self.segments
             .reserve(batch.saturating_sub(self.segments.len()));
-        let heads = batch.div_ceil(2).saturating_mul(MAX_HEAD);
+        // (With partial checksums a packet written as it is has a head
+        // too: its own virtio header.)
+        let heads = batch
+            .div_ceil(2)
+            .saturating_mul(MAX_HEAD)
+            .saturating_add(batch.saturating_mul(VirtioNetHdr::LEN));
         self.heads.reserve(heads.saturating_sub(self.heads.len()));
     }
 
@@ -122,9 +127,17 @@ impl PlanStore {
         self.batch = 0;
     }
 
-    /// Record packet `i` (`len` bytes at `offset`) written as it is.
-    pub(super) fn push_alone(&mut self, i: usize, offset: usize, len: usize) {
+    /// Record packet `i` (`len` bytes at `offset`) written as it is,
+    /// behind `hdr` (the all-zero header, or its own with partial checksums).
+    pub(super) fn push_alone(&mut self, i: usize, offset: usize, len: usize, hdr: VirtioNetHdr) {
         let s = self.segments.len() as u32;
+        let head = if hdr == VirtioNetHdr::ZERO {
+            (0, 0)
+        } else {
+            let h = self.heads.len();
+            self.heads.extend_from_slice(&hdr.to_bytes());
+            (h as u32, self.heads.len() as u32)
+        };
         self.segments.push(Segment {
             buf: i,
             start: offset,
@@ -132,8 +145,8 @@ impl PlanStore {
         });
         self.runs.push(RunRecord {
             first: i as u32,
-            hdr: VirtioNetHdr::ZERO,
-            head: (0, 0),
+            hdr,
+            head,
             segs: (s, s + 1),
             len,
         });

@@ -263,6 +263,7 @@ pub struct GroTable {
     tcp_ecn: bool,
     frames: bool,
     checksums_verified: bool,
+    partial_checksums: bool,
     items: Vec<Item>,
     slots: Vec<u32>,
     role: Vec<Role>,
@@ -287,6 +288,7 @@ impl GroTable {
             tcp_ecn: false,
             frames: false,
             checksums_verified: false,
+            partial_checksums: false,
             items: Vec::new(),
             slots: Vec::new(),
             role: Vec::new(),
@@ -354,6 +356,48 @@ impl GroTable {
     /// still checked.
     pub fn set_checksums_verified(&mut self, on: bool) {
         self.checksums_verified = on;
+    }
+
+    /// Whether each packet's virtio header in front of it is read
+    /// ([`Self::set_partial_checksums`]).
+    pub fn partial_checksums(&self) -> bool {
+        self.partial_checksums
+    }
+
+    /// Read each packet's own virtio header at `bufs[i][offset - 10..offset]`
+    /// (so `offset` must be at least [`VirtioNetHdr::LEN`],
+    /// [`GroError::NoHeaderRoom`] otherwise), as a receiver that left
+    /// checksums partial hands packets over (tun-device's receive engine,
+    /// [`GsoPacket::split_into_partial`](crate::GsoPacket::split_into_partial),
+    /// AF_PACKET with `PACKET_VNET_HDR`):
+    ///
+    /// - a packet whose header says NEEDS_CSUM (its checksum field holds
+    ///   the pseudo-header sum, for the kernel to complete) or DATA_VALID
+    ///   is merged without its checksum being verified, as the kernel's
+    ///   GRO takes a `CHECKSUM_PARTIAL` or `CHECKSUM_UNNECESSARY` skb
+    ///   (skb_csum_unnecessary, include/linux/skbuff.h); a merged run is
+    ///   NEEDS_CSUM as always;
+    /// - a packet written as it is keeps its header's checksum part
+    ///   (NEEDS_CSUM or DATA_VALID, `csum_start`, `csum_offset`; GSO
+    ///   fields zeroed): [`PlannedRun::hdr`](crate::gro::PlannedRun::hdr)
+    ///   and its head are that header, and [`Self::coalesce`] leaves it in
+    ///   front of the packet, so the kernel completes a partial sum.
+    ///
+    /// A header that does not decode counts as the all-zero header: that
+    /// packet's checksum is verified as any other's. Off by default.
+    pub fn set_partial_checksums(&mut self, on: bool) {
+        self.partial_checksums = on;
+    }
+
+    /// The header a packet keeps in front of it with partial checksums:
+    /// the checksum part of the header at `buf[offset - 10..offset]`.
+    fn own_hdr(&self, buf: &[u8], offset: usize) -> VirtioNetHdr {
+        if !self.partial_checksums {
+            return VirtioNetHdr::ZERO;
+        }
+        buf.get(offset.saturating_sub(VirtioNetHdr::LEN)..offset)
+            .and_then(|b| VirtioNetHdr::decode(b).ok())
+            .map_or(VirtioNetHdr::ZERO, |h| h.checksum_part())
     }
 
     /// Whether each buffer holds an Ethernet frame (a TAP's) rather than an
@@ -429,7 +473,12 @@ impl GroTable {
             // verified at its first merge, and a bad one makes it dead.
             debug_assert!(!item.dead || item.run.merged == 0);
             if item.run.merged == 0 {
-                hdr.copy_from_slice(&VirtioNetHdr::ZERO.to_bytes());
+                let own = if self.partial_checksums {
+                    VirtioNetHdr::decode(hdr).map_or(VirtioNetHdr::ZERO, |h| h.checksum_part())
+                } else {
+                    VirtioNetHdr::ZERO
+                };
+                hdr.copy_from_slice(&own.to_bytes());
                 continue;
             }
             let l2 = usize::from(item.l2);
@@ -443,8 +492,15 @@ impl GroTable {
                 Role::Absorbed => continue,
                 Role::Run => {}
                 // Refused or bad packets are written as they are.
-                Role::Alone => bufs[i].as_mut()[offset - VirtioNetHdr::LEN..offset]
-                    .copy_from_slice(&VirtioNetHdr::ZERO.to_bytes()),
+                Role::Alone => {
+                    let hdr = &mut bufs[i].as_mut()[offset - VirtioNetHdr::LEN..offset];
+                    let own = if self.partial_checksums {
+                        VirtioNetHdr::decode(hdr).map_or(VirtioNetHdr::ZERO, |h| h.checksum_part())
+                    } else {
+                        VirtioNetHdr::ZERO
+                    };
+                    hdr.copy_from_slice(&own.to_bytes());
+                }
             }
             self.out.push(i);
         }
@@ -508,6 +564,12 @@ impl GroTable {
         offset: usize,
     ) -> Result<GroPlan<'_>, GroError> {
         self.plan.clear();
+        if self.partial_checksums && offset < VirtioNetHdr::LEN {
+            return Err(GroError::NoHeaderRoom {
+                offset,
+                required: VirtioNetHdr::LEN,
+            });
+        }
         check_batch(bufs.iter().map(|b| b.as_ref().len()), lens, offset)?;
         self.run_batch(&mut Gathered(bufs), lens, offset);
         let mut items = self.items.iter();
@@ -519,7 +581,10 @@ impl GroTable {
                 Role::Run => items.next().filter(|it| it.run.merged > 0),
             };
             match item {
-                None => self.plan.push_alone(i, offset, lens[i]),
+                None => {
+                    let own = self.own_hdr(bufs[i].as_ref(), offset);
+                    self.plan.push_alone(i, offset, lens[i], own);
+                }
                 Some(item) => {
                     let l2 = usize::from(item.l2);
                     let hl = item.cand.header_len();
@@ -579,6 +644,10 @@ impl GroTable {
     }
 
     fn insert<S: Store>(&mut self, store: &mut S, lens: &[usize], offset: usize, i: usize) {
+        // Vouched for by the caller, as CHECKSUM_UNNECESSARY is in the
+        // kernel's GRO, or by the packet's own header: nothing to verify.
+        let own = self.own_hdr(store.buf(i), offset);
+        let vouched = self.checksums_verified || own != VirtioNetHdr::ZERO;
         // A frame: the IP packet behind its L2 header, the rest as for a
         // packet at `offset + l2`.
         let (l2, l2_key) = if self.frames {
@@ -611,6 +680,19 @@ impl GroTable {
                 }
             }
         };
+        if own.flags().contains(HdrFlags::NEEDS_CSUM)
+            && (usize::from(own.csum_start()) != l2 + cand.ip_header_len
+                || usize::from(own.csum_offset()) != cand.kind.csum_offset())
+        {
+            // Partial elsewhere (an inner checksum): as any refused packet.
+            let r = Refusal::PartialChecksumElsewhere;
+            self.stats.refused[r.index()] += 1;
+            let pkt = &store.buf(i)[offset..offset + pkt_len];
+            if let Some(b) = barrier_of(pkt, l2_key) {
+                self.barrier(b);
+            }
+            return;
+        }
         let mut key = FlowKey::of(&store.buf(i)[offset..offset + pkt_len], &cand);
         key.l2 = l2_key;
         let slot = self.slot_of(&key);
@@ -620,9 +702,7 @@ impl GroTable {
             len: pkt_len,
             l2: l2 as u8,
             cand,
-            // Vouched for by the caller, as CHECKSUM_UNNECESSARY is in the
-            // kernel's GRO: nothing to verify.
-            csum_ok: self.checksums_verified.then_some(true),
+            csum_ok: vouched.then_some(true),
         };
         // Only the flow's newest run may grow, as the kernel holds one
         // packet per flow: a packet that cannot join it starts the next one.
