@@ -325,6 +325,14 @@ pub enum BatchError {
         /// Buffers given now.
         given: usize,
     },
+    /// Partial checksums are on, and `offset` leaves no room for the
+    /// virtio header that each packet carries in front of it.
+    NoHeaderRoom {
+        /// The offset given.
+        offset: usize,
+        /// The header's size.
+        required: usize,
+    },
     /// The coalescing table refused the batch.
     Coalescing(tun_offload::GroError),
 }
@@ -350,6 +358,11 @@ impl fmt::Display for BatchError {
             } => write!(
                 f,
                 "packet {index} ends at byte {end} of a {buf_len}-byte buffer"
+            ),
+            BatchError::NoHeaderRoom { offset, required } => write!(
+                f,
+                "offset {offset} leaves no room for the {required}-byte virtio header \
+                 in front of each packet (partial checksums)"
             ),
             BatchError::NotThePreparedBatch { prepared, given } => write!(
                 f,

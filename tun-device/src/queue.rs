@@ -15,7 +15,7 @@ use std::sync::{Mutex, PoisonError};
 use rustix::event::{PollFd, PollFlags};
 use rustix::io::Errno;
 use tun_offload::framing::PacketInfo;
-use tun_offload::{GsoType, HdrFlags, PacketError, VirtioNetHdrV1HashTunnel};
+use tun_offload::{GsoType, HdrFlags, PacketError, VirtioNetHdr, VirtioNetHdrV1HashTunnel};
 use tun_sys::{InterfaceName, OffloadFlags, TunFlags};
 
 use crate::error::{BatchError, ConfigError, Error, IoOp, Result};
@@ -468,6 +468,11 @@ impl Queue {
     ///   buffers, and the split only writes headers: no payload byte is
     ///   copied in user space ([`RecvStats::placed`](crate::RecvStats::placed)
     ///   counts them). Off by default: the copying split measured faster.
+    /// - With [`RecvState::set_partial_checksums`] on, checksums are not
+    ///   completed but left partial as the kernel hands them over, and each
+    ///   packet's virtio header is written into the 10 bytes in front of it
+    ///   (`offset` must be at least 10): for a [`Self::send_batch`] with
+    ///   [`SendState::set_partial_checksums`], which needs no complete sum.
     /// - The first read waits (in blocking mode); further reads are made
     ///   while the kernel has more and buffers remain, never waiting, until
     ///   a super-packet arrives (it fills a batch by itself).
@@ -507,6 +512,15 @@ impl Queue {
                 BatchError::LengthsMismatch {
                     bufs: bufs.len(),
                     lens: lens.len(),
+                },
+            ));
+        }
+        if st.partial_checksums() && offset < VirtioNetHdr::LEN {
+            return Err(self.batch_error(
+                op,
+                BatchError::NoHeaderRoom {
+                    offset,
+                    required: VirtioNetHdr::LEN,
                 },
             ));
         }
@@ -679,6 +693,13 @@ impl Queue {
     /// by one as they were handed in, coalescing is turned off for the
     /// device, and [`Interface::stats`](crate::Interface::stats) counts it:
     /// no data is lost to it.
+    ///
+    /// With [`SendState::set_partial_checksums`] on, each packet's own
+    /// virtio header is read from the 10 bytes in front of it (`offset`
+    /// must be at least 10), as a [`Self::recv_batch`] with partial
+    /// checksums leaves it: packets left partial coalesce without being
+    /// verified, and one written as it is goes out behind its header, for
+    /// the kernel to complete.
     pub fn send_batch<B: AsRef<[u8]>>(
         &self,
         state: &mut SendState,

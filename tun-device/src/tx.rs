@@ -200,6 +200,8 @@ pub struct SendState {
     table: GroTable,
     /// The caller vouches for the packets' transport checksums.
     verified: bool,
+    /// Each packet's virtio header lies in front of it.
+    partial: bool,
     /// How the current batch is framed; it was planned by the table when
     /// this coalesces ([`Self::coalesced`]).
     framing: TxFraming,
@@ -247,6 +249,7 @@ impl SendState {
         Self {
             table: GroTable::new(false),
             verified: false,
+            partial: false,
             framing: TxFraming::default(),
             batch: (0, 0),
             heads: Vec::new(),
@@ -332,6 +335,40 @@ impl SendState {
         self.verified
     }
 
+    /// Take each packet's virtio header from the 10 bytes in front of it
+    /// (`bufs[i][offset - 10..offset]`, so `offset` must be at least 10), as
+    /// [`RecvState::set_partial_checksums`](crate::RecvState::set_partial_checksums)
+    /// leaves them: a packet whose header says NEEDS_CSUM (its checksum
+    /// field holds the pseudo-header sum) coalesces without its checksum
+    /// being verified ([`GroTable::set_partial_checksums`]), and a packet
+    /// written as it is (alone, or one by one after a refused run) is
+    /// written behind its header's checksum part, for the kernel to
+    /// complete. Merged runs are NEEDS_CSUM as always. Off by default:
+    /// every packet's checksum must then be complete. On a queue without
+    /// the virtio header (offload off) a partial checksum cannot be
+    /// completed by anyone: such packets must not be sent there.
+    pub fn set_partial_checksums(&mut self, on: bool) {
+        self.partial = on;
+    }
+
+    /// Whether [`Self::set_partial_checksums`] is on.
+    pub fn partial_checksums(&self) -> bool {
+        self.partial
+    }
+
+    /// The header to write in front of packet `j`, written as it is: its
+    /// own header's checksum part with partial checksums, else all zero.
+    fn own_hdr<B: AsRef<[u8]>>(&self, bufs: &[B], j: usize) -> VirtioNetHdr {
+        let offset = self.batch.1;
+        if !self.partial || offset < VirtioNetHdr::LEN {
+            return VirtioNetHdr::ZERO;
+        }
+        bufs.get(j)
+            .and_then(|b| b.as_ref().get(offset - VirtioNetHdr::LEN..offset))
+            .and_then(|h| VirtioNetHdr::decode(h).ok())
+            .map_or(VirtioNetHdr::ZERO, |h| h.checksum_part())
+    }
+
     /// The coalescing counters of the last batch.
     pub fn gro_stats(&self) -> &GroStats {
         self.table.stats()
@@ -350,6 +387,12 @@ impl SendState {
             return Err(BatchError::LengthsMismatch {
                 bufs: bufs.len(),
                 lens: lens.len(),
+            });
+        }
+        if self.partial && offset < VirtioNetHdr::LEN {
+            return Err(BatchError::NoHeaderRoom {
+                offset,
+                required: VirtioNetHdr::LEN,
             });
         }
         self.clear();
@@ -387,6 +430,7 @@ impl SendState {
             self.table.set_frames(framing.wire.l2);
             self.table.set_tcp_ecn(framing.ecn);
             self.table.set_checksums_verified(self.verified);
+            self.table.set_partial_checksums(self.partial);
             let plan = self
                 .table
                 .plan(bufs, lens, offset)
@@ -547,9 +591,11 @@ impl SendState {
                 p += PacketInfo::LEN;
             }
             if self.framing.wire.vnet {
-                let hdr = self.framing.plain_hdr();
-                prefix[p..p + hdr.len()].copy_from_slice(hdr);
-                p += hdr.len();
+                let len = self.framing.wire.vnet_len();
+                prefix[p..p + len].fill(0);
+                let own = self.own_hdr(bufs, head).to_bytes();
+                prefix[p..p + own.len()].copy_from_slice(&own);
+                p += len;
             }
             if p > 0 {
                 iov.push(IoSlice::new(&prefix[..p]));
@@ -569,9 +615,10 @@ impl SendState {
                     Ok(Some(head))
                 }
                 Some(pos) if pos < t.count => {
-                    iov.push(IoSlice::new(self.framing.plain_hdr()));
-                    iov.push(IoSlice::new(packet(t.first + pos)?));
-                    Ok(Some(t.first + pos))
+                    let j = t.first + pos;
+                    iov.push(IoSlice::new(self.alone_hdr(bufs, j, prefix)));
+                    iov.push(IoSlice::new(packet(j)?));
+                    Ok(Some(j))
                 }
                 Some(_) => Ok(None),
             };
@@ -600,11 +647,30 @@ impl SendState {
                 let Some(j) = run.packets().nth(pos) else {
                     return Ok(None);
                 };
-                iov.push(IoSlice::new(self.framing.plain_hdr()));
+                iov.push(IoSlice::new(self.alone_hdr(bufs, j, prefix)));
                 iov.push(IoSlice::new(packet(j)?));
                 Ok(Some(j))
             }
         }
+    }
+
+    /// The virtio header of packet `j` written alone from a coalesced
+    /// batch (no packet information there): the plain header, or with
+    /// partial checksums its own, written into `prefix`.
+    fn alone_hdr<'a, B: AsRef<[u8]>>(
+        &self,
+        bufs: &[B],
+        j: usize,
+        prefix: &'a mut [u8; PREFIX_MAX],
+    ) -> &'a [u8] {
+        let len = self.framing.wire.vnet_len();
+        if !self.partial {
+            prefix[..len].copy_from_slice(self.framing.plain_hdr());
+            return &prefix[..len];
+        }
+        prefix[..len].fill(0);
+        prefix[..VirtioNetHdr::LEN].copy_from_slice(&self.own_hdr(bufs, j).to_bytes());
+        &prefix[..len]
     }
 
     /// Whether the current batch was planned by the table (its frames are
@@ -828,6 +894,119 @@ mod tests {
         st.prepare(&bufs, &lens, 10, offload()).unwrap();
         let (again, _) = drive(&mut st, &bufs, &lens, &mut vec![]);
         assert_eq!(again, frames);
+    }
+
+    /// `flow(n, seg)` with partial checksums, as the receive engine hands
+    /// them out: each checksum field the pseudo-header sum, each packet's
+    /// NEEDS_CSUM header in the 10 bytes in front of it.
+    fn partial_flow(n: usize, seg: usize) -> (Vec<Vec<u8>>, Vec<usize>, VirtioNetHdr) {
+        let (mut bufs, lens) = flow(n, seg);
+        let mut hdr = VirtioNetHdr::ZERO;
+        for (b, &len) in bufs.iter_mut().zip(&lens) {
+            hdr = tun_offload::partial::prepare_partial_checksum(&mut b[10..10 + len]);
+            b[..10].copy_from_slice(&hdr.to_bytes());
+        }
+        assert_eq!(hdr.flags(), tun_offload::HdrFlags::NEEDS_CSUM);
+        // Written alone, a packet keeps the header's checksum part.
+        (bufs, lens, hdr.checksum_part())
+    }
+
+    /// Complete `frame` (a virtio header and a packet) as the kernel would
+    /// and check its TCP checksum against an independent sum.
+    fn assert_completes(frame: &[u8]) {
+        let (hdr, pkt) = VirtioNetHdr::split_prefix(frame).unwrap();
+        assert_eq!(hdr.flags(), tun_offload::HdrFlags::NEEDS_CSUM, "{hdr:?}");
+        let mut pkt = pkt.to_vec();
+        if hdr.is_gso() {
+            let mut b = vec![vec![0u8; 65535]; 64];
+            let mut l = vec![0; 64];
+            let n = tun_offload::split(&hdr, &pkt, &mut b, &mut l, 0).unwrap();
+            pkt = b[n - 1][..l[n - 1]].to_vec();
+        } else {
+            tun_offload::complete_checksum(&hdr, &mut pkt).unwrap();
+        }
+        let pseudo = tun_offload::checksum::pseudo_header_v4(
+            [10, 0, 0, 1].into(),
+            [10, 0, 0, 2].into(),
+            6,
+            (pkt.len() - 20) as u16,
+        );
+        let sum = pseudo.combine(tun_offload::checksum::Checksum::of(&pkt[20..]));
+        assert_eq!(sum.fold(), 0xffff, "the completed TCP checksum verifies");
+    }
+
+    #[test]
+    fn partial_packets_merge_unverified_and_alone_keep_their_header() {
+        let (bufs, lens, hdr) = partial_flow(4, 1000);
+        // Without the mode a partial sum is no checksum: nothing merges.
+        let mut strict = SendState::new();
+        strict.prepare(&bufs, &lens, 10, offload()).unwrap();
+        assert_eq!(strict.pending().len(), 4);
+        let mut st = SendState::new();
+        st.set_partial_checksums(true);
+        st.prepare(&bufs, &lens, 10, offload()).unwrap();
+        assert_eq!(st.pending(), &[0]);
+        let (frames, _) = drive(&mut st, &bufs, &lens, &mut vec![]);
+        assert_eq!(frames.len(), 1);
+        assert_completes(&frames[0]);
+        // One packet alone: written behind its own header.
+        st.prepare(&bufs[..1], &lens[..1], 10, offload()).unwrap();
+        let (frames, _) = drive(&mut st, &bufs[..1], &lens[..1], &mut vec![]);
+        assert_eq!(&frames[0][..10], &hdr.to_bytes());
+        assert_eq!(&frames[0][10..], &bufs[0][10..10 + lens[0]]);
+        assert_completes(&frames[0]);
+        // A refused run: each packet again behind its own header.
+        st.prepare(&bufs, &lens, 10, offload()).unwrap();
+        let (frames, results) = drive(&mut st, &bufs, &lens, &mut vec![Err(Errno::INVAL)]);
+        assert_eq!(results[0], Ok(Written::Refallback));
+        assert_eq!(frames.len(), 4);
+        for f in &frames {
+            assert_eq!(&f[..10], &hdr.to_bytes());
+            assert_completes(f);
+        }
+        // No coalescing at all (TCP off): still each behind its header.
+        let plain = TxFraming {
+            tcp: false,
+            udp: false,
+            ..offload()
+        };
+        st.prepare(&bufs, &lens, 10, plain).unwrap();
+        let (frames, _) = drive(&mut st, &bufs, &lens, &mut vec![]);
+        assert_eq!(frames.len(), 4);
+        frames.iter().for_each(|f| assert_completes(f));
+        // With packet information in front (no coalescing on such a queue).
+        let pi = TxFraming {
+            wire: Framing {
+                pi: true,
+                vnet: true,
+                ..Framing::default()
+            },
+            ..offload()
+        };
+        st.prepare(&bufs[..1], &lens[..1], 10, pi).unwrap();
+        let (frames, _) = drive(&mut st, &bufs[..1], &lens[..1], &mut vec![]);
+        assert_completes(&frames[0][PacketInfo::LEN..]);
+        // A 24-byte header: the 10 bytes of the packet's own, then zeros.
+        let tunnel = TxFraming {
+            wire: Framing {
+                vnet: true,
+                tunnel: true,
+                ..Framing::default()
+            },
+            ..offload()
+        };
+        st.prepare(&bufs[..1], &lens[..1], 10, tunnel).unwrap();
+        let (frames, _) = drive(&mut st, &bufs[..1], &lens[..1], &mut vec![]);
+        assert_eq!(&frames[0][..10], &hdr.to_bytes());
+        assert_eq!(&frames[0][10..24], &[0; 14]);
+        // The header needs its room.
+        assert_eq!(
+            st.prepare(&bufs, &lens, 4, offload()),
+            Err(BatchError::NoHeaderRoom {
+                offset: 4,
+                required: 10
+            })
+        );
     }
 
     #[test]

@@ -18,7 +18,7 @@ use tun_device::relay::{Relay as LibRelay, RelayMode};
 
 const MIB: usize = 1 << 20;
 
-fn tcp_case(v6: bool, total: usize) {
+fn tcp_case(v6: bool, total: usize, mode: Mode) {
     let Some(p) = tap_pair(true, 1) else {
         return;
     };
@@ -28,10 +28,11 @@ fn tcp_case(v6: bool, total: usize) {
         "{:?}",
         p.a.interface().offloads()
     );
-    let relay = Relay::start(
+    let relay = Relay::start_with(
         p.a.into_queues().remove(0),
         p.b.into_queues().remove(0),
         1500,
+        mode,
     );
     let t = p.tb.tcp_exact(v6, total as u64);
     let (ab, ba) = relay.finish();
@@ -58,16 +59,28 @@ fn tcp_case(v6: bool, total: usize) {
     );
     assert!(ab.merged.load(Ordering::Relaxed) > 0, "nothing coalesced");
     assert!(writes * 2 < packets, "{writes} writes for {packets} frames");
+    if mode == Mode::Partial {
+        let partial = ab.partial.load(Ordering::Relaxed);
+        assert!(
+            partial * 2 > packets,
+            "{partial} of {packets} frames partial"
+        );
+    }
 }
 
 #[test]
 fn tap_tcp_v4_offload_64_mib() {
-    tcp_case(false, 64 * MIB);
+    tcp_case(false, 64 * MIB, Mode::Batch);
 }
 
 #[test]
 fn tap_tcp_v6_offload_64_mib() {
-    tcp_case(true, 64 * MIB);
+    tcp_case(true, 64 * MIB, Mode::Batch);
+}
+
+#[test]
+fn tap_tcp_v6_offload_partial_checksums_64_mib() {
+    tcp_case(true, 64 * MIB, Mode::Partial);
 }
 
 fn udp_case(v6: bool) {

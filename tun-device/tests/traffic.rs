@@ -14,7 +14,7 @@ use tun_device::OffloadFlags;
 
 const MIB: usize = 1 << 20;
 
-fn tcp_case(offload: bool, v6: bool, total: usize) {
+fn tcp_case(offload: bool, v6: bool, total: usize, mode: Mode) {
     let Some(p) = pair(offload, 1) else {
         return;
     };
@@ -27,10 +27,11 @@ fn tcp_case(offload: bool, v6: bool, total: usize) {
     } else {
         assert!(p.a.interface().offloads().is_empty());
     }
-    let relay = Relay::start(
+    let relay = Relay::start_with(
         p.a.into_queues().remove(0),
         p.b.into_queues().remove(0),
         1500,
+        mode,
     );
     let t = p.tb.tcp_exact(v6, total as u64);
     let (ab, ba) = relay.finish();
@@ -62,6 +63,11 @@ fn tcp_case(offload: bool, v6: bool, total: usize) {
         );
         let writes = ab.writes.load(Ordering::Relaxed);
         assert!(ab.merged.load(Ordering::Relaxed) > 0, "nothing coalesced");
+        if mode == Mode::Partial {
+            // Every data segment of a split super-packet came partial.
+            let partial = ab.partial.load(Ordering::Relaxed);
+            assert!(partial * 2 > packets, "{partial} of {packets} partial");
+        }
         assert!(
             writes * 2 < packets,
             "{writes} writes for {packets} packets"
@@ -113,25 +119,35 @@ fn tcp_vectored_io_plain() {
 
 #[test]
 fn tcp_v4_offload_64_mib() {
-    tcp_case(true, false, 64 * MIB);
+    tcp_case(true, false, 64 * MIB, Mode::Batch);
 }
 
 #[test]
 fn tcp_v6_offload_64_mib() {
-    tcp_case(true, true, 64 * MIB);
+    tcp_case(true, true, 64 * MIB, Mode::Batch);
+}
+
+#[test]
+fn tcp_v4_offload_partial_checksums_64_mib() {
+    tcp_case(true, false, 64 * MIB, Mode::Partial);
+}
+
+#[test]
+fn tcp_v6_offload_partial_checksums_64_mib() {
+    tcp_case(true, true, 64 * MIB, Mode::Partial);
 }
 
 #[test]
 fn tcp_v4_plain() {
-    tcp_case(false, false, 16 * MIB);
+    tcp_case(false, false, 16 * MIB, Mode::Batch);
 }
 
 #[test]
 fn tcp_v6_plain() {
-    tcp_case(false, true, 8 * MIB);
+    tcp_case(false, true, 8 * MIB, Mode::Batch);
 }
 
-fn udp_case(offload: bool, v6: bool) {
+fn udp_case(offload: bool, v6: bool, mode: Mode) {
     let Some(p) = pair(offload, 1) else {
         return;
     };
@@ -139,10 +155,11 @@ fn udp_case(offload: bool, v6: bool) {
         p.a.interface()
             .offloads()
             .contains(OffloadFlags::USO4 | OffloadFlags::USO6);
-    let relay = Relay::start(
+    let relay = Relay::start_with(
         p.a.into_queues().remove(0),
         p.b.into_queues().remove(0),
         1500,
+        mode,
     );
     let t = p.tb.udp_lossless(v6, 1200, 40, Duration::from_secs(1));
     let (ab, _) = relay.finish();
@@ -154,20 +171,28 @@ fn udp_case(offload: bool, v6: bool) {
             "no USO super-packets read"
         );
         assert!(ab.merged.load(Ordering::Relaxed) > 0, "no UDP coalescing");
+        if mode == Mode::Partial {
+            assert!(ab.partial.load(Ordering::Relaxed) > 0, "nothing partial");
+        }
     }
 }
 
 #[test]
 fn udp_segment_v4_offload() {
-    udp_case(true, false);
+    udp_case(true, false, Mode::Batch);
 }
 
 #[test]
 fn udp_segment_v6_offload() {
-    udp_case(true, true);
+    udp_case(true, true, Mode::Batch);
+}
+
+#[test]
+fn udp_segment_v4_offload_partial_checksums() {
+    udp_case(true, false, Mode::Partial);
 }
 
 #[test]
 fn udp_segment_v4_plain() {
-    udp_case(false, false);
+    udp_case(false, false, Mode::Batch);
 }

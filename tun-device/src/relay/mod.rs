@@ -9,7 +9,9 @@
 //! - [`RelayMode::Offload`]: what a VPN that must see every packet does:
 //!   super-packets from the kernel are split into MTU-sized packets
 //!   ([`Queue::recv_batch`]), and coalesced again before they are written
-//!   ([`Queue::send_batch`]).
+//!   ([`Queue::send_batch`]). Checksums stay partial in between
+//!   ([`RecvState::set_partial_checksums`]): the kernel completes them on
+//!   the other side, so the relay sums no payload byte.
 //! - [`RelayMode::Passthrough`]: super-packets forwarded untouched, header
 //!   and all ([`Queue::recv_gso`], [`Queue::send_gso`]): two syscalls per
 //!   64 KiB, the ceiling of any userspace relay. Both devices must have
@@ -144,6 +146,13 @@ fn pump_batches(from: &Queue, to: &Queue, stop: &Interrupt, stats: &RelayStats) 
     // Every packet comes from recv_batch, which completed or computed its
     // checksums: coalescing need not read the payloads again.
     tx.set_checksums_verified(true);
+    // Between two devices with the virtio header, checksums stay partial
+    // from the read to the write (each packet's header in its headroom):
+    // the kernel completes them, or trusts them when it coalesces, and no
+    // payload byte is summed here.
+    let partial = from.interface().has_vnet_hdr() && to.interface().has_vnet_hdr();
+    rx.set_partial_checksums(partial);
+    tx.set_partial_checksums(partial);
     let mut backoff = Backoff::new();
     // One zeroed region, split: the allocator maps it lazily, so only the
     // pages packets touch become resident (a `vec![buf; n]` would copy
@@ -337,7 +346,13 @@ impl Split {
         };
         let count = t.segment_count();
         crate::rx::ensure_segments(&mut self.segs, &mut self.lens, count, t.max_segment_len());
-        let made = match t.split_into(pkt, &mut self.segs[..count], &mut self.lens[..count], 0) {
+        let made = match t.split_into(
+            pkt,
+            &mut self.segs[..count],
+            &mut self.lens[..count],
+            0,
+            false,
+        ) {
             Ok(k) => k,
             Err(SplitError::OutOfSpace { produced, .. }) => produced,
             Err(SplitError::Invalid(error)) => {
