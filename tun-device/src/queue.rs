@@ -186,11 +186,26 @@ impl Queue {
 
     /// `readv` with retry on EINTR, and on EAGAIN a wait when `block`.
     pub(crate) fn readv(&self, iov: &mut [IoSliceMut<'_>], op: IoOp, block: bool) -> Result<usize> {
+        self.readv_waiting(iov, op, block).map(|(n, _)| n)
+    }
+
+    /// [`Self::readv`], and whether it had to wait for the packet (the
+    /// queue was empty when it was called).
+    fn readv_waiting(
+        &self,
+        iov: &mut [IoSliceMut<'_>],
+        op: IoOp,
+        block: bool,
+    ) -> Result<(usize, bool)> {
+        let mut waited = false;
         loop {
             match rustix::io::readv(self, iov) {
-                Ok(n) => return Ok(n),
+                Ok(n) => return Ok((n, waited)),
                 Err(Errno::INTR) => continue,
-                Err(Errno::AGAIN) if block => self.wait(PollFlags::IN, op)?,
+                Err(Errno::AGAIN) if block => {
+                    self.wait(PollFlags::IN, op)?;
+                    waited = true;
+                }
                 Err(e) => return Err(Error::io(op, self.name(), e)),
             }
         }
@@ -475,7 +490,12 @@ impl Queue {
     ///   [`SendState::set_partial_checksums`], which needs no complete sum.
     /// - The first read waits (in blocking mode); further reads are made
     ///   while the kernel has more and buffers remain, never waiting, until
-    ///   a super-packet arrives (it fills a batch by itself).
+    ///   a super-packet arrives (it fills a batch by itself). When the first
+    ///   read had to wait, its packet is the batch: a wake-up seldom finds a
+    ///   second one queued, and a read that finds none is a wasted syscall
+    ///   (packets that did queue behind it come with the next call, whose
+    ///   first read does not wait). [`RecvStats::empty_reads`](crate::RecvStats::empty_reads)
+    ///   counts the reads that found the queue empty.
     /// - A super-packet that does not fit the buffers left is kept in
     ///   `state` and comes first in the next call; one that does not fit
     ///   even an empty batch is handed out over several calls. Nothing the
@@ -566,11 +586,13 @@ impl Queue {
         while n < bufs.len() {
             let block = n == 0 && !self.is_nonblocking();
             let supers = st.stats.super_packets;
-            let total = self.read_laid_out(st, framing, bufs, n, offset, op, block);
-            let total = match total {
+            let read = self.read_laid_out(st, framing, bufs, n, offset, op, block);
+            let (total, waited) = match read {
                 Ok(t) => t,
                 Err(e) if n > 0 => {
-                    if !e.is_would_block() {
+                    if e.is_would_block() {
+                        st.stats.empty_reads += 1;
+                    } else {
                         st.deferred = Some(e);
                     }
                     break;
@@ -580,10 +602,14 @@ impl Queue {
             let step = st.complete(framing, total, bufs, lens, offset);
             // A super-packet is a full batch by itself: another read would
             // most often find the queue empty (a wasted syscall), or bring
-            // one that no longer fits.
+            // one that no longer fits. So would a read right after a wait
+            // that one packet ended (an ACK, say): the kernel woke us for
+            // it, and more behind it are read by the next call without a
+            // wait.
             if self.take_step(st, step, &mut n, op)?
                 || st.has_pending()
                 || st.stats.super_packets != supers
+                || waited
             {
                 break;
             }
@@ -623,7 +649,8 @@ impl Queue {
     }
 
     /// One `readv` laid out by the receive engine: the prefix, the slices
-    /// of the caller's buffers it chose, the overflow area.
+    /// of the caller's buffers it chose, the overflow area. Returns the
+    /// bytes read and whether the read had to wait.
     #[allow(clippy::too_many_arguments)]
     fn read_laid_out<B: AsMut<[u8]>>(
         &self,
@@ -634,7 +661,7 @@ impl Queue {
         offset: usize,
         op: IoOp,
         block: bool,
-    ) -> Result<usize> {
+    ) -> Result<(usize, bool)> {
         let (prefix, slots, overflow) = {
             let lens = bufs[n..].iter_mut().map(|b| b.as_mut().len());
             st.lay_out(framing, lens, n, offset);
@@ -648,7 +675,7 @@ impl Queue {
                 IoSliceMut::new(&mut b.as_mut()[slot.clone()]),
                 IoSliceMut::new(overflow),
             ];
-            return self.readv(&mut iov, op, block);
+            return self.readv_waiting(&mut iov, op, block);
         }
         let mut iov: [IoSliceMut<'_>; crate::rx::MAX_CHAIN + 2] =
             std::array::from_fn(|_| IoSliceMut::new(&mut []));
@@ -659,7 +686,7 @@ impl Queue {
             k += 1;
         }
         iov[k] = IoSliceMut::new(overflow);
-        self.readv(&mut iov[..=k], op, block)
+        self.readv_waiting(&mut iov[..=k], op, block)
     }
 
     fn batch_error(&self, op: IoOp, error: BatchError) -> Error {

@@ -345,6 +345,9 @@ pub struct RecvStats {
     /// Of those, super-packets read into the places of their segments
     /// (split without a copy of their payload).
     pub placed: u64,
+    /// Reads of a batch after its first that found the queue empty (the
+    /// syscall that ends a batch of small packets read without a wait).
+    pub empty_reads: u64,
     /// Packets handed to the caller.
     pub packets: u64,
     /// Bytes handed to the caller (IP bytes, or whole Ethernet frames on a
