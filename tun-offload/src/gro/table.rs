@@ -646,7 +646,11 @@ impl GroTable {
     fn insert<S: Store>(&mut self, store: &mut S, lens: &[usize], offset: usize, i: usize) {
         // Vouched for by the caller, as CHECKSUM_UNNECESSARY is in the
         // kernel's GRO, or by the packet's own header: nothing to verify.
-        let own = self.own_hdr(store.buf(i), offset);
+        let own = if self.partial_checksums {
+            self.own_hdr(store.buf(i), offset)
+        } else {
+            VirtioNetHdr::ZERO
+        };
         let vouched = self.checksums_verified || own != VirtioNetHdr::ZERO;
         // A frame: the IP packet behind its L2 header, the rest as for a
         // packet at `offset + l2`.
@@ -680,7 +684,8 @@ impl GroTable {
                 }
             }
         };
-        if own.flags().contains(HdrFlags::NEEDS_CSUM)
+        if self.partial_checksums
+            && own.flags().contains(HdrFlags::NEEDS_CSUM)
             && (usize::from(own.csum_start()) != l2 + cand.ip_header_len
                 || usize::from(own.csum_offset()) != cand.kind.csum_offset())
         {
