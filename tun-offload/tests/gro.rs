@@ -669,15 +669,9 @@ fn partial_checksums_verify_packets_without_a_header_and_strip_gso() {
     let mut pkts = [t(&ip, 1, ACK), t(&ip, 101, ACK), t(&ip, 201, ACK)];
     let bad = pkts[1].len() - 1;
     pkts[1][bad] ^= 0xff;
-    let mut bufs: Vec<Vec<u8>> = pkts
-        .iter()
-        .map(|p| {
-            let mut b = vec![0u8; CAP];
-            b[OFF..OFF + p.len()].copy_from_slice(p);
-            b
-        })
-        .collect();
-    let lens: Vec<usize> = pkts.iter().map(Vec::len).collect();
+    let (mut bufs, lens) = batch(&pkts);
+    // The all-zero header in front of each (batch() leaves filler there).
+    bufs.iter_mut().for_each(|b| b[..OFF].fill(0));
     // Packet 0's own header says GSO besides DATA_VALID (its checksum is
     // complete): written alone, it keeps only the checksum part.
     let gso = VirtioNetHdr::new(HdrFlags::DATA_VALID, GsoType::TCPV4, 40, 100, 20, 16);
@@ -708,16 +702,8 @@ fn partial_checksums_verify_packets_without_a_header_and_strip_gso() {
 #[test]
 fn a_partial_checksum_elsewhere_is_written_alone_behind_its_header() {
     let ip = a();
-    let pkts = [u(&ip), u(&ip), u(&ip)];
-    let mut bufs: Vec<Vec<u8>> = pkts
-        .iter()
-        .map(|p| {
-            let mut b = vec![0u8; CAP];
-            b[OFF..OFF + p.len()].copy_from_slice(p);
-            b
-        })
-        .collect();
-    let lens: Vec<usize> = pkts.iter().map(Vec::len).collect();
+    let (mut bufs, lens) = batch(&[u(&ip), u(&ip), u(&ip)]);
+    bufs.iter_mut().for_each(|b| b[..OFF].fill(0));
     let inner = VirtioNetHdr::new(HdrFlags::NEEDS_CSUM, GsoType::NONE, 0, 0, 28 + 36, 16);
     for b in &mut bufs[..2] {
         b[..OFF].copy_from_slice(&inner.to_bytes());
