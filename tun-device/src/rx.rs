@@ -42,7 +42,9 @@
 //! consumer needs to complete it ([`tun_offload::complete_checksum`]). A
 //! sum the kernel left partial elsewhere than at the packet's own transport
 //! header (the inner checksum of a tunnel datagram) is completed, as are
-//! the outer datagrams of a UDP-tunnel super-packet.
+//! the outer datagrams of a UDP-tunnel super-packet and, on a device with
+//! the UDP-tunnel offload, every UDP datagram (tunnel coalescing verifies
+//! outer checksums).
 //!
 //! [`Queue::recv_batch`]: crate::Queue::recv_batch
 
@@ -73,6 +75,9 @@ const MAX_SUPER: usize = (1 << 16) + tun_offload::frame::MAX_L2_LEN;
 /// The most slices of a read laid out as a chain (the prefix and the
 /// overflow area come on top): segments of at least 536 payload bytes.
 pub(crate) const MAX_CHAIN: usize = 128;
+
+/// Where a UDP header's checksum field is (`csum_offset` of UDP).
+const UDP_CSUM_OFFSET: usize = 6;
 
 /// What a queue puts in front of each packet it reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -437,7 +442,11 @@ impl RecvState {
     /// the relay does; a consumer that needs complete checksums (one that
     /// sends the packets anywhere but a NEEDS_CSUM-capable device) completes
     /// them with [`tun_offload::complete_checksum`] and the header, or keeps
-    /// this off (the default).
+    /// this off (the default). One kernel path does not complete them: an
+    /// XDP program on the device written to that sends the packet on
+    /// (XDP_TX, XDP_REDIRECT) carries no checksum state, so a packet that
+    /// takes it leaves with the pseudo-header sum as its checksum; keep
+    /// this off for such a device.
     pub fn set_partial_checksums(&mut self, on: bool) {
         self.partial = on;
     }
@@ -647,7 +656,12 @@ impl RecvState {
             let pkt = &mut bufs[n].as_mut()[offset..offset + len];
             let done = if !self.partial {
                 tun_offload::complete_checksum(&hdr, pkt)
-            } else if tun_offload::is_transport_partial(&hdr, pkt, framing.l2) {
+            } else if tun_offload::is_transport_partial(&hdr, pkt, framing.l2)
+                // With the UDP-tunnel offload, a UDP datagram may be a
+                // VXLAN or Geneve one, whose tunnel coalescing verifies
+                // the outer checksum: completed here, as before.
+                && !(framing.tunnel && usize::from(hdr.csum_offset()) == UDP_CSUM_OFFSET)
+            {
                 // Handed out as it came: only the sum's place is checked.
                 self.step_hdr = hdr.checksum_part();
                 tun_offload::check_partial(&self.step_hdr, pkt)
@@ -1251,6 +1265,30 @@ mod tests {
         tun_offload::complete_checksum(&inner, &mut want).unwrap();
         assert_ne!(want, udp);
         assert_eq!(completed(&bufs, &lens, 1), (VirtioNetHdr::ZERO, want));
+        // With the UDP-tunnel offload a partial UDP datagram (maybe a
+        // VXLAN one, whose coalescing verifies its outer checksum) is
+        // completed.
+        let mut partial_udp = udp.clone();
+        let own = tun_offload::partial::prepare_partial_checksum(&mut partial_udp);
+        assert_eq!(own.csum_offset(), 6);
+        let tf = Framing {
+            tunnel: true,
+            ..vnet()
+        };
+        let mut w = VirtioNetHdrV1HashTunnel::plain(own).to_bytes().to_vec();
+        w.extend_from_slice(&partial_udp);
+        let total = read(&mut st, tf, &mut bufs, 1, &w);
+        let step = st.complete(tf, total, &mut bufs, &mut lens, OFF);
+        assert_eq!(step, Step::ok(1));
+        assert_eq!(
+            completed(&bufs, &lens, 1),
+            (VirtioNetHdr::ZERO, udp.clone())
+        );
+        // Without it, the same datagram is handed out partial.
+        let step = recv(&mut st, &mut bufs, &mut lens, 1, &wire(&own, &partial_udp));
+        assert_eq!(step, Step::ok(1));
+        assert_eq!(&bufs[1][OFF..OFF + lens[1]], &partial_udp[..]);
+        assert_eq!(completed(&bufs, &lens, 1).0, own.checksum_part());
         // A partial header whose field lies outside the packet is a fault.
         let bad = VirtioNetHdr::new(HdrFlags::NEEDS_CSUM, GsoType::NONE, 0, 0, 20, 2000);
         let step = recv(&mut st, &mut bufs, &mut lens, 0, &wire(&bad, &pkt));

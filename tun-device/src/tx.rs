@@ -365,8 +365,7 @@ impl SendState {
         }
         bufs.get(j)
             .and_then(|b| b.as_ref().get(offset - VirtioNetHdr::LEN..offset))
-            .and_then(|h| VirtioNetHdr::decode(h).ok())
-            .map_or(VirtioNetHdr::ZERO, |h| h.checksum_part())
+            .map_or(VirtioNetHdr::ZERO, tun_offload::packet_hdr)
     }
 
     /// The coalescing counters of the last batch.

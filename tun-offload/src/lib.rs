@@ -65,7 +65,7 @@ pub mod wire;
 pub use error::{Layer, PacketError};
 pub use gro::{GroError, GroStats, GroTable};
 pub use kind::Kind;
-pub use partial::{check_partial, complete_checksum, is_transport_partial};
+pub use partial::{check_partial, complete_checksum, is_transport_partial, packet_hdr};
 pub use split::{GsoPacket, MAX_PLACED_HEADER_LEN, SplitError, split, split_frame};
 pub use tunnel::{TunnelError, TunnelGsoPacket, TunnelSplitError, split_tunnel};
 pub use tunnel_gro::{TunnelCoalesce, TunnelProto, TunnelRefusal, TunnelRun, coalesce_tunnel};

@@ -58,6 +58,19 @@ pub fn check_partial(hdr: &VirtioNetHdr, packet: &[u8]) -> Result<(), PacketErro
     Ok(())
 }
 
+/// The virtio header a packet carries in front of it with partial
+/// checksums, from its 10 `bytes`: their checksum part
+/// ([`VirtioNetHdr::checksum_part`]), or the all-zero header when they do
+/// not decode or ask for segmentation (a GSO header in front of one packet
+/// is not what a receiver that left checksums partial writes, so it
+/// vouches for nothing).
+pub fn packet_hdr(bytes: &[u8]) -> VirtioNetHdr {
+    match VirtioNetHdr::decode(bytes) {
+        Ok(h) if h.gso_type() == GsoType::NONE => h.checksum_part(),
+        _ => VirtioNetHdr::ZERO,
+    }
+}
+
 /// Whether `hdr` leaves `packet`'s own transport checksum partial: NEEDS_CSUM
 /// with `csum_start` at the TCP or UDP header right behind the IP header
 /// (IPv4 with or without options, IPv6 without extension headers; behind

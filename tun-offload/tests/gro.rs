@@ -662,9 +662,9 @@ fn partial_segments_coalesce_without_verification() {
 
 /// A packet whose own header is all zero is verified as ever with partial
 /// checksums on; a bad one is written alone and ends its flow's run; a
-/// header that says GSO keeps only its checksum part when written alone.
+/// header that says GSO vouches for nothing and is not written.
 #[test]
-fn partial_checksums_verify_packets_without_a_header_and_strip_gso() {
+fn partial_checksums_verify_packets_without_a_header_or_behind_a_gso_one() {
     let ip = a();
     let mut pkts = [t(&ip, 1, ACK), t(&ip, 101, ACK), t(&ip, 201, ACK)];
     let bad = pkts[1].len() - 1;
@@ -672,21 +672,22 @@ fn partial_checksums_verify_packets_without_a_header_and_strip_gso() {
     let (mut bufs, lens) = batch(&pkts);
     // The all-zero header in front of each (batch() leaves filler there).
     bufs.iter_mut().for_each(|b| b[..OFF].fill(0));
-    // Packet 0's own header says GSO besides DATA_VALID (its checksum is
-    // complete): written alone, it keeps only the checksum part.
-    let gso = VirtioNetHdr::new(HdrFlags::DATA_VALID, GsoType::TCPV4, 40, 100, 20, 16);
-    bufs[0][..OFF].copy_from_slice(&gso.to_bytes());
+    // Packet 1's own header says GSO besides NEEDS_CSUM: not what a
+    // receiver leaving checksums partial writes, so it vouches for nothing
+    // and its bad checksum is found.
+    let gso = VirtioNetHdr::new(HdrFlags::NEEDS_CSUM, GsoType::TCPV4, 40, 100, 20, 16);
+    bufs[1][..OFF].copy_from_slice(&gso.to_bytes());
     let mut table = GroTable::new(true);
     table.set_partial_checksums(true);
     let plan = table.plan(&bufs, &lens, OFF).unwrap();
     let hdrs: Vec<VirtioNetHdr> = plan.iter().map(|r| r.hdr()).collect();
     assert_eq!(plan.len(), 3, "the bad packet ends the run: nothing merges");
-    assert_eq!(
-        hdrs[0],
-        VirtioNetHdr::new(HdrFlags::DATA_VALID, GsoType::NONE, 0, 0, 20, 16)
-    );
-    assert_eq!(hdrs[1], VirtioNetHdr::ZERO);
+    assert_eq!(hdrs, [VirtioNetHdr::ZERO; 3]);
     assert_eq!(table.stats().bad_checksum, 1);
+    // A DATA_VALID header without GSO vouches: the bad packet merges.
+    let valid = VirtioNetHdr::new(HdrFlags::DATA_VALID, GsoType::NONE, 0, 0, 0, 0);
+    bufs[1][..OFF].copy_from_slice(&valid.to_bytes());
+    assert_eq!(table.plan(&bufs, &lens, OFF).unwrap().len(), 1);
     assert_eq!(
         table.plan(&bufs, &lens, 4).unwrap_err(),
         GroError::NoHeaderRoom {

@@ -11,7 +11,8 @@
 //!   ([`Queue::recv_batch`]), and coalesced again before they are written
 //!   ([`Queue::send_batch`]). Checksums stay partial in between
 //!   ([`RecvState::set_partial_checksums`]): the kernel completes them on
-//!   the other side, so the relay sums no payload byte.
+//!   the other side, so the relay sums no payload byte (an output device
+//!   with an XDP program that sends packets on would not: see there).
 //! - [`RelayMode::Passthrough`]: super-packets forwarded untouched, header
 //!   and all ([`Queue::recv_gso`], [`Queue::send_gso`]): two syscalls per
 //!   64 KiB, the ceiling of any userspace relay. Both devices must have

@@ -383,8 +383,9 @@ impl GroTable {
     ///   and its head are that header, and [`Self::coalesce`] leaves it in
     ///   front of the packet, so the kernel completes a partial sum.
     ///
-    /// A header that does not decode counts as the all-zero header: that
-    /// packet's checksum is verified as any other's. Off by default.
+    /// A header that does not decode or says GSO counts as the all-zero
+    /// header ([`packet_hdr`](crate::packet_hdr)): that packet's checksum
+    /// is verified as any other's. Off by default.
     pub fn set_partial_checksums(&mut self, on: bool) {
         self.partial_checksums = on;
     }
@@ -396,8 +397,7 @@ impl GroTable {
             return VirtioNetHdr::ZERO;
         }
         buf.get(offset.saturating_sub(VirtioNetHdr::LEN)..offset)
-            .and_then(|b| VirtioNetHdr::decode(b).ok())
-            .map_or(VirtioNetHdr::ZERO, |h| h.checksum_part())
+            .map_or(VirtioNetHdr::ZERO, crate::partial::packet_hdr)
     }
 
     /// Whether each buffer holds an Ethernet frame (a TAP's) rather than an
@@ -474,7 +474,7 @@ impl GroTable {
             debug_assert!(!item.dead || item.run.merged == 0);
             if item.run.merged == 0 {
                 let own = if self.partial_checksums {
-                    VirtioNetHdr::decode(hdr).map_or(VirtioNetHdr::ZERO, |h| h.checksum_part())
+                    crate::partial::packet_hdr(hdr)
                 } else {
                     VirtioNetHdr::ZERO
                 };
@@ -495,7 +495,7 @@ impl GroTable {
                 Role::Alone => {
                     let hdr = &mut bufs[i].as_mut()[offset - VirtioNetHdr::LEN..offset];
                     let own = if self.partial_checksums {
-                        VirtioNetHdr::decode(hdr).map_or(VirtioNetHdr::ZERO, |h| h.checksum_part())
+                        crate::partial::packet_hdr(hdr)
                     } else {
                         VirtioNetHdr::ZERO
                     };
