@@ -654,26 +654,26 @@ impl RecvState {
                 self.gather_into_first(bufs, offset, len);
             }
             let pkt = &mut bufs[n].as_mut()[offset..offset + len];
-            let done = if !self.partial {
-                tun_offload::complete_checksum(&hdr, pkt)
-            } else if tun_offload::is_transport_partial(&hdr, pkt, framing.l2)
-                // With the UDP-tunnel offload, a UDP datagram may be a
-                // VXLAN or Geneve one, whose tunnel coalescing verifies
-                // the outer checksum: completed here, as before.
-                && !(framing.tunnel && usize::from(hdr.csum_offset()) == UDP_CSUM_OFFSET)
-            {
-                // Handed out as it came: only the sum's place is checked.
-                self.step_hdr = hdr.checksum_part();
-                tun_offload::check_partial(&self.step_hdr, pkt)
-            } else if hdr.flags().contains(HdrFlags::NEEDS_CSUM) {
-                // Partial elsewhere (an inner checksum of a tunnel
-                // datagram): completed, so that its outer packets can
-                // still be coalesced.
-                tun_offload::complete_checksum(&hdr, pkt)
+            // With partial checksums a sum the kernel left at the packet's
+            // own transport header is handed out as it came (only its
+            // place checked). Any other is completed: one elsewhere (an
+            // inner checksum of a tunnel datagram), so that the outer
+            // packets can still be coalesced, and with the UDP-tunnel
+            // offload a UDP datagram's (maybe a VXLAN or Geneve one, whose
+            // tunnel coalescing verifies the outer checksum).
+            let keep = self.partial
+                && tun_offload::is_transport_partial(&hdr, pkt, framing.l2)
+                && !(framing.tunnel && usize::from(hdr.csum_offset()) == UDP_CSUM_OFFSET);
+            let done = if keep {
+                tun_offload::check_partial(&hdr, pkt)
             } else {
-                self.step_hdr = hdr.checksum_part();
-                Ok(())
+                tun_offload::complete_checksum(&hdr, pkt)
             };
+            // What the header still says once a sum is completed: at most
+            // DATA_VALID.
+            if keep || !hdr.flags().contains(HdrFlags::NEEDS_CSUM) {
+                self.step_hdr = hdr.checksum_part();
+            }
             if let Err(error) = done {
                 return Step::fault(
                     0,
@@ -712,15 +712,13 @@ impl RecvState {
                     let end = n + count;
                     let (bufs, lens) = (&mut bufs[n..end], &mut lens[n..end]);
                     let placed = if self.partial {
+                        self.step_hdr = g.partial_hdr();
                         g.split_placed_partial(bufs, lens, offset)
                     } else {
                         g.split_placed(bufs, lens, offset)
                     };
                     if let Ok(k) = placed {
                         self.stats.placed += 1;
-                        if self.partial {
-                            self.step_hdr = g.partial_hdr();
-                        }
                         return Step::ok(k);
                     }
                 }
@@ -881,22 +879,9 @@ impl RecvState {
         );
         let pkt = &self.scratch[start..start + len];
         let (segs, seg_lens) = (&mut self.segs[..count], &mut self.seg_lens[..count]);
-        let hdr = self.step_hdr;
-        match gso.split_into(pkt, segs, seg_lens, 0, partial) {
-            Ok(k) => {
-                self.pending = Pending::Segments {
-                    next: 0,
-                    count: k,
-                    hdr,
-                }
-            }
-            Err(SplitError::OutOfSpace { produced, .. }) => {
-                self.pending = Pending::Segments {
-                    next: 0,
-                    count: produced,
-                    hdr,
-                }
-            }
+        let count = match gso.split_into(pkt, segs, seg_lens, 0, partial) {
+            Ok(k) => k,
+            Err(SplitError::OutOfSpace { produced, .. }) => produced,
             Err(SplitError::Invalid(error)) => {
                 self.pending = Pending::None;
                 return Step::fault(
@@ -907,7 +892,12 @@ impl RecvState {
                     },
                 );
             }
-        }
+        };
+        self.pending = Pending::Segments {
+            next: 0,
+            count,
+            hdr: self.step_hdr,
+        };
         self.deliver_segments(bufs, lens, offset, n)
     }
 

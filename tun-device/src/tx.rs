@@ -17,7 +17,7 @@
 use std::io::IoSlice;
 
 use rustix::io::Errno;
-use tun_offload::framing::{PLAIN_HDR, PacketInfo};
+use tun_offload::framing::PacketInfo;
 use tun_offload::gro::GroStats;
 use tun_offload::{
     GroTable, TunnelCoalesce, TunnelProto, VirtioNetHdr, VirtioNetHdrV1HashTunnel, coalesce_tunnel,
@@ -48,10 +48,6 @@ pub(crate) fn packet_info(l2: bool, packet: &[u8]) -> PacketInfo {
 /// information, then the virtio header.
 pub(crate) const PREFIX_MAX: usize = PacketInfo::LEN + VirtioNetHdrV1HashTunnel::LEN;
 
-/// The 24-byte header that asks for nothing (a packet written as it is on
-/// a device with the UDP-tunnel offload).
-static PLAIN_TUNNEL_HDR: [u8; VirtioNetHdrV1HashTunnel::LEN] = [0; VirtioNetHdrV1HashTunnel::LEN];
-
 /// Room for one coalesced tunnel run: the largest outer IP packet and a
 /// tagged Ethernet header.
 const TUNNEL_RUN_ROOM: usize = 0xffff + tun_offload::frame::MAX_L2_LEN;
@@ -78,15 +74,6 @@ pub(crate) struct TxFraming {
 impl TxFraming {
     fn coalesces(self) -> bool {
         self.wire.vnet && !self.wire.pi && (self.tcp || self.udp || self.tunnel_gro)
-    }
-
-    /// The header in front of a packet written as it is.
-    fn plain_hdr(self) -> &'static [u8] {
-        if self.wire.tunnel {
-            &PLAIN_TUNNEL_HDR
-        } else {
-            &PLAIN_HDR
-        }
     }
 }
 
@@ -357,7 +344,8 @@ impl SendState {
     }
 
     /// The header to write in front of packet `j`, written as it is: its
-    /// own header's checksum part with partial checksums, else all zero.
+    /// own header's checksum part with partial checksums, else all zero
+    /// (the header that asks for nothing).
     fn own_hdr<B: AsRef<[u8]>>(&self, bufs: &[B], j: usize) -> VirtioNetHdr {
         let offset = self.batch.1;
         if !self.partial || offset < VirtioNetHdr::LEN {
@@ -590,11 +578,7 @@ impl SendState {
                 p += PacketInfo::LEN;
             }
             if self.framing.wire.vnet {
-                let len = self.framing.wire.vnet_len();
-                prefix[p..p + len].fill(0);
-                let own = self.own_hdr(bufs, head).to_bytes();
-                prefix[p..p + own.len()].copy_from_slice(&own);
-                p += len;
+                p += self.put_own_hdr(bufs, head, &mut prefix[p..]);
             }
             if p > 0 {
                 iov.push(IoSlice::new(&prefix[..p]));
@@ -653,22 +637,25 @@ impl SendState {
         }
     }
 
+    /// Write the virtio header of packet `j`, written as it is, into the
+    /// front of `out` ([`Self::own_hdr`], then zero tunnel fields for a
+    /// 24-byte header); returns its length.
+    fn put_own_hdr<B: AsRef<[u8]>>(&self, bufs: &[B], j: usize, out: &mut [u8]) -> usize {
+        let len = self.framing.wire.vnet_len();
+        out[..len].fill(0);
+        out[..VirtioNetHdr::LEN].copy_from_slice(&self.own_hdr(bufs, j).to_bytes());
+        len
+    }
+
     /// The virtio header of packet `j` written alone from a coalesced
-    /// batch (no packet information there): the plain header, or with
-    /// partial checksums its own, written into `prefix`.
+    /// batch (no packet information there), written into `prefix`.
     fn alone_hdr<'a, B: AsRef<[u8]>>(
         &self,
         bufs: &[B],
         j: usize,
         prefix: &'a mut [u8; PREFIX_MAX],
     ) -> &'a [u8] {
-        let len = self.framing.wire.vnet_len();
-        if !self.partial {
-            prefix[..len].copy_from_slice(self.framing.plain_hdr());
-            return &prefix[..len];
-        }
-        prefix[..len].fill(0);
-        prefix[..VirtioNetHdr::LEN].copy_from_slice(&self.own_hdr(bufs, j).to_bytes());
+        let len = self.put_own_hdr(bufs, j, &mut prefix[..]);
         &prefix[..len]
     }
 
@@ -765,6 +752,7 @@ impl SendState {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tun_offload::framing::PLAIN_HDR;
 
     /// An IPv4/TCP segment of flow `port` with sequence number `seq` and
     /// `payload` bytes, checksums complete, at `offset` in a 64 KiB buffer.

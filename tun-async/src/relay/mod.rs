@@ -67,7 +67,7 @@ use std::sync::Arc;
 use std::task::Poll;
 
 use tun_device::offload::VirtioNetHdr;
-use tun_device::relay::{Backoff, Disposition, RelayStats};
+use tun_device::relay::{self, Backoff, Disposition, RelayStats};
 use tun_device::{Error, ErrorKind, RecvState, SendState};
 
 use crate::AsyncQueue;
@@ -261,12 +261,7 @@ async fn pump<B: Backend>(
     // Every packet comes from recv_batch, which completed or computed its
     // checksums: coalescing need not read the payloads again.
     tx.set_checksums_verified(true);
-    // Checksums stay partial from the read to the write between two
-    // devices with the virtio header, as in tun_device's relay (each
-    // packet's header in its headroom, so only with room for it).
-    let partial = from.interface().has_vnet_hdr()
-        && to.interface().has_vnet_hdr()
-        && cfg.offset >= VirtioNetHdr::LEN;
+    let partial = relay::partial_checksums(from.interface(), to.interface(), cfg.offset);
     rx.set_partial_checksums(partial);
     tx.set_partial_checksums(partial);
     let mut backoff = Backoff::new();

@@ -40,10 +40,11 @@
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
-use tun_offload::SplitError;
+use tun_offload::{SplitError, VirtioNetHdr};
 use tun_sys::InterfaceName;
 
 use crate::error::{ConfigError, Error, IoOp, Result, Syscall};
+use crate::interface::Interface;
 use crate::interrupt::Interrupt;
 use crate::queue::Queue;
 use crate::rx::{Malformed, RecvState, SuperPacket};
@@ -86,6 +87,17 @@ const OFFSET: usize = 10;
 /// under a running relay never makes it drop packets. Buffers are mapped
 /// lazily: only the pages packets touch become resident.
 const MAX_PACKET: usize = 65535 + tun_offload::frame::MAX_L2_LEN;
+
+/// Whether a relay from `from` to `to` leaves checksums partial from its
+/// read to its write ([`RecvState::set_partial_checksums`],
+/// [`SendState::set_partial_checksums`]), as both of the workspace's
+/// relays decide it: between two devices with the virtio header (the
+/// kernel completes on the way out what the relay left partial, or trusts
+/// it when it coalesces, and no payload byte is summed in between), when
+/// the buffers' headroom `offset` holds each packet's header.
+pub fn partial_checksums(from: &Interface, to: &Interface, offset: usize) -> bool {
+    from.has_vnet_hdr() && to.has_vnet_hdr() && offset >= VirtioNetHdr::LEN
+}
 
 /// Check that `mode` fits the two queues' devices.
 fn check_mode(from: &Queue, to: &Queue, mode: RelayMode) -> Result<()> {
@@ -147,11 +159,7 @@ fn pump_batches(from: &Queue, to: &Queue, stop: &Interrupt, stats: &RelayStats) 
     // Every packet comes from recv_batch, which completed or computed its
     // checksums: coalescing need not read the payloads again.
     tx.set_checksums_verified(true);
-    // Between two devices with the virtio header, checksums stay partial
-    // from the read to the write (each packet's header in its headroom):
-    // the kernel completes them, or trusts them when it coalesces, and no
-    // payload byte is summed here.
-    let partial = from.interface().has_vnet_hdr() && to.interface().has_vnet_hdr();
+    let partial = partial_checksums(from.interface(), to.interface(), OFFSET);
     rx.set_partial_checksums(partial);
     tx.set_partial_checksums(partial);
     let mut backoff = Backoff::new();

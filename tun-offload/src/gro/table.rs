@@ -468,19 +468,15 @@ impl GroTable {
         for it in 0..self.items.len() {
             let item = self.items[it];
             let buf = bufs[item.buf as usize].as_mut();
-            let (hdr, pkt) = buf[offset - VirtioNetHdr::LEN..].split_at_mut(VirtioNetHdr::LEN);
             // A dead run never merged: its first packet's checksum is
             // verified at its first merge, and a bad one makes it dead.
             debug_assert!(!item.dead || item.run.merged == 0);
             if item.run.merged == 0 {
-                let own = if self.partial_checksums {
-                    crate::partial::packet_hdr(hdr)
-                } else {
-                    VirtioNetHdr::ZERO
-                };
-                hdr.copy_from_slice(&own.to_bytes());
+                let own = self.own_hdr(buf, offset);
+                buf[offset - VirtioNetHdr::LEN..offset].copy_from_slice(&own.to_bytes());
                 continue;
             }
+            let (hdr, pkt) = buf[offset - VirtioNetHdr::LEN..].split_at_mut(VirtioNetHdr::LEN);
             let l2 = usize::from(item.l2);
             let len = item.cand.header_len() + item.run.payload_len;
             lens[item.buf as usize] = l2 + len;
@@ -493,13 +489,9 @@ impl GroTable {
                 Role::Run => {}
                 // Refused or bad packets are written as they are.
                 Role::Alone => {
-                    let hdr = &mut bufs[i].as_mut()[offset - VirtioNetHdr::LEN..offset];
-                    let own = if self.partial_checksums {
-                        crate::partial::packet_hdr(hdr)
-                    } else {
-                        VirtioNetHdr::ZERO
-                    };
-                    hdr.copy_from_slice(&own.to_bytes());
+                    let buf = bufs[i].as_mut();
+                    let own = self.own_hdr(buf, offset);
+                    buf[offset - VirtioNetHdr::LEN..offset].copy_from_slice(&own.to_bytes());
                 }
             }
             self.out.push(i);
