@@ -28,8 +28,8 @@ fn tcp_case(kind: TokioRelay, offload: bool, v6: bool, total: usize) {
         assert!(ab.super_packets_in > 0, "no super-packets read: {ab:?}");
         assert!(ab.writes * 2 < ab.packets_in, "little coalescing: {ab:?}");
     } else {
-        assert_eq!(ab.super_packets_in, 0);
-        assert_eq!(ab.writes, ab.packets_in);
+        assert_eq!(ab.super_packets_in, 0, "{stats:?}");
+        assert_eq!(ab.writes, ab.packets_in, "{stats:?}");
     }
 }
 
