@@ -19,8 +19,10 @@
 //!
 //! Every wait of a direction (for packets, for room, a backoff) is raced
 //! against the stop signal, so `Relay::stop` returns promptly in every
-//! state; a batch not written whole when the stop comes is counted as
-//! dropped. Receives are cancel safe, so a stop loses nothing read.
+//! state. No new batch is read once the stop is raised; a batch already
+//! read is still written as far as the output takes it without waiting,
+//! and what a full output leaves of it is counted as dropped. Receives
+//! are cancel safe, so a stop loses nothing read uncounted.
 //!
 //! Three ways to run it:
 //!
@@ -205,11 +207,31 @@ pub async fn run<B: Backend>(
     Stats::new([&live[0], &live[1]], ends)
 }
 
-/// `fut`, unless the stop comes first (checked first): `None` then, and
-/// `fut` is dropped (every wait of a direction is cancel safe).
-async fn or_stop<T>(stop: &mut Listener, fut: impl Future<Output = T>) -> Option<T> {
+/// Which wins when the stop is raised and the work could be done at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Precedence {
+    /// The stop: nothing more is started (a read of new packets).
+    Stop,
+    /// The work, polled first: only a wait is cut short by the stop (the
+    /// write of a batch already read, which a TUN takes without waiting).
+    Work,
+}
+
+/// `fut`, unless the stop ends it: `None` then, and `fut` is dropped
+/// (every wait of a direction is cancel safe). `first` says which is
+/// looked at first when both are ready.
+async fn or_stop<T>(
+    stop: &mut Listener,
+    fut: impl Future<Output = T>,
+    first: Precedence,
+) -> Option<T> {
     let mut fut = pin!(fut);
     std::future::poll_fn(|cx| {
+        if first == Precedence::Work {
+            if let Poll::Ready(v) = fut.as_mut().poll(cx) {
+                return Poll::Ready(Some(v));
+            }
+        }
         if stop.poll(cx).is_ready() {
             return Poll::Ready(None);
         }
@@ -278,7 +300,7 @@ async fn pump<B: Backend>(
         // Cancel safe: dropped while waiting, it has read nothing;
         // segments not handed out stay in `rx`.
         let recv = from.recv_batch(&mut rx, &mut bufs, &mut lens, cfg.offset);
-        let Some(res) = or_stop(&mut stop, recv).await else {
+        let Some(res) = or_stop(&mut stop, recv, Precedence::Stop).await else {
             return End::Stopped;
         };
         let n = match res {
@@ -290,7 +312,10 @@ async fn pump<B: Backend>(
                     continue;
                 }
                 Disposition::Backoff => {
-                    if or_stop(&mut stop, B::sleep(backoff.step())).await.is_none() {
+                    if or_stop(&mut stop, B::sleep(backoff.step()), Precedence::Stop)
+                        .await
+                        .is_none()
+                    {
                         return End::Stopped;
                     }
                     continue;
@@ -342,7 +367,12 @@ async fn write_batch<B: Backend>(
     loop {
         // A repeated `send_batch` of an unfinished batch resumes it.
         let send = to.send_batch(tx, bufs, lens, offset);
-        let Some(res) = or_stop(stop, send).await else {
+        // The batch was read and counted: written, even after the stop,
+        // as far as the output takes it without waiting. The first poll
+        // also starts the batch in `tx`, so `give_up` counts this batch
+        // (a stop looked at first left the previous batch's report in
+        // `tx`, counted its writes again and lost this batch uncounted).
+        let Some(res) = or_stop(stop, send, Precedence::Work).await else {
             // Stopped while waiting for room: the rest is dropped.
             give_up(tx, live);
             return Some(End::Stopped);
@@ -368,7 +398,7 @@ async fn write_batch<B: Backend>(
             Disposition::Backoff => {
                 give_up(tx, live);
                 let wait = backoff.step();
-                return match or_stop(stop, B::sleep(wait)).await {
+                return match or_stop(stop, B::sleep(wait), Precedence::Stop).await {
                     Some(()) => None,
                     None => Some(End::Stopped),
                 };
@@ -383,6 +413,53 @@ async fn write_batch<B: Backend>(
                 ..RelayCounters::default()
             });
             return None;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::task::{Context, Waker};
+
+    fn poll_once<T>(fut: impl Future<Output = T>) -> Poll<T> {
+        let mut fut = pin!(fut);
+        fut.as_mut().poll(&mut Context::from_waker(Waker::noop()))
+    }
+
+    #[test]
+    fn a_raised_stop_cuts_a_wait_short_but_not_work_that_is_ready() {
+        let stop = Stop::default();
+        stop.raise();
+        let mut l = stop.listen();
+        let ready = || std::future::ready(7u8);
+        let waiting = std::future::pending::<u8>;
+        // A batch in hand that the output takes at once is written.
+        assert_eq!(
+            poll_once(or_stop(&mut l, ready(), Precedence::Work)),
+            Poll::Ready(Some(7))
+        );
+        // Nothing new is read after the stop.
+        assert_eq!(
+            poll_once(or_stop(&mut l, ready(), Precedence::Stop)),
+            Poll::Ready(None)
+        );
+        // A wait ends with the stop, whichever comes first.
+        for first in [Precedence::Work, Precedence::Stop] {
+            assert_eq!(
+                poll_once(or_stop(&mut l, waiting(), first)),
+                Poll::Ready(None)
+            );
+        }
+        // Without a stop, the work alone decides.
+        let idle = Stop::default();
+        let mut l = idle.listen();
+        for first in [Precedence::Work, Precedence::Stop] {
+            assert_eq!(poll_once(or_stop(&mut l, waiting(), first)), Poll::Pending);
+            assert_eq!(
+                poll_once(or_stop(&mut l, ready(), first)),
+                Poll::Ready(Some(7))
+            );
         }
     }
 }
