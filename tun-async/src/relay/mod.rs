@@ -226,16 +226,17 @@ async fn or_stop<T>(
     first: Precedence,
 ) -> Option<T> {
     let mut fut = pin!(fut);
-    std::future::poll_fn(|cx| {
-        if first == Precedence::Work {
-            if let Poll::Ready(v) = fut.as_mut().poll(cx) {
-                return Poll::Ready(Some(v));
-            }
-        }
-        if stop.poll(cx).is_ready() {
-            return Poll::Ready(None);
-        }
-        fut.as_mut().poll(cx).map(Some)
+    // Each is polled once per wake-up: a second poll of a send that just
+    // found no room would only try the write again.
+    std::future::poll_fn(|cx| match first {
+        Precedence::Work => match fut.as_mut().poll(cx) {
+            Poll::Ready(v) => Poll::Ready(Some(v)),
+            Poll::Pending => stop.poll(cx).map(|()| None),
+        },
+        Precedence::Stop => match stop.poll(cx) {
+            Poll::Ready(()) => Poll::Ready(None),
+            Poll::Pending => fut.as_mut().poll(cx).map(Some),
+        },
     })
     .await
 }
@@ -460,6 +461,17 @@ mod tests {
                 poll_once(or_stop(&mut l, ready(), first)),
                 Poll::Ready(Some(7))
             );
+        }
+        // The work is polled once per poll (a second try of a write that
+        // found no room would be a wasted syscall).
+        for first in [Precedence::Work, Precedence::Stop] {
+            let polls = std::cell::Cell::new(0);
+            let counted = std::future::poll_fn(|_| {
+                polls.set(polls.get() + 1);
+                Poll::<u8>::Pending
+            });
+            assert_eq!(poll_once(or_stop(&mut l, counted, first)), Poll::Pending);
+            assert_eq!(polls.get(), 1, "{first:?}");
         }
     }
 }
