@@ -560,6 +560,64 @@ impl GsoPacket {
         self.split_in_place(bufs, lens, offset, Sums::Partial)
     }
 
+    /// Split `packet` (the same bytes given to [`Self::parse`]) without
+    /// moving its payload: segment `i`'s rewritten headers go to
+    /// `heads[i * header_len..(i + 1) * header_len]`, and its payload is
+    /// where it lies, `packet[header_len..][Self::payload_range(i)]`, for a
+    /// writer that gathers each segment from its two pieces (a
+    /// [`PacketView`](crate::gro::PacketView) of the plan of views, a
+    /// `sendmsg` of two slices). Each checksum is summed over the payload
+    /// where it lies. Returns the number of segments; headers and payload
+    /// together are [`Self::split_into`]'s segments byte for byte.
+    ///
+    /// `heads` must hold every segment's headers
+    /// ([`SplitError::OutOfSpace`] otherwise, before anything is written).
+    pub fn split_heads(&self, packet: &[u8], heads: &mut [u8]) -> Result<usize, SplitError> {
+        self.split_heads_with(packet, heads, Sums::Complete)
+    }
+
+    /// [`Self::split_heads`] with partial checksums, as
+    /// [`Self::split_into_partial`] leaves them (each segment then needs
+    /// [`Self::partial_hdr`] when it is written): no payload byte is read.
+    pub fn split_heads_partial(
+        &self,
+        packet: &[u8],
+        heads: &mut [u8],
+    ) -> Result<usize, SplitError> {
+        self.split_heads_with(packet, heads, Sums::Partial)
+    }
+
+    fn split_heads_with(
+        &self,
+        packet: &[u8],
+        heads: &mut [u8],
+        sums: Sums,
+    ) -> Result<usize, SplitError> {
+        if packet.len() != self.len {
+            return Err(self.length_mismatch(packet.len()));
+        }
+        let n = self.segment_count();
+        let hl = self.header_len;
+        if heads.len() < n.saturating_mul(hl) {
+            return Err(SplitError::OutOfSpace {
+                produced: 0,
+                dropped: n,
+            });
+        }
+        let (headers, payload) = packet.split_at(hl);
+        let rw = Rewrite::new(self, headers);
+        for (i, out) in heads.chunks_exact_mut(hl).take(n).enumerate() {
+            let seg_payload = &payload[self.payload_range(i)];
+            copy_words(out, headers);
+            let mut sum = rw.fixed;
+            if sums == Sums::Complete {
+                sum.add_bytes(seg_payload);
+            }
+            rw.finish(i, n, out, hl + seg_payload.len(), sum, sums);
+        }
+        Ok(n)
+    }
+
     fn split_in_place<B: AsMut<[u8]>>(
         &self,
         bufs: &mut [B],

@@ -7,8 +7,12 @@ mod common;
 
 use common::{Ip, tcp, udp, verify};
 use proptest::prelude::*;
-use tun_offload::gro::{GroPlan, MAX_GATHERED_PACKETS, Refusal, Segment};
-use tun_offload::{GroError, GroTable, GsoType, HdrFlags, VirtioNetHdr, complete_checksum};
+use tun_offload::gro::{
+    GroPlan, MAX_GATHERED_PACKETS, MAX_VIEW_PACKETS, PacketView, Refusal, Segment,
+};
+use tun_offload::{
+    GroError, GroTable, GsoPacket, GsoType, HdrFlags, VirtioNetHdr, complete_checksum,
+};
 
 const ACK: u8 = 0x10;
 const PSH: u8 = 0x08;
@@ -547,6 +551,305 @@ fn generate(flows: &[Flow], picks: &[(prop::sample::Index, Act)], frames: bool) 
     pkts
 }
 
+/// Where the headers of `pkt` end (a frame's L2 header included), or its
+/// length where it has no TCP or UDP header behind a plain IP header: the
+/// shortest head a view of it may have.
+fn headers_end(pkt: &[u8], frames: bool) -> usize {
+    let l2 = if frames {
+        tun_offload::frame::ip_offset(pkt).unwrap_or(pkt.len())
+    } else {
+        0
+    };
+    let ip = &pkt[l2..];
+    let (ip_hl, proto) = match ip.first().map(|b| b >> 4) {
+        Some(4) if ip.len() >= 20 => (usize::from(ip[0] & 15) * 4, ip[9]),
+        Some(6) if ip.len() >= 40 => (40, ip[6]),
+        _ => return pkt.len(),
+    };
+    let l4 = match proto {
+        6 => ip.get(ip_hl + 12).map_or(60, |b| usize::from(b >> 4) * 4),
+        17 => 8,
+        _ => return pkt.len(),
+    };
+    (l2 + ip_hl + l4).min(pkt.len())
+}
+
+/// The packets as views: packet `i`'s first `cut(i)` bytes (at least its
+/// headers) in source 0, one after another with a byte between, the rest
+/// in source 1, back to back (so that tails of consecutive packets are
+/// adjacent there).
+fn views_of(
+    pkts: &[Vec<u8>],
+    frames: bool,
+    cut: impl Fn(usize, usize) -> usize,
+) -> (Vec<Vec<u8>>, Vec<PacketView>) {
+    let (mut heads, mut tails, mut views) = (vec![7u8], Vec::new(), Vec::new());
+    for (i, p) in pkts.iter().enumerate() {
+        let min = headers_end(p, frames);
+        let c = (min + cut(i, p.len() - min + 1)).min(p.len());
+        let h = heads.len();
+        heads.extend_from_slice(&p[..c]);
+        heads.push(7);
+        let t = tails.len();
+        tails.extend_from_slice(&p[c..]);
+        views.push(PacketView {
+            hdr: VirtioNetHdr::ZERO,
+            head: Segment {
+                buf: 0,
+                start: h,
+                end: h + c,
+            },
+            tail: Segment {
+                buf: 1,
+                start: t,
+                end: tails.len(),
+            },
+        });
+    }
+    (vec![heads, tails], views)
+}
+
+/// Plan the batch whole with `table` and as views with `view_table`, and
+/// check that they agree run for run: first packet, packets, header, bytes
+/// and counters.
+fn compare_views(
+    table: &mut GroTable,
+    view_table: &mut GroTable,
+    pkts: &[Vec<u8>],
+    frames: bool,
+    cut: impl Fn(usize, usize) -> usize,
+) {
+    let (bufs, lens) = batch(pkts);
+    let (sources, views) = views_of(pkts, frames, cut);
+    let plan = table.plan(&bufs, &lens, OFF).unwrap();
+    let want = writes(plan, &bufs);
+    let vplan = view_table.plan_views(&sources, &views).unwrap();
+    assert_eq!(vplan.len(), plan.len(), "as many writes");
+    assert_eq!(vplan.batch_len(), pkts.len());
+    for ((r, v), w) in plan.iter().zip(vplan.iter()).zip(&want) {
+        assert_eq!(v.first(), r.first());
+        assert_eq!(
+            v.packets().collect::<Vec<_>>(),
+            r.packets().collect::<Vec<_>>()
+        );
+        assert_eq!(v.hdr(), r.hdr());
+        assert_eq!(v.is_merged(), r.is_merged());
+        assert!(v.segments().len() <= 2 * v.packets().len());
+        let got: Vec<u8> = v.slices(&sources).unwrap().flatten().copied().collect();
+        assert_eq!(&got, w, "run of packet {}", r.first());
+    }
+    assert_eq!(table.stats(), view_table.stats(), "the same counters");
+}
+
+#[test]
+fn a_super_packet_split_into_views_merges_into_one_slice_of_its_payload() {
+    // 40 segments of 1000 bytes from one TSO super-packet: split with the
+    // headers apart and the payloads in place, they are planned as one
+    // run whose payload is the super-packet's, one slice, not a copy.
+    for partial in [false, true] {
+        let ip = v4(2);
+        let whole = seg(&ip, 1, 1, ACK | PSH, 40_000);
+        let (hdr, sp) = common::as_super(whole.clone(), 1000);
+        let gso = GsoPacket::parse(&hdr, &sp).unwrap();
+        let n = gso.segment_count();
+        assert_eq!(n, 40);
+        let mut heads = vec![0u8; n * 40];
+        if partial {
+            gso.split_heads_partial(&sp, &mut heads).unwrap();
+        } else {
+            gso.split_heads(&sp, &mut heads).unwrap();
+        }
+        let views: Vec<PacketView> = (0..n)
+            .map(|i| {
+                let p = gso.payload_range(i);
+                PacketView {
+                    hdr: if partial {
+                        gso.partial_hdr()
+                    } else {
+                        VirtioNetHdr::ZERO
+                    },
+                    head: Segment {
+                        buf: 0,
+                        start: 40 * i,
+                        end: 40 * (i + 1),
+                    },
+                    tail: Segment {
+                        buf: 1,
+                        start: 40 + p.start,
+                        end: 40 + p.end,
+                    },
+                }
+            })
+            .collect();
+        let sources = [&heads[..], &sp[..]];
+        let mut t = GroTable::new(false);
+        t.set_partial_checksums(partial);
+        let plan = t.plan_views(&sources, &views).unwrap();
+        assert_eq!(plan.len(), 1, "partial {partial}: {:?}", t.stats());
+        let run = plan.get(0).unwrap();
+        assert_eq!(
+            run.packets().collect::<Vec<_>>(),
+            (0..n).collect::<Vec<_>>()
+        );
+        assert_eq!(
+            run.segments(),
+            &[Segment {
+                buf: 1,
+                start: 40,
+                end: sp.len()
+            }]
+        );
+        assert_eq!(
+            (run.hdr().gso_type(), run.hdr().gso_size()),
+            (GsoType::TCPV4, 1000)
+        );
+        let w: Vec<u8> = run.slices(&sources).unwrap().flatten().copied().collect();
+        let parsed = check_merged(&w);
+        assert_eq!(parsed.payload, whole[40..]);
+        // Not verified with partial checksums, verified (each head and its
+        // payload summed) without.
+        assert_eq!(t.stats().bad_checksum, 0);
+    }
+}
+
+#[test]
+fn a_view_with_a_bad_checksum_is_written_as_it_is_from_its_two_pieces() {
+    let ip = v4(2);
+    let mut pkts: Vec<Vec<u8>> = (0..3).map(|k| seg(&ip, 1, 1 + k * 100, ACK, 100)).collect();
+    let last = pkts[1].len() - 1;
+    pkts[1][last] ^= 1;
+    let (sources, views) = views_of(&pkts, false, |i, _| i * 7);
+    let mut t = GroTable::new(false);
+    let plan = t.plan_views(&sources, &views).unwrap();
+    let shape: Vec<Vec<usize>> = plan.iter().map(|r| r.packets().collect()).collect();
+    assert_eq!(shape, [vec![0], vec![1], vec![2]]);
+    let alone = plan.get(1).unwrap();
+    assert_eq!(alone.hdr(), VirtioNetHdr::ZERO);
+    let got: Vec<u8> = alone
+        .slices(&sources)
+        .unwrap()
+        .skip(1)
+        .flatten()
+        .copied()
+        .collect();
+    assert_eq!(got, pkts[1]);
+    assert_eq!(t.stats().bad_checksum, 1);
+}
+
+#[test]
+fn a_view_run_fits_one_writev() {
+    // 600 segments of 10 bytes, each with a byte of payload in its head
+    // (two slices per packet): runs of at most MAX_VIEW_PACKETS.
+    let ip = v4(2);
+    let pkts: Vec<Vec<u8>> = (0..600).map(|k| seg(&ip, 1, 1 + k * 10, ACK, 10)).collect();
+    let (sources, views) = views_of(&pkts, false, |_, _| 1);
+    let mut t = GroTable::new(false);
+    let plan = t.plan_views(&sources, &views).unwrap();
+    let sizes: Vec<usize> = plan.iter().map(|r| r.packets().len()).collect();
+    assert_eq!(sizes, [MAX_VIEW_PACKETS, 600 - MAX_VIEW_PACKETS]);
+    assert!(
+        plan.iter()
+            .all(|r| r.slices(&sources).unwrap().len() <= 1024)
+    );
+    assert_eq!(t.stats().segment_limit, 1);
+}
+
+#[test]
+fn views_outside_their_sources_are_typed_errors() {
+    let ip = v4(2);
+    let pkts = [seg(&ip, 1, 1, ACK, 100)];
+    let (sources, views) = views_of(&pkts, false, |_, _| 0);
+    let mut t = GroTable::new(false);
+    let mut bad = views.clone();
+    bad[0].tail.buf = 2;
+    assert_eq!(
+        t.plan_views(&sources, &bad).unwrap_err(),
+        GroError::NoSuchSource {
+            index: 0,
+            source: 2,
+            sources: 2
+        }
+    );
+    let mut bad = views.clone();
+    bad[0].head.end = sources[0].len() + 1;
+    let err = t.plan_views(&sources, &bad).unwrap_err();
+    assert_eq!(
+        err,
+        GroError::ViewOutsideSource {
+            index: 0,
+            start: 1,
+            end: sources[0].len() + 1,
+            source_len: sources[0].len()
+        }
+    );
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "view 0 has bytes 1..{} of a {}-byte source",
+            sources[0].len() + 1,
+            sources[0].len()
+        )
+    );
+    let mut bad = views.clone();
+    bad[0].tail = Segment {
+        buf: 1,
+        start: 5,
+        end: 4,
+    };
+    assert!(matches!(
+        t.plan_views(&sources, &bad),
+        Err(GroError::ViewOutsideSource {
+            start: 5,
+            end: 4,
+            ..
+        })
+    ));
+    assert_eq!(
+        GroError::NoSuchSource {
+            index: 3,
+            source: 9,
+            sources: 2
+        }
+        .to_string(),
+        "view 3 names source 9 of 2"
+    );
+    // A head without the whole transport header: written as it is.
+    let p = &pkts[0];
+    let split = vec![p[..30].to_vec(), p[30..].to_vec()];
+    let short = [PacketView {
+        hdr: VirtioNetHdr::ZERO,
+        head: Segment {
+            buf: 0,
+            start: 0,
+            end: 30,
+        },
+        tail: Segment {
+            buf: 1,
+            start: 0,
+            end: p.len() - 30,
+        },
+    }];
+    let plan = t.plan_views(&split, &short).unwrap();
+    assert_eq!(plan.len(), 1);
+    let got: Vec<u8> = plan
+        .get(0)
+        .unwrap()
+        .slices(&split)
+        .unwrap()
+        .skip(1)
+        .flatten()
+        .copied()
+        .collect();
+    assert_eq!(&got, p);
+    assert_eq!(t.stats().refused(Refusal::TooShort), 1);
+    // The slices of another number of sources.
+    let plan = t.plan_views(&sources, &views).unwrap();
+    assert_eq!(
+        plan.get(0).unwrap().slices(&sources[..1]).err(),
+        Some(GroError::LengthsMismatch { bufs: 1, lens: 2 })
+    );
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
 
@@ -580,6 +883,29 @@ proptest! {
                     verify(&done[l2..]);
                 }
             }
+        }
+    }
+
+    /// The same batches as views, each packet cut after its headers at a
+    /// random point into a head and a tail in other sources: the plan of
+    /// views writes what the plan writes, run for run, from the pieces
+    /// (checksums verified across the cut).
+    #[test]
+    fn the_plan_of_views_writes_what_the_plan_writes(
+        flows in proptest::collection::vec(flow(), 1..6),
+        picks in proptest::collection::vec((any::<prop::sample::Index>(), act()), 1..80),
+        cuts in proptest::collection::vec(any::<prop::sample::Index>(), 80),
+        udp_gro in any::<bool>(),
+        tcp_ecn in any::<bool>(),
+        frames in any::<bool>(),
+    ) {
+        let pkts = generate(&flows, &picks, frames);
+        let mut table = GroTable::new(udp_gro);
+        table.set_tcp_ecn(tcp_ecn);
+        table.set_frames(frames);
+        let mut view_table = table.clone();
+        for _ in 0..2 {
+            compare_views(&mut table, &mut view_table, &pkts, frames, |i, room| cuts[i % cuts.len()].index(room));
         }
     }
 }

@@ -868,6 +868,26 @@ proptest! {
         prop_assert_eq!(plan.split_placed_partial(&mut placed, &mut placed_sizes, offset), Ok(n));
         prop_assert_eq!(&copied_sizes, &want_sizes);
         prop_assert_eq!(&placed_sizes, &want_sizes);
+        // Headers apart, payload where it lies: the same segments, the
+        // complete ones and the partial ones.
+        let hl = plan.header_len();
+        let mut heads = vec![0u8; n * hl];
+        let mut partial_heads = vec![0u8; n * hl];
+        prop_assert_eq!(plan.split_heads(&pkt, &mut heads), Ok(n));
+        prop_assert_eq!(plan.split_heads_partial(&pkt, &mut partial_heads), Ok(n));
+        for i in 0..n {
+            let payload = &pkt[hl..][plan.payload_range(i)];
+            for (h, whole) in [(&heads, &want[i]), (&partial_heads, &copied[i])] {
+                let got: Vec<u8> = [&h[i * hl..(i + 1) * hl], payload].concat();
+                prop_assert_eq!(&got[..], &whole[offset..offset + want_sizes[i]]);
+            }
+        }
+        if n > 0 {
+            prop_assert_eq!(
+                plan.split_heads(&pkt, &mut heads[..n * hl - 1]),
+                Err(SplitError::OutOfSpace { produced: 0, dropped: n })
+            );
+        }
         let ph = plan.partial_hdr();
         prop_assert_eq!(ph.flags(), HdrFlags::NEEDS_CSUM);
         prop_assert_eq!(ph.gso_type(), GsoType::NONE);

@@ -146,12 +146,12 @@ mod table;
 
 use core::fmt;
 
-pub use plan::{GroPlan, PlannedRun, Runs, Segment, Slices};
+pub use plan::{GroPlan, PacketView, PlannedRun, Runs, Segment, Slices};
 pub use rules::{
     Candidate, MAX_MERGED_LEN, Merge, Run, UDP_MAX_SEGMENTS, classify, ip_headers_match,
     tcp_headers_match, tcp_merge, udp_merge,
 };
-pub use store::MAX_GATHERED_PACKETS;
+pub use store::{MAX_GATHERED_PACKETS, MAX_VIEW_PACKETS};
 pub use table::GroTable;
 
 /// Why a packet is not a coalescing candidate (it is written as it is).
@@ -339,6 +339,27 @@ pub enum GroError {
         /// The buffer's length.
         buf_len: usize,
     },
+    /// View `index` of [`GroTable::plan_views`] names a source that is
+    /// not there.
+    NoSuchSource {
+        /// Index of the view in the batch.
+        index: usize,
+        /// The source it names.
+        source: usize,
+        /// Sources given.
+        sources: usize,
+    },
+    /// A piece of view `index` is not a range of its source.
+    ViewOutsideSource {
+        /// Index of the view in the batch.
+        index: usize,
+        /// The piece's first byte.
+        start: usize,
+        /// One past its last byte.
+        end: usize,
+        /// The source's length.
+        source_len: usize,
+    },
 }
 
 impl fmt::Display for GroError {
@@ -363,6 +384,20 @@ impl fmt::Display for GroError {
                     "packet {index} ends at byte {end} of a {buf_len}-byte buffer"
                 )
             }
+            GroError::NoSuchSource {
+                index,
+                source,
+                sources,
+            } => write!(f, "view {index} names source {source} of {sources}"),
+            GroError::ViewOutsideSource {
+                index,
+                start,
+                end,
+                source_len,
+            } => write!(
+                f,
+                "view {index} has bytes {start}..{end} of a {source_len}-byte source"
+            ),
         }
     }
 }

@@ -36,10 +36,11 @@ use crate::virtio::VirtioNetHdr;
 
 use super::GroError;
 
-/// Bytes of one buffer of the batch: `bufs[buf][start..end]`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// Bytes of one buffer of the batch: `bufs[buf][start..end]` (of a
+/// [`PacketView`]'s sources: `sources[buf][start..end]`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub struct Segment {
-    /// Index of the buffer in the batch.
+    /// Index of the buffer in the batch (or of the source).
     pub buf: usize,
     /// First byte.
     pub start: usize,
@@ -70,6 +71,40 @@ impl Segment {
     }
 }
 
+/// A packet held in two pieces of the caller's sources, for
+/// [`GroTable::plan_views`](super::GroTable::plan_views): its `head` (at
+/// least its IP and transport headers, and for a frame its L2 header in
+/// front; it may hold payload too), then its `tail` (the rest, possibly
+/// empty). A receiver that splits a super-packet without copying its
+/// payload hands segments over so: each segment's rewritten headers in a
+/// buffer of headers, its payload where it lies in the super-packet
+/// ([`GsoPacket::split_heads`](crate::GsoPacket::split_heads)).
+///
+/// Each [`Segment`]'s `buf` indexes the sources, not the batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct PacketView {
+    /// The packet's virtio header, read as the header in front of a
+    /// packet is with [`GroTable::set_partial_checksums`](super::GroTable::set_partial_checksums)
+    /// (ignored otherwise).
+    pub hdr: VirtioNetHdr,
+    /// The packet's first bytes.
+    pub head: Segment,
+    /// The bytes behind the head.
+    pub tail: Segment,
+}
+
+impl PacketView {
+    /// The packet's length: head and tail.
+    pub fn len(&self) -> usize {
+        self.head.len() + self.tail.len()
+    }
+
+    /// Whether the packet holds no byte.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
 /// The all-zero header of a packet written as it is.
 static ZERO_HDR: [u8; VirtioNetHdr::LEN] = crate::framing::PLAIN_HDR;
 
@@ -87,6 +122,8 @@ struct RunRecord {
     head: (u32, u32),
     /// Its segments in `PlanStore::segments`.
     segs: (u32, u32),
+    /// Its packets' batch indices in `PlanStore::packets`.
+    pkts: (u32, u32),
     /// Bytes behind the virtio header.
     len: usize,
 }
@@ -97,10 +134,14 @@ pub(super) struct PlanStore {
     runs: Vec<RunRecord>,
     heads: Vec<u8>,
     segments: Vec<Segment>,
+    packets: Vec<u32>,
     /// Packets in the planned batch.
     batch: usize,
-    /// Where the run being recorded starts in `heads` and `segments`.
-    open: (usize, usize),
+    /// Buffers (or sources of views) the segments index.
+    sources: usize,
+    /// Where the run being recorded starts in `heads`, `segments` and
+    /// `packets`.
+    open: (usize, usize, usize),
 }
 
 impl PlanStore {
@@ -109,8 +150,11 @@ impl PlanStore {
     /// has two packets or more).
     pub(super) fn reserve(&mut self, batch: usize) {
         self.runs.reserve(batch.saturating_sub(self.runs.len()));
+        // A view adds up to two segments.
         self.segments
-            .reserve(batch.saturating_sub(self.segments.len()));
+            .reserve((2 * batch).saturating_sub(self.segments.len()));
+        self.packets
+            .reserve(batch.saturating_sub(self.packets.len()));
         // (With partial checksums a packet written as it is has a head
         // too: its own virtio header.)
         let heads = batch
@@ -124,64 +168,72 @@ impl PlanStore {
         self.runs.clear();
         self.heads.clear();
         self.segments.clear();
+        self.packets.clear();
         self.batch = 0;
+        self.sources = 0;
     }
 
-    /// Record packet `i` (`len` bytes at `offset`) written as it is,
-    /// behind `hdr` (the all-zero header, or its own with partial checksums).
-    pub(super) fn push_alone(&mut self, i: usize, offset: usize, len: usize, hdr: VirtioNetHdr) {
-        let s = self.segments.len() as u32;
-        let head = if hdr == VirtioNetHdr::ZERO {
-            (0, 0)
-        } else {
-            let h = self.heads.len();
+    /// Start recording packet `i` (`len` bytes) written as it is, behind
+    /// `hdr` (the all-zero header, or its own with partial checksums); its
+    /// bytes follow as segments ([`Self::push_segment`]), then
+    /// [`Self::end_run`].
+    pub(super) fn begin_alone(&mut self, i: usize, hdr: VirtioNetHdr) {
+        let start = self.heads.len();
+        self.open = (start, self.segments.len(), self.packets.len());
+        if hdr != VirtioNetHdr::ZERO {
             self.heads.extend_from_slice(&hdr.to_bytes());
-            (h as u32, self.heads.len() as u32)
-        };
-        self.segments.push(Segment {
-            buf: i,
-            start: offset,
-            end: offset + len,
-        });
-        self.runs.push(RunRecord {
-            first: i as u32,
-            hdr,
-            head,
-            segs: (s, s + 1),
-            len,
-        });
+        }
+        self.packets.push(i as u32);
     }
 
     /// Start recording a merged run whose first packet's headers are
     /// `headers`: returns its head, room for the virtio header followed by
-    /// a copy of `headers`, for the caller to rewrite.
+    /// a copy of `headers`, for the caller to rewrite. Its packets
+    /// ([`Self::push_packet`]) and segments follow, then [`Self::end_run`].
     pub(super) fn begin_merged(&mut self, headers: &[u8]) -> &mut [u8] {
         let start = self.heads.len();
-        self.open = (start, self.segments.len());
+        self.open = (start, self.segments.len(), self.packets.len());
         self.heads.extend_from_slice(&ZERO_HDR);
         self.heads.extend_from_slice(headers);
         &mut self.heads[start..]
     }
 
+    /// Packet `i` belongs to the run being recorded (in sequence order).
+    pub(super) fn push_packet(&mut self, i: usize) {
+        self.packets.push(i as u32);
+    }
+
+    /// The next bytes of the run being recorded: one slice more, or, where
+    /// they continue the last one in the same buffer, that slice longer.
     pub(super) fn push_segment(&mut self, seg: Segment) {
+        if self.segments.len() > self.open.1 {
+            if let Some(last) = self.segments.last_mut() {
+                if last.buf == seg.buf && last.end == seg.start {
+                    last.end = seg.end;
+                    return;
+                }
+            }
+        }
         self.segments.push(seg);
     }
 
-    /// End the merged run begun last: its first packet is `first`, its
-    /// header `hdr`, its length behind that header `len`.
-    pub(super) fn end_merged(&mut self, first: usize, hdr: VirtioNetHdr, len: usize) {
-        let (h, s) = self.open;
+    /// End the run begun last: its first packet in the batch is `first`,
+    /// its header `hdr`, its length behind that header `len`.
+    pub(super) fn end_run(&mut self, first: usize, hdr: VirtioNetHdr, len: usize) {
+        let (h, s, p) = self.open;
         self.runs.push(RunRecord {
             first: first as u32,
             hdr,
             head: (h as u32, self.heads.len() as u32),
             segs: (s as u32, self.segments.len() as u32),
+            pkts: (p as u32, self.packets.len() as u32),
             len,
         });
     }
 
-    pub(super) fn set_batch(&mut self, packets: usize) {
+    pub(super) fn set_batch(&mut self, packets: usize, sources: usize) {
         self.batch = packets;
+        self.sources = sources;
     }
 
     pub(super) fn runs(&self) -> usize {
@@ -193,7 +245,9 @@ impl PlanStore {
             runs: &self.runs,
             heads: &self.heads,
             segments: &self.segments,
+            packets: &self.packets,
             batch: self.batch,
+            sources: self.sources,
         }
     }
 }
@@ -206,7 +260,9 @@ pub struct GroPlan<'t> {
     runs: &'t [RunRecord],
     heads: &'t [u8],
     segments: &'t [Segment],
+    packets: &'t [u32],
     batch: usize,
+    sources: usize,
 }
 
 impl<'t> GroPlan<'t> {
@@ -249,8 +305,9 @@ impl<'t> GroPlan<'t> {
             hdr: r.hdr,
             head,
             segments: &self.segments[r.segs.0 as usize..r.segs.1 as usize],
+            packets: &self.packets[r.pkts.0 as usize..r.pkts.1 as usize],
             len: r.len,
-            batch: self.batch,
+            sources: self.sources,
         }
     }
 }
@@ -298,8 +355,9 @@ pub struct PlannedRun<'t> {
     hdr: VirtioNetHdr,
     head: &'t [u8],
     segments: &'t [Segment],
+    packets: &'t [u32],
     len: usize,
-    batch: usize,
+    sources: usize,
 }
 
 impl<'t> PlannedRun<'t> {
@@ -337,6 +395,9 @@ impl<'t> PlannedRun<'t> {
     /// payload of each of its packets in sequence order (the first
     /// segment's buffer is not always [`Self::first`]: a segment may have
     /// been put in front); for a packet written as it is, the whole packet.
+    /// Of a plan of views, segments index the sources, and bytes that
+    /// continue the segment before them in the same source lengthen it
+    /// (a run of one super-packet's segments is one slice of payload).
     pub fn segments(&self) -> &'t [Segment] {
         self.segments
     }
@@ -344,12 +405,12 @@ impl<'t> PlannedRun<'t> {
     /// The batch indices of the run's packets, in sequence order; each is
     /// still intact in its buffer (a plan writes to none).
     pub fn packets(&self) -> impl ExactSizeIterator<Item = usize> + 't {
-        self.segments.iter().map(|s| s.buf)
+        self.packets.iter().map(|&i| i as usize)
     }
 
     /// Whether the run merges two packets or more.
     pub fn is_merged(&self) -> bool {
-        self.segments.len() > 1
+        self.packets.len() > 1
     }
 
     /// Bytes of the (super-)packet behind the virtio header: the headers
@@ -366,20 +427,20 @@ impl<'t> PlannedRun<'t> {
 
     /// The slices of the write, in order: [`Self::head`], then each
     /// segment's bytes in `bufs`, which must be the planned batch's
-    /// buffers.
+    /// buffers (a plan of views: its sources).
     ///
     /// Errors: [`GroError::LengthsMismatch`] if `bufs` has another number
-    /// of buffers than the planned batch had lengths,
+    /// of buffers than the plan was made with,
     /// [`GroError::PacketOutsideBuffer`] if a segment lies outside its
-    /// buffer.
+    /// buffer (`index` then names the buffer).
     pub fn slices<'a, B: AsRef<[u8]>>(&self, bufs: &'a [B]) -> Result<Slices<'a, B>, GroError>
     where
         't: 'a,
     {
-        if bufs.len() != self.batch {
+        if bufs.len() != self.sources {
             return Err(GroError::LengthsMismatch {
                 bufs: bufs.len(),
-                lens: self.batch,
+                lens: self.sources,
             });
         }
         for s in self.segments {

@@ -45,26 +45,31 @@ impl Candidate {
 /// lets it start a run instead.
 #[inline]
 pub fn classify(packet: &[u8], udp_gro: bool) -> Result<Candidate, Refusal> {
-    classify_with(packet, udp_gro, true, false)
+    classify_with(packet, packet.len(), udp_gro, true, false)
 }
 
 /// TCP flags a candidate may carry besides ACK (CWR only with TSO_ECN).
 const TCP_FLAGS_OK: u8 = tcp_flags::PSH | tcp_flags::ECE;
 
+/// [`classify`] of a packet of `len` bytes whose first bytes are `head`
+/// (all of it, or at least its IP and transport headers: a packet held in
+/// two pieces, whose payload the rules never read).
 #[inline]
 pub(super) fn classify_with(
-    packet: &[u8],
+    head: &[u8],
+    len: usize,
     udp_gro: bool,
     tcp_gro: bool,
     tcp_ecn: bool,
 ) -> Result<Candidate, Refusal> {
-    if packet.is_empty() {
+    debug_assert!(head.len() <= len);
+    if len == 0 {
         return Err(Refusal::TooShort);
     }
-    if packet.len() > MAX_MERGED_LEN {
+    if len > MAX_MERGED_LEN {
         return Err(Refusal::TooLong);
     }
-    let ip = IpPacket::new_checked(packet).map_err(|e| match e {
+    let ip = IpPacket::new_checked(head).map_err(|e| match e {
         PacketError::UnknownIpVersion { .. } => Refusal::BadIpVersion,
         _ => Refusal::TooShort,
     })?;
@@ -80,8 +85,9 @@ pub(super) fn classify_with(
         }
         IpPacket::V6(_) => {}
     }
-    ip.check_claimed_len()
-        .map_err(|_| Refusal::LengthMismatch)?;
+    if ip.claimed_len() != len {
+        return Err(Refusal::LengthMismatch);
+    }
     let Some(kind) = Kind::new(ip.version(), ip.protocol()) else {
         return Err(if ip.version() == 6 {
             Refusal::Ipv6ExtensionHeaders
@@ -89,7 +95,7 @@ pub(super) fn classify_with(
             Refusal::NotTcpOrUdp
         });
     };
-    let cand = classify_l4(packet, kind, ip.header_len(), udp_gro, tcp_gro, tcp_ecn)?;
+    let cand = classify_l4(head, len, kind, ip.header_len(), udp_gro, tcp_gro, tcp_ecn)?;
     // Last, so that a packet refused for its shape says why.
     if let IpPacket::V4(ip) = ip {
         if !ip.verify_checksum() {
@@ -101,14 +107,17 @@ pub(super) fn classify_with(
 
 #[inline]
 fn classify_l4(
-    packet: &[u8],
+    head: &[u8],
+    len: usize,
     kind: Kind,
     ip_hl: usize,
     udp_gro: bool,
     tcp_gro: bool,
     tcp_ecn: bool,
 ) -> Result<Candidate, Refusal> {
-    let l4 = &packet[ip_hl..];
+    // The transport header is in `head`; its length is the packet's.
+    let l4 = &head[ip_hl..];
+    let l4_len = len - ip_hl;
     if kind.is_tcp() {
         if !tcp_gro {
             return Err(Refusal::TcpDisabled);
@@ -126,7 +135,7 @@ fn classify_l4(
         if flags & tcp_flags::ACK == 0 || flags & !(ok | tcp_flags::ACK) != 0 {
             return Err(Refusal::TcpFlags);
         }
-        let payload_len = l4.len() - tcp.header_len();
+        let payload_len = l4_len - tcp.header_len();
         if payload_len == 0 {
             return Err(Refusal::EmptyPayload);
         }
@@ -143,13 +152,13 @@ fn classify_l4(
             return Err(Refusal::UdpDisabled);
         }
         let udp = UdpPacket::new_checked(l4).map_err(|_| Refusal::TooShort)?;
-        if usize::from(udp.len()) != l4.len() {
+        if usize::from(udp.len()) != l4_len {
             return Err(Refusal::LengthMismatch);
         }
         if udp.checksum() == 0 {
             return Err(Refusal::UdpZeroChecksum);
         }
-        let payload_len = l4.len() - UDP_HEADER_LEN;
+        let payload_len = l4_len - UDP_HEADER_LEN;
         if payload_len == 0 {
             return Err(Refusal::EmptyPayload);
         }

@@ -10,9 +10,9 @@ use crate::wire::{
     IPV6_HEADER_LEN, IpPacket, IpProtocol, Ipv4Packet, Ipv6Packet, TcpPacket, UdpPacket, tcp_flags,
 };
 
-use super::plan::{GroPlan, PlanStore, Segment};
+use super::plan::{GroPlan, PacketView, PlanStore};
 use super::rules::{IdMode, classify_with, ipv4_id_merge, tcp_fixed_fields_match};
-use super::store::{Gathered, InPlace, Store};
+use super::store::{Buffers, Gathered, InPlace, Store, Views};
 use super::{
     Candidate, GroError, GroStats, MAX_MERGED_LEN, Merge, Refusal, Run, UDP_MAX_SEGMENTS,
     ip_headers_match, tcp_merge, udp_merge,
@@ -392,7 +392,7 @@ impl GroTable {
 
     /// The header a packet keeps in front of it with partial checksums:
     /// the checksum part of the header at `buf[offset - 10..offset]`.
-    fn own_hdr(&self, buf: &[u8], offset: usize) -> VirtioNetHdr {
+    fn own_hdr_in_front(&self, buf: &[u8], offset: usize) -> VirtioNetHdr {
         if !self.partial_checksums {
             return VirtioNetHdr::ZERO;
         }
@@ -464,7 +464,11 @@ impl GroTable {
             });
         }
         check_batch(bufs.iter_mut().map(|b| b.as_mut().len()), lens, offset)?;
-        self.run_batch(&mut InPlace(&mut *bufs), lens, offset);
+        self.run_batch(&mut InPlace(Buffers {
+            bufs: &mut *bufs,
+            lens,
+            offset,
+        }));
         for it in 0..self.items.len() {
             let item = self.items[it];
             let buf = bufs[item.buf as usize].as_mut();
@@ -472,7 +476,7 @@ impl GroTable {
             // verified at its first merge, and a bad one makes it dead.
             debug_assert!(!item.dead || item.run.merged == 0);
             if item.run.merged == 0 {
-                let own = self.own_hdr(buf, offset);
+                let own = self.own_hdr_in_front(buf, offset);
                 buf[offset - VirtioNetHdr::LEN..offset].copy_from_slice(&own.to_bytes());
                 continue;
             }
@@ -490,7 +494,7 @@ impl GroTable {
                 // Refused or bad packets are written as they are.
                 Role::Alone => {
                     let buf = bufs[i].as_mut();
-                    let own = self.own_hdr(buf, offset);
+                    let own = self.own_hdr_in_front(buf, offset);
                     buf[offset - VirtioNetHdr::LEN..offset].copy_from_slice(&own.to_bytes());
                 }
             }
@@ -563,7 +567,92 @@ impl GroTable {
             });
         }
         check_batch(bufs.iter().map(|b| b.as_ref().len()), lens, offset)?;
-        self.run_batch(&mut Gathered(bufs), lens, offset);
+        let mut store = Gathered { bufs, lens, offset };
+        self.run_batch(&mut store);
+        self.record_plan(&mut store, bufs.len());
+        Ok(self.planned())
+    }
+
+    /// Plan a batch of packets held in two pieces each ([`PacketView`]):
+    /// the same runs, by the same rules, as [`Self::plan`] finds for the
+    /// same packets laid out whole. Packet `i` is `views[i]`, its bytes in
+    /// `sources`; the rules read only its head (which must hold its
+    /// headers: a packet whose head does not is written as it is, refused
+    /// as too short), and its tail only to verify a checksum nobody
+    /// vouched for. With partial checksums each view's `hdr` is its own
+    /// header.
+    ///
+    /// The plan's segments index `sources`, and a packet's bytes that
+    /// continue the run's previous segment in the same source lengthen it:
+    /// the segments of one super-packet split with
+    /// [`GsoPacket::split_heads`](crate::GsoPacket::split_heads) and merged
+    /// again are one slice of its payload. A packet written as it is has
+    /// its head and its tail as its segments. A run holds at most
+    /// [`MAX_VIEW_PACKETS`](super::MAX_VIEW_PACKETS) packets.
+    /// [`PlannedRun::slices`](crate::gro::PlannedRun::slices) takes
+    /// `sources`.
+    ///
+    /// ```
+    /// use tun_offload::gro::{PacketView, Segment};
+    /// use tun_offload::{GroTable, GsoPacket, GsoType, HdrFlags, VirtioNetHdr};
+    /// # use tun_offload::checksum::{pseudo_header_v4, Checksum};
+    /// // A TCP super-packet of 3 segments of 100 bytes, as a TSO device
+    /// // hands it over (the checksum field holds the pseudo-header sum).
+    /// let mut sp = vec![0u8; 40 + 300];
+    /// sp[..20].copy_from_slice(&[0x45, 0, 0x01, 0x54, 0, 0, 0x40, 0, 64, 6, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2]);
+    /// let c = Checksum::of(&sp[..20]).finish();
+    /// sp[10..12].copy_from_slice(&c.to_be_bytes());
+    /// sp[20..22].copy_from_slice(&4000u16.to_be_bytes());
+    /// sp[22..24].copy_from_slice(&80u16.to_be_bytes());
+    /// sp[32] = 5 << 4;
+    /// sp[33] = 0x10; // ACK
+    /// let ps = pseudo_header_v4([10, 0, 0, 1].into(), [10, 0, 0, 2].into(), 6, 320).fold();
+    /// sp[36..38].copy_from_slice(&ps.to_be_bytes());
+    /// let hdr = VirtioNetHdr::new(HdrFlags::NEEDS_CSUM, GsoType::TCPV4, 40, 100, 20, 16);
+    /// let gso = GsoPacket::parse(&hdr, &sp).unwrap();
+    ///
+    /// // Split: headers into `heads`, payloads stay in `sp`.
+    /// let mut heads = vec![0u8; 3 * 40];
+    /// let n = gso.split_heads_partial(&sp, &mut heads).unwrap();
+    /// let views: Vec<PacketView> = (0..n)
+    ///     .map(|i| {
+    ///         let p = gso.payload_range(i);
+    ///         PacketView {
+    ///             hdr: gso.partial_hdr(),
+    ///             head: Segment { buf: 0, start: 40 * i, end: 40 * (i + 1) },
+    ///             tail: Segment { buf: 1, start: 40 + p.start, end: 40 + p.end },
+    ///         }
+    ///     })
+    ///     .collect();
+    ///
+    /// // Merged again: one run, its payload one slice of `sp`.
+    /// let mut table = GroTable::new(false);
+    /// table.set_partial_checksums(true);
+    /// let sources = [&heads[..], &sp[..]];
+    /// let plan = table.plan_views(&sources, &views).unwrap();
+    /// let run = plan.get(0).unwrap();
+    /// assert_eq!((plan.len(), run.hdr().gso_type(), run.hdr().gso_size()), (1, GsoType::TCPV4, 100));
+    /// assert_eq!(run.segments(), &[Segment { buf: 1, start: 40, end: 340 }]);
+    /// let iov: Vec<&[u8]> = run.slices(&sources).unwrap().collect();
+    /// assert_eq!(&iov[0][10..], &sp[..40]); // the super-packet's headers
+    /// assert!(core::ptr::eq(iov[1], &sp[40..])); // not a copy
+    /// ```
+    pub fn plan_views<B: AsRef<[u8]>>(
+        &mut self,
+        sources: &[B],
+        views: &[PacketView],
+    ) -> Result<GroPlan<'_>, GroError> {
+        self.plan.clear();
+        check_views(sources, views)?;
+        let mut store = Views { sources, views };
+        self.run_batch(&mut store);
+        self.record_plan(&mut store, sources.len());
+        Ok(self.planned())
+    }
+
+    /// Record the runs of the batch just run as the plan: each in batch
+    /// order, its head and its segments where `store` says they lie.
+    fn record_plan<S: Store>(&mut self, store: &mut S, sources: usize) {
         let mut items = self.items.iter();
         for (i, role) in self.role.iter().enumerate() {
             let item = match role {
@@ -574,39 +663,42 @@ impl GroTable {
             };
             match item {
                 None => {
-                    let own = self.own_hdr(bufs[i].as_ref(), offset);
-                    self.plan.push_alone(i, offset, lens[i], own);
+                    let own = if self.partial_checksums {
+                        store.own_hdr(i)
+                    } else {
+                        VirtioNetHdr::ZERO
+                    };
+                    self.plan.begin_alone(i, own);
+                    for seg in store.segments(i, 0).into_iter().flatten() {
+                        self.plan.push_segment(seg);
+                    }
+                    self.plan.end_run(i, own, store.len(i));
                 }
                 Some(item) => {
                     let l2 = usize::from(item.l2);
                     let hl = item.cand.header_len();
-                    let head = self
-                        .plan
-                        .begin_merged(&bufs[i].as_ref()[offset..offset + l2 + hl]);
+                    let head = self.plan.begin_merged(&store.head(i)[..l2 + hl]);
                     let len = hl + item.run.payload_len;
                     let v = finish_run(item, &mut head[VirtioNetHdr::LEN + l2..], len);
                     head[..VirtioNetHdr::LEN].copy_from_slice(&v.to_bytes());
                     // The payloads in sequence order, each where it lies.
-                    let at = offset + l2 + hl;
                     let mut j = item.head;
                     for _ in 0..=item.run.merged {
-                        let Some(&len_j) = lens.get(j as usize) else {
+                        if j as usize >= store.count() {
                             break;
-                        };
-                        self.plan.push_segment(Segment {
-                            buf: j as usize,
-                            start: at,
-                            end: offset + len_j,
-                        });
+                        }
+                        self.plan.push_packet(j as usize);
+                        for seg in store.segments(j as usize, l2 + hl).into_iter().flatten() {
+                            self.plan.push_segment(seg);
+                        }
                         j = self.next[j as usize];
                     }
-                    self.plan.end_merged(i, v, l2 + len);
+                    self.plan.end_run(i, v, l2 + len);
                 }
             }
         }
-        self.plan.set_batch(bufs.len());
+        self.plan.set_batch(store.count(), sources);
         self.stats.packets_out = self.plan.runs();
-        Ok(self.planned())
     }
 
     /// The runs of the last [`Self::plan`] (empty after a [`Self::coalesce`]).
@@ -616,8 +708,8 @@ impl GroTable {
 
     /// The batch loop both ways share: reset the table, then classify and
     /// merge every packet in batch order.
-    fn run_batch<S: Store>(&mut self, store: &mut S, lens: &[usize], offset: usize) {
-        let n = lens.len();
+    fn run_batch<S: Store>(&mut self, store: &mut S) {
+        let n = store.count();
         self.reserve(n);
         self.items.clear();
         self.slots.fill(NONE);
@@ -631,15 +723,15 @@ impl GroTable {
             ..GroStats::default()
         };
         for i in 0..n {
-            self.insert(store, lens, offset, i);
+            self.insert(store, i);
         }
     }
 
-    fn insert<S: Store>(&mut self, store: &mut S, lens: &[usize], offset: usize, i: usize) {
+    fn insert<S: Store>(&mut self, store: &mut S, i: usize) {
         // Vouched for by the caller, as CHECKSUM_UNNECESSARY is in the
         // kernel's GRO, or by the packet's own header: nothing to verify.
         let own = if self.partial_checksums {
-            self.own_hdr(store.buf(i), offset)
+            store.own_hdr(i)
         } else {
             VirtioNetHdr::ZERO
         };
@@ -647,7 +739,7 @@ impl GroTable {
         // A frame: the IP packet behind its L2 header, the rest as for a
         // packet at `offset + l2`.
         let (l2, l2_key) = if self.frames {
-            let frame = &store.buf(i)[offset..offset + lens[i]];
+            let frame = store.head(i);
             match crate::frame::ip_offset(frame) {
                 Some(l2) => (l2, l2_word(&frame[..l2])),
                 None => {
@@ -659,11 +751,10 @@ impl GroTable {
         } else {
             (0, 0)
         };
-        let offset = offset + l2;
-        let pkt_len = lens[i] - l2;
+        let pkt_len = store.len(i) - l2;
         let cand = {
-            let pkt = &store.buf(i)[offset..offset + pkt_len];
-            match classify_with(pkt, self.udp_gro, self.tcp_gro, self.tcp_ecn) {
+            let pkt = &store.head(i)[l2..];
+            match classify_with(pkt, pkt_len, self.udp_gro, self.tcp_gro, self.tcp_ecn) {
                 Ok(c) => c,
                 Err(r) => {
                     self.stats.refused[r.index()] += 1;
@@ -684,13 +775,13 @@ impl GroTable {
             // Partial elsewhere (an inner checksum): as any refused packet.
             let r = Refusal::PartialChecksumElsewhere;
             self.stats.refused[r.index()] += 1;
-            let pkt = &store.buf(i)[offset..offset + pkt_len];
+            let pkt = &store.head(i)[l2..];
             if let Some(b) = barrier_of(pkt, l2_key) {
                 self.barrier(b);
             }
             return;
         }
-        let mut key = FlowKey::of(&store.buf(i)[offset..offset + pkt_len], &cand);
+        let mut key = FlowKey::of(&store.head(i)[l2..], &cand);
         key.l2 = l2_key;
         let slot = self.slot_of(&key);
         let head = self.slots[slot];
@@ -705,7 +796,7 @@ impl GroTable {
         // packet per flow: a packet that cannot join it starts the next one.
         if head != NONE && !self.items[head as usize].dead && !self.items[head as usize].sealed {
             let idx = head as usize;
-            match self.try_merge(store, offset, idx, &mut incoming) {
+            match self.try_merge(store, idx, &mut incoming) {
                 Attempt::Merged => {
                     self.role[i] = Role::Absorbed;
                     self.stats.segments_merged += 1;
@@ -725,7 +816,7 @@ impl GroTable {
                 Attempt::No => {}
             }
         }
-        let p = &store.buf(i)[offset..offset + pkt_len];
+        let p = &store.head(i)[l2..];
         let ip_id = ipv4_ident(p, cand.kind);
         let cwr = cand.kind.is_tcp()
             && TcpPacket::new_unchecked(&p[cand.ip_header_len..]).flags() & tcp_flags::CWR != 0;
@@ -804,7 +895,6 @@ impl GroTable {
     fn try_merge<S: Store>(
         &mut self,
         store: &mut S,
-        offset: usize,
         idx: usize,
         incoming: &mut Incoming,
     ) -> Attempt {
@@ -841,17 +931,17 @@ impl GroTable {
         let item_len = hl + item.run.payload_len;
         let new_len = item_len + cand.payload_len;
         let (how, id_mode, new_id, l4_hdr_sum) = {
-            // The run's first packet (ib < i) and the incoming one, read only.
-            let (item_buf, frame) = store.pair(ib, i);
-            // Frames merge only behind equal L2 headers (`offset` is where
-            // their IP packets start).
+            // The run's first packet (ib < i) and the incoming one, read
+            // only: their heads, from the frame start for frames.
+            let (item_head, frame) = store.pair(ib, i);
+            // Frames merge only behind equal L2 headers.
             let l2 = usize::from(l2);
-            if l2 != 0 && item_buf[offset - l2..offset] != frame[offset - l2..offset] {
+            if l2 != 0 && item_head[..l2] != frame[..l2] {
                 return Attempt::No;
             }
-            let pkt = &frame[offset..offset + pkt_len];
+            let pkt = &frame[l2..];
             // The run's headers are its first packet's, not yet rewritten.
-            let item_hdr = &item_buf[offset..offset + hl];
+            let item_hdr = &item_head[l2..l2 + hl];
             if !ip_headers_match(item_hdr, pkt, cand.kind.is_v6()) {
                 return Attempt::No;
             }
@@ -893,31 +983,6 @@ impl GroTable {
                     None => return Attempt::No,
                 }
             };
-            if new_len > MAX_MERGED_LEN {
-                self.stats.too_large += 1;
-                return Attempt::No;
-            }
-            if S::IN_PLACE && offset + new_len > item_buf.len() {
-                self.stats.no_room += 1;
-                return Attempt::No;
-            }
-            // Verify both checksums, each at most once.
-            if item.csum_ok.is_none() {
-                // Not checked yet: nothing has joined the run, which is its
-                // first packet alone, of the candidate's shape (same flow
-                // and header length).
-                let first = &item_buf[offset..offset + item.first_len];
-                let ok = l4_checksum_ok(first, cand, item.pseudo);
-                self.items[idx].csum_ok = Some(ok);
-            }
-            if self.items[idx].csum_ok == Some(false) {
-                return Attempt::ItemBad;
-            }
-            if how == Merge::Prepend
-                && !*pkt_csum.get_or_insert_with(|| l4_checksum_ok(pkt, cand, item.pseudo))
-            {
-                return Attempt::PacketBad;
-            }
             // The transport header's part of an appended packet's sum, its
             // payload's comes with the store's pass over it.
             let l4_hdr_sum = match (how, *pkt_csum) {
@@ -926,7 +991,35 @@ impl GroTable {
             };
             (how, id_mode, new_id, l4_hdr_sum)
         };
-        let payload = offset + hl..offset + pkt_len;
+        let l2 = usize::from(l2);
+        if new_len > MAX_MERGED_LEN {
+            self.stats.too_large += 1;
+            return Attempt::No;
+        }
+        if S::IN_PLACE && l2 + new_len > store.room(ib) {
+            self.stats.no_room += 1;
+            return Attempt::No;
+        }
+        // Verify both checksums, each at most once.
+        if item.csum_ok.is_none() {
+            // Not checked yet: nothing has joined the run, which is its
+            // first packet alone, of the candidate's shape (same flow and
+            // header length).
+            let ok = l4_checksum_ok(store, ib, l2, ip_hl, item.first_len - ip_hl, item.pseudo);
+            self.items[idx].csum_ok = Some(ok);
+        }
+        if self.items[idx].csum_ok == Some(false) {
+            return Attempt::ItemBad;
+        }
+        if how == Merge::Prepend
+            && !*pkt_csum.get_or_insert_with(|| {
+                l4_checksum_ok(store, i, l2, ip_hl, pkt_len - ip_hl, item.pseudo)
+            })
+        {
+            return Attempt::PacketBad;
+        }
+        // Packet-relative: the payload from its start to the end.
+        let payload = l2 + hl;
         match how {
             Merge::Append => {
                 // In place, copy first and verify from the same pass: the
@@ -934,10 +1027,10 @@ impl GroTable {
                 // if the checksum turns out bad.
                 let payload_sum = if pkt_csum.is_some() {
                     // Verified already (or vouched for): move it, no sum.
-                    store.place(ib, offset + item_len, i, payload);
+                    store.place(ib, l2 + item_len, i, payload);
                     Checksum::default()
                 } else {
-                    store.append(ib, offset + item_len, i, payload)
+                    store.append(ib, l2 + item_len, i, payload)
                 };
                 let ok = match (*pkt_csum, l4_hdr_sum) {
                     (Some(ok), _) => ok,
@@ -968,7 +1061,7 @@ impl GroTable {
                 it.tail = i as u32;
             }
             Merge::Prepend => {
-                store.prepend(ib, offset + hl..offset + item_len, i, payload);
+                store.prepend(ib, l2 + hl..l2 + item_len, i, payload);
                 let it = &mut self.items[idx];
                 if it.run.merged == 0 && cand.payload_len > it.run.gso_size {
                     // The old first segment is now a shorter last one.
@@ -1010,6 +1103,32 @@ fn check_batch(
                     index,
                     end: end.unwrap_or(usize::MAX),
                     buf_len,
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Check a batch of views: each piece in a source and in order
+/// (`start <= end`).
+fn check_views<B: AsRef<[u8]>>(sources: &[B], views: &[PacketView]) -> Result<(), GroError> {
+    for (index, v) in views.iter().enumerate() {
+        for seg in [v.head, v.tail] {
+            let Some(src) = sources.get(seg.buf) else {
+                return Err(GroError::NoSuchSource {
+                    index,
+                    source: seg.buf,
+                    sources: sources.len(),
+                });
+            };
+            let source_len = src.as_ref().len();
+            if seg.start > seg.end || seg.end > source_len {
+                return Err(GroError::ViewOutsideSource {
+                    index,
+                    start: seg.start,
+                    end: seg.end,
+                    source_len,
                 });
             }
         }
@@ -1075,12 +1194,19 @@ enum Attempt {
     ItemBad,
 }
 
-/// Whether the transport checksum of a candidate verifies.
+/// Whether the transport checksum of packet `i` of `store` verifies: its
+/// `l4_len` bytes of transport header and payload at `l2 + ip_hl`.
 /// `pseudo` is the flow's pseudo-header sum without the length.
-fn l4_checksum_ok(pkt: &[u8], c: &Candidate, mut pseudo: Checksum) -> bool {
-    let l4 = &pkt[c.ip_header_len..];
-    pseudo.add_u16(l4.len() as u16);
-    pseudo.combine(Checksum::of(l4)).fold() == 0xffff
+fn l4_checksum_ok<S: Store>(
+    store: &mut S,
+    i: usize,
+    l2: usize,
+    ip_hl: usize,
+    l4_len: usize,
+    mut pseudo: Checksum,
+) -> bool {
+    pseudo.add_u16(l4_len as u16);
+    pseudo.combine(store.sum(i, l2 + ip_hl)).fold() == 0xffff
 }
 
 fn pseudo_header(pkt: &[u8], c: &Candidate, l4_len: usize) -> Checksum {
