@@ -154,6 +154,7 @@ mod rx;
 #[cfg(test)]
 mod test_packets;
 mod tx;
+mod views;
 
 pub use device::{Device, DeviceBuilder, Mode};
 pub use error::{ConfigError, Error, ErrorKind, IoOp, NsAction, Result, Syscall};
@@ -164,6 +165,7 @@ pub use netns::NetNs;
 pub use queue::Queue;
 pub use rx::{RecvState, RecvStats};
 pub use tx::{SendReport, SendState};
+pub use views::ViewBatch;
 
 pub use ipnet;
 pub use tun_offload as offload;

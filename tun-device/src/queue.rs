@@ -22,7 +22,10 @@ use crate::error::{BatchError, ConfigError, Error, IoOp, Result};
 use crate::interface::Interface;
 use crate::interrupt::Interrupt;
 use crate::rx::{Framing, Malformed, RecvState, RxFault, Step, SuperPacket};
-use crate::tx::{Failed, PREFIX_MAX, SendReport, SendState, TxFraming, Written, recycle};
+use crate::tx::{
+    Buffers, Failed, PREFIX_MAX, SendReport, SendState, TxBatch, TxFraming, Written, recycle,
+};
+use crate::views::{Taken, ViewBatch};
 
 /// Length of `struct tun_pi`.
 pub(crate) const PI_LEN: usize = PacketInfo::LEN;
@@ -625,7 +628,19 @@ impl Queue {
         let Some(fault) = step.fault else {
             return Ok(false);
         };
-        let e = match fault {
+        let e = self.rx_fault_error(fault, op);
+        if *n > 0 {
+            st.deferred = Some(e);
+            Ok(true)
+        } else {
+            Err(e)
+        }
+    }
+
+    /// The error of `op` for what the receive engine could not hand out (a
+    /// malformed packet is counted on the interface).
+    fn rx_fault_error(&self, fault: RxFault, op: IoOp) -> Error {
+        match fault {
             RxFault::TooSmall { needed, available } => Error::BufferTooSmall {
                 op,
                 interface: self.name(),
@@ -639,13 +654,126 @@ impl Queue {
                     .fetch_add(1, Ordering::Relaxed);
                 error.into_error(op, self.name(), index)
             }
-        };
-        if *n > 0 {
-            st.deferred = Some(e);
-            Ok(true)
-        } else {
-            Err(e)
         }
+    }
+
+    /// Receive a batch of views ([`ViewBatch`]): packets read one behind
+    /// the other into the batch's arena, each super-packet split without
+    /// moving its payload (each segment's rewritten headers apart, its
+    /// payload where it was read), each packet that needs no split where
+    /// it was read; returns how many packets. For [`Self::send_views`],
+    /// which writes coalesced runs with their payload as one slice of the
+    /// read: no payload byte is copied in user space (a UDP-tunnel
+    /// super-packet's outer datagrams excepted, which are split into the
+    /// batch as [`Self::recv_batch`] splits them).
+    ///
+    /// The batch is emptied first. Reads go as [`Self::recv_batch`]'s do:
+    /// the first waits (in blocking mode), further ones are made while the
+    /// kernel has more, never waiting, until a super-packet arrives, the
+    /// batch holds its `max_packets`, or the arena has no room for another
+    /// read of the largest packet. Checksums are completed, or left partial
+    /// with [`RecvState::set_partial_checksums`] (each view then carries
+    /// its header), and `state` counts what was read. A malformed packet
+    /// met after some packets is returned by the next call; nothing is
+    /// pending between calls otherwise (segments a [`Self::recv_batch`]
+    /// left in `state` stay there for it).
+    pub fn recv_views(&self, state: &mut RecvState, batch: &mut ViewBatch) -> Result<usize> {
+        let op = IoOp::RecvBatch;
+        batch.clear();
+        if let Some(e) = state.deferred.take() {
+            return Err(e);
+        }
+        let framing = self.framing();
+        let prefix_len = framing.prefix_len();
+        loop {
+            let first = batch.is_empty();
+            let block = first && !self.is_nonblocking();
+            let mut prefix = [0u8; PREFIX_MAX];
+            let Some(area) = batch.read_area() else {
+                break;
+            };
+            let mut iov = [
+                IoSliceMut::new(&mut prefix[..prefix_len]),
+                IoSliceMut::new(area),
+            ];
+            let (total, waited) = match self.readv_waiting(&mut iov, op, block) {
+                Ok(t) => t,
+                Err(e) if !first => {
+                    if e.is_would_block() {
+                        state.stats.empty_reads += 1;
+                    } else {
+                        state.deferred = Some(e);
+                    }
+                    break;
+                }
+                Err(e) => return Err(e),
+            };
+            state.stats.reads += 1;
+            let taken = if total < prefix_len {
+                Err(RxFault::TooSmall {
+                    needed: total,
+                    available: prefix_len,
+                })
+            } else {
+                crate::rx::decode_hdr(framing, &prefix)
+                    .map_err(|error| RxFault::Bad {
+                        index: batch.len(),
+                        error,
+                    })
+                    .and_then(|hdr| {
+                        batch.take(framing, hdr, total - prefix_len, state.partial_checksums())
+                    })
+            };
+            let taken = match taken {
+                Ok(t) => t,
+                Err(fault) => {
+                    let e = self.rx_fault_error(fault, op);
+                    if first {
+                        return Err(e);
+                    }
+                    state.deferred = Some(e);
+                    break;
+                }
+            };
+            // As in recv_batch: a super-packet is a full batch by itself,
+            // and a read right after a wait seldom finds another.
+            if let Taken::Split { tunnel, .. } = taken {
+                state.stats.super_packets += 1;
+                state.stats.tunnel_super_packets += u64::from(tunnel);
+                break;
+            }
+            if waited || batch.is_full() {
+                break;
+            }
+        }
+        state.stats.packets += batch.len() as u64;
+        state.stats.bytes += batch.bytes() as u64;
+        Ok(batch.len())
+    }
+
+    /// Send a batch of views ([`Self::recv_views`]'s): coalesced by the
+    /// rules of [`Self::send_batch`], each run written with one gathered
+    /// `writev` whose payload slices are where the packets were read (one
+    /// slice for the segments of one super-packet merged again); a packet
+    /// written as it is goes out from its head and tail. Errors, the EINVAL
+    /// fallback and [`SendState::set_partial_checksums`] (each view's own
+    /// header) work as there; [`Self::send_pending_views`] goes on after
+    /// an error. The batch is not written to.
+    pub fn send_views(&self, state: &mut SendState, batch: &ViewBatch) -> Result<SendReport> {
+        state
+            .prepare_views(batch, self.tx_framing())
+            .map_err(|e| self.batch_error(IoOp::SendBatch, e))?;
+        self.send_pending_views(state, batch)
+    }
+
+    /// [`Self::send_pending`] for a batch of views: write what `state`
+    /// holds of it. `batch` must be the one [`Self::send_views`] was given.
+    pub fn send_pending_views(
+        &self,
+        state: &mut SendState,
+        batch: &ViewBatch,
+    ) -> Result<SendReport> {
+        self.send_frames(state, batch)
     }
 
     /// One `readv` laid out by the receive engine: the prefix, the slices
@@ -747,20 +875,23 @@ impl Queue {
         lens: &[usize],
         offset: usize,
     ) -> Result<()> {
-        let framing = self.framing();
+        st.prepare(bufs, lens, offset, self.tx_framing())
+            .map_err(|e| self.batch_error(IoOp::SendBatch, e))
+    }
+
+    /// How the send engine frames and coalesces for this queue now.
+    fn tx_framing(&self) -> TxFraming {
         let iface = self.interface();
         let offloads = iface.offloads();
-        let tx = TxFraming {
-            wire: framing,
+        TxFraming {
+            wire: self.framing(),
             tcp: iface.tcp_coalescing(),
             udp: iface.udp_coalescing()
                 && offloads.contains(OffloadFlags::USO4 | OffloadFlags::USO6),
             ecn: offloads.contains(OffloadFlags::TSO_ECN),
             tunnel_gro: iface.tunnel_coalescing(),
             outer_csum: offloads.contains(OffloadFlags::UDP_TUNNEL_GSO_CSUM),
-        };
-        st.prepare(bufs, lens, offset, tx)
-            .map_err(|e| self.batch_error(IoOp::SendBatch, e))
+        }
     }
 
     /// Write what `state` holds of the current batch (after an error or
@@ -774,12 +905,18 @@ impl Queue {
         lens: &[usize],
         offset: usize,
     ) -> Result<SendReport> {
-        st.check_batch(bufs.len(), offset)
+        self.send_frames(st, Buffers { bufs, lens, offset })
+    }
+
+    /// The write loop of a prepared batch: frames from the engine, each
+    /// written with one `writev`, until done or an error.
+    fn send_frames<'a, T: TxBatch<'a>>(&self, st: &mut SendState, batch: T) -> Result<SendReport> {
+        st.check_batch(batch.id())
             .map_err(|e| self.batch_error(IoOp::SendBatch, e))?;
         loop {
             let mut prefix = [0u8; PREFIX_MAX];
             let mut iov = st.take_iov();
-            let framed = st.frame(bufs, lens, &mut prefix, &mut iov);
+            let framed = st.frame_of(batch, &mut prefix, &mut iov);
             let res = match framed {
                 Ok(Some(_)) => Some(self.writev(&iov).map(drop)),
                 Ok(None) => None,

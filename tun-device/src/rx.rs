@@ -610,33 +610,9 @@ impl RecvState {
                 },
             );
         }
-        let full = if framing.vnet {
-            let at = if framing.pi { PacketInfo::LEN } else { 0 };
-            let bytes = &self.prefix[at..at + framing.vnet_len()];
-            let decoded = if framing.tunnel {
-                VirtioNetHdrV1HashTunnel::decode(bytes)
-            } else {
-                VirtioNetHdr::decode(bytes).map(VirtioNetHdrV1HashTunnel::plain)
-            };
-            match decoded {
-                Ok(h) => h,
-                Err(e) => {
-                    let error = PacketError::Truncated {
-                        layer: Layer::Ipv4,
-                        required: e.required,
-                        len: e.len,
-                    };
-                    return Step::fault(
-                        0,
-                        RxFault::Bad {
-                            index: n,
-                            error: error.into(),
-                        },
-                    );
-                }
-            }
-        } else {
-            VirtioNetHdrV1HashTunnel::plain(VirtioNetHdr::ZERO)
+        let full = match decode_hdr(framing, &self.prefix) {
+            Ok(h) => h,
+            Err(error) => return Step::fault(0, RxFault::Bad { index: n, error }),
         };
         let hdr = full.hdr;
         let first_len = self.layout.slots[0].len();
@@ -654,34 +630,17 @@ impl RecvState {
                 self.gather_into_first(bufs, offset, len);
             }
             let pkt = &mut bufs[n].as_mut()[offset..offset + len];
-            // With partial checksums a sum the kernel left at the packet's
-            // own transport header is handed out as it came (only its
-            // place checked). Any other is completed: one elsewhere (an
-            // inner checksum of a tunnel datagram), so that the outer
-            // packets can still be coalesced, and with the UDP-tunnel
-            // offload a UDP datagram's (maybe a VXLAN or Geneve one, whose
-            // tunnel coalescing verifies the outer checksum).
-            let keep = self.partial
-                && tun_offload::is_transport_partial(&hdr, pkt, framing.l2)
-                && !(framing.tunnel && usize::from(hdr.csum_offset()) == UDP_CSUM_OFFSET);
-            let done = if keep {
-                tun_offload::check_partial(&hdr, pkt)
-            } else {
-                tun_offload::complete_checksum(&hdr, pkt)
-            };
-            // What the header still says once a sum is completed: at most
-            // DATA_VALID.
-            if keep || !hdr.flags().contains(HdrFlags::NEEDS_CSUM) {
-                self.step_hdr = hdr.checksum_part();
-            }
-            if let Err(error) = done {
-                return Step::fault(
-                    0,
-                    RxFault::Bad {
-                        index: n,
-                        error: error.into(),
-                    },
-                );
+            match settle_checksum(framing, self.partial, &hdr, pkt) {
+                Ok(carries) => self.step_hdr = carries,
+                Err(error) => {
+                    return Step::fault(
+                        0,
+                        RxFault::Bad {
+                            index: n,
+                            error: error.into(),
+                        },
+                    );
+                }
             }
             lens[n] = len;
             return Step::ok(1);
@@ -952,6 +911,63 @@ impl RecvState {
     }
 }
 
+/// The virtio header at the end of a read's `prefix` (packet information
+/// first, if any), in its 24-byte form; all zero without one.
+pub(crate) fn decode_hdr(
+    framing: Framing,
+    prefix: &[u8],
+) -> Result<VirtioNetHdrV1HashTunnel, Malformed> {
+    if !framing.vnet {
+        return Ok(VirtioNetHdrV1HashTunnel::plain(VirtioNetHdr::ZERO));
+    }
+    let at = if framing.pi { PacketInfo::LEN } else { 0 };
+    let bytes = prefix.get(at..at + framing.vnet_len()).unwrap_or_default();
+    let decoded = if framing.tunnel {
+        VirtioNetHdrV1HashTunnel::decode(bytes)
+    } else {
+        VirtioNetHdr::decode(bytes).map(VirtioNetHdrV1HashTunnel::plain)
+    };
+    decoded.map_err(|e| {
+        Malformed::Plain(PacketError::Truncated {
+            layer: Layer::Ipv4,
+            required: e.required,
+            len: e.len,
+        })
+    })
+}
+
+/// Settle the checksum of a packet the kernel handed over whole (`hdr`
+/// says no GSO), in place, and return the virtio header it carries on.
+///
+/// With `partial`, a sum the kernel left at the packet's own transport
+/// header is handed out as it came (only its place checked), and the
+/// packet carries its header's checksum part. Any other partial sum is
+/// completed: one elsewhere (an inner checksum of a tunnel datagram), so
+/// that the outer packets can still be coalesced, and with the UDP-tunnel
+/// offload a UDP datagram's (maybe a VXLAN or Geneve one, whose tunnel
+/// coalescing verifies the outer checksum); the packet then carries at most
+/// DATA_VALID.
+pub(crate) fn settle_checksum(
+    framing: Framing,
+    partial: bool,
+    hdr: &VirtioNetHdr,
+    pkt: &mut [u8],
+) -> Result<VirtioNetHdr, PacketError> {
+    let keep = partial
+        && tun_offload::is_transport_partial(hdr, pkt, framing.l2)
+        && !(framing.tunnel && usize::from(hdr.csum_offset()) == UDP_CSUM_OFFSET);
+    if keep {
+        tun_offload::check_partial(hdr, pkt)?;
+    } else {
+        tun_offload::complete_checksum(hdr, pkt)?;
+    }
+    Ok(if keep || !hdr.flags().contains(HdrFlags::NEEDS_CSUM) {
+        hdr.checksum_part()
+    } else {
+        VirtioNetHdr::ZERO
+    })
+}
+
 /// Grow `segs` (and `lens`) to at least `count` buffers of at least `len`
 /// bytes each: the segment storage of a split the caller's buffers could
 /// not take, reused from call to call.
@@ -975,8 +991,8 @@ pub(crate) fn ensure_segments(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_packets::{plain_udp, reference, super_tcp};
     use tun_offload::HdrFlags;
-    use tun_offload::checksum::{Checksum, pseudo_header_v4};
 
     const OFF: usize = 10;
 
@@ -988,74 +1004,6 @@ mod tests {
             l2: false,
             mtu: 1500,
         }
-    }
-
-    /// An IPv4/TCP super-packet of `payload` bytes (`hl` = 20 + 20 +
-    /// `opts` bytes of headers) as a TUN hands it over: NEEDS_CSUM with the
-    /// pseudo-header sum in the checksum field, `gso` bytes per segment.
-    fn super_tcp(payload: usize, gso: u16, seq: u32, opts: usize) -> (VirtioNetHdr, Vec<u8>) {
-        let hl = 40 + opts;
-        let len = hl + payload;
-        let mut p = vec![0u8; len];
-        p[0] = 0x45;
-        p[2..4].copy_from_slice(&(len.min(0xffff) as u16).to_be_bytes());
-        p[6] = 0x40;
-        p[8] = 64;
-        p[9] = 6;
-        p[12..16].copy_from_slice(&[10, 0, 0, 1]);
-        p[16..20].copy_from_slice(&[10, 0, 0, 2]);
-        let ip = tun_offload::checksum::ipv4_header(&p[..20]);
-        p[10..12].copy_from_slice(&ip.to_be_bytes());
-        p[20..22].copy_from_slice(&4000u16.to_be_bytes());
-        p[22..24].copy_from_slice(&80u16.to_be_bytes());
-        p[24..28].copy_from_slice(&seq.to_be_bytes());
-        p[32] = ((5 + opts / 4) as u8) << 4;
-        p[33] = 0x18; // ACK | PSH
-        p[34..36].copy_from_slice(&1000u16.to_be_bytes());
-        p[40..hl].fill(1); // NOP options
-        for (k, b) in p[hl..].iter_mut().enumerate() {
-            *b = (k * 7 + seq as usize) as u8;
-        }
-        let l4 = (len - 20) as u16;
-        let pseudo = pseudo_header_v4([10, 0, 0, 1].into(), [10, 0, 0, 2].into(), 6, l4);
-        p[36..38].copy_from_slice(&pseudo.fold().to_be_bytes());
-        let hdr = VirtioNetHdr::new(HdrFlags::NEEDS_CSUM, GsoType::TCPV4, hl as u16, gso, 20, 16);
-        (hdr, p)
-    }
-
-    /// A plain IPv4/UDP packet with a complete checksum.
-    fn plain_udp(payload: usize) -> Vec<u8> {
-        let len = 28 + payload;
-        let mut p = vec![0u8; len];
-        p[0] = 0x45;
-        p[2..4].copy_from_slice(&(len as u16).to_be_bytes());
-        p[8] = 64;
-        p[9] = 17;
-        p[12..16].copy_from_slice(&[10, 0, 0, 1]);
-        p[16..20].copy_from_slice(&[10, 0, 0, 2]);
-        let ip = tun_offload::checksum::ipv4_header(&p[..20]);
-        p[10..12].copy_from_slice(&ip.to_be_bytes());
-        p[24..26].copy_from_slice(&((len - 20) as u16).to_be_bytes());
-        for (k, b) in p[28..].iter_mut().enumerate() {
-            *b = k as u8;
-        }
-        let pseudo = pseudo_header_v4(
-            [10, 0, 0, 1].into(),
-            [10, 0, 0, 2].into(),
-            17,
-            (len - 20) as u16,
-        );
-        let c = pseudo.combine(Checksum::of(&p[20..])).finish_udp();
-        p[26..28].copy_from_slice(&c.to_be_bytes());
-        p
-    }
-
-    /// The segments tun-offload's copying split makes of a super-packet.
-    fn reference(hdr: &VirtioNetHdr, pkt: &[u8]) -> Vec<Vec<u8>> {
-        let mut b = vec![vec![0u8; 70_000]; 128];
-        let mut s = vec![0usize; 128];
-        let n = tun_offload::split(hdr, pkt, &mut b, &mut s, 0).unwrap();
-        (0..n).map(|i| b[i][..s[i]].to_vec()).collect()
     }
 
     /// What the kernel's `readv` does with `wire` (prefix and packet) for

@@ -1,7 +1,8 @@
-//! Packets for the engines' unit tests: a VXLAN super-packet as a TUN
-//! with the UDP-tunnel offload hands it over, built byte by byte.
+//! Packets for the engines' unit tests, built byte by byte: TCP
+//! super-packets and UDP datagrams as a TUN hands them over, and a VXLAN
+//! super-packet as one with the UDP-tunnel offload does.
 
-use tun_offload::checksum::{ipv4_header, pseudo_header_v4};
+use tun_offload::checksum::{Checksum, ipv4_header, pseudo_header_v4};
 use tun_offload::{GsoType, HdrFlags, VirtioNetHdr, VirtioNetHdrV1HashTunnel};
 
 /// Outer IPv4 (20) + UDP (8) + VXLAN (8) + inner Ethernet (14).
@@ -91,5 +92,78 @@ pub(crate) fn tunnel_reference(
     let mut b = vec![vec![0u8; 70_000]; 128];
     let mut s = vec![0usize; 128];
     let n = tun_offload::split_tunnel(hdr, pkt, frame, &mut b, &mut s, 0).unwrap();
+    (0..n).map(|i| b[i][..s[i]].to_vec()).collect()
+}
+
+/// An IPv4/TCP super-packet of `payload` bytes (`hl` = 20 + 20 +
+/// `opts` bytes of headers) as a TUN hands it over: NEEDS_CSUM with the
+/// pseudo-header sum in the checksum field, `gso` bytes per segment.
+pub(crate) fn super_tcp(
+    payload: usize,
+    gso: u16,
+    seq: u32,
+    opts: usize,
+) -> (VirtioNetHdr, Vec<u8>) {
+    let hl = 40 + opts;
+    let len = hl + payload;
+    let mut p = vec![0u8; len];
+    p[0] = 0x45;
+    p[2..4].copy_from_slice(&(len.min(0xffff) as u16).to_be_bytes());
+    p[6] = 0x40;
+    p[8] = 64;
+    p[9] = 6;
+    p[12..16].copy_from_slice(&[10, 0, 0, 1]);
+    p[16..20].copy_from_slice(&[10, 0, 0, 2]);
+    let ip = ipv4_header(&p[..20]);
+    p[10..12].copy_from_slice(&ip.to_be_bytes());
+    p[20..22].copy_from_slice(&4000u16.to_be_bytes());
+    p[22..24].copy_from_slice(&80u16.to_be_bytes());
+    p[24..28].copy_from_slice(&seq.to_be_bytes());
+    p[32] = ((5 + opts / 4) as u8) << 4;
+    p[33] = 0x18; // ACK | PSH
+    p[34..36].copy_from_slice(&1000u16.to_be_bytes());
+    p[40..hl].fill(1); // NOP options
+    for (k, b) in p[hl..].iter_mut().enumerate() {
+        *b = (k * 7 + seq as usize) as u8;
+    }
+    let l4 = (len - 20) as u16;
+    let pseudo = pseudo_header_v4([10, 0, 0, 1].into(), [10, 0, 0, 2].into(), 6, l4);
+    p[36..38].copy_from_slice(&pseudo.fold().to_be_bytes());
+    let hdr = VirtioNetHdr::new(HdrFlags::NEEDS_CSUM, GsoType::TCPV4, hl as u16, gso, 20, 16);
+    (hdr, p)
+}
+
+/// A plain IPv4/UDP packet with a complete checksum.
+pub(crate) fn plain_udp(payload: usize) -> Vec<u8> {
+    let len = 28 + payload;
+    let mut p = vec![0u8; len];
+    p[0] = 0x45;
+    p[2..4].copy_from_slice(&(len as u16).to_be_bytes());
+    p[8] = 64;
+    p[9] = 17;
+    p[12..16].copy_from_slice(&[10, 0, 0, 1]);
+    p[16..20].copy_from_slice(&[10, 0, 0, 2]);
+    let ip = ipv4_header(&p[..20]);
+    p[10..12].copy_from_slice(&ip.to_be_bytes());
+    p[24..26].copy_from_slice(&((len - 20) as u16).to_be_bytes());
+    for (k, b) in p[28..].iter_mut().enumerate() {
+        *b = k as u8;
+    }
+    let pseudo = pseudo_header_v4(
+        [10, 0, 0, 1].into(),
+        [10, 0, 0, 2].into(),
+        17,
+        (len - 20) as u16,
+    );
+    let c = pseudo.combine(Checksum::of(&p[20..])).finish_udp();
+    p[26..28].copy_from_slice(&c.to_be_bytes());
+    p
+}
+
+/// The segments tun-offload's copying split makes of a super-packet.
+pub(crate) fn reference(hdr: &VirtioNetHdr, pkt: &[u8]) -> Vec<Vec<u8>> {
+    let mut b = vec![vec![0u8; 70_000]; 128];
+    let mut s = vec![0usize; 128];
+    let n = tun_offload::split(hdr, pkt, &mut b, &mut s, 0).unwrap();
     (0..n).map(|i| b[i][..s[i]].to_vec()).collect()
 }

@@ -20,7 +20,8 @@ use rustix::io::Errno;
 use tun_offload::framing::PacketInfo;
 use tun_offload::gro::GroStats;
 use tun_offload::{
-    GroTable, TunnelCoalesce, TunnelProto, VirtioNetHdr, VirtioNetHdrV1HashTunnel, coalesce_tunnel,
+    GroError, GroTable, TunnelCoalesce, TunnelProto, VirtioNetHdr, VirtioNetHdrV1HashTunnel,
+    coalesce_tunnel,
 };
 
 use crate::error::BatchError;
@@ -77,6 +78,115 @@ impl TxFraming {
     }
 }
 
+/// Which batch a state was prepared for: [`SendState::check_batch`]
+/// compares it with the one `send_pending` is given.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) enum BatchId {
+    /// None yet.
+    #[default]
+    None,
+    /// `count` buffers, packets at `offset`.
+    Buffers { count: usize, offset: usize },
+    /// A batch of `count` views.
+    Views { count: usize },
+}
+
+impl BatchId {
+    fn count(self) -> usize {
+        match self {
+            BatchId::None => 0,
+            BatchId::Buffers { count, .. } | BatchId::Views { count } => count,
+        }
+    }
+}
+
+/// A batch as the send engine reads it: packets by index, each in one or
+/// two pieces (the caller's buffers, or a [`ViewBatch`](crate::ViewBatch)),
+/// and how the coalescing table plans it. `'a` is how long its bytes live.
+pub(crate) trait TxBatch<'a>: Copy {
+    /// What the plan's segments index.
+    type Source: AsRef<[u8]> + 'a;
+
+    fn count(self) -> usize;
+
+    fn id(self) -> BatchId;
+
+    /// Packet `j`: its bytes in one or two pieces (the second may be empty).
+    fn pieces(self, j: usize) -> Result<[&'a [u8]; 2], BatchError>;
+
+    /// The virtio header packet `j` carries (read with partial checksums).
+    fn own_hdr(self, j: usize) -> VirtioNetHdr;
+
+    /// Plan the batch with `table` (read back with `GroTable::planned`).
+    fn plan(self, table: &mut GroTable) -> Result<(), GroError>;
+
+    /// What the plan's segments index.
+    fn sources(self) -> &'a [Self::Source];
+}
+
+/// The caller's buffers: packet `i` is `bufs[i][offset..offset + lens[i]]`.
+pub(crate) struct Buffers<'a, B> {
+    pub(crate) bufs: &'a [B],
+    pub(crate) lens: &'a [usize],
+    pub(crate) offset: usize,
+}
+
+impl<B> Clone for Buffers<'_, B> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<B> Copy for Buffers<'_, B> {}
+
+impl<'a, B: AsRef<[u8]>> TxBatch<'a> for Buffers<'a, B> {
+    type Source = B;
+
+    fn count(self) -> usize {
+        self.bufs.len()
+    }
+
+    fn id(self) -> BatchId {
+        BatchId::Buffers {
+            count: self.bufs.len(),
+            offset: self.offset,
+        }
+    }
+
+    fn pieces(self, j: usize) -> Result<[&'a [u8]; 2], BatchError> {
+        let buf = self.bufs.get(j).map(|b| b.as_ref()).unwrap_or_default();
+        let len = self.lens.get(j).copied().unwrap_or(usize::MAX);
+        self.offset
+            .checked_add(len)
+            .and_then(|end| buf.get(self.offset..end))
+            .map(|p| [p, &[][..]])
+            .ok_or(BatchError::PacketOutsideBuffer {
+                index: j,
+                end: self.offset.saturating_add(len),
+                buf_len: buf.len(),
+            })
+    }
+
+    fn own_hdr(self, j: usize) -> VirtioNetHdr {
+        let offset = self.offset;
+        if offset < VirtioNetHdr::LEN {
+            return VirtioNetHdr::ZERO;
+        }
+        self.bufs
+            .get(j)
+            .and_then(|b| b.as_ref().get(offset - VirtioNetHdr::LEN..offset))
+            .map_or(VirtioNetHdr::ZERO, tun_offload::packet_hdr)
+    }
+
+    fn plan(self, table: &mut GroTable) -> Result<(), GroError> {
+        table.plan(self.bufs, self.lens, self.offset).map(drop)
+    }
+
+    fn sources(self) -> &'a [B] {
+        self.bufs
+    }
+}
+
 /// Whether `pkt` (a TUN packet, or a TAP frame with `l2`) may be a VXLAN or
 /// Geneve datagram: UDP behind an outer IP header without options or
 /// extension headers, then a VXLAN header (flags exactly I, every reserved
@@ -112,6 +222,14 @@ fn maybe_tunnel(pkt: &[u8], l2: bool) -> bool {
         tnl.get(eth + 12..eth + 14),
         Some([0x08, 0x00] | [0x86, 0xdd])
     )
+}
+
+/// Packet `j` of `batch` if it is in one piece.
+fn whole<'a, T: TxBatch<'a>>(batch: T, j: usize) -> Option<&'a [u8]> {
+    match batch.pieces(j) {
+        Ok([p, []]) => Some(p),
+        _ => None,
+    }
 }
 
 /// The writes of a coalesced batch, in order.
@@ -192,8 +310,8 @@ pub struct SendState {
     /// How the current batch is framed; it was planned by the table when
     /// this coalesces ([`Self::coalesced`]).
     framing: TxFraming,
-    /// The batch the plan refers to: its length and offset.
-    batch: (usize, usize),
+    /// The batch the plan refers to.
+    batch: BatchId,
     /// The first packet of each frame of the batch, in write order.
     heads: Vec<usize>,
     /// What each write is, when the batch was coalesced.
@@ -238,7 +356,7 @@ impl SendState {
             verified: false,
             partial: false,
             framing: TxFraming::default(),
-            batch: (0, 0),
+            batch: BatchId::None,
             heads: Vec::new(),
             plan: Vec::new(),
             tunnel_runs: Vec::new(),
@@ -276,7 +394,7 @@ impl SendState {
     /// Packets of the batch neither written nor refused yet.
     pub fn unsent_packets(&self) -> usize {
         self.batch
-            .0
+            .count()
             .saturating_sub(self.written + self.rejected.len())
     }
 
@@ -294,7 +412,7 @@ impl SendState {
         self.fallback = None;
         self.next = 0;
         self.written = 0;
-        self.batch = (0, 0);
+        self.batch = BatchId::None;
     }
 
     /// What the current batch did so far.
@@ -343,17 +461,15 @@ impl SendState {
         self.partial
     }
 
-    /// The header to write in front of packet `j`, written as it is: its
-    /// own header's checksum part with partial checksums, else all zero
-    /// (the header that asks for nothing).
-    fn own_hdr<B: AsRef<[u8]>>(&self, bufs: &[B], j: usize) -> VirtioNetHdr {
-        let offset = self.batch.1;
-        if !self.partial || offset < VirtioNetHdr::LEN {
-            return VirtioNetHdr::ZERO;
+    /// The header to write in front of packet `j` of `batch`, written as
+    /// it is: its own header's checksum part with partial checksums, else
+    /// all zero (the header that asks for nothing).
+    fn own_hdr<'a, T: TxBatch<'a>>(&self, batch: T, j: usize) -> VirtioNetHdr {
+        if self.partial {
+            batch.own_hdr(j)
+        } else {
+            VirtioNetHdr::ZERO
         }
-        bufs.get(j)
-            .and_then(|b| b.as_ref().get(offset - VirtioNetHdr::LEN..offset))
-            .map_or(VirtioNetHdr::ZERO, tun_offload::packet_hdr)
     }
 
     /// The coalescing counters of the last batch.
@@ -398,55 +514,72 @@ impl SendState {
                 }
             }
         }
+        self.prepare_batch(Buffers { bufs, lens, offset }, bytes, framing)
+    }
+
+    /// Plan a batch of views (their lengths checked when it was filled).
+    pub(crate) fn prepare_views(
+        &mut self,
+        views: &crate::ViewBatch,
+        framing: TxFraming,
+    ) -> Result<(), BatchError> {
+        self.clear();
+        let bytes = views.bytes();
+        self.prepare_batch(views, bytes, framing)
+    }
+
+    /// Plan `batch` of `bytes` bytes (checked by the caller).
+    fn prepare_batch<'a, T: TxBatch<'a>>(
+        &mut self,
+        batch: T,
+        bytes: usize,
+        framing: TxFraming,
+    ) -> Result<(), BatchError> {
+        self.framing = framing;
         self.report = SendReport {
             packets: 0,
             writes: 0,
             tunnel_writes: 0,
             bytes,
         };
+        let n = batch.count();
         if framing.coalesces() {
             // Tunnel datagrams are UDP: left to the plain rules they would
             // merge as plain UDP. In a batch that has some, the table
-            // merges TCP alone and the tunnel runs are made below.
+            // merges TCP alone and the tunnel runs are made below. (A
+            // datagram in two pieces is a split UDP segment, not one.)
             let tunnel = framing.tunnel_gro
-                && bufs.iter().zip(lens).any(|(b, &len)| {
-                    maybe_tunnel(&b.as_ref()[offset..offset + len], framing.wire.l2)
-                });
+                && (0..n)
+                    .any(|j| whole(batch, j).is_some_and(|p| maybe_tunnel(p, framing.wire.l2)));
             self.table.set_tcp_gro(framing.tcp);
             self.table.set_udp_gro(framing.udp && !tunnel);
             self.table.set_frames(framing.wire.l2);
             self.table.set_tcp_ecn(framing.ecn);
             self.table.set_checksums_verified(self.verified);
             self.table.set_partial_checksums(self.partial);
-            let plan = self
-                .table
-                .plan(bufs, lens, offset)
+            batch
+                .plan(&mut self.table)
                 .map_err(BatchError::Coalescing)?;
             if tunnel {
-                self.plan_tunnel_runs(bufs, lens, offset, framing);
+                self.plan_tunnel_runs(batch, framing);
             } else {
+                let plan = self.table.planned();
                 self.heads.extend(plan.iter().map(|run| run.first()));
                 self.plan.extend((0..plan.len()).map(PlannedWrite::Run));
             }
         } else {
-            self.heads.extend(0..bufs.len());
+            self.heads.extend(0..n);
         }
-        self.batch = (bufs.len(), offset);
+        self.batch = batch.id();
         Ok(())
     }
 
     /// The frames of a batch with tunnel datagrams: the table's runs, and
     /// each stretch of consecutive datagrams it left alone that coalesces
     /// into a tunnel super-packet of two or more.
-    fn plan_tunnel_runs<B: AsRef<[u8]>>(
-        &mut self,
-        bufs: &[B],
-        lens: &[usize],
-        offset: usize,
-        framing: TxFraming,
-    ) {
+    fn plan_tunnel_runs<'a, T: TxBatch<'a>>(&mut self, batch: T, framing: TxFraming) {
         let plan = self.table.planned();
-        let packet = |i: usize| &bufs[i].as_ref()[offset..offset + lens[i]];
+        let packet = |i: usize| whole(batch, i).unwrap_or_default();
         let alone = |k: usize| plan.get(k).filter(|r| !r.is_merged()).map(|r| r.first());
         let mut cfg = TunnelCoalesce {
             proto: TunnelProto::Vxlan,
@@ -456,7 +589,8 @@ impl SendState {
         };
         let mut k = 0;
         while k < plan.len() {
-            let first = alone(k).filter(|&i| maybe_tunnel(packet(i), framing.wire.l2));
+            let first = alone(k)
+                .filter(|&i| whole(batch, i).is_some_and(|p| maybe_tunnel(p, framing.wire.l2)));
             let Some(first) = first else {
                 self.heads.push(plan.get(k).map_or(0, |r| r.first()));
                 self.plan.push(PlannedWrite::Run(k));
@@ -466,7 +600,7 @@ impl SendState {
             // The datagrams behind it, each alone in the plan and next in
             // the batch.
             let mut count = 1;
-            while alone(k + count) == Some(first + count) {
+            while alone(k + count) == Some(first + count) && whole(batch, first + count).is_some() {
                 count += 1;
             }
             let pkts: Vec<&[u8]> = (first..first + count).map(packet).collect();
@@ -520,14 +654,14 @@ impl SendState {
         }
     }
 
-    /// Check that `bufs` and `offset` are the batch [`Self::prepare`] saw.
-    pub(crate) fn check_batch(&self, given: usize, offset: usize) -> Result<(), BatchError> {
-        if self.is_done() || (given, offset) == self.batch {
+    /// Check that `given` is the batch [`Self::prepare`] saw.
+    pub(crate) fn check_batch(&self, given: BatchId) -> Result<(), BatchError> {
+        if self.is_done() || given == self.batch {
             Ok(())
         } else {
             Err(BatchError::NotThePreparedBatch {
-                prepared: self.batch.0,
-                given,
+                prepared: self.batch.count(),
+                given: given.count(),
             })
         }
     }
@@ -545,50 +679,58 @@ impl SendState {
 
     /// The next frame to write, as slices into `iov` (the queue's prefix
     /// written into `prefix` first); `None` when the batch is done.
+    #[cfg(test)]
     pub(crate) fn frame<'a, B: AsRef<[u8]>>(
         &'a self,
         bufs: &'a [B],
-        lens: &[usize],
+        lens: &'a [usize],
         prefix: &'a mut [u8; PREFIX_MAX],
         iov: &mut Vec<IoSlice<'a>>,
+    ) -> Result<Option<usize>, BatchError> {
+        let offset = match self.batch {
+            BatchId::Buffers { offset, .. } => offset,
+            _ => 0,
+        };
+        self.frame_of(Buffers { bufs, lens, offset }, prefix, iov)
+    }
+
+    /// [`Self::frame`] of any batch: the one prepared.
+    pub(crate) fn frame_of<'s, 'a: 's, T: TxBatch<'a>>(
+        &'s self,
+        batch: T,
+        prefix: &'s mut [u8; PREFIX_MAX],
+        iov: &mut Vec<IoSlice<'s>>,
     ) -> Result<Option<usize>, BatchError> {
         iov.clear();
         let Some(&head) = self.heads.get(self.next) else {
             return Ok(None);
         };
-        let offset = self.batch.1;
-        let packet = |j: usize| -> Result<&'a [u8], BatchError> {
-            let buf = bufs.get(j).map(|b| b.as_ref()).unwrap_or_default();
-            let len = lens.get(j).copied().unwrap_or(usize::MAX);
-            offset
-                .checked_add(len)
-                .and_then(|end| buf.get(offset..end))
-                .ok_or(BatchError::PacketOutsideBuffer {
-                    index: j,
-                    end: offset.saturating_add(len),
-                    buf_len: buf.len(),
-                })
+        let push = |iov: &mut Vec<IoSlice<'s>>, pieces: [&'s [u8]; 2]| {
+            iov.push(IoSlice::new(pieces[0]));
+            if !pieces[1].is_empty() {
+                iov.push(IoSlice::new(pieces[1]));
+            }
         };
         if !self.coalesced() {
-            let pkt = packet(head)?;
+            let pieces = batch.pieces(head)?;
             let mut p = 0;
             if self.framing.wire.pi {
-                let pi = packet_info(self.framing.wire.l2, pkt);
+                let pi = packet_info(self.framing.wire.l2, pieces[0]);
                 prefix[..PacketInfo::LEN].copy_from_slice(&pi.to_bytes());
                 p += PacketInfo::LEN;
             }
             if self.framing.wire.vnet {
-                p += self.put_own_hdr(bufs, head, &mut prefix[p..]);
+                p += self.put_own_hdr(batch, head, &mut prefix[p..]);
             }
             if p > 0 {
                 iov.push(IoSlice::new(&prefix[..p]));
             }
-            iov.push(IoSlice::new(pkt));
+            push(iov, pieces);
             return Ok(Some(head));
         }
         let not_prepared = BatchError::NotThePreparedBatch {
             prepared: self.heads.len(),
-            given: bufs.len(),
+            given: batch.count(),
         };
         if let Some(t) = self.tunnel_run(self.next) {
             return match self.fallback {
@@ -599,8 +741,8 @@ impl SendState {
                 }
                 Some(pos) if pos < t.count => {
                     let j = t.first + pos;
-                    iov.push(IoSlice::new(self.alone_hdr(bufs, j, prefix)));
-                    iov.push(IoSlice::new(packet(j)?));
+                    iov.push(IoSlice::new(self.alone_hdr(batch, j, prefix)));
+                    push(iov, batch.pieces(j)?);
                     Ok(Some(j))
                 }
                 Some(_) => Ok(None),
@@ -609,7 +751,9 @@ impl SendState {
         let run = self.planned_run(self.next).ok_or(not_prepared)?;
         match self.fallback {
             None => {
-                let mut slices = run.slices(bufs).map_err(BatchError::Coalescing)?;
+                let mut slices = run
+                    .slices(batch.sources())
+                    .map_err(BatchError::Coalescing)?;
                 if self.framing.wire.tunnel {
                     // The table's head starts with the 10-byte header: the
                     // 24-byte one has the same fields in front and zero
@@ -630,8 +774,8 @@ impl SendState {
                 let Some(j) = run.packets().nth(pos) else {
                     return Ok(None);
                 };
-                iov.push(IoSlice::new(self.alone_hdr(bufs, j, prefix)));
-                iov.push(IoSlice::new(packet(j)?));
+                iov.push(IoSlice::new(self.alone_hdr(batch, j, prefix)));
+                push(iov, batch.pieces(j)?);
                 Ok(Some(j))
             }
         }
@@ -640,22 +784,22 @@ impl SendState {
     /// Write the virtio header of packet `j`, written as it is, into the
     /// front of `out` ([`Self::own_hdr`], then zero tunnel fields for a
     /// 24-byte header); returns its length.
-    fn put_own_hdr<B: AsRef<[u8]>>(&self, bufs: &[B], j: usize, out: &mut [u8]) -> usize {
+    fn put_own_hdr<'a, T: TxBatch<'a>>(&self, batch: T, j: usize, out: &mut [u8]) -> usize {
         let len = self.framing.wire.vnet_len();
         out[..len].fill(0);
-        out[..VirtioNetHdr::LEN].copy_from_slice(&self.own_hdr(bufs, j).to_bytes());
+        out[..VirtioNetHdr::LEN].copy_from_slice(&self.own_hdr(batch, j).to_bytes());
         len
     }
 
     /// The virtio header of packet `j` written alone from a coalesced
     /// batch (no packet information there), written into `prefix`.
-    fn alone_hdr<'a, B: AsRef<[u8]>>(
+    fn alone_hdr<'p, 'a, T: TxBatch<'a>>(
         &self,
-        bufs: &[B],
+        batch: T,
         j: usize,
-        prefix: &'a mut [u8; PREFIX_MAX],
-    ) -> &'a [u8] {
-        let len = self.put_own_hdr(bufs, j, &mut prefix[..]);
+        prefix: &'p mut [u8; PREFIX_MAX],
+    ) -> &'p [u8] {
+        let len = self.put_own_hdr(batch, j, &mut prefix[..]);
         &prefix[..len]
     }
 
@@ -1148,15 +1292,30 @@ mod tests {
         let (bufs, lens) = flow(3, 100);
         let mut st = SendState::new();
         st.prepare(&bufs, &lens, 10, offload()).unwrap();
-        assert!(st.check_batch(3, 10).is_ok());
+        assert!(
+            st.check_batch(BatchId::Buffers {
+                count: 3,
+                offset: 10
+            })
+            .is_ok()
+        );
         assert_eq!(
-            st.check_batch(1, 10),
+            st.check_batch(BatchId::Buffers {
+                count: 1,
+                offset: 10
+            }),
             Err(BatchError::NotThePreparedBatch {
                 prepared: 3,
                 given: 1
             })
         );
-        assert!(st.check_batch(3, 4).is_err());
+        assert!(
+            st.check_batch(BatchId::Buffers {
+                count: 3,
+                offset: 4
+            })
+            .is_err()
+        );
         // A shorter lens array than planned: an error, not a panic.
         let mut prefix = [0u8; PREFIX_MAX];
         let mut iov = st.take_iov();

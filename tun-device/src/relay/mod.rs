@@ -7,9 +7,12 @@
 //! - [`RelayMode::Plain`]: devices without offload; batched reads (several
 //!   per wake-up), one write per packet.
 //! - [`RelayMode::Offload`]: what a VPN that must see every packet does:
-//!   super-packets from the kernel are split into MTU-sized packets
-//!   ([`Queue::recv_batch`]), and coalesced again before they are written
-//!   ([`Queue::send_batch`]). Checksums stay partial in between
+//!   super-packets from the kernel are split into MTU-sized packets, and
+//!   coalesced again before they are written. The relay receives them as
+//!   views ([`Queue::recv_views`]: each segment's headers apart, its
+//!   payload where the read left it) and writes each coalesced run with
+//!   its payload as one slice of the read ([`Queue::send_views`]), so that
+//!   only the kernel copies payload bytes. Checksums stay partial in between
 //!   ([`RecvState::set_partial_checksums`]): the kernel completes them on
 //!   the other side, so the relay sums no payload byte (an output device
 //!   with an XDP program that sends packets on would not: see there).
@@ -19,7 +22,9 @@
 //!   negotiated the same offloads.
 //!
 //! The relay is written on the crate's public API only: a user's own loop
-//! over [`Queue::recv_batch`] and [`Queue::send_batch`] can do all it does.
+//! over [`Queue::recv_views`] and [`Queue::send_views`] (or
+//! [`Queue::recv_batch`] and [`Queue::send_batch`], with a packet in a
+//! buffer of its own) can do all it does.
 //!
 //! Both devices may be TAPs: the relay then forwards Ethernet frames (ARP,
 //! neighbour discovery and any other EtherType included); in offload mode
@@ -49,6 +54,7 @@ use crate::interrupt::Interrupt;
 use crate::queue::Queue;
 use crate::rx::{Malformed, RecvState, SuperPacket};
 use crate::tx::SendState;
+use crate::views::ViewBatch;
 
 mod counters;
 mod policy;
@@ -144,7 +150,8 @@ pub fn pump(
         q.set_nonblocking(false);
     }
     let res = match mode {
-        RelayMode::Plain | RelayMode::Offload => pump_batches(from, to, stop, stats),
+        RelayMode::Plain => pump_batches(from, to, stop, stats),
+        RelayMode::Offload => pump_views(from, to, stop, stats),
         RelayMode::Passthrough => pump_super_packets(from, to, stop, stats),
     };
     match res {
@@ -207,6 +214,67 @@ fn pump_batches(from: &Queue, to: &Queue, stop: &Interrupt, stats: &RelayStats) 
     }
 }
 
+/// The offload relay: batches of views ([`Queue::recv_views`],
+/// [`Queue::send_views`]), so that a super-packet's payload is copied by
+/// the kernel only, into the read and out of it, and each coalesced write
+/// hands it over as one slice.
+fn pump_views(from: &Queue, to: &Queue, stop: &Interrupt, stats: &RelayStats) -> Result<()> {
+    let mut rx = RecvState::new();
+    let mut tx = SendState::new();
+    // Every packet comes from recv_views, which completed or computed its
+    // checksums (or left them partial, with its header saying so).
+    tx.set_checksums_verified(true);
+    let partial = partial_checksums(from.interface(), to.interface(), OFFSET);
+    rx.set_partial_checksums(partial);
+    tx.set_partial_checksums(partial);
+    let mut backoff = Backoff::new();
+    let mut batch = ViewBatch::new();
+    let (mut supers, mut tunnels) = (0, 0);
+    loop {
+        let n = match from.recv_views(&mut rx, &mut batch) {
+            Ok(n) => n,
+            Err(e) => {
+                if !recover(e, 0, &mut backoff, stop, stats)? {
+                    return Ok(());
+                }
+                continue;
+            }
+        };
+        let (s, t) = (rx.stats().super_packets, rx.stats().tunnel_super_packets);
+        stats.record(&RelayCounters {
+            packets_in: n as u64,
+            bytes_in: batch.bytes() as u64,
+            super_packets_in: s - supers,
+            tunnel_super_packets_in: t - tunnels,
+            ..RelayCounters::default()
+        });
+        (supers, tunnels) = (s, t);
+        if !forward_views(to, &mut tx, &batch, &mut backoff, stop, stats)? {
+            return Ok(());
+        }
+    }
+}
+
+/// [`forward`] for a batch of views: [`Queue::send_views`], then
+/// [`Queue::send_pending_views`] after each error [`recover`] goes on
+/// with; the batch's writes are counted once, and `tx` is cleared.
+pub fn forward_views(
+    to: &Queue,
+    tx: &mut SendState,
+    batch: &ViewBatch,
+    backoff: &mut Backoff,
+    stop: &Interrupt,
+    stats: &RelayStats,
+) -> Result<bool> {
+    forward_with(tx, backoff, stop, stats, |tx, first| {
+        if first {
+            to.send_views(tx, batch)
+        } else {
+            to.send_pending_views(tx, batch)
+        }
+    })
+}
+
 /// Write one received batch to `to` as the relay does: [`Queue::send_batch`],
 /// then after each error [`recover`] and, while it says to go on with the
 /// batch (one packet dropped, not an output that refuses writes),
@@ -225,7 +293,25 @@ pub fn forward<B: AsRef<[u8]>>(
     stop: &Interrupt,
     stats: &RelayStats,
 ) -> Result<bool> {
-    let mut res = to.send_batch(tx, bufs, lens, offset);
+    forward_with(tx, backoff, stop, stats, |tx, first| {
+        if first {
+            to.send_batch(tx, bufs, lens, offset)
+        } else {
+            to.send_pending(tx, bufs, lens, offset)
+        }
+    })
+}
+
+/// The loop of [`forward`] and [`forward_views`] over `send` (the batch's
+/// first send when told `true`, its pending rest after that).
+fn forward_with(
+    tx: &mut SendState,
+    backoff: &mut Backoff,
+    stop: &Interrupt,
+    stats: &RelayStats,
+    mut send: impl FnMut(&mut SendState, bool) -> Result<crate::tx::SendReport>,
+) -> Result<bool> {
+    let mut res = send(tx, true);
     let end = loop {
         let e = match res {
             Ok(_) => {
@@ -240,7 +326,7 @@ pub fn forward<B: AsRef<[u8]>>(
             Ok(true) if !refused && !tx.is_done() => {}
             other => break other,
         }
-        res = to.send_pending(tx, bufs, lens, offset);
+        res = send(tx, false);
     };
     stats.record(&RelayCounters {
         writes: tx.report().writes as u64,
