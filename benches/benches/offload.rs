@@ -349,5 +349,126 @@ fn bench_coalesce(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, bench_checksum, bench_split, bench_coalesce);
+/// What an offload relay does in user space with one super-packet, both
+/// ways this workspace offers: split into buffers (the payload copied) and
+/// planned from them, or split into views (headers apart, payload where it
+/// lies) and planned from those. Partial checksums, as the relay runs;
+/// both plans are checked to write the same bytes first.
+fn bench_views(c: &mut Criterion) {
+    use tun_offload::gro::{PacketView, Segment};
+    let mut g = c.benchmark_group("split-and-plan");
+    let cases = [
+        (
+            "tcp4-64k-mss1448",
+            Addrs::V4_DEFAULT,
+            true,
+            65535 - 52,
+            1448u16,
+        ),
+        (
+            "tcp6-64k-mss1428",
+            Addrs::V6_DEFAULT,
+            true,
+            65535 - 72,
+            1428,
+        ),
+        (
+            "udp4-uso-64k-1200",
+            Addrs::V4_DEFAULT,
+            false,
+            65535 - 28,
+            1200,
+        ),
+    ];
+    for (name, addrs, tcp, total, gso) in cases {
+        let (hdr, pkt) = super_packet(addrs, tcp, total, gso);
+        let sp = GsoPacket::parse(&hdr, &pkt).unwrap();
+        let n = sp.segment_count();
+        let hl = sp.header_len();
+        let ph = sp.partial_hdr().to_bytes();
+        let mut table = GroTable::new(!tcp);
+        table.set_partial_checksums(true);
+        let mut view_table = table.clone();
+
+        let mut bufs = vec![vec![0u8; 2048]; n];
+        let mut lens = vec![0usize; n];
+        let buffers = |bufs: &mut Vec<Vec<u8>>, lens: &mut Vec<usize>, t: &mut GroTable| {
+            sp.split_into_partial(&pkt, bufs, lens, HDR).unwrap();
+            for b in bufs.iter_mut() {
+                b[..HDR].copy_from_slice(&ph);
+            }
+            t.plan(bufs, lens, HDR).unwrap().len()
+        };
+        let mut heads = vec![0u8; n * hl];
+        let mut views = vec![PacketView::default(); n];
+        let viewed = |heads: &mut Vec<u8>, views: &mut Vec<PacketView>, t: &mut GroTable| {
+            sp.split_heads_partial(&pkt, heads).unwrap();
+            for (k, v) in views.iter_mut().enumerate() {
+                let r = sp.payload_range(k);
+                *v = PacketView {
+                    hdr: sp.partial_hdr(),
+                    head: Segment {
+                        buf: 0,
+                        start: k * hl,
+                        end: (k + 1) * hl,
+                    },
+                    tail: Segment {
+                        buf: 1,
+                        start: hl + r.start,
+                        end: hl + r.end,
+                    },
+                };
+            }
+            t.plan_views(&[&heads[..], &pkt[..]], views).unwrap().len()
+        };
+        assert_eq!(buffers(&mut bufs, &mut lens, &mut table), 1, "{name}");
+        assert_eq!(viewed(&mut heads, &mut views, &mut view_table), 1, "{name}");
+        let one: Vec<u8> = table
+            .planned()
+            .get(0)
+            .unwrap()
+            .slices(&bufs)
+            .unwrap()
+            .flatten()
+            .copied()
+            .collect();
+        let sources = [&heads[..], &pkt[..]];
+        let other: Vec<u8> = view_table
+            .planned()
+            .get(0)
+            .unwrap()
+            .slices(&sources)
+            .unwrap()
+            .flatten()
+            .copied()
+            .collect();
+        assert_eq!(one, other, "{name}: the same write");
+        eprintln!(
+            "allocations per op  {:<28} buffers {:>6.1} views {:>6.1}",
+            format!("split-and-plan {name}"),
+            allocs_per_op(|| {
+                buffers(&mut bufs, &mut lens, &mut table);
+            }),
+            allocs_per_op(|| {
+                viewed(&mut heads, &mut views, &mut view_table);
+            }),
+        );
+        g.throughput(Throughput::Bytes(pkt.len() as u64));
+        g.bench_function(BenchmarkId::new("buffers", name), |b| {
+            b.iter(|| black_box(buffers(&mut bufs, &mut lens, &mut table)))
+        });
+        g.bench_function(BenchmarkId::new("views", name), |b| {
+            b.iter(|| black_box(viewed(&mut heads, &mut views, &mut view_table)))
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(
+    benches,
+    bench_checksum,
+    bench_split,
+    bench_coalesce,
+    bench_views
+);
 criterion_main!(benches);

@@ -361,9 +361,9 @@ impl<'a> TxBatch<'a> for &'a ViewBatch {
     }
 
     fn own_hdr(self, j: usize) -> VirtioNetHdr {
-        self.views.get(j).map_or(VirtioNetHdr::ZERO, |v| {
-            tun_offload::packet_hdr(&v.hdr.to_bytes())
-        })
+        self.views
+            .get(j)
+            .map_or(VirtioNetHdr::ZERO, |v| v.hdr.packet_part())
     }
 
     fn plan(self, table: &mut GroTable) -> Result<(), GroError> {

@@ -65,10 +65,7 @@ pub fn check_partial(hdr: &VirtioNetHdr, packet: &[u8]) -> Result<(), PacketErro
 /// is not what a receiver that left checksums partial writes, so it
 /// vouches for nothing).
 pub fn packet_hdr(bytes: &[u8]) -> VirtioNetHdr {
-    match VirtioNetHdr::decode(bytes) {
-        Ok(h) if h.gso_type() == GsoType::NONE => h.checksum_part(),
-        _ => VirtioNetHdr::ZERO,
-    }
+    VirtioNetHdr::decode(bytes).map_or(VirtioNetHdr::ZERO, |h| h.packet_part())
 }
 
 /// Whether `hdr` leaves `packet`'s own transport checksum partial: NEEDS_CSUM

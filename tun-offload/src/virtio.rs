@@ -328,6 +328,19 @@ impl VirtioNetHdr {
         )
     }
 
+    /// What this header vouches for in front of one packet: its
+    /// [`Self::checksum_part`], or the all-zero header when it asks for
+    /// segmentation (a GSO header in front of one packet is not what a
+    /// receiver that left checksums partial writes). The header
+    /// [`packet_hdr`](crate::packet_hdr) reads from bytes.
+    pub const fn packet_part(&self) -> Self {
+        if self.gso_type().0 == GsoType::NONE.0 {
+            self.checksum_part()
+        } else {
+            Self::ZERO
+        }
+    }
+
     /// Set `flags`.
     pub fn set_flags(&mut self, v: HdrFlags) {
         self.flags = v;

@@ -199,12 +199,14 @@ impl PlanStore {
     }
 
     /// Packet `i` belongs to the run being recorded (in sequence order).
+    #[inline]
     pub(super) fn push_packet(&mut self, i: usize) {
         self.packets.push(i as u32);
     }
 
     /// The next bytes of the run being recorded: one slice more, or, where
     /// they continue the last one in the same buffer, that slice longer.
+    #[inline]
     pub(super) fn push_segment(&mut self, seg: Segment) {
         if self.segments.len() > self.open.1 {
             if let Some(last) = self.segments.last_mut() {

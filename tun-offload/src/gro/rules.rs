@@ -53,8 +53,10 @@ const TCP_FLAGS_OK: u8 = tcp_flags::PSH | tcp_flags::ECE;
 
 /// [`classify`] of a packet of `len` bytes whose first bytes are `head`
 /// (all of it, or at least its IP and transport headers: a packet held in
-/// two pieces, whose payload the rules never read).
-#[inline]
+/// two pieces, whose payload the rules never read). Always inlined: its
+/// result read back from the stack after a call stalls on store forwarding
+/// (measured in the plan of views).
+#[inline(always)]
 pub(super) fn classify_with(
     head: &[u8],
     len: usize,

@@ -12,7 +12,7 @@ use core::ops::Range;
 use crate::checksum::Checksum;
 use crate::virtio::VirtioNetHdr;
 
-use super::plan::{PacketView, Segment};
+use super::plan::{PacketView, PlanStore, Segment};
 
 /// The batch as the batch loop sees it: packets by index, each read from
 /// its start (a frame's start for frames), positions counted from there.
@@ -58,9 +58,10 @@ pub(super) trait Store {
     /// payload, which is `run_payload` of packet `run` (`run < i`).
     fn prepend(&mut self, run: usize, run_payload: Range<usize>, i: usize, from: usize);
 
-    /// Where packet `i`'s bytes from `from` to its end lie: at most two
-    /// segments (a head's rest and a tail), empty ones left out.
-    fn segments(&self, i: usize, from: usize) -> [Option<Segment>; 2];
+    /// Record where packet `i`'s bytes from `from` to its end lie in the
+    /// run `plan` is recording: at most two segments (a head's rest and a
+    /// tail), empty ones left out.
+    fn push_segments(&self, i: usize, from: usize, plan: &mut PlanStore);
 }
 
 /// The header in front of `buf[offset..]`, as partial checksums read it.
@@ -156,9 +157,8 @@ impl<B: AsMut<[u8]>> Store for InPlace<'_, B> {
         data[start..start + k].copy_from_slice(src);
     }
 
-    fn segments(&self, _: usize, _: usize) -> [Option<Segment>; 2] {
+    fn push_segments(&self, _: usize, _: usize, _: &mut PlanStore) {
         // An in-place batch is written from its buffers, not planned.
-        [None, None]
     }
 }
 
@@ -234,16 +234,13 @@ impl<B: AsRef<[u8]>> Store for Gathered<'_, B> {
     fn prepend(&mut self, _: usize, _: Range<usize>, _: usize, _: usize) {}
 
     #[inline]
-    fn segments(&self, i: usize, from: usize) -> [Option<Segment>; 2] {
+    fn push_segments(&self, i: usize, from: usize, plan: &mut PlanStore) {
         let o = self.offset;
-        [
-            Some(Segment {
-                buf: i,
-                start: o + from,
-                end: o + self.lens[i],
-            }),
-            None,
-        ]
+        plan.push_segment(Segment {
+            buf: i,
+            start: o + from,
+            end: o + self.lens[i],
+        });
     }
 }
 
@@ -255,7 +252,7 @@ pub(super) struct Views<'a, B> {
 }
 
 impl<B: AsRef<[u8]>> Views<'_, B> {
-    #[inline]
+    #[inline(always)]
     fn bytes(&self, s: Segment) -> &[u8] {
         &self.sources[s.buf].as_ref()[s.start..s.end]
     }
@@ -294,7 +291,7 @@ impl<B: AsRef<[u8]>> Store for Views<'_, B> {
 
     #[inline]
     fn own_hdr(&mut self, i: usize) -> VirtioNetHdr {
-        crate::partial::packet_hdr(&self.views[i].hdr.to_bytes())
+        self.views[i].hdr.packet_part()
     }
 
     #[inline]
@@ -319,20 +316,23 @@ impl<B: AsRef<[u8]>> Store for Views<'_, B> {
     fn prepend(&mut self, _: usize, _: Range<usize>, _: usize, _: usize) {}
 
     #[inline]
-    fn segments(&self, i: usize, from: usize) -> [Option<Segment>; 2] {
+    fn push_segments(&self, i: usize, from: usize, plan: &mut PlanStore) {
         let PacketView { head, tail, .. } = self.views[i];
         let rest = head.start.saturating_add(from);
-        let first = (rest < head.end).then_some(Segment {
-            buf: head.buf,
-            start: rest,
-            end: head.end,
-        });
+        if rest < head.end {
+            plan.push_segment(Segment {
+                buf: head.buf,
+                start: rest,
+                end: head.end,
+            });
+        }
         let tail_from = tail.start + from.saturating_sub(head.len());
-        let second = (tail_from < tail.end).then_some(Segment {
-            buf: tail.buf,
-            start: tail_from,
-            end: tail.end,
-        });
-        [first, second]
+        if tail_from < tail.end {
+            plan.push_segment(Segment {
+                buf: tail.buf,
+                start: tail_from,
+                end: tail.end,
+            });
+        }
     }
 }

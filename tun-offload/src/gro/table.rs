@@ -669,9 +669,7 @@ impl GroTable {
                         VirtioNetHdr::ZERO
                     };
                     self.plan.begin_alone(i, own);
-                    for seg in store.segments(i, 0).into_iter().flatten() {
-                        self.plan.push_segment(seg);
-                    }
+                    store.push_segments(i, 0, &mut self.plan);
                     self.plan.end_run(i, own, store.len(i));
                 }
                 Some(item) => {
@@ -688,9 +686,7 @@ impl GroTable {
                             break;
                         }
                         self.plan.push_packet(j as usize);
-                        for seg in store.segments(j as usize, l2 + hl).into_iter().flatten() {
-                            self.plan.push_segment(seg);
-                        }
+                        store.push_segments(j as usize, l2 + hl, &mut self.plan);
                         j = self.next[j as usize];
                     }
                     self.plan.end_run(i, v, l2 + len);
@@ -850,7 +846,7 @@ impl GroTable {
 
     /// The slot of `key`'s flow: where its newest run is, or the empty slot
     /// where it will be.
-    #[inline]
+    #[inline(always)]
     fn slot_of(&self, key: &FlowKey) -> usize {
         let mask = self.slots.len() - 1;
         // The slot count is a power of two: take the hash's top bits.
