@@ -59,7 +59,7 @@ fn tcp_case(v6: bool, total: usize, mode: Mode) {
     );
     assert!(ab.merged.load(Ordering::Relaxed) > 0, "nothing coalesced");
     assert!(writes * 2 < packets, "{writes} writes for {packets} frames");
-    if mode == Mode::Partial {
+    if mode.partial() {
         let partial = ab.partial.load(Ordering::Relaxed);
         assert!(
             partial * 2 > packets,
@@ -81,6 +81,11 @@ fn tap_tcp_v6_offload_64_mib() {
 #[test]
 fn tap_tcp_v6_offload_partial_checksums_64_mib() {
     tcp_case(true, 64 * MIB, Mode::Partial);
+}
+
+#[test]
+fn tap_tcp_v4_offload_views_64_mib() {
+    tcp_case(false, 64 * MIB, Mode::Views);
 }
 
 fn udp_case(v6: bool) {

@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use tun_device::{Device, NetNs, Queue, RecvState, SendState};
+use tun_device::{Device, NetNs, Queue, RecvState, SendState, ViewBatch};
 use tun_offload::{HdrFlags, VirtioNetHdr};
 pub use tun_testbed::packet::verify_packet;
 pub use tun_testbed::{A4, A6, B4, B6, Side, Testbed, private_ns, testbed};
@@ -151,6 +151,19 @@ pub enum Mode {
     Single,
     /// `recv_vectored` and `send_vectored` over two slices.
     Vectored,
+    /// `recv_views` and `send_views`: each packet checked from its two
+    /// pieces, put together.
+    Views,
+    /// [`Mode::Views`] with partial checksums, each packet checked after a
+    /// copy of it is completed under its view's header.
+    ViewsPartial,
+}
+
+impl Mode {
+    /// Whether checksums are left partial between receive and send.
+    pub fn partial(self) -> bool {
+        matches!(self, Mode::Partial | Mode::ViewsPartial)
+    }
 }
 
 /// Check a frame from a TAP: IP frames fit the MTU plus their Ethernet
@@ -255,8 +268,24 @@ pub fn pump(from: &Queue, to: &Queue, stop: &AtomicBool, counts: &Counts, mtu: u
     // reads super-packets into place, so real traffic checks that path.
     rx.set_read_into_place(true);
     let mut tx = SendState::new();
-    rx.set_partial_checksums(mode == Mode::Partial);
-    tx.set_partial_checksums(mode == Mode::Partial);
+    rx.set_partial_checksums(mode.partial());
+    tx.set_partial_checksums(mode.partial());
+    let mut views = ViewBatch::new();
+    // A partial packet, checked after a copy is completed as the kernel
+    // would complete it.
+    let check_partial = |hdr: &VirtioNetHdr, pkt: &[u8], counts: &Counts| {
+        if hdr.flags().contains(HdrFlags::NEEDS_CSUM) {
+            counts.partial.fetch_add(1, Ordering::Relaxed);
+        }
+        let mut done = pkt.to_vec();
+        match tun_offload::complete_checksum(hdr, &mut done) {
+            Ok(()) => check(&done, mtu, counts),
+            Err(e) => {
+                eprintln!("packet of {} bytes behind {hdr:?}: {e}", pkt.len());
+                counts.bad.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    };
     // Room for a run coalesced up to 64 KiB of IP behind a tagged Ethernet header.
     let mut bufs = vec![vec![0u8; OFF + 18 + 65535]; 64];
     let mut lens = vec![0usize; 64];
@@ -268,6 +297,7 @@ pub fn pump(from: &Queue, to: &Queue, stop: &AtomicBool, counts: &Counts, mtu: u
         }
         let res = match mode {
             Mode::Batch | Mode::Partial => from.recv_batch(&mut rx, &mut bufs, &mut lens, OFF),
+            Mode::Views | Mode::ViewsPartial => from.recv_views(&mut rx, &mut views),
             Mode::Single => from.recv(&mut bufs[0]).map(|n| {
                 lens[0] = n;
                 1
@@ -301,17 +331,7 @@ pub fn pump(from: &Queue, to: &Queue, stop: &AtomicBool, counts: &Counts, mtu: u
                         continue;
                     }
                     let hdr = VirtioNetHdr::decode(&bufs[i][..OFF]).expect("header in front");
-                    if hdr.flags().contains(HdrFlags::NEEDS_CSUM) {
-                        counts.partial.fetch_add(1, Ordering::Relaxed);
-                    }
-                    let mut done = pkt.to_vec();
-                    match tun_offload::complete_checksum(&hdr, &mut done) {
-                        Ok(()) => check(&done, mtu, counts),
-                        Err(e) => {
-                            eprintln!("packet of {} bytes behind {hdr:?}: {e}", pkt.len());
-                            counts.bad.fetch_add(1, Ordering::Relaxed);
-                        }
-                    }
+                    check_partial(&hdr, pkt, counts);
                 }
                 to.send_batch(&mut tx, &bufs[..n], &lens[..n], OFF)
                     .map(|r| {
@@ -320,6 +340,27 @@ pub fn pump(from: &Queue, to: &Queue, stop: &AtomicBool, counts: &Counts, mtu: u
                             .merged
                             .fetch_add(tx.gro_stats().segments_merged as u64, Ordering::Relaxed);
                     })
+            }
+            Mode::Views | Mode::ViewsPartial => {
+                for i in 0..n {
+                    let (head, tail, hdr) = views.packet(i).expect("a view per packet");
+                    let pkt = [head, tail].concat();
+                    if mode == Mode::Views {
+                        if hdr != VirtioNetHdr::ZERO {
+                            eprintln!("view {i} carries {hdr:?} with complete checksums");
+                            counts.bad.fetch_add(1, Ordering::Relaxed);
+                        }
+                        check(&pkt, mtu, counts);
+                    } else {
+                        check_partial(&hdr, &pkt, counts);
+                    }
+                }
+                to.send_views(&mut tx, &views).map(|r| {
+                    counts.writes.fetch_add(r.writes as u64, Ordering::Relaxed);
+                    counts
+                        .merged
+                        .fetch_add(tx.gro_stats().segments_merged as u64, Ordering::Relaxed);
+                })
             }
             Mode::Single => {
                 check(&bufs[0][..lens[0]], mtu, counts);
