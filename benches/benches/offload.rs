@@ -91,32 +91,35 @@ fn tun_rs_hdr(h: &VirtioNetHdr) -> tun_rs::VirtioNetHdr {
     }
 }
 
+/// The super-packets the split benchmarks take: name, addresses, TCP (or
+/// UDP), payload bytes, segment size.
+const SUPER_PACKETS: [(&str, Addrs, bool, usize, u16); 3] = [
+    (
+        "tcp4-64k-mss1448",
+        Addrs::V4_DEFAULT,
+        true,
+        65535 - 52,
+        1448,
+    ),
+    (
+        "tcp6-64k-mss1428",
+        Addrs::V6_DEFAULT,
+        true,
+        65535 - 72,
+        1428,
+    ),
+    (
+        "udp4-uso-64k-1200",
+        Addrs::V4_DEFAULT,
+        false,
+        65535 - 28,
+        1200,
+    ),
+];
+
 fn bench_split(c: &mut Criterion) {
     let mut g = c.benchmark_group("split");
-    let cases = [
-        (
-            "tcp4-64k-mss1448",
-            Addrs::V4_DEFAULT,
-            true,
-            65535 - 52,
-            1448u16,
-        ),
-        (
-            "tcp6-64k-mss1428",
-            Addrs::V6_DEFAULT,
-            true,
-            65535 - 72,
-            1428,
-        ),
-        (
-            "udp4-uso-64k-1200",
-            Addrs::V4_DEFAULT,
-            false,
-            65535 - 28,
-            1200,
-        ),
-    ];
-    for (name, addrs, tcp, total, gso) in cases {
+    for (name, addrs, tcp, total, gso) in SUPER_PACKETS {
         let (hdr, pkt) = super_packet(addrs, tcp, total, gso);
         let is_v6 = matches!(addrs, Addrs::V6(..));
         let n = 64;
@@ -357,30 +360,7 @@ fn bench_coalesce(c: &mut Criterion) {
 fn bench_views(c: &mut Criterion) {
     use tun_offload::gro::{PacketView, Segment};
     let mut g = c.benchmark_group("split-and-plan");
-    let cases = [
-        (
-            "tcp4-64k-mss1448",
-            Addrs::V4_DEFAULT,
-            true,
-            65535 - 52,
-            1448u16,
-        ),
-        (
-            "tcp6-64k-mss1428",
-            Addrs::V6_DEFAULT,
-            true,
-            65535 - 72,
-            1428,
-        ),
-        (
-            "udp4-uso-64k-1200",
-            Addrs::V4_DEFAULT,
-            false,
-            65535 - 28,
-            1200,
-        ),
-    ];
-    for (name, addrs, tcp, total, gso) in cases {
+    for (name, addrs, tcp, total, gso) in SUPER_PACKETS {
         let (hdr, pkt) = super_packet(addrs, tcp, total, gso);
         let sp = GsoPacket::parse(&hdr, &pkt).unwrap();
         let n = sp.segment_count();

@@ -894,7 +894,7 @@ impl SendState {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use tun_offload::framing::PLAIN_HDR;
 
@@ -935,7 +935,7 @@ mod tests {
         (b, len)
     }
 
-    fn offload() -> TxFraming {
+    pub(crate) fn offload() -> TxFraming {
         TxFraming {
             wire: Framing {
                 vnet: true,
@@ -947,25 +947,24 @@ mod tests {
         }
     }
 
-    /// Drive `st` over the batch with a writer that answers from `script`
-    /// (then Ok); returns every frame written (concatenated) and the
-    /// results of `complete`.
+    /// Drive `st` over the prepared `batch` with a writer that answers
+    /// from `script` (then Ok); returns the slices of every frame written
+    /// and the results of `complete`.
     #[allow(clippy::type_complexity)]
-    fn drive(
+    pub(crate) fn drive_batch<'a, T: TxBatch<'a>>(
         st: &mut SendState,
-        bufs: &[Vec<u8>],
-        lens: &[usize],
+        batch: T,
         script: &mut Vec<Result<(), Errno>>,
-    ) -> (Vec<Vec<u8>>, Vec<Result<Written, Failed>>) {
+    ) -> (Vec<Vec<Vec<u8>>>, Vec<Result<Written, Failed>>) {
         let (mut frames, mut results) = (Vec::new(), Vec::new());
         for _ in 0..10_000 {
             let mut prefix = [0u8; PREFIX_MAX];
             let mut iov = st.take_iov();
-            let Some(_) = st.frame(bufs, lens, &mut prefix, &mut iov).unwrap() else {
+            let Some(_) = st.frame_of(batch, &mut prefix, &mut iov).unwrap() else {
                 st.put_iov(recycle(iov));
                 return (frames, results);
             };
-            let bytes: Vec<u8> = iov.iter().flat_map(|s| s.iter().copied()).collect();
+            let slices: Vec<Vec<u8>> = iov.iter().map(|s| s.to_vec()).collect();
             st.put_iov(recycle(iov));
             let r = if script.is_empty() {
                 Ok(())
@@ -973,7 +972,7 @@ mod tests {
                 script.remove(0)
             };
             if r.is_ok() {
-                frames.push(bytes);
+                frames.push(slices);
             }
             let c = st.complete(r);
             let stuck = matches!(c, Err(Failed::Io { .. }));
@@ -983,6 +982,22 @@ mod tests {
             }
         }
         panic!("the engine never finished");
+    }
+
+    /// [`drive_batch`] over buffers, each frame's slices put together.
+    #[allow(clippy::type_complexity)]
+    fn drive(
+        st: &mut SendState,
+        bufs: &[Vec<u8>],
+        lens: &[usize],
+        script: &mut Vec<Result<(), Errno>>,
+    ) -> (Vec<Vec<u8>>, Vec<Result<Written, Failed>>) {
+        let offset = match st.batch {
+            BatchId::Buffers { offset, .. } => offset,
+            _ => 0,
+        };
+        let (frames, results) = drive_batch(st, Buffers { bufs, lens, offset }, script);
+        (frames.into_iter().map(|f| f.concat()).collect(), results)
     }
 
     fn flow(n: usize, seg: usize) -> (Vec<Vec<u8>>, Vec<usize>) {

@@ -379,7 +379,8 @@ impl<'a> TxBatch<'a> for &'a ViewBatch {
 mod tests {
     use super::*;
     use crate::test_packets::{plain_udp, reference, super_tcp, vxlan_super};
-    use crate::tx::{Failed, PREFIX_MAX, SendState, TxFraming, Written, recycle};
+    use crate::tx::tests::{drive_batch, offload};
+    use crate::tx::{Failed, SendState, TxFraming, Written};
     use rustix::io::Errno;
     use tun_offload::HdrFlags;
 
@@ -546,46 +547,6 @@ mod tests {
         }
     }
 
-    fn offload() -> TxFraming {
-        TxFraming {
-            wire: vnet(),
-            tcp: true,
-            udp: true,
-            ..TxFraming::default()
-        }
-    }
-
-    /// Write the prepared batch with a writer that answers from `script`
-    /// (then Ok): each frame's slices, and the results.
-    #[allow(clippy::type_complexity)]
-    fn drive(
-        st: &mut SendState,
-        b: &ViewBatch,
-        mut script: Vec<Result<(), Errno>>,
-    ) -> (Vec<Vec<Vec<u8>>>, Vec<Result<Written, Failed>>) {
-        let (mut frames, mut results) = (Vec::new(), Vec::new());
-        loop {
-            let mut prefix = [0u8; PREFIX_MAX];
-            let mut iov = st.take_iov();
-            let Some(_) = st.frame_of(b, &mut prefix, &mut iov).unwrap() else {
-                st.put_iov(recycle(iov));
-                return (frames, results);
-            };
-            let slices: Vec<Vec<u8>> = iov.iter().map(|s| s.to_vec()).collect();
-            st.put_iov(recycle(iov));
-            let r = if script.is_empty() {
-                Ok(())
-            } else {
-                script.remove(0)
-            };
-            if r.is_ok() {
-                frames.push(slices);
-            }
-            results.push(st.complete(r));
-            assert!(results.len() < 1000, "the engine never finished");
-        }
-    }
-
     #[test]
     fn a_split_super_packet_is_written_again_with_its_payload_as_one_slice() {
         for partial in [false, true] {
@@ -596,7 +557,7 @@ mod tests {
             st.set_checksums_verified(!partial);
             st.set_partial_checksums(partial);
             st.prepare_views(&b, offload()).unwrap();
-            let (frames, results) = drive(&mut st, &b, vec![]);
+            let (frames, results) = drive_batch(&mut st, &b, &mut vec![]);
             assert_eq!(results, [Ok(Written::Frame)]);
             // The header with the headers, then the read's payload.
             let slices = &frames[0];
@@ -623,7 +584,7 @@ mod tests {
         let mut st = SendState::new();
         st.set_checksums_verified(true);
         st.prepare_views(&b, offload()).unwrap();
-        let (frames, results) = drive(&mut st, &b, vec![Err(Errno::INVAL)]);
+        let (frames, results) = drive_batch(&mut st, &b, &mut vec![Err(Errno::INVAL)]);
         assert_eq!(results[0], Ok(Written::Refallback));
         assert_eq!(frames.len(), want.len());
         for (f, w) in frames.iter().zip(&want) {
@@ -649,7 +610,7 @@ mod tests {
             ..offload()
         };
         st.prepare_views(&b, f).unwrap();
-        let (frames, results) = drive(&mut st, &b, vec![Ok(()), Err(Errno::AGAIN)]);
+        let (frames, results) = drive_batch(&mut st, &b, &mut vec![Ok(()), Err(Errno::AGAIN)]);
         assert_eq!(frames.len(), 3);
         assert!(matches!(results[1], Err(Failed::Io { index: 1, .. })));
         assert_eq!(st.report().packets, 3);

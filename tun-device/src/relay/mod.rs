@@ -160,15 +160,44 @@ pub fn pump(
     }
 }
 
-fn pump_batches(from: &Queue, to: &Queue, stop: &Interrupt, stats: &RelayStats) -> Result<()> {
+/// The receive and send states of a pump from `from` to `to`.
+fn pump_states(from: &Queue, to: &Queue) -> (RecvState, SendState) {
     let mut rx = RecvState::new();
     let mut tx = SendState::new();
-    // Every packet comes from recv_batch, which completed or computed its
-    // checksums: coalescing need not read the payloads again.
+    // Every packet comes from the receive, which completed or computed its
+    // checksums (or left them partial, its header saying so): coalescing
+    // need not read the payloads again.
     tx.set_checksums_verified(true);
     let partial = partial_checksums(from.interface(), to.interface(), OFFSET);
     rx.set_partial_checksums(partial);
     tx.set_partial_checksums(partial);
+    (rx, tx)
+}
+
+/// The super-packets a pump's receive state had counted at its last batch.
+#[derive(Default)]
+struct Received {
+    supers: u64,
+    tunnels: u64,
+}
+
+impl Received {
+    /// Count a batch of `packets` packets and `bytes` bytes read with `rx`.
+    fn record(&mut self, rx: &RecvState, packets: usize, bytes: usize, stats: &RelayStats) {
+        let (s, t) = (rx.stats().super_packets, rx.stats().tunnel_super_packets);
+        stats.record(&RelayCounters {
+            packets_in: packets as u64,
+            bytes_in: bytes as u64,
+            super_packets_in: s - self.supers,
+            tunnel_super_packets_in: t - self.tunnels,
+            ..RelayCounters::default()
+        });
+        (self.supers, self.tunnels) = (s, t);
+    }
+}
+
+fn pump_batches(from: &Queue, to: &Queue, stop: &Interrupt, stats: &RelayStats) -> Result<()> {
+    let (mut rx, mut tx) = pump_states(from, to);
     let mut backoff = Backoff::new();
     // One zeroed region, split: the allocator maps it lazily, so only the
     // pages packets touch become resident (a `vec![buf; n]` would copy
@@ -178,7 +207,7 @@ fn pump_batches(from: &Queue, to: &Queue, stop: &Interrupt, stats: &RelayStats) 
     let mut region = vec![0u8; cap * BATCH];
     let mut bufs: Vec<&mut [u8]> = region.chunks_mut(cap).collect();
     let mut lens = vec![0usize; BATCH];
-    let (mut supers, mut tunnels) = (0, 0);
+    let mut received = Received::default();
     loop {
         let n = match from.recv_batch(&mut rx, &mut bufs, &mut lens, OFFSET) {
             Ok(n) => n,
@@ -189,15 +218,7 @@ fn pump_batches(from: &Queue, to: &Queue, stop: &Interrupt, stats: &RelayStats) 
                 continue;
             }
         };
-        let (s, t) = (rx.stats().super_packets, rx.stats().tunnel_super_packets);
-        stats.record(&RelayCounters {
-            packets_in: n as u64,
-            bytes_in: lens[..n].iter().sum::<usize>() as u64,
-            super_packets_in: s - supers,
-            tunnel_super_packets_in: t - tunnels,
-            ..RelayCounters::default()
-        });
-        (supers, tunnels) = (s, t);
+        received.record(&rx, n, lens[..n].iter().sum(), stats);
         let end = forward(
             to,
             &mut tx,
@@ -219,17 +240,10 @@ fn pump_batches(from: &Queue, to: &Queue, stop: &Interrupt, stats: &RelayStats) 
 /// the kernel only, into the read and out of it, and each coalesced write
 /// hands it over as one slice.
 fn pump_views(from: &Queue, to: &Queue, stop: &Interrupt, stats: &RelayStats) -> Result<()> {
-    let mut rx = RecvState::new();
-    let mut tx = SendState::new();
-    // Every packet comes from recv_views, which completed or computed its
-    // checksums (or left them partial, with its header saying so).
-    tx.set_checksums_verified(true);
-    let partial = partial_checksums(from.interface(), to.interface(), OFFSET);
-    rx.set_partial_checksums(partial);
-    tx.set_partial_checksums(partial);
+    let (mut rx, mut tx) = pump_states(from, to);
     let mut backoff = Backoff::new();
     let mut batch = ViewBatch::new();
-    let (mut supers, mut tunnels) = (0, 0);
+    let mut received = Received::default();
     loop {
         let n = match from.recv_views(&mut rx, &mut batch) {
             Ok(n) => n,
@@ -240,15 +254,7 @@ fn pump_views(from: &Queue, to: &Queue, stop: &Interrupt, stats: &RelayStats) ->
                 continue;
             }
         };
-        let (s, t) = (rx.stats().super_packets, rx.stats().tunnel_super_packets);
-        stats.record(&RelayCounters {
-            packets_in: n as u64,
-            bytes_in: batch.bytes() as u64,
-            super_packets_in: s - supers,
-            tunnel_super_packets_in: t - tunnels,
-            ..RelayCounters::default()
-        });
-        (supers, tunnels) = (s, t);
+        received.record(&rx, n, batch.bytes(), stats);
         if !forward_views(to, &mut tx, &batch, &mut backoff, stop, stats)? {
             return Ok(());
         }
