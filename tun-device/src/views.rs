@@ -280,7 +280,7 @@ impl ViewBatch {
                     }
                 }));
                 self.used[HEADS] = end;
-                self.bytes += n * hl + (len_of(&read) - hl);
+                self.bytes += n * hl + (read.len() - hl);
                 Ok(Taken::Split {
                     segments: n,
                     tunnel: false,
@@ -324,10 +324,6 @@ impl ViewBatch {
             }
         }
     }
-}
-
-fn len_of(r: &core::ops::Range<usize>) -> usize {
-    r.end - r.start
 }
 
 /// The segments a split produced; one that does not match its header is

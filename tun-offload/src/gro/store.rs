@@ -49,14 +49,22 @@ pub(super) trait Store {
 
     /// Put packet `i`'s bytes from `from` to its end at `at` of packet `run`
     /// (`run < i`), behind the run's last payload byte; returns their sum.
-    fn append(&mut self, run: usize, at: usize, i: usize, from: usize) -> Checksum;
+    /// A store that leaves payloads where they lie only sums them.
+    #[inline]
+    fn append(&mut self, _run: usize, _at: usize, i: usize, from: usize) -> Checksum {
+        self.sum(i, from)
+    }
 
-    /// [`Self::append`] without the sum, for a payload already verified.
-    fn place(&mut self, run: usize, at: usize, i: usize, from: usize);
+    /// [`Self::append`] without the sum, for a payload already verified
+    /// (nothing to do where payloads stay where they lie).
+    #[inline]
+    fn place(&mut self, _run: usize, _at: usize, _i: usize, _from: usize) {}
 
     /// Put packet `i`'s bytes from `from` to its end in front of the run's
-    /// payload, which is `run_payload` of packet `run` (`run < i`).
-    fn prepend(&mut self, run: usize, run_payload: Range<usize>, i: usize, from: usize);
+    /// payload, which is `run_payload` of packet `run` (`run < i`)
+    /// (nothing to do where payloads stay where they lie).
+    #[inline]
+    fn prepend(&mut self, _run: usize, _run_payload: Range<usize>, _i: usize, _from: usize) {}
 
     /// Record where packet `i`'s bytes from `from` to its end lie in the
     /// run `plan` is recording: at most two segments (a head's rest and a
@@ -223,17 +231,6 @@ impl<B: AsRef<[u8]>> Store for Gathered<'_, B> {
     }
 
     #[inline]
-    fn append(&mut self, _run: usize, _at: usize, i: usize, from: usize) -> Checksum {
-        self.sum(i, from)
-    }
-
-    #[inline]
-    fn place(&mut self, _run: usize, _at: usize, _i: usize, _from: usize) {}
-
-    #[inline]
-    fn prepend(&mut self, _: usize, _: Range<usize>, _: usize, _: usize) {}
-
-    #[inline]
     fn push_segments(&self, i: usize, from: usize, plan: &mut PlanStore) {
         let o = self.offset;
         plan.push_segment(Segment {
@@ -303,17 +300,6 @@ impl<B: AsRef<[u8]>> Store for Views<'_, B> {
             None => Checksum::of(&tail[from - head.len()..]),
         }
     }
-
-    #[inline]
-    fn append(&mut self, _run: usize, _at: usize, i: usize, from: usize) -> Checksum {
-        self.sum(i, from)
-    }
-
-    #[inline]
-    fn place(&mut self, _run: usize, _at: usize, _i: usize, _from: usize) {}
-
-    #[inline]
-    fn prepend(&mut self, _: usize, _: Range<usize>, _: usize, _: usize) {}
 
     #[inline]
     fn push_segments(&self, i: usize, from: usize, plan: &mut PlanStore) {
